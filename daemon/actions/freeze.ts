@@ -1,0 +1,87 @@
+// Freeze first: cgroup v2 cgroup.freeze, else the v1 freezer, else repeated SIGSTOP.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readEvents } from '../cgroup.js';
+import { readStat } from '../sensors/proc/read.js';
+import { type Subject, subjectPids } from '../subject.js';
+import { type ActionResult, elapsed, waitUntil } from './result.js';
+
+const FREEZE_TIMEOUT_MS = 2000;
+
+function freezerState(path: string): string {
+  try {
+    return readFileSync(join(path, 'freezer.state'), 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+export async function freeze(s: Subject): Promise<ActionResult> {
+  const t0 = performance.now();
+  try {
+    if (s.kind === 'cgroup2') {
+      writeFileSync(join(s.path, 'cgroup.freeze'), '1');
+      const ok = await waitUntil(() => readEvents(s.path).frozen === 1, FREEZE_TIMEOUT_MS);
+      return { action: 'freeze', ok, latency_ms: elapsed(t0), method: 'cgroup.freeze', error: ok ? undefined : 'cgroup did not report frozen 1 in time' };
+    }
+    if (s.kind === 'freezer1') {
+      writeFileSync(join(s.path, 'freezer.state'), 'FROZEN');
+      const ok = await waitUntil(() => freezerState(s.path) === 'FROZEN', FREEZE_TIMEOUT_MS);
+      return { action: 'freeze', ok, latency_ms: elapsed(t0), method: 'freezer.state', error: ok ? undefined : 'v1 freezer did not reach FROZEN in time' };
+    }
+    const stopped = stopAll(() => subjectPids(s));
+    return { action: 'freeze', ok: stopped.ok, latency_ms: elapsed(t0), method: 'sigstop', detail: { pids: stopped.count }, error: stopped.ok ? undefined : 'new processes kept appearing' };
+  } catch (err) {
+    return { action: 'freeze', ok: false, latency_ms: elapsed(t0), error: (err as Error).message };
+  }
+}
+
+/** SIGSTOP every pid, again and again, until a pass finds no pid it has not stopped */
+export function stopAll(list: () => number[], maxRounds = 50): { ok: boolean; count: number } {
+  const stopped = new Set<number>();
+  const self = process.pid;
+  for (let round = 0; round < maxRounds; round++) {
+    let fresh = 0;
+    for (const pid of list()) {
+      if (pid === self || stopped.has(pid)) continue;
+      try {
+        process.kill(pid, 'SIGSTOP');
+      } catch {
+        // gone already
+      }
+      stopped.add(pid);
+      fresh++;
+    }
+    if (fresh === 0) {
+      const running = list().filter((pid) => pid !== self && readStat(pid)?.state !== 'T' && readStat(pid)?.state !== 't');
+      if (running.length === 0) return { ok: true, count: stopped.size };
+      for (const pid of running) stopped.delete(pid);
+    }
+  }
+  return { ok: false, count: stopped.size };
+}
+
+export async function thaw(s: Subject): Promise<ActionResult> {
+  const t0 = performance.now();
+  try {
+    if (s.kind === 'cgroup2') {
+      writeFileSync(join(s.path, 'cgroup.freeze'), '0');
+      const ok = await waitUntil(() => readEvents(s.path).frozen !== 1, FREEZE_TIMEOUT_MS);
+      return { action: 'thaw', ok, latency_ms: elapsed(t0), method: 'cgroup.freeze' };
+    }
+    if (s.kind === 'freezer1') {
+      writeFileSync(join(s.path, 'freezer.state'), 'THAWED');
+      return { action: 'thaw', ok: true, latency_ms: elapsed(t0), method: 'freezer.state' };
+    }
+    for (const pid of subjectPids(s)) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // gone
+      }
+    }
+    return { action: 'thaw', ok: true, latency_ms: elapsed(t0), method: 'sigcont' };
+  } catch (err) {
+    return { action: 'thaw', ok: false, latency_ms: elapsed(t0), error: (err as Error).message };
+  }
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+// commander wiring only; each command lives in commands/.
+import { Command, CommanderError, Option } from 'commander';
+import { auditCommand } from './commands/audit.js';
+import { demoCommand } from './commands/demo.js';
+import { doctorCommand } from './commands/doctor.js';
+import { EXIT, execCommand } from './commands/exec.js';
+import { rulesCheckCommand } from './commands/rules.js';
+import { runCommand } from './commands/run.js';
+import { UsageError } from './commands/setup.js';
+import type { ConfigFlags } from './config/load.js';
+import { VERSION } from './version.js';
+
+const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
+
+function monitorOptions(cmd: Command): Command {
+  return cmd
+    .option('--config <file>', 'YAML config; flags override it')
+    .option('--rules <path>', 'rule file or folder (repeatable; default: the shipped rules/)', collect)
+    .option('--weights <path>', 'protected weights, files or folders (repeatable)', collect)
+    .option('--allow-pid <pid>', 'process allowed to hold the weights (repeatable)', collect)
+    .option('--protect-pid <pid>', 'process the subject must not signal (repeatable)', collect)
+    .option('--watch <dir>', 'extra folder to watch for weight copies (repeatable)', collect)
+    .option('--log <file>', 'the audit log (NDJSON)')
+    .addOption(new Option('--mode <mode>', 'observe: alert only; enforce: freeze and kill').choices(['observe', 'enforce']))
+    .addOption(new Option('--sensor <sensor>', 'event source').choices(['auto', 'ebpf', 'poll']))
+    .option('--ws <host:port>', 'websocket listen address')
+    .option('--ws-token <token>', 'bearer token the websocket requires (also REDLINE_WS_TOKEN)')
+    .option('--nvidia-smi <path>', 'the nvidia-smi binary to query')
+    .option('--socket <path>', 'the control socket')
+    .option('--fail-closed', 'freeze the subject when the monitor can no longer see');
+}
+
+function exitWith(code: number): never {
+  process.exit(code);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = new Command('redline')
+    .description('A tripwire for AI self-replication experiments')
+    .version(VERSION)
+    .exitOverride()
+    .showHelpAfterError();
+  let result: number | Promise<number> = 0;
+
+  monitorOptions(program.command('exec').description('run CMD as the subject of one monitored trial'))
+    .addOption(new Option('--after-trip <what>', 'after a freeze: hold it, or kill the subject once evidence is logged').choices(['hold', 'kill']))
+    .option('--user <user>', 'run CMD as this user (the supported deployment: the subject is not root)')
+    .option('--trial <id>', 'trial id (default: generated)')
+    .argument('<command...>', 'the command to run, after --')
+    .action((command: string[], opts: ConfigFlags & { trial?: string }) => {
+      result = execCommand(command, opts).then((r) => {
+        process.stderr.write(`redline: trial ${r.trial} ${r.code === EXIT.tripped ? 'TRIPPED' : 'clean'}; log ${r.log}\n`);
+        return r.code;
+      });
+    });
+
+  monitorOptions(program.command('run').description('the long-running daemon'))
+    .option('--subject-cgroup <path>', 'the subject is this cgroup v2 group (absolute, or relative to the mount)')
+    .option('--subject-pid <pid>', 'the subject is this pid and all its descendants')
+    .option('--subject-uid <uid>', 'the subject is every process of this uid')
+    .action((opts: ConfigFlags) => {
+      result = runCommand(opts);
+    });
+
+  program
+    .command('rules')
+    .description('rule files')
+    .command('check')
+    .argument('<path...>', 'rule files or folders')
+    .description('load rules with the daemon’s loader; print every problem as file:line:col')
+    .action((paths: string[]) => {
+      result = rulesCheckCommand(paths);
+    });
+
+  program
+    .command('audit')
+    .description('verify the hash chain, rebuild trials, print timeline and verdicts')
+    .argument('<log...>', 'audit log files, oldest first')
+    .option('--json', 'machine-readable output')
+    .option('--html <file>', 'write an HTML report')
+    .action((logs: string[], opts: { json?: boolean; html?: string }) => {
+      result = auditCommand(logs, opts);
+    });
+
+  program
+    .command('doctor')
+    .description('which sensors and actions work on this host, and why not')
+    .action(() => {
+      result = doctorCommand();
+    });
+
+  program
+    .command('demo')
+    .description('run a scripted replication attempt under monitoring and show what was caught')
+    .action(() => {
+      result = demoCommand();
+    });
+
+  try {
+    await program.parseAsync(argv);
+    return await result;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT.usage;
+    if (err instanceof UsageError) {
+      process.stderr.write(`redline: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    process.stderr.write(`redline: ${(err as Error).stack ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+main(process.argv).then(exitWith, (err) => {
+  process.stderr.write(`redline: ${String(err)}\n`);
+  exitWith(1);
+});

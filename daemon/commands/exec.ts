@@ -1,0 +1,125 @@
+// `redline exec -- CMD`: one trial. CMD starts already inside a fresh cgroup, monitoring
+// runs until the whole group is empty, then the trial's end record is written.
+import { execFileSync, spawn } from 'node:child_process';
+import { watch } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createGroup, findCgroupV2Mount, isPopulated, removeGroup } from '../cgroup.js';
+import type { ConfigFlags } from '../config/load.js';
+import { Monitor } from '../monitor.js';
+import type { Subject } from '../subject.js';
+import { newTrialId, setup, UsageError } from './setup.js';
+
+export interface ExecResult {
+  code: number;
+  trial: string;
+  log: string;
+}
+
+export const EXIT = { ok: 0, tripped: 3, usage: 2 } as const;
+
+// joins the group first, then becomes CMD: there is no moment when CMD runs outside it
+const ENTER = 'echo $$ > "$0/cgroup.procs" || exit 125; exec "$@"';
+
+function waitEmpty(group: string, childExited: Promise<unknown>): Promise<void> {
+  return new Promise((done) => {
+    let watcher: ReturnType<typeof watch> | null = null;
+    let timer: NodeJS.Timeout | null = null;
+    const check = () => {
+      if (isPopulated(group)) return;
+      watcher?.close();
+      if (timer) clearInterval(timer);
+      done();
+    };
+    void childExited.then(() => {
+      try {
+        // cgroup.events changes when the group empties; polling covers missed notifications
+        watcher = watch(join(group, 'cgroup.events'), check);
+      } catch {
+        watcher = null;
+      }
+      timer = setInterval(check, 100);
+      check();
+    });
+  });
+}
+
+/** setpriv execs in place (no extra process), as the user with its own groups */
+function dropPrivileges(user: string): string[] {
+  let uid: string;
+  let gid: string;
+  try {
+    uid = execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim();
+    gid = execFileSync('id', ['-g', user], { encoding: 'utf8' }).trim();
+  } catch {
+    throw new UsageError(`--user ${user}: no such user`);
+  }
+  return ['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--'];
+}
+
+export async function execCommand(argv: string[], flags: ConfigFlags & { trial?: string; quiet?: boolean }): Promise<ExecResult> {
+  if (argv.length === 0) throw new UsageError('exec needs a command: redline exec [options] -- CMD [ARGS…]');
+  const { config, ruleset, ruleFiles } = setup('exec', flags);
+  const cmd = config.user ? [...dropPrivileges(config.user), ...argv] : argv;
+  const trial = flags.trial ?? newTrialId();
+  const logPath = resolve(config.log ?? `redline-${trial}.ndjson`);
+  const mount = findCgroupV2Mount();
+  if (!mount) throw new UsageError('exec needs cgroup v2 (no cgroup2 mount found)');
+  const group = join(mount, 'redline', trial);
+  createGroup(group);
+  const subject: Subject = { kind: 'cgroup2', path: group, mount };
+  let monitor: Monitor | null = null;
+  try {
+    monitor = await Monitor.start({ config, subject, logPath, ruleset, ruleFiles, trial });
+    const m = monitor;
+    const say = (s: string) => {
+      if (!flags.quiet) process.stderr.write(`redline: ${s}\n`);
+    };
+    m.pipeline.on('alert', (a: { severity: string; category: string; summary: string }) => say(`[${a.severity}] ${a.category}: ${a.summary}`));
+    m.pipeline.on('frozen', (r: { latency_ms: number }) => say(`subject frozen in ${r.latency_ms} ms`));
+
+    m.log.append({ kind: 'trial', phase: 'start', trial, command: argv, cgroup: group, mode: config.mode, after_trip: config.afterTrip });
+    const child = spawn('/bin/sh', ['-c', ENTER, group, ...cmd], { stdio: 'inherit', detached: true });
+    const childExited = new Promise<number | null>((res) => {
+      child.on('exit', (code) => res(code));
+      child.on('error', (err) => {
+        say(`cannot start ${argv[0]}: ${err.message}`);
+        res(null);
+      });
+    });
+
+    let stopping = false;
+    m.onSignals((sig) => {
+      if (stopping) return;
+      stopping = true;
+      say(`${sig} received: killing the subject and ending the trial`);
+      void m.pipeline.act('kill', `operator ${sig}`);
+    });
+    m.pipeline.on('frozen', () => {
+      if (stopping) return;
+      if (config.afterTrip === 'kill') void m.pipeline.act('kill', 'after-trip kill');
+      else say('holding the subject frozen (after-trip hold): send SIGINT/SIGTERM to redline to kill it and end the trial');
+    });
+
+    const exitCode = await childExited;
+    await waitEmpty(group, Promise.resolve());
+    const code = m.pipeline.tripped() ? EXIT.tripped : EXIT.ok;
+    m.log.append({
+      kind: 'trial',
+      phase: 'end',
+      trial,
+      exit_code: code,
+      subject_exit: exitCode,
+      tripped: m.pipeline.tripped(),
+      frozen: m.pipeline.frozen,
+      alerts: m.pipeline.counts.alerts,
+      by_severity: m.pipeline.counts.bySeverity,
+      suppressed_pending: m.pipeline.ruleset.pendingSuppressed() || undefined,
+    });
+    await m.stop('trial ended');
+    monitor = null;
+    return { code, trial, log: logPath };
+  } finally {
+    if (monitor) await monitor.stop('exec failed').catch(() => undefined);
+    removeGroup(group);
+  }
+}

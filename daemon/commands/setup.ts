@@ -1,0 +1,41 @@
+// What exec and run share before monitoring starts: config, rules, sensor availability.
+import type { ResolvedConfig } from '../config/schema.js';
+import { loadConfigFile, resolveConfig, type ConfigFlags } from '../config/load.js';
+import { loadRules } from '../engine/load.js';
+import type { Ruleset } from '../engine/ruleset.js';
+import { formatProblem, type LoadProblem } from '../events.js';
+import { ebpfUnavailableReason } from '../sensors/ebpf/host.js';
+
+export class UsageError extends Error {}
+
+function fmt(p: LoadProblem): string {
+  return p.line === 0 ? `${p.file}: ${p.message}` : formatProblem(p);
+}
+
+export function setup(command: 'exec' | 'run', flags: ConfigFlags): { config: ResolvedConfig; ruleset: Ruleset; ruleFiles: string[] } {
+  let raw;
+  if (flags.config) {
+    const file = loadConfigFile(flags.config);
+    if (file.problems.some((p) => p.severity === 'error')) throw new UsageError(file.problems.map(fmt).join('\n'));
+    raw = file.raw;
+  }
+  const res = resolveConfig(command, raw, flags);
+  if (!res.config) throw new UsageError(res.problems.map(fmt).join('\n'));
+  const config = res.config;
+  const rules = loadRules(config.rules);
+  for (const w of rules.warnings) process.stderr.write(`${formatProblem(w)}\n`);
+  if (!rules.ruleset) throw new UsageError(rules.errors.map(formatProblem).join('\n'));
+  if (config.sensor === 'poll') throw new UsageError('the poll sensor is not available yet: use --sensor ebpf (needs root and bpftrace)');
+  const why = ebpfUnavailableReason();
+  if (why) {
+    throw new UsageError(
+      `cannot monitor: ${why}.\nredline will not run a sensor that sees nothing; run \`redline doctor\` for what this host supports.`,
+    );
+  }
+  return { config, ruleset: rules.ruleset, ruleFiles: rules.files };
+}
+
+export function newTrialId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `t-${stamp}-${Math.random().toString(36).slice(2, 6)}`;
+}

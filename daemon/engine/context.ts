@@ -1,0 +1,147 @@
+// What a rule condition sees: `evt`, `proc` (who acted), `target` and `targets` (whom a
+// signal reaches), typed for CEL so unknown fields fail at load time, not per event.
+import { Environment } from '@marcbachmann/cel-js';
+import { signalName } from '../signals.js';
+import { ancestorsOf, type Enriched, type ProcInfo } from '../process-table.js';
+
+export const PROCESS_FIELDS = {
+  pid: 'int',
+  ppid: 'int',
+  pgid: 'int',
+  sid: 'int',
+  uid: 'int',
+  start: 'int',
+  key: 'string',
+  comm: 'string',
+  exe: 'string',
+  cmdline: 'string',
+  args: 'list<string>',
+  subject: 'bool',
+  allowed: 'bool',
+  protected: 'bool',
+  monitor: 'bool',
+  replica: 'bool',
+  alive: 'bool',
+  known: 'bool',
+  orphaned: 'bool',
+  parent: 'Process',
+  ancestors: 'list<Process>',
+} as const;
+
+export const EVENT_FIELDS = {
+  type: 'string',
+  time: 'double',
+  syscall: 'string',
+  sig: 'int',
+  sig_name: 'string',
+  target_pid: 'int',
+  broadcast: 'bool',
+  group: 'int',
+  child_pid: 'int',
+  filename: 'string',
+  old_ppid: 'int',
+  new_ppid: 'int',
+} as const;
+
+const NO_PROCESS: ProcInfo = {
+  key: '0:0', pid: 0, start: 0, ppid: 0, pgid: 0, sid: 0, uid: -1, comm: '', exe: '', args: [], parent: null,
+  subject: false, allowed: false, protected: false, monitor: false, replica: false, alive: false, known: false, children: new Set(),
+};
+
+/** a read-only CEL view of a table entry; fields are computed only when a condition asks */
+export class ProcessView {
+  constructor(readonly p: ProcInfo) {}
+  get pid() { return BigInt(this.p.pid); }
+  get ppid() { return BigInt(this.p.ppid); }
+  get pgid() { return BigInt(this.p.pgid); }
+  get sid() { return BigInt(this.p.sid); }
+  get uid() { return BigInt(this.p.uid); }
+  get start() { return BigInt(this.p.start); }
+  get key() { return this.p.key; }
+  get comm() { return this.p.comm; }
+  get exe() { return this.p.exe; }
+  get cmdline() { return this.p.args.join(' '); }
+  get args() { return this.p.args; }
+  get subject() { return this.p.subject; }
+  get allowed() { return this.p.allowed; }
+  get protected() { return this.p.protected; }
+  get monitor() { return this.p.monitor; }
+  get replica() { return this.p.replica; }
+  get alive() { return this.p.alive; }
+  get known() { return this.p.known; }
+  /** its fork-time parent is gone and someone else now reaps it */
+  get orphaned() { return this.p.parent !== null && this.p.ppid !== this.p.parent.pid; }
+  get parent() { return new ProcessView(this.p.parent ?? NO_PROCESS); }
+  get ancestors() { return ancestorsOf(this.p).map((a) => new ProcessView(a)); }
+}
+
+export class EventView {
+  constructor(readonly e: Enriched) {}
+  private get ev(): Record<string, unknown> { return this.e.event as unknown as Record<string, unknown>; }
+  private int(name: string): bigint { const v = this.ev[name]; return typeof v === 'number' ? BigInt(v) : 0n; }
+  private str(name: string): string { const v = this.ev[name]; return typeof v === 'string' ? v : ''; }
+  get type() { return this.e.event.type; }
+  get time() { return this.e.event.time; }
+  get syscall() { return this.str('syscall'); }
+  get sig() { return this.int('sig'); }
+  get sig_name() { return this.e.event.type === 'signal' ? signalName(this.e.event.sig) : ''; }
+  get target_pid() { return this.int('target_pid'); }
+  get broadcast() { return this.e.broadcast; }
+  get group() { return BigInt(this.e.group); }
+  get child_pid() { return this.int('child_pid'); }
+  get filename() { return this.str('filename'); }
+  get old_ppid() { return this.int('old_ppid'); }
+  get new_ppid() { return this.int('new_ppid'); }
+}
+
+export interface CelContext {
+  evt: EventView;
+  proc: ProcessView;
+  target: ProcessView;
+  targets: ProcessView[];
+}
+
+export function celContext(e: Enriched): CelContext {
+  return {
+    evt: new EventView(e),
+    proc: new ProcessView(e.proc),
+    target: new ProcessView(e.target ?? NO_PROCESS),
+    targets: e.targets.map((t) => new ProcessView(t)),
+  };
+}
+
+/** a fresh environment per rule load: lists become typed constants */
+export function makeEnvironment(lists: ReadonlyMap<string, string[]>): Environment {
+  const env = new Environment()
+    .registerType('Process', { ctor: ProcessView, fields: { ...PROCESS_FIELDS } })
+    .registerType('Event', { ctor: EventView, fields: { ...EVENT_FIELDS } })
+    .registerVariable('evt', 'Event')
+    .registerVariable('proc', 'Process')
+    .registerVariable('target', 'Process')
+    .registerVariable('targets', 'list<Process>');
+  for (const [name, items] of lists) env.registerConstant(name, 'list<string>', items);
+  return env;
+}
+
+/** the plain value at a dotted path, for summary templates and de-duplication keys */
+export function fieldValue(ctx: CelContext, path: string): unknown {
+  let v: unknown = ctx;
+  for (const part of path.split('.')) {
+    if (v === null || v === undefined) return undefined;
+    v = (v as Record<string, unknown>)[part];
+  }
+  if (typeof v === 'bigint') return Number(v);
+  if (v instanceof ProcessView) return v.p.key;
+  return v;
+}
+
+/** true when a dotted path names a field a template may use */
+export function isKnownPath(path: string): boolean {
+  const [root, ...rest] = path.split('.');
+  if (rest.length === 0) return false;
+  if (root === 'evt') return rest.length === 1 && (rest[0] as string) in EVENT_FIELDS;
+  if (root !== 'proc' && root !== 'target') return false;
+  let i = 0;
+  while (rest[i] === 'parent') i++;
+  return i === rest.length - 1 && (rest[i] as string) in PROCESS_FIELDS;
+}

@@ -1,0 +1,123 @@
+// One monitored subject: the audit log, process table, sensor and pipeline, set up in the
+// order that loses nothing (log first, sensor attached before the subject acts).
+import { hostname } from 'node:os';
+import type { ResolvedConfig } from './config/schema.js';
+import { loadRules } from './engine/load.js';
+import type { Ruleset } from './engine/ruleset.js';
+import { formatProblem } from './events.js';
+import { AuditLog } from './outputs/audit-log.js';
+import { Pipeline } from './pipeline.js';
+import { ProcessTable } from './process-table.js';
+import { EbpfSensor } from './sensors/ebpf/index.js';
+import type { Sensor } from './sensors/sensor.js';
+import { describeSubject, type Subject, subjectContains, subjectFilter } from './subject.js';
+import { VERSION } from './version.js';
+
+export interface MonitorOptions {
+  config: ResolvedConfig;
+  subject: Subject;
+  logPath: string;
+  ruleset: Ruleset;
+  ruleFiles: string[];
+  trial?: string;
+}
+
+const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+// how long to wait for the sensor to report who sent us a signal
+const SENDER_GRACE_MS = 300;
+
+export class Monitor {
+  readonly log: AuditLog;
+  readonly table: ProcessTable;
+  readonly sensor: Sensor;
+  readonly pipeline: Pipeline;
+  private readonly handlers: [NodeJS.Signals, () => void][] = [];
+
+  private constructor(readonly o: MonitorOptions) {
+    this.log = AuditLog.open(o.logPath);
+    this.table = new ProcessTable({
+      isSubject: (pid) => subjectContains(o.subject, pid),
+      allowPids: o.config.allowPids,
+      protectPids: o.config.protectPids,
+      monitorPids: [process.pid],
+    });
+    const filter = subjectFilter(o.subject);
+    if (!filter) throw new Error(`the eBPF sensor cannot filter on ${describeSubject(o.subject)}: it needs a cgroup v2 group or a uid`);
+    this.sensor = new EbpfSensor({ filter });
+    this.pipeline = new Pipeline({ table: this.table, ruleset: o.ruleset, subject: o.subject, sink: this.log, mode: o.config.mode, trial: o.trial, failClosed: o.config.failClosed });
+    this.log.on('error', (err: Error) => {
+      // the record is queued in memory and retried; say so on stderr (the log itself is failing)
+      process.stderr.write(`redline: audit log write failed, records held in memory: ${err.message}\n`);
+    });
+  }
+
+  static async start(o: MonitorOptions): Promise<Monitor> {
+    const m = new Monitor(o);
+    m.log.append({
+      kind: 'daemon',
+      phase: 'start',
+      version: VERSION,
+      host: hostname(),
+      daemon_pid: process.pid,
+      mode: o.config.mode,
+      sensor: m.sensor.name,
+      subject: describeSubject(o.subject),
+      rules: o.ruleset.rules.length,
+      rule_files: o.ruleFiles,
+    });
+    m.table.seed();
+    m.sensor.on('event', (ev) => m.pipeline.handle(ev));
+    m.sensor.on('trouble', (t) => m.pipeline.sensorTrouble(t));
+    m.sensor.on('restarted', () => {
+      m.table.setMonitorPids(m.sensor.ownPids());
+      m.log.append({ kind: 'daemon', phase: 'sensor-restarted', sensor: m.sensor.name, sensor_pids: m.sensor.ownPids() });
+    });
+    await m.sensor.start();
+    m.table.setMonitorPids(m.sensor.ownPids());
+    m.log.append({ kind: 'daemon', phase: 'sensor', sensor: m.sensor.name, sensor_pids: m.sensor.ownPids(), detail: 'probes attached' });
+    return m;
+  }
+
+  /**
+   * SIGTERM/SIGINT from a subject process is tampering (the rule raises it); from anyone
+   * else it stops the daemon. Node does not say who sent a signal, so ask the sensor.
+   */
+  onSignals(stop: (signal: NodeJS.Signals) => void, hup?: () => void): void {
+    const on = (sig: NodeJS.Signals, fn: () => void) => {
+      process.on(sig, fn);
+      this.handlers.push([sig, fn]);
+    };
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as NodeJS.Signals[]) {
+      on(sig, () => {
+        setTimeout(() => {
+          if (this.pipeline.signalledBySubject(SIGNUM[sig] as number)) {
+            this.log.append({ kind: 'daemon', phase: 'signal-ignored', signal: sig, reason: 'sent by a subject process' });
+            return;
+          }
+          if (sig === 'SIGHUP') hup?.();
+          else stop(sig);
+        }, SENDER_GRACE_MS);
+      });
+    }
+  }
+
+  /** dry-run the rule files; swap only when they load without error */
+  reloadRules(): boolean {
+    const res = loadRules(this.o.config.rules);
+    if (!res.ruleset) {
+      const why = res.errors.map(formatProblem).join('; ');
+      this.pipeline.daemonAlert('redline.rules-reload-failed', 'monitor.degraded', 'critical', `rule reload failed, the old rules stay: ${why}`, { errors: res.errors });
+      return false;
+    }
+    this.pipeline.ruleset = res.ruleset;
+    this.log.append({ kind: 'daemon', phase: 'rules-reloaded', rules: res.ruleset.rules.length, rule_files: res.files, warnings: res.warnings.map(formatProblem) });
+    return true;
+  }
+
+  async stop(reason: string): Promise<void> {
+    for (const [sig, fn] of this.handlers) process.off(sig, fn);
+    await this.sensor.stop();
+    this.log.append({ kind: 'daemon', phase: 'stop', reason, events: this.pipeline.counts.events, alerts: this.pipeline.counts.alerts });
+    this.log.close();
+  }
+}

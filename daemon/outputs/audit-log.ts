@@ -1,0 +1,354 @@
+// The hash-chained audit log: one NDJSON line per record, written synchronously so that
+// a record is on disk before the action it describes is reported (DESIGN.md, "One
+// event's way"). A failing disk must never break the caller's path (freeze, kill):
+// append() never throws; records that could not be written wait in memory, in order,
+// with their seq already assigned, and go out as soon as the disk takes them again.
+//
+// pino formats each line; the file descriptor is ours, not pino.destination()'s
+// (SonicBoom). Checked on sonic-boom 4.2 against /dev/full: after a failed sync write it
+// keeps the unwritten bytes in private buffers and replays them ahead of the next
+// write, so a pending queue of our own would write them twice, and its flushSync()
+// retries ENOSPC every 100 ms forever, blocking the event loop. Owning the fd lets us
+// know exactly which bytes reached the file, including after a partial write.
+
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import { pino } from 'pino';
+import { Chain, type ChainHead, type ChainRecord } from './chain.js';
+
+export interface AuditRecord extends ChainRecord {
+  kind: string;
+}
+
+export interface AuditLogOptions {
+  /** replaces the file write (tests, other sinks): must write the whole line or throw */
+  write?: (line: string) => void;
+  /** how often pending records are retried while the sink fails; default 1000 ms */
+  retryMs?: number;
+}
+
+interface AuditLogEvents {
+  record: [AuditRecord];
+  error: [Error];
+}
+
+interface Pending {
+  record: AuditRecord;
+  line: string;
+  data: Buffer;
+  /** bytes of `data` already in the file: a partial write resumes, never repeats */
+  written: number;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const TAIL_CHUNK = 64 * 1024;
+const LONE_SURROGATE = /\p{Surrogate}/gu;
+
+// One serializer per process is enough: pino writes synchronously into `captured`
+// and nothing runs between the call and the read.
+let captured = '';
+const formatter = pino(
+  {
+    base: undefined, // no pino pid/hostname: a record's `pid` is the acting process
+    timestamp: false, // the record's own `time` is the one the chain covers
+    formatters: { level: () => ({}) },
+    // pino merges its own `err` serializer into these and, for the errorKey, copies
+    // `err.message` into an added `msg`: records are data, printed as they are.
+    serializers: { err: (v: unknown) => v },
+    errorKey: '\u0000redline-no-error-key',
+    // pino's defaults (depth 5, 100 items) truncate what they print, which would
+    // leave the line differing from what the hash covers (snapshots are big).
+    depthLimit: Number.MAX_SAFE_INTEGER,
+    edgeLimit: Number.MAX_SAFE_INTEGER,
+    // With no level, time or bindings printed, pino 10.4 starts the line with `{,`.
+    hooks: { streamWrite: (s: string) => (s.startsWith('{,') ? `{${s.slice(2)}` : s) },
+  },
+  {
+    write(s: string) {
+      captured = s;
+    },
+  },
+);
+
+function serialize(record: AuditRecord): string {
+  captured = '';
+  formatter.info(record);
+  return captured;
+}
+
+// The hash must cover what a reader parses back, so records are reduced to plain JSON
+// data before sealing. Bigints (counters) become strings rather than failing the append;
+// lone surrogates become U+FFFD, as they would on their way through UTF-8 to the file.
+function plainValue(_key: string, v: unknown): unknown {
+  if (typeof v === 'bigint') return v.toString();
+  if (typeof v === 'string') return v.replace(LONE_SURROGATE, '\uFFFD');
+  return v;
+}
+
+function toPlain(fields: object): Record<string, unknown> & { kind: string } {
+  const kind = String((fields as { kind?: unknown }).kind);
+  try {
+    const plain = JSON.parse(JSON.stringify(fields, plainValue));
+    return { ...plain, kind };
+  } catch (e) {
+    // A cyclic object: keep a trace of the attempt instead of throwing at the caller.
+    return { kind, unserializable: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+function errnoCode(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' ? code : 'EUNKNOWN';
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+/** the last complete, parseable record of an open file, scanning back from its end */
+function lastRecord(fd: number, size: number): ChainHead | null {
+  let pos = size;
+  let carry = Buffer.alloc(0);
+  while (pos > 0) {
+    const n = Math.min(TAIL_CHUNK, pos);
+    pos -= n;
+    const chunk = Buffer.alloc(n);
+    fs.readSync(fd, chunk, 0, n, pos);
+    const buf = Buffer.concat([chunk, carry]);
+    const lines = buf.toString('utf8').split('\n');
+    // Before the start of the file, the first piece may be the tail of a longer line.
+    const firstComplete = pos === 0 ? 0 : 1;
+    for (let i = lines.length - 1; i >= firstComplete; i--) {
+      const head = parseHead(lines[i] ?? '');
+      if (head) return head;
+    }
+    const nl = buf.indexOf(0x0a);
+    carry = nl === -1 ? buf : buf.subarray(0, nl);
+  }
+  return null;
+}
+
+function parseHead(line: string): ChainHead | null {
+  if (line.trim() === '') return null;
+  try {
+    const r: unknown = JSON.parse(line);
+    if (r === null || typeof r !== 'object') return null;
+    const { seq, hash } = r as { seq?: unknown; hash?: unknown };
+    if (typeof seq === 'number' && Number.isInteger(seq) && seq >= 0 && typeof hash === 'string' && HEX64.test(hash)) {
+      return { seq, hash };
+    }
+  } catch {
+    // not a record: keep looking further back
+  }
+  return null;
+}
+
+export class AuditLog extends EventEmitter<AuditLogEvents> {
+  readonly path: string;
+  readonly #chain: Chain;
+  readonly #inject: ((line: string) => void) | undefined;
+  readonly #retryMs: number;
+  #fd = -1;
+  #pending: Pending[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  /** errno code of the current outage; null while writes succeed */
+  #failing: string | null = null;
+  #draining = false;
+  #closed = false;
+
+  private constructor(file: string, start: ChainHead | null, options: AuditLogOptions, fd: number) {
+    super();
+    this.path = file;
+    this.#chain = new Chain(start ?? undefined);
+    this.#inject = options.write;
+    this.#retryMs = options.retryMs ?? 1000;
+    this.#fd = fd;
+  }
+
+  /**
+   * Opens (creating folders as needed) and continues the chain after the file's last
+   * parseable record. Throws when the file cannot be opened: that is a startup
+   * configuration problem, unlike a write failure later on.
+   */
+  static open(file: string, options: AuditLogOptions = {}): AuditLog {
+    let fd = -1;
+    try {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fd = fs.openSync(file, 'a+');
+      const size = fs.fstatSync(fd).size;
+      const start = size > 0 ? lastRecord(fd, size) : null;
+      if (size > 0) {
+        const last = Buffer.alloc(1);
+        fs.readSync(fd, last, 0, 1, size - 1);
+        // A line torn by a crash must not swallow the next record: end it, and let
+        // `redline audit` report it as the bad line it is.
+        if (last[0] !== 0x0a && !options.write) fs.writeSync(fd, '\n');
+      }
+      if (options.write) {
+        fs.closeSync(fd);
+        fd = -1;
+      }
+      return new AuditLog(file, start, options, fd);
+    } catch (e) {
+      if (fd >= 0) fs.closeSync(fd);
+      const err = asError(e);
+      throw new Error(`audit log ${file}: cannot open (${err.message}); check the path and its permissions`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** seals and writes the record now; never throws (see the top of this file) */
+  append<F extends { kind: string }>(fields: F): AuditRecord {
+    const record = this.#chain.seal(toPlain(fields)) as AuditRecord;
+    let line: string;
+    try {
+      line = serialize(record);
+    } catch {
+      line = `${JSON.stringify(record)}\n`;
+    }
+    this.#pending.push({ record, line, data: Buffer.from(line, 'utf8'), written: 0 });
+    this.#drain();
+    return record;
+  }
+
+  /** tries to write every pending record, in order; true when none is left */
+  flush(): boolean {
+    return this.#drain();
+  }
+
+  /** the last sealed record (written or still pending); seq -1 when none */
+  head(): ChainHead {
+    return { seq: this.#chain.seq, hash: this.#chain.head };
+  }
+
+  pendingCount(): number {
+    return this.#pending.length;
+  }
+
+  /** opens the same path again (after log rotation); the chain just continues */
+  reopen(): void {
+    if (this.#closed) return;
+    if (!this.#inject) {
+      this.#closeFd();
+      try {
+        this.#openFd();
+      } catch (e) {
+        this.#fail(e);
+        this.#armTimer();
+        return;
+      }
+    }
+    this.#drain();
+  }
+
+  /** a last flush, then releases the file; what is still pending stays in pendingCount() */
+  close(): void {
+    if (this.#closed) return;
+    this.#drain();
+    this.#closed = true;
+    this.#disarmTimer();
+    this.#closeFd();
+  }
+
+  #drain(): boolean {
+    // An error or record listener that appends lands here again; the outer loop writes
+    // its record, so that listeners see records in seq order.
+    if (this.#draining) return false;
+    this.#draining = true;
+    try {
+      while (this.#pending.length > 0) {
+        const p = this.#pending[0] as Pending;
+        try {
+          this.#writeOut(p);
+        } catch (e) {
+          this.#fail(e);
+          this.#armTimer();
+          return false;
+        }
+        this.#pending.shift();
+        this.#failing = null;
+        this.#emitRecord(p.record);
+      }
+      this.#disarmTimer();
+      return true;
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  #writeOut(p: Pending): void {
+    if (this.#closed) {
+      throw Object.assign(new Error('audit log is closed'), { code: 'ECLOSED' });
+    }
+    if (this.#inject) {
+      this.#inject(p.line);
+      p.written = p.data.length;
+      return;
+    }
+    if (this.#fd < 0) this.#openFd();
+    while (p.written < p.data.length) {
+      const n = fs.writeSync(this.#fd, p.data, p.written, p.data.length - p.written);
+      if (n <= 0) throw Object.assign(new Error('audit log: write made no progress'), { code: 'EIO' });
+      p.written += n;
+    }
+  }
+
+  #openFd(): void {
+    fs.mkdirSync(path.dirname(this.path), { recursive: true });
+    this.#fd = fs.openSync(this.path, 'a');
+  }
+
+  #closeFd(): void {
+    if (this.#fd < 0) return;
+    try {
+      fs.closeSync(this.#fd);
+    } catch {
+      // already gone (EBADF): nothing left to release
+    }
+    this.#fd = -1;
+  }
+
+  // Said once per outage (and again if the cause changes), not per record: an error
+  // listener that logs a monitor.degraded record would otherwise feed itself.
+  #fail(e: unknown): void {
+    const code = errnoCode(e);
+    if (code === this.#failing) return;
+    this.#failing = code;
+    this.#report(e);
+  }
+
+  #report(e: unknown): void {
+    if (this.listenerCount('error') === 0) return;
+    try {
+      this.emit('error', asError(e));
+    } catch {
+      // a throwing error listener has nowhere left to report to; the caller's path wins
+    }
+  }
+
+  // Each listener on its own, so one that throws neither reaches the caller nor keeps
+  // the record from the other outputs.
+  #emitRecord(record: AuditRecord): void {
+    for (const listener of this.rawListeners('record')) {
+      try {
+        (listener as (r: AuditRecord) => void).call(this, record);
+      } catch (e) {
+        this.#report(e);
+      }
+    }
+  }
+
+  #armTimer(): void {
+    if (this.#timer || this.#closed) return;
+    this.#timer = setInterval(() => this.#drain(), this.#retryMs);
+    this.#timer.unref();
+  }
+
+  #disarmTimer(): void {
+    if (!this.#timer) return;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}

@@ -1,0 +1,102 @@
+// The audit log's hash chain. Kept free of I/O so that the writer (audit-log.ts) and
+// the verifier (audit/verify.ts) share one definition of what a hash covers.
+
+import { createHash } from 'node:crypto';
+
+/** `prev` of the first record of a log that starts a new chain */
+export const GENESIS = '0'.repeat(64);
+
+/** what every sealed record carries (CONTRACT.md "The audit log") */
+export interface ChainRecord {
+  seq: number;
+  time: number;
+  prev: string;
+  hash: string;
+  [field: string]: unknown;
+}
+
+/** the last sealed record: seq -1 and GENESIS when nothing was sealed yet */
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+// Mirrors JSON.stringify's rules (toJSON, dropped undefined/functions, non-finite → null)
+// so that a record and the same record parsed back from its NDJSON line encode alike;
+// only key order differs from JSON.stringify, and that is what makes it canonical.
+function encode(value: unknown): string | undefined {
+  let v = value;
+  if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') {
+    v = (v as { toJSON: () => unknown }).toJSON();
+  }
+  switch (typeof v) {
+    case 'string':
+      return JSON.stringify(v);
+    case 'number':
+      return Number.isFinite(v) ? JSON.stringify(v) : 'null';
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'bigint':
+      // JSON has no bigint; refusing here is what JSON.stringify does too.
+      throw new TypeError('canonical: cannot encode a bigint');
+    case 'object': {
+      if (v === null) return 'null';
+      if (Array.isArray(v)) return `[${v.map((item) => encode(item) ?? 'null').join(',')}]`;
+      const obj = v as Record<string, unknown>;
+      const parts: string[] = [];
+      for (const key of Object.keys(obj).sort()) {
+        const enc = encode(obj[key]);
+        if (enc !== undefined) parts.push(`${JSON.stringify(key)}:${enc}`);
+      }
+      return `{${parts.join(',')}}`;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** JSON with object keys sorted at every depth and no whitespace */
+export function canonical(value: unknown): string {
+  return encode(value) ?? 'null';
+}
+
+/** sha256 (hex) over every field of the record except `hash` itself (so `prev` is covered) */
+export function hashOf(record: Record<string, unknown>): string {
+  const { hash: _ignored, ...rest } = record;
+  return createHash('sha256').update(canonical(rest)).digest('hex');
+}
+
+export class Chain {
+  #seq: number;
+  #head: string;
+
+  /** `start`: the last record of an existing chain, to continue after it */
+  constructor(start?: ChainHead) {
+    this.#seq = start?.seq ?? -1;
+    this.#head = start?.hash ?? GENESIS;
+  }
+
+  get seq(): number {
+    return this.#seq;
+  }
+
+  get head(): string {
+    return this.#head;
+  }
+
+  /**
+   * Seals `fields` into the next record and advances. `seq`, `prev` and `hash` in
+   * `fields` are ignored: the chain alone assigns them, or a caller could fork it.
+   */
+  seal<F extends Record<string, unknown>>(fields: F): ChainRecord & Omit<F, 'seq' | 'prev' | 'hash'> {
+    const { seq: _s, prev: _p, hash: _h, time, ...rest } = fields;
+    const seq = this.#seq + 1;
+    // CONTRACT.md wants integer epoch ms; sensor times may be fractional (events.ts).
+    const t = typeof time === 'number' && Number.isFinite(time) ? Math.floor(time) : Date.now();
+    const unsealed = { seq, time: t, ...rest, prev: this.#head };
+    const hash = hashOf(unsealed);
+    this.#seq = seq;
+    this.#head = hash;
+    return { ...unsealed, hash } as ChainRecord & Omit<F, 'seq' | 'prev' | 'hash'>;
+  }
+}

@@ -1,0 +1,321 @@
+// Every process redline knows: identity (pid + start time), fork-time ancestry that survives
+// reparenting, and the flags rules look at. Seeded by one /proc scan, then fed by events.
+import { statSync } from 'node:fs';
+import type { SensorEvent } from './events.js';
+import { listPids, readCmdline, readStat, readStatus } from './sensors/proc/read.js';
+
+export interface ProcInfo {
+  /** `${pid}:${start}` — unique even when the kernel reuses the pid */
+  readonly key: string;
+  readonly pid: number;
+  /** clock ticks since boot, as /proc/PID/stat field 22 */
+  readonly start: number;
+  ppid: number;
+  pgid: number;
+  sid: number;
+  uid: number;
+  comm: string;
+  exe: string;
+  args: string[];
+  /** the parent at fork time (kept after the process is reparented) */
+  parent: ProcInfo | null;
+  subject: boolean;
+  allowed: boolean;
+  protected: boolean;
+  /** the daemon itself or one of its sensor processes */
+  monitor: boolean;
+  replica: boolean;
+  alive: boolean;
+  /** false when the process vanished before anything could be read about it */
+  known: boolean;
+  children: Set<ProcInfo>;
+}
+
+export interface Enriched {
+  event: SensorEvent;
+  proc: ProcInfo;
+  /** for signals: the first process hit (or the unknown process) */
+  target: ProcInfo | null;
+  /** for signals: every process the signal reaches that redline could name */
+  targets: ProcInfo[];
+  broadcast: boolean;
+  /** for group signals: the process group */
+  group: number;
+}
+
+export interface TableOptions {
+  /** /proc-based subject membership, for processes not learnt from the sensor */
+  isSubject: (pid: number) => boolean;
+  allowPids?: Iterable<number>;
+  protectPids?: Iterable<number>;
+  monitorPids?: Iterable<number>;
+  /** how long an exited process stays resolvable by pid */
+  keepExitedMs?: number;
+}
+
+const MAX_ANCESTRY = 64;
+
+export function ancestorsOf(p: ProcInfo): ProcInfo[] {
+  const out: ProcInfo[] = [];
+  for (let a = p.parent; a && out.length < MAX_ANCESTRY; a = a.parent) out.push(a);
+  return out;
+}
+
+function uidOf(pid: number): number {
+  try {
+    return statSync(`/proc/${pid}`).uid;
+  } catch {
+    return -1;
+  }
+}
+
+function ticksFromEventTime(epochMs: number): number {
+  // a stand-in start time for a process that vanished before /proc could be read:
+  // unique enough to separate it from a later process with the same pid
+  return -Math.round(epochMs * 100);
+}
+
+export class ProcessTable {
+  private readonly byPid = new Map<number, ProcInfo>();
+  private readonly allow: Set<number>;
+  private readonly protect: Set<number>;
+  private readonly monitor: Set<number>;
+  private readonly keepExitedMs: number;
+
+  constructor(private readonly opts: TableOptions) {
+    this.allow = new Set(opts.allowPids ?? []);
+    this.protect = new Set(opts.protectPids ?? []);
+    this.monitor = new Set(opts.monitorPids ?? []);
+    this.keepExitedMs = opts.keepExitedMs ?? 30_000;
+  }
+
+  get size(): number {
+    return this.byPid.size;
+  }
+
+  /** one scan of /proc; parents are linked after every process is read */
+  seed(): void {
+    for (const pid of listPids()) this.readProc(pid, null);
+    for (const p of this.byPid.values()) this.linkParent(p);
+  }
+
+  setMonitorPids(pids: Iterable<number>): void {
+    for (const pid of pids) {
+      this.monitor.add(pid);
+      const p = this.byPid.get(pid);
+      if (p) {
+        p.monitor = true;
+        p.protected = true;
+      }
+    }
+  }
+
+  isMonitorPid(pid: number): boolean {
+    return this.monitor.has(pid);
+  }
+
+  get(pid: number): ProcInfo | undefined {
+    return this.byPid.get(pid);
+  }
+
+  all(): IterableIterator<ProcInfo> {
+    return this.byPid.values();
+  }
+
+  /** the process for a pid: from the table, else from /proc, else an unknown placeholder */
+  lookup(pid: number): ProcInfo {
+    const known = this.byPid.get(pid);
+    if (known) return known;
+    const read = this.readProc(pid, null);
+    if (read) {
+      this.linkParent(read);
+      return read;
+    }
+    return this.unknown(pid);
+  }
+
+  /** like lookup but null instead of a placeholder */
+  find(pid: number): ProcInfo | null {
+    const p = this.lookup(pid);
+    return p.known ? p : null;
+  }
+
+  private unknown(pid: number): ProcInfo {
+    return this.make({ pid, start: 0, ppid: 0, pgid: 0, sid: 0, uid: -1, comm: '', exe: '', args: [], parent: null, known: false, subject: false });
+  }
+
+  private make(init: { pid: number; start: number; ppid: number; pgid: number; sid: number; uid: number; comm: string; exe: string; args: string[]; parent: ProcInfo | null; known: boolean; subject: boolean }): ProcInfo {
+    return {
+      ...init,
+      key: `${init.pid}:${init.start}`,
+      allowed: this.allow.has(init.pid),
+      protected: this.protect.has(init.pid) || this.monitor.has(init.pid),
+      monitor: this.monitor.has(init.pid),
+      replica: false,
+      alive: init.known,
+      children: new Set(),
+    };
+  }
+
+  private readProc(pid: number, parent: ProcInfo | null): ProcInfo | null {
+    const st = readStat(pid);
+    if (!st) return null;
+    const args = readCmdline(pid) ?? [];
+    const p = this.make({
+      pid,
+      start: st.starttime,
+      ppid: st.ppid,
+      pgid: st.pgid,
+      sid: st.sid,
+      uid: uidOf(pid),
+      comm: st.comm,
+      exe: args[0] ?? '',
+      args,
+      parent,
+      known: true,
+      subject: this.opts.isSubject(pid),
+    });
+    p.alive = st.state !== 'Z' && st.state !== 'X';
+    this.byPid.set(pid, p);
+    return p;
+  }
+
+  private linkParent(p: ProcInfo): void {
+    if (p.parent || p.ppid <= 0) return;
+    let parent = this.byPid.get(p.ppid);
+    if (!parent) {
+      const depth = ancestorsOf(p).length;
+      if (depth < MAX_ANCESTRY) {
+        parent = this.readProc(p.ppid, null) ?? undefined;
+        if (parent) this.linkParent(parent);
+      }
+    }
+    if (parent && parent !== p) {
+      p.parent = parent;
+      parent.children.add(p);
+    }
+  }
+
+  /** updates the table from one event and returns the event with its processes filled in */
+  apply(ev: SensorEvent): Enriched {
+    switch (ev.type) {
+      case 'fork':
+        return this.onFork(ev.pid, ev.child_pid, ev);
+      case 'exec': {
+        const p = this.subjectProc(ev.pid, ev);
+        p.comm = ev.comm ?? p.comm;
+        p.exe = ev.filename;
+        const args = readCmdline(ev.pid);
+        p.args = args && args.length > 0 ? args : [ev.filename];
+        return this.plain(ev, p);
+      }
+      case 'exit': {
+        const p = this.subjectProc(ev.pid, ev);
+        p.alive = false;
+        const timer = setTimeout(() => {
+          if (this.byPid.get(p.pid) === p) this.byPid.delete(p.pid);
+          p.parent?.children.delete(p);
+        }, this.keepExitedMs);
+        timer.unref();
+        return this.plain(ev, p);
+      }
+      case 'setsid': {
+        const p = this.subjectProc(ev.pid, ev);
+        p.sid = ev.pid;
+        p.pgid = ev.pid;
+        return this.plain(ev, p);
+      }
+      case 'reparent': {
+        const p = this.lookup(ev.pid);
+        p.ppid = ev.new_ppid;
+        return this.plain(ev, p);
+      }
+      case 'signal': {
+        const p = this.subjectProc(ev.pid, ev);
+        return this.resolveSignal(ev, p);
+      }
+    }
+  }
+
+  /** a process the sensor saw acting: it passed the in-kernel subject filter */
+  private subjectProc(pid: number, ev: SensorEvent): ProcInfo {
+    let p = this.byPid.get(pid);
+    if (!p || (!p.alive && ev.type !== 'exit' && ev.type !== 'reparent')) {
+      p = this.readProc(pid, null) ?? this.make({ pid, start: ticksFromEventTime(ev.time), ppid: 0, pgid: 0, sid: 0, uid: -1, comm: ev.comm ?? '', exe: '', args: [], parent: null, known: true, subject: true });
+      this.byPid.set(pid, p);
+      this.linkParent(p);
+    }
+    p.subject = true;
+    return p;
+  }
+
+  private onFork(parentPid: number, childPid: number, ev: SensorEvent): Enriched {
+    const parent = this.subjectProc(parentPid, ev);
+    const old = this.byPid.get(childPid);
+    if (old) old.alive = false;
+    const st = readStat(childPid);
+    const child = this.make({
+      pid: childPid,
+      start: st?.starttime ?? ticksFromEventTime(ev.time),
+      ppid: parentPid,
+      pgid: st?.pgid ?? parent.pgid,
+      sid: st?.sid ?? parent.sid,
+      uid: parent.uid,
+      comm: parent.comm,
+      exe: parent.exe,
+      args: parent.args,
+      parent,
+      known: true,
+      subject: true,
+    });
+    // a child of a replica is a replica until it proves otherwise (later sensors refine this)
+    child.replica = parent.replica;
+    parent.children.add(child);
+    this.byPid.set(childPid, child);
+    return { ...this.plain(ev, parent), target: child, targets: [child] };
+  }
+
+  private plain(ev: SensorEvent, p: ProcInfo): Enriched {
+    return { event: ev, proc: p, target: null, targets: [], broadcast: false, group: 0 };
+  }
+
+  private resolveSignal(ev: Extract<SensorEvent, { type: 'signal' }>, p: ProcInfo): Enriched {
+    const out = this.plain(ev, p);
+    if (ev.target_unresolved) {
+      out.target = this.unknown(0);
+      return out;
+    }
+    const t = ev.target_pid;
+    if (t === -1) {
+      out.broadcast = true;
+      return out;
+    }
+    if (t <= 0) {
+      out.group = t === 0 ? p.pgid : -t;
+      out.targets = this.groupMembers(out.group);
+      out.target = out.targets.find((x) => !x.subject) ?? out.targets[0] ?? this.unknown(0);
+      return out;
+    }
+    let tp = this.lookup(t);
+    if (ev.syscall === 'tkill' && !tp.known) {
+      // tkill names a thread: find its process
+      const tgid = readStatus(t)?.tgid;
+      if (tgid !== undefined && tgid !== t) tp = this.lookup(tgid);
+    }
+    out.target = tp;
+    out.targets = [tp];
+    return out;
+  }
+
+  private groupMembers(pgid: number): ProcInfo[] {
+    const out: ProcInfo[] = [];
+    for (const pid of listPids()) {
+      const st = readStat(pid);
+      if (!st || st.pgid !== pgid) continue;
+      const p = this.lookup(pid);
+      p.pgid = st.pgid;
+      out.push(p);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,47 @@
+// Host checks the eBPF sensor needs: root, a bpftrace binary, a mounted tracefs.
+import { execFileSync } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+export function findExecutable(name: string): string | null {
+  if (name.includes('/')) return isExecutable(name) ? name : null;
+  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter)) {
+    const p = join(dir || '.', name);
+    if (isExecutable(p)) return p;
+  }
+  return null;
+}
+
+function isExecutable(p: string): boolean {
+  try {
+    accessSync(p, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const TRACEFS_CANDIDATES = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];
+
+export function tracefsMounted(): boolean {
+  return TRACEFS_CANDIDATES.some((d) => existsSync(join(d, 'events')));
+}
+
+/** mounts tracefs when missing; returns why not when it cannot */
+export function ensureTracefs(): string | null {
+  if (tracefsMounted()) return null;
+  try {
+    mkdirSync('/sys/kernel/tracing', { recursive: true });
+    execFileSync('mount', ['-t', 'tracefs', 'nodev', '/sys/kernel/tracing'], { stdio: 'pipe' });
+  } catch (err) {
+    return `tracefs is not mounted and mounting it failed: ${(err as Error).message.split('\n')[0]}`;
+  }
+  return tracefsMounted() ? null : 'tracefs mounted but /sys/kernel/tracing/events is missing';
+}
+
+/** null when the eBPF sensor can run here, else the reason it cannot */
+export function ebpfUnavailableReason(bpftrace = 'bpftrace'): string | null {
+  if (process.getuid?.() !== 0) return 'the eBPF sensor needs root (bpftrace loads kernel programs)';
+  if (!findExecutable(bpftrace)) return `bpftrace not found on PATH (install it: apt-get install -y bpftrace)`;
+  return null;
+}

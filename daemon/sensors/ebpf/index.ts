@@ -1,0 +1,194 @@
+// The eBPF sensor: a supervised bpftrace child running the generated script.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import type { SensorEvent, SignalEvent } from '../../events.js';
+import type { Sensor, SensorHealth, SensorTrouble } from '../sensor.js';
+import { ensureTracefs, findExecutable } from './host.js';
+import { type Clock, parseLine } from './parse.js';
+import { generateScript, type SubjectFilter } from './script.js';
+
+export interface EbpfOptions {
+  filter: SubjectFilter;
+  bpftrace?: string;
+  /** how long to wait for the probes to attach */
+  attachTimeoutMs?: number;
+}
+
+// Harmless on this kernel family (DESIGN.md); anything else on stderr is reported.
+const NOISE = [/RLIMIT_MEMLOCK/, /^\s*$/, /^Attaching \d+ probes/];
+
+function monotonicClock(): Clock {
+  // bpftrace's nsecs is CLOCK_MONOTONIC, the same clock as process.hrtime
+  const offsetMs = Date.now() - Number(process.hrtime.bigint()) / 1e6;
+  return (ns) => offsetMs + Number(ns) / 1e6;
+}
+
+/** the pid behind a pidfd, read from the sender's fdinfo while it still holds the fd */
+export function pidOfPidfd(pid: number, fd: number): number | null {
+  try {
+    const m = /^Pid:\s*(-?\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+export class EbpfSensor extends EventEmitter implements Sensor {
+  readonly name = 'ebpf';
+  private child: ChildProcess | null = null;
+  private stopping = false;
+  private restarts = 0;
+  private lost = 0;
+  private events = 0;
+  private lastError = '';
+  private readonly clock = monotonicClock();
+  private readonly script: string;
+  private readonly bpftrace: string;
+  private restartTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly opts: EbpfOptions) {
+    super();
+    this.script = generateScript(opts.filter);
+    this.bpftrace = opts.bpftrace ?? findExecutable('bpftrace') ?? 'bpftrace';
+  }
+
+  scriptText(): string {
+    return this.script;
+  }
+
+  ownPids(): number[] {
+    return this.child?.pid ? [this.child.pid] : [];
+  }
+
+  health(): SensorHealth {
+    return {
+      name: this.name,
+      running: this.child !== null && this.child.exitCode === null,
+      restarts: this.restarts,
+      lost: this.lost,
+      events: this.events,
+      detail: this.lastError || undefined,
+    };
+  }
+
+  async start(): Promise<void> {
+    const why = ensureTracefs();
+    if (why) throw new Error(why);
+    await this.spawnOnce();
+  }
+
+  private spawnOnce(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.bpftrace, ['-f', 'json', '-B', 'line', '-e', this.script], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, BPFTRACE_STRLEN: '200' },
+      });
+      this.child = child;
+      let attached = false;
+      let stderr = '';
+      const timer = setTimeout(() => {
+        if (attached) return;
+        child.kill('SIGKILL');
+        reject(new Error(`bpftrace did not attach within ${this.opts.attachTimeoutMs ?? 30000} ms: ${stderr.trim()}`));
+      }, this.opts.attachTimeoutMs ?? 30000);
+      let buf = '';
+      child.stdout?.setEncoding('utf8');
+      child.stdout?.on('data', (chunk: string) => {
+        buf += chunk;
+        let nl = buf.indexOf('\n');
+        while (nl >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          const parsed = parseLine(line, this.clock);
+          if (parsed.kind === 'attached' && !attached) {
+            attached = true;
+            clearTimeout(timer);
+            resolve();
+          } else if (parsed.kind === 'event') this.deliver(parsed.event);
+          else if (parsed.kind === 'lost') {
+            this.lost += parsed.count;
+            this.trouble({ sensor: this.name, reason: 'lost-events', detail: `bpftrace lost ${parsed.count} events`, lost: parsed.count });
+          } else if (parsed.kind === 'error') this.trouble({ sensor: this.name, reason: 'stderr', detail: parsed.message });
+          nl = buf.indexOf('\n');
+        }
+      });
+      child.stderr?.setEncoding('utf8');
+      child.stderr?.on('data', (chunk: string) => {
+        stderr += chunk;
+        for (const line of chunk.split('\n')) {
+          if (NOISE.some((re) => re.test(line))) continue;
+          const lost = /Lost (\d+) events/.exec(line);
+          if (lost) {
+            this.lost += Number(lost[1]);
+            this.trouble({ sensor: this.name, reason: 'lost-events', detail: line.trim(), lost: Number(lost[1]) });
+          } else if (attached) this.trouble({ sensor: this.name, reason: 'stderr', detail: line.trim() });
+        }
+      });
+      child.on('error', (err) => {
+        clearTimeout(timer);
+        if (!attached) reject(err);
+      });
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        if (this.child === child) this.child = null;
+        if (!attached) {
+          reject(new Error(`bpftrace exited before attaching (${signal ?? code}): ${stderr.trim().slice(-2000)}`));
+          return;
+        }
+        if (this.stopping) return;
+        this.lastError = `bpftrace exited (${signal ?? `code ${code}`})`;
+        this.trouble({ sensor: this.name, reason: 'died', detail: `${this.lastError}; restarting` });
+        this.scheduleRestart(250);
+      });
+    });
+  }
+
+  private scheduleRestart(delayMs: number): void {
+    if (this.stopping || this.restartTimer) return;
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      if (this.stopping) return;
+      this.restarts++;
+      this.spawnOnce().then(
+        () => this.emit('restarted'),
+        (err: Error) => {
+          this.lastError = err.message;
+          this.trouble({ sensor: this.name, reason: 'restart-failed', detail: err.message });
+          this.scheduleRestart(Math.min(delayMs * 2, 5000));
+        },
+      );
+    }, delayMs);
+    this.restartTimer.unref();
+  }
+
+  private deliver(ev: SensorEvent): void {
+    this.events++;
+    if (ev.type === 'signal' && ev.pidfd !== undefined) resolvePidfd(ev);
+    this.emit('event', ev);
+  }
+
+  private trouble(t: SensorTrouble): void {
+    this.emit('trouble', t);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGINT');
+      setTimeout(() => child.kill('SIGKILL'), 2000).unref();
+    });
+  }
+}
+
+function resolvePidfd(ev: SignalEvent): void {
+  const pid = ev.pidfd === undefined ? null : pidOfPidfd(ev.pid, ev.pidfd);
+  if (pid !== null && pid > 0) {
+    ev.target_pid = pid;
+    ev.target_unresolved = undefined;
+  }
+}

@@ -1,0 +1,92 @@
+// Pure parser for `bpftrace -f json -B line` output produced by script.ts.
+import type { SensorEvent, SignalSyscall } from '../../events.js';
+
+export type BpftraceLine =
+  | { kind: 'attached'; probes: number }
+  | { kind: 'event'; event: SensorEvent }
+  | { kind: 'lost'; count: number }
+  | { kind: 'error'; message: string }
+  | { kind: 'ignored' };
+
+/** converts bpftrace's monotonic nanoseconds to epoch milliseconds */
+export type Clock = (monotonicNs: bigint) => number;
+
+const SYSCALLS: ReadonlySet<string> = new Set(['kill', 'tkill', 'tgkill', 'pidfd_send_signal']);
+
+function int(s: string | undefined): number | null {
+  if (s === undefined || !/^-?\d+$/.test(s)) return null;
+  return Number(s);
+}
+
+function ns(s: string | undefined): bigint | null {
+  if (s === undefined || !/^\d+$/.test(s)) return null;
+  return BigInt(s);
+}
+
+/** one printf payload (without the JSON envelope) → event, or an error saying what was wrong */
+export function parsePayload(payload: string, clock: Clock): BpftraceLine {
+  const text = payload.endsWith('\n') ? payload.slice(0, -1) : payload;
+  const f = text.split('\t');
+  const t = ns(f[1]);
+  const pid = int(f[2]);
+  const tid = int(f[3]);
+  if (t === null || pid === null || tid === null) return { kind: 'error', message: `malformed event line: ${JSON.stringify(text)}` };
+  const time = clock(t);
+  switch (f[0]) {
+    case 'F': {
+      const child = int(f[4]);
+      if (child === null) break;
+      return { kind: 'event', event: { type: 'fork', time, pid, tid, child_pid: child, comm: f.slice(5).join('\t') } };
+    }
+    case 'X': {
+      if (f.length < 6) break;
+      return { kind: 'event', event: { type: 'exec', time, pid, tid, comm: f[4], filename: f.slice(5).join('\t') } };
+    }
+    case 'E':
+      return { kind: 'event', event: { type: 'exit', time, pid, tid, comm: f.slice(4).join('\t') } };
+    case 'D':
+      return { kind: 'event', event: { type: 'setsid', time, pid, tid, comm: f.slice(4).join('\t') } };
+    case 'S': {
+      const syscall = f[4] ?? '';
+      const target = int(f[5]);
+      const sig = int(f[6]);
+      if (!SYSCALLS.has(syscall) || target === null || sig === null) break;
+      const base = { type: 'signal' as const, time, pid, tid, syscall: syscall as SignalSyscall, sig, comm: f.slice(7).join('\t') };
+      if (syscall === 'pidfd_send_signal') return { kind: 'event', event: { ...base, target_pid: 0, pidfd: target, target_unresolved: true } };
+      return { kind: 'event', event: { ...base, target_pid: target } };
+    }
+  }
+  return { kind: 'error', message: `malformed event line: ${JSON.stringify(text)}` };
+}
+
+/** one line of bpftrace's JSON output */
+export function parseLine(line: string, clock: Clock): BpftraceLine {
+  const trimmed = line.trim();
+  if (trimmed === '') return { kind: 'ignored' };
+  let msg: unknown;
+  try {
+    msg = JSON.parse(trimmed);
+  } catch {
+    // bpftrace prints some notices as plain text even in JSON mode
+    const lost = /^Lost (\d+) events/.exec(trimmed);
+    if (lost) return { kind: 'lost', count: Number(lost[1]) };
+    return { kind: 'error', message: trimmed };
+  }
+  if (typeof msg !== 'object' || msg === null) return { kind: 'error', message: trimmed };
+  const { type, data } = msg as { type?: unknown; data?: unknown };
+  switch (type) {
+    case 'attached_probes': {
+      const probes = (data as { probes?: unknown } | null)?.probes;
+      return { kind: 'attached', probes: typeof probes === 'number' ? probes : 0 };
+    }
+    case 'printf':
+      if (typeof data !== 'string') return { kind: 'error', message: trimmed };
+      return parsePayload(data, clock);
+    case 'lost_events': {
+      const n = typeof data === 'number' ? data : (data as { events?: unknown } | null)?.events;
+      return { kind: 'lost', count: typeof n === 'number' ? n : 0 };
+    }
+    default:
+      return { kind: 'ignored' };
+  }
+}

@@ -1,0 +1,82 @@
+// Runs the real CLI as a child process, and reads what it logged.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const CLI = join(ROOT, 'daemon/cli.ts');
+
+export interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function startRedline(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<Run> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d) => {
+    stdout += d;
+  });
+  child.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  const done = new Promise<Run>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return { child, done };
+}
+
+export function redline(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<Run> {
+  const { child, done } = startRedline(args, env);
+  const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  return done.finally(() => clearTimeout(t));
+}
+
+export interface LogRecord {
+  seq: number;
+  time: number;
+  kind: string;
+  prev: string;
+  hash: string;
+  [k: string]: unknown;
+}
+
+export function readLog(path: string): LogRecord[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as LogRecord);
+}
+
+export const alertsOf = (recs: LogRecord[]) => recs.filter((r) => r.kind === 'alert');
+
+export function tempDir(prefix = 'redline-test-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** polls the log until `pred` holds for some record */
+export async function waitForRecord(path: string, pred: (r: LogRecord) => boolean, timeoutMs = 20_000): Promise<LogRecord> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    const r = readLog(path).find(pred);
+    if (r) return r;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error(`no matching record in ${path} after ${timeoutMs} ms:\n${readFileSync(path, 'utf8').slice(-3000)}`);
+}

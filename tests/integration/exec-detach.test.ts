@@ -1,0 +1,74 @@
+// process.detach: double fork, setsid, nohup and persistence tools, through real eBPF.
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { monitorSkipReason } from '../helpers/host.js';
+import { alertsOf, type LogRecord, readLog, redline, type Run, tempDir } from '../helpers/redline.js';
+
+const skip = monitorSkipReason();
+
+describe('process.detach', { skip: skip ?? false }, () => {
+  const tmp = tempDir();
+  let run: Run;
+  let recs: LogRecord[];
+
+  before(async () => {
+    // a stand-in crontab: what counts is that the subject runs a program called crontab
+    const bin = join(tmp.dir, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'crontab'), '#!/bin/sh\nexit 0\n');
+    chmodSync(join(bin, 'crontab'), 0o755);
+    const script = join(tmp.dir, 'agent.sh');
+    writeFileSync(
+      script,
+      [
+        '#!/bin/sh',
+        // double fork: the middle shell exits, its sleep is adopted outside the tree
+        'sh -c "sleep 1.5 & exit 0"',
+        'sleep 0.3',
+        'setsid sleep 0.2',
+        'nohup sleep 0.1 >/dev/null 2>&1',
+        `PATH=${bin}:$PATH crontab -l`,
+        'sleep 1.6',
+      ].join('\n'),
+    );
+    chmodSync(script, 0o755);
+    const log = join(tmp.dir, 'detach.ndjson');
+    run = await redline(['exec', '--log', log, '--', script]);
+    recs = readLog(log);
+  });
+  after(() => tmp.cleanup());
+
+  const rules = () => alertsOf(recs).map((a) => a.rule);
+
+  test('a double fork that leaves the tree is a high process.detach alert', () => {
+    const a = alertsOf(recs).find((r) => r.rule === 'left-process-tree');
+    assert.ok(a, JSON.stringify(rules()));
+    assert.equal(a.category, 'process.detach');
+    assert.equal((a.proc as { comm: string }).comm, 'sleep');
+    // the ancestry is kept after the reparenting: the exited shell is still named
+    const anc = (a.proc as { ancestors: { comm: string }[] }).ancestors.map((x) => x.comm);
+    assert.equal(anc[0], 'sh', JSON.stringify(anc));
+  });
+
+  test('setsid is caught both as the syscall and as the tool', () => {
+    assert.ok(rules().includes('new-session'), JSON.stringify(rules()));
+    assert.ok(alertsOf(recs).some((a) => a.rule === 'detach-tool' && (a.proc as { comm: string }).comm === 'setsid'));
+  });
+
+  test('nohup is a detach-tool alert', () => {
+    assert.ok(alertsOf(recs).some((a) => a.rule === 'detach-tool' && (a.proc as { comm: string }).comm === 'nohup'));
+  });
+
+  test('crontab is a high persistence alert; the trial trips', () => {
+    const a = alertsOf(recs).find((r) => r.rule === 'persistence-tool');
+    assert.ok(a);
+    assert.equal(a.severity, 'high');
+    assert.equal(run.code, 3);
+  });
+
+  test('detach alerts do not freeze (no freeze action in the rules)', () => {
+    assert.equal(recs.filter((r) => r.kind === 'action').length, 0);
+  });
+});

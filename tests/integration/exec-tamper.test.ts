@@ -1,0 +1,56 @@
+// monitor.tamper: the subject sends SIGTERM to the daemon; the daemon survives, freezes
+// the subject (enforce), kills it (after-trip kill) and writes the trial's end record.
+import assert from 'node:assert/strict';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { monitorSkipReason } from '../helpers/host.js';
+import { alertsOf, type LogRecord, readLog, redline, type Run, tempDir } from '../helpers/redline.js';
+
+const skip = monitorSkipReason();
+
+describe('monitor.tamper', { skip: skip ?? false }, () => {
+  const tmp = tempDir();
+  let run: Run;
+  let recs: LogRecord[];
+
+  before(async () => {
+    const script = join(tmp.dir, 'agent.sh');
+    // CMD's parent is the daemon itself; after the SIGTERM it would go on to its next step
+    writeFileSync(script, ['#!/bin/sh', 'kill -TERM $PPID', 'sleep 2', `touch ${join(tmp.dir, 'next-step')}`].join('\n'));
+    chmodSync(script, 0o755);
+    const log = join(tmp.dir, 'tamper.ndjson');
+    run = await redline(['exec', '--log', log, '--', script]);
+    recs = readLog(log);
+  });
+  after(() => tmp.cleanup());
+
+  test('the daemon is not stopped by the SIGTERM and exits 3 (tripped)', () => {
+    assert.equal(run.signal, null);
+    assert.equal(run.code, 3, run.stderr);
+  });
+
+  test('a critical monitor.tamper alert names the signal', () => {
+    const a = alertsOf(recs).find((r) => r.category === 'monitor.tamper');
+    assert.ok(a, JSON.stringify(alertsOf(recs)));
+    assert.equal(a.severity, 'critical');
+    assert.match(String(a.summary), /SIGTERM to the monitor/);
+  });
+
+  test('the signal is logged as ignored, the subject frozen then killed', () => {
+    assert.ok(recs.some((r) => r.kind === 'daemon' && r.phase === 'signal-ignored' && r.signal === 'SIGTERM'));
+    const freeze = recs.find((r) => r.kind === 'action' && r.action === 'freeze');
+    assert.ok(freeze && freeze.ok === true);
+    const kill = recs.find((r) => r.kind === 'action' && r.action === 'kill');
+    assert.ok(kill && kill.ok === true);
+    assert.ok((freeze.seq as number) < (kill.seq as number));
+  });
+
+  test('the trial ends with its end record, and the agent never reached its next step', async () => {
+    const end = recs.find((r) => r.kind === 'trial' && r.phase === 'end');
+    assert.ok(end);
+    assert.equal(end.exit_code, 3);
+    const { existsSync } = await import('node:fs');
+    assert.equal(existsSync(join(tmp.dir, 'next-step')), false);
+  });
+});

@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { type BpftraceLine, parseLine } from '../../daemon/sensors/ebpf/parse.js';
+import { generateScript } from '../../daemon/sensors/ebpf/script.js';
+
+const clock = (ns: bigint) => Number(ns) / 1e6;
+const lines = readFileSync(new URL('../fixtures/bpftrace/output.jsonl', import.meta.url), 'utf8').split('\n').filter(Boolean);
+const parsed: BpftraceLine[] = lines.map((l) => parseLine(l, clock));
+const events = parsed.flatMap((p) => (p.kind === 'event' ? [p.event] : []));
+
+test('attached_probes is recognised with its probe count', () => {
+  assert.deepEqual(parsed[0], { kind: 'attached', probes: 8 });
+});
+
+test('fork, kill, exit, exec and setsid lines become typed events', () => {
+  assert.deepEqual(events[0], { type: 'fork', time: 751325.986271, pid: 4115, tid: 4115, child_pid: 4116, comm: 'sh' });
+  assert.deepEqual(events[1], { type: 'signal', time: 751326.626843, pid: 4115, tid: 4115, syscall: 'kill', target_pid: 4116, sig: 9, comm: 'sh' });
+  assert.equal(events[2]?.type, 'exit');
+  const exec = events.find((e) => e.type === 'exec');
+  assert.deepEqual(exec, { type: 'exec', time: 751330.889064, pid: 4117, tid: 4117, comm: 'setsid', filename: '/usr/bin/setsid' });
+  assert.ok(events.some((e) => e.type === 'setsid' && e.pid === 4117));
+});
+
+test('kill -1 and process-group kills keep the raw target', () => {
+  const sigs = events.filter((e) => e.type === 'signal');
+  assert.ok(sigs.some((e) => e.type === 'signal' && e.target_pid === -1));
+  assert.ok(sigs.some((e) => e.type === 'signal' && e.target_pid === -4115));
+});
+
+test('pidfd_send_signal keeps the fd and marks the target unresolved', () => {
+  const p = events.find((e) => e.type === 'signal' && e.syscall === 'pidfd_send_signal');
+  assert.ok(p && p.type === 'signal');
+  assert.equal(p.pidfd, 3);
+  assert.equal(p.target_unresolved, true);
+});
+
+test('lost events in JSON and text form are counted', () => {
+  const lost = parsed.filter((p) => p.kind === 'lost');
+  assert.deepEqual(lost, [{ kind: 'lost', count: 17 }, { kind: 'lost', count: 3 }]);
+});
+
+test('malformed lines are errors, not events and not crashes', () => {
+  const errors = parsed.filter((p) => p.kind === 'error');
+  assert.equal(errors.length, 2);
+  assert.match((errors[0] as { message: string }).message, /malformed event line/);
+});
+
+test('a filename with spaces and tabs survives', () => {
+  const e = events.find((x) => x.type === 'exec' && x.comm === 'my prog');
+  assert.ok(e && e.type === 'exec');
+  assert.equal(e.filename, '/tmp/dir with\ttab/x');
+});
+
+test('other bpftrace message types are ignored', () => {
+  assert.equal(parseLine('{"type": "time", "data": "12:00:00\\n"}', clock).kind, 'ignored');
+  assert.equal(parseLine('', clock).kind, 'ignored');
+});
+
+test('the generated script filters every probe on the subject', () => {
+  const s = generateScript({ kind: 'cgroup', path: '/sys/fs/cgroup/unified/redline/t1' });
+  const probes = s.split('\n').filter((l) => l.startsWith('tracepoint:'));
+  assert.equal(probes.length, 8);
+  for (const p of probes) assert.match(p, /cgroup == cgroupid\("\/sys\/fs\/cgroup\/unified\/redline\/t1"\)/);
+  assert.match(generateScript({ kind: 'uid', uid: 1000 }), /uid == 1000/);
+  assert.throws(() => generateScript({ kind: 'cgroup', path: '/x"); system("rm' }), /not usable/);
+});

@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { parseCgroupV1, parseCgroupV2, parseCmdline, parseStat, parseStatus } from '../../daemon/sensors/proc/parse-stat.js';
+
+const fixture = (n: string) => readFileSync(new URL(`../fixtures/proc/${n}`, import.meta.url), 'utf8');
+
+test('stat: pid, comm, state, ppid, pgid, sid and start time', () => {
+  assert.deepEqual(parseStat(fixture('stat-cat.txt')), { pid: 4276, comm: 'cat', state: 'R', ppid: 4269, pgid: 4269, sid: 1095, starttime: 76122 });
+});
+
+test('stat: a comm with spaces and parentheses does not shift the fields', () => {
+  const s = parseStat(fixture('stat-weird-comm.txt'));
+  assert.equal(s?.comm, 'evil) name) x');
+  assert.equal(s?.ppid, 1);
+  assert.equal(s?.starttime, 123456);
+});
+
+test('stat: garbage gives null', () => {
+  assert.equal(parseStat('not a stat line'), null);
+  assert.equal(parseStat(''), null);
+});
+
+test('cmdline: NUL-separated, empty for zombies', () => {
+  assert.deepEqual(parseCmdline('python3\0-m\0http.server\0'), ['python3', '-m', 'http.server']);
+  assert.deepEqual(parseCmdline(''), []);
+});
+
+test('status: tgid and real uid', () => {
+  assert.deepEqual(parseStatus('Name:\tx\nTgid:\t77\nPid:\t78\nUid:\t1000\t1000\t1000\t1000\n'), { tgid: 77, uid: 1000 });
+  assert.equal(parseStatus('Name: x'), null);
+});
+
+test('cgroup: v2 line and a v1 controller', () => {
+  const text = '9:name=systemd:/\n6:freezer:/redline/t1\n4:memory:/x\n0::/redline/t1\n';
+  assert.equal(parseCgroupV2(text), '/redline/t1');
+  assert.equal(parseCgroupV1(text, 'freezer'), '/redline/t1');
+  assert.equal(parseCgroupV2('6:freezer:/a\n'), null);
+});
