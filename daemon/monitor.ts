@@ -32,6 +32,8 @@ export class Monitor {
   readonly sensor: Sensor;
   readonly pipeline: Pipeline;
   private readonly handlers: [NodeJS.Signals, () => void][] = [];
+  /** signal decisions still waiting for the sensor to name the sender */
+  private readonly pending = new Set<Promise<void>>();
 
   private constructor(readonly o: MonitorOptions) {
     this.log = AuditLog.open(o.logPath);
@@ -89,14 +91,20 @@ export class Monitor {
     };
     for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as NodeJS.Signals[]) {
       on(sig, () => {
-        setTimeout(() => {
-          if (this.pipeline.signalledBySubject(SIGNUM[sig] as number)) {
-            this.log.append({ kind: 'daemon', phase: 'signal-ignored', signal: sig, reason: 'sent by a subject process' });
-            return;
-          }
-          if (sig === 'SIGHUP') hup?.();
-          else stop(sig);
-        }, SENDER_GRACE_MS);
+        const decided = new Promise<void>((resolve) => {
+          setTimeout(() => {
+            this.pending.delete(decided);
+            resolve();
+            if (this.pipeline.signalledBySubject(SIGNUM[sig] as number)) {
+              this.log.append({ kind: 'daemon', phase: 'signal-ignored', signal: sig, reason: 'sent by a subject process' });
+              return;
+            }
+            if (this.stopped) return;
+            if (sig === 'SIGHUP') hup?.();
+            else stop(sig);
+          }, SENDER_GRACE_MS);
+        });
+        this.pending.add(decided);
       });
     }
   }
@@ -114,8 +122,13 @@ export class Monitor {
     return true;
   }
 
+  private stopped = false;
+
   async stop(reason: string): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
     for (const [sig, fn] of this.handlers) process.off(sig, fn);
+    await Promise.all(this.pending);
     await this.sensor.stop();
     this.log.append({ kind: 'daemon', phase: 'stop', reason, events: this.pipeline.counts.events, alerts: this.pipeline.counts.alerts });
     this.log.close();

@@ -1,5 +1,6 @@
 // sensors → process table → rule engine → actions → outputs, and nothing else.
 import { EventEmitter } from 'node:events';
+import { nowMs } from './clock.js';
 import { freeze, thaw } from './actions/freeze.js';
 import { kill } from './actions/kill.js';
 import type { ActionName, ActionResult } from './actions/result.js';
@@ -34,6 +35,8 @@ export interface AlertInfo {
   summary: string;
   pid: number;
   seq: number;
+  /** kernel event → alert written, for rule alerts */
+  on_disk_ms?: number;
 }
 
 // a signal whose target is not yet known may have been sent to a child whose fork event
@@ -123,9 +126,11 @@ export class Pipeline extends EventEmitter {
       event: e.event,
       proc: procSummary(e.proc),
       target: procSummary(e.target),
-      latency_ms: Math.round((Date.now() - e.event.time) * 1000) / 1000,
+      latency_ms: Math.round((nowMs() - e.event.time) * 1000) / 1000,
     });
-    this.counted(m.rule.severity, { rule: m.rule.id, category: m.rule.category, severity: m.rule.severity, summary: m.summary, pid: e.proc.pid, seq: rec.seq });
+    // measured after the synchronous write: event in the kernel → alert on disk
+    const onDiskMs = nowMs() - e.event.time;
+    this.counted(m.rule.severity, { rule: m.rule.id, category: m.rule.category, severity: m.rule.severity, summary: m.summary, pid: e.proc.pid, seq: rec.seq, on_disk_ms: onDiskMs });
     for (const a of m.rule.actions) void this.act(a, m.rule.id);
   }
 

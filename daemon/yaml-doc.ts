@@ -38,7 +38,14 @@ export function parseYamlText(file: string, text: string): ParsedYaml {
   ] as const) {
     for (const e of list) {
       // linePos is only filled in by prettyErrors, which would also rewrite the message
-      const at = e.linePos?.[0] ?? linePos(lineCounter, e.pos[0]);
+      let offset = e.pos[0];
+      if (e.code === 'MULTILINE_IMPLICIT_KEY') {
+        // yaml points at where the would-be key starts; the mistake (usually a line indented
+        // one step too far) is where it runs onto the next line, so point there
+        const nl = text.indexOf('\n', offset);
+        if (nl >= 0 && nl < e.pos[1]) offset = nl + 1 + (/^[ \t]*/.exec(text.slice(nl + 1))?.[0].length ?? 0);
+      }
+      const at = linePos(lineCounter, offset);
       problems.push({ code: 'yaml', file, line: at.line, col: at.col, message: e.message, severity });
     }
   }
@@ -139,7 +146,8 @@ type Issue = z.core.$ZodIssue;
 export function zodProblems(file: string, doc: Document, lineCounter: LineCounter, error: z.ZodError, basePath: Path = [], schema?: z.ZodType): LoadProblem[] {
   const out: LoadProblem[] = [];
   for (const issue of error.issues) issueProblems(issue, []);
-  return out;
+  // zod reports in schema order; a reader wants file order (sort is stable for ties)
+  return out.sort((a, b) => a.line - b.line || a.col - b.col);
 
   function push(rel: Path, at: Position, message: string): void {
     const prefix = rel.length > 0 ? `${formatPath(rel)}: ` : '';
@@ -153,8 +161,8 @@ export function zodProblems(file: string, doc: Document, lineCounter: LineCounte
     const present = found.depth === full.length;
     const value = present ? nodeValue(found.node) : undefined;
     const at = () => positionOf(doc, lineCounter, full);
-    // a key that is not there at all (zod reports it as the wrong type, or as not the literal)
-    const missing = !present && rel.length > 0 && (issue.code === 'invalid_type' || issue.code === 'invalid_value');
+    // a key that is not there at all (zod reports it as the wrong type, not the literal, or no arm of a union)
+    const missing = !present && rel.length > 0 && (issue.code === 'invalid_type' || issue.code === 'invalid_value' || issue.code === 'invalid_union');
     if (missing) {
       push(rel.slice(0, -1), positionOf(doc, lineCounter, full.slice(0, -1)), `missing required key "${String(rel[rel.length - 1])}"`);
       return;
@@ -178,7 +186,8 @@ export function zodProblems(file: string, doc: Document, lineCounter: LineCounte
         push(rel, at(), `${show(value)} is not one of ${issue.values.map(String).join(', ')}`);
         return;
       case 'invalid_union':
-        return unionProblems(issue, rel, value);
+        unionProblems(issue, rel, value);
+        return;
       case 'too_small':
       case 'too_big':
         push(rel, at(), boundMessage(issue));
@@ -245,11 +254,14 @@ function objectKeys(schema: z.ZodType, path: Path): string[] {
       case 'nonoptional':
       case 'readonly':
       case 'catch':
-        return visit(inner('innerType'), i, seen + 1);
+        visit(inner('innerType'), i, seen + 1);
+        return;
       case 'pipe':
-        return visit(inner('in'), i, seen + 1);
+        visit(inner('in'), i, seen + 1);
+        return;
       case 'lazy':
-        return visit((def.getter as () => z.core.$ZodType)(), i, seen + 1);
+        visit((def.getter as () => z.core.$ZodType)(), i, seen + 1);
+        return;
       case 'union':
         for (const o of def.options as z.core.$ZodType[]) visit(o, i, seen + 1);
         return;

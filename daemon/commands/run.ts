@@ -67,10 +67,15 @@ export async function runCommand(flags: ConfigFlags): Promise<number> {
   const m = await Monitor.start({ config, subject, logPath, ruleset, ruleFiles });
   process.stderr.write(`redline: monitoring ${subject.kind === 'uid' ? `uid ${subject.uid}` : subject.path} (${config.mode}), log ${logPath}\n`);
   m.pipeline.on('alert', (a: { severity: string; category: string; summary: string }) => process.stderr.write(`redline: [${a.severity}] ${a.category}: ${a.summary}\n`));
+  // the daemon lives until told to stop, whatever its sensor is doing meanwhile
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   return new Promise((done) => {
     m.onSignals(
       (sig) => {
-        void m.stop(`${sig} received`).then(() => done(0));
+        void m.stop(`${sig} received`).then(() => {
+          clearInterval(keepAlive);
+          done(0);
+        });
       },
       () => {
         const ok = m.reloadRules();

@@ -1,26 +1,22 @@
 // What exec and run share before monitoring starts: config, rules, sensor availability.
 import type { ResolvedConfig } from '../config/schema.js';
-import { loadConfigFile, resolveConfig, type ConfigFlags } from '../config/load.js';
+import { type ConfigFlags, formatConfigProblem, type LoadedConfig, loadConfigFile, resolveConfig } from '../config/load.js';
 import { loadRules } from '../engine/load.js';
 import type { Ruleset } from '../engine/ruleset.js';
-import { formatProblem, type LoadProblem } from '../events.js';
+import { formatProblem } from '../events.js';
 import { ebpfUnavailableReason } from '../sensors/ebpf/host.js';
 
 export class UsageError extends Error {}
 
-function fmt(p: LoadProblem): string {
-  return p.line === 0 ? `${p.file}: ${p.message}` : formatProblem(p);
-}
-
 export function setup(command: 'exec' | 'run', flags: ConfigFlags): { config: ResolvedConfig; ruleset: Ruleset; ruleFiles: string[] } {
-  let raw;
+  let raw: LoadedConfig | undefined;
   if (flags.config) {
     const file = loadConfigFile(flags.config);
-    if (file.problems.some((p) => p.severity === 'error')) throw new UsageError(file.problems.map(fmt).join('\n'));
+    if (file.problems.some((p) => p.severity === 'error')) throw new UsageError(file.problems.map(formatConfigProblem).join('\n'));
     raw = file.raw;
   }
   const res = resolveConfig(command, raw, flags);
-  if (!res.config) throw new UsageError(res.problems.map(fmt).join('\n'));
+  if (!res.config) throw new UsageError(res.problems.map(formatConfigProblem).join('\n'));
   const config = res.config;
   const rules = loadRules(config.rules);
   for (const w of rules.warnings) process.stderr.write(`${formatProblem(w)}\n`);

@@ -80,7 +80,7 @@ export function readRuleText(file: string, text: string, problems: LoadProblem[]
     }
     const res = ITEM_KINDS[kind].safeParse(raw);
     if (!res.success) {
-      problems.push(...zodProblems(file, doc, lineCounter, res.error, [index]));
+      problems.push(...zodProblems(file, doc, lineCounter, res.error, [index], ITEM_KINDS[kind]));
       return;
     }
     items.push({ kind, value: res.data, source, index } as ReadItem);

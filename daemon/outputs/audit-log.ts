@@ -156,6 +156,7 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
   #failing: string | null = null;
   #draining = false;
   #closed = false;
+  #tornTail = false;
 
   private constructor(file: string, start: ChainHead | null, options: AuditLogOptions, fd: number) {
     super();
@@ -174,22 +175,25 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
   static open(file: string, options: AuditLogOptions = {}): AuditLog {
     let fd = -1;
     try {
+      if (options.write) {
+        // The sink is elsewhere; the file, if any, only says where the chain stands.
+        if (!fs.existsSync(file)) return new AuditLog(file, null, options, -1);
+        fd = fs.openSync(file, 'r');
+        const start = lastRecord(fd, fs.fstatSync(fd).size);
+        fs.closeSync(fd);
+        return new AuditLog(file, start, options, -1);
+      }
       fs.mkdirSync(path.dirname(file), { recursive: true });
       fd = fs.openSync(file, 'a+');
       const size = fs.fstatSync(fd).size;
       const start = size > 0 ? lastRecord(fd, size) : null;
-      if (size > 0) {
-        const last = Buffer.alloc(1);
-        fs.readSync(fd, last, 0, 1, size - 1);
-        // A line torn by a crash must not swallow the next record: end it, and let
-        // `redline audit` report it as the bad line it is.
-        if (last[0] !== 0x0a && !options.write) fs.writeSync(fd, '\n');
-      }
-      if (options.write) {
-        fs.closeSync(fd);
-        fd = -1;
-      }
-      return new AuditLog(file, start, options, fd);
+      const last = Buffer.alloc(1);
+      if (size > 0) fs.readSync(fd, last, 0, 1, size - 1);
+      const log = new AuditLog(file, start, options, fd);
+      // A line torn by a crash must not swallow the next record: the next write ends it
+      // first, and `redline audit` reports it as the bad line it is.
+      log.#tornTail = size > 0 && last[0] !== 0x0a;
+      return log;
     } catch (e) {
       if (fd >= 0) fs.closeSync(fd);
       const err = asError(e);
@@ -208,7 +212,9 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
     } catch {
       line = `${JSON.stringify(record)}\n`;
     }
-    this.#pending.push({ record, line, data: Buffer.from(line, 'utf8'), written: 0 });
+    const data = Buffer.from(this.#tornTail ? `\n${line}` : line, 'utf8');
+    this.#tornTail = false;
+    this.#pending.push({ record, line, data, written: 0 });
     this.#drain();
     return record;
   }
@@ -232,6 +238,10 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
     if (this.#closed) return;
     if (!this.#inject) {
       this.#closeFd();
+      // A record half-written to the old file starts over in the new one, which then
+      // verifies on its own; the old file ends with a torn line either way.
+      const head = this.#pending[0];
+      if (head) head.written = 0;
       try {
         this.#openFd();
       } catch (e) {

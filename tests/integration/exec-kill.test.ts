@@ -93,7 +93,7 @@ describe('process.kill from an unprivileged subject: groups and kill -1', { skip
     chmodSync(tmp.dir, 0o755);
     groupLeader = bystander();
     const script = join(tmp.dir, 'agent.sh');
-    writeFileSync(script, ['#!/bin/sh', `kill -TERM -- -${groupLeader}`, 'sleep 0.2', 'kill -9 -1', 'sleep 1'].join('\n'));
+    writeFileSync(script, ['#!/bin/sh', `/bin/kill -s TERM -- -${groupLeader}`, 'sleep 0.2', 'kill -9 -1', 'sleep 1'].join('\n'));
     chmodSync(script, 0o755);
     const log = join(tmp.dir, 'group.ndjson');
     run = await redline(['exec', '--mode', 'observe', '--user', 'nobody', '--log', log, '--', script]);

@@ -56,7 +56,7 @@ describe('AuditLog', () => {
       assert.equal(lines.length, 2, 'written synchronously, one line each');
       for (const [i, line] of lines.entries()) {
         const parsed = JSON.parse(line);
-        assert.deepEqual(parsed, recs[i]);
+        assert.deepEqual(recs[i], parsed);
         assert.equal(hashOf(parsed), parsed.hash, 'the hash covers what is on disk');
       }
       const [daemon, snap] = lines.map((l) => JSON.parse(l));

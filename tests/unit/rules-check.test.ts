@@ -20,7 +20,7 @@ describe('rules check', () => {
   });
 
   const cases: [string, RegExp][] = [
-    ['yaml-error.yaml', /yaml-error\.yaml:3:\d+: /],
+    ['yaml-error.yaml', /yaml-error\.yaml:2:16: /],
     ['unknown-key.yaml', /unknown-key\.yaml:8:3: unknown key "action"/],
     ['bad-cel.yaml', /bad-cel\.yaml:6:\d+: condition: /],
     ['unknown-category.yaml', /unknown-category\.yaml:3:13: .*"process\.murder" is not one of/],

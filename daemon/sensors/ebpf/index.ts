@@ -2,6 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { monotonicToEpoch } from '../../clock.js';
 import type { SensorEvent, SignalEvent } from '../../events.js';
 import type { Sensor, SensorHealth, SensorTrouble } from '../sensor.js';
 import { ensureTracefs, findExecutable } from './host.js';
@@ -17,12 +18,6 @@ export interface EbpfOptions {
 
 // Harmless on this kernel family (DESIGN.md); anything else on stderr is reported.
 const NOISE = [/RLIMIT_MEMLOCK/, /^\s*$/, /^Attaching \d+ probes/];
-
-function monotonicClock(): Clock {
-  // bpftrace's nsecs is CLOCK_MONOTONIC, the same clock as process.hrtime
-  const offsetMs = Date.now() - Number(process.hrtime.bigint()) / 1e6;
-  return (ns) => offsetMs + Number(ns) / 1e6;
-}
 
 /** the pid behind a pidfd, read from the sender's fdinfo while it still holds the fd */
 export function pidOfPidfd(pid: number, fd: number): number | null {
@@ -42,7 +37,7 @@ export class EbpfSensor extends EventEmitter implements Sensor {
   private lost = 0;
   private events = 0;
   private lastError = '';
-  private readonly clock = monotonicClock();
+  private readonly clock: Clock = monotonicToEpoch();
   private readonly script: string;
   private readonly bpftrace: string;
   private restartTimer: NodeJS.Timeout | null = null;
@@ -159,7 +154,6 @@ export class EbpfSensor extends EventEmitter implements Sensor {
         },
       );
     }, delayMs);
-    this.restartTimer.unref();
   }
 
   private deliver(ev: SensorEvent): void {

@@ -1,0 +1,35 @@
+// Kill syscall (kernel time, from bpftrace) → alert written to the audit log, over ≥200
+// kills. Each kill comes from a fresh /bin/kill process so de-duplication does not fold them.
+// Prints JSON. Needs root and bpftrace.
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execCommand } from '../daemon/commands/exec.js';
+import type { AlertInfo } from '../daemon/pipeline.js';
+import { Pipeline } from '../daemon/pipeline.js';
+import { summary } from './stats.js';
+
+const KILLS = Number(process.env.KILLS ?? 250);
+const dir = mkdtempSync(join(tmpdir(), 'redline-bench-'));
+const victim = spawn('sleep', ['600'], { stdio: 'ignore', detached: true });
+const script = join(dir, 'agent.sh');
+// SIGCONT changes nothing for a running sleep, so the victim survives every kill
+writeFileSync(script, `#!/bin/sh\ni=0\nwhile [ $i -lt ${KILLS} ]; do /bin/kill -CONT ${victim.pid}; i=$((i+1)); done\n`);
+chmodSync(script, 0o755);
+
+const latencies: number[] = [];
+const orig = Pipeline.prototype.emit;
+Pipeline.prototype.emit = function (this: Pipeline, name: string | symbol, ...args: unknown[]) {
+  const a = args[0] as AlertInfo | undefined;
+  if (name === 'alert' && a?.on_disk_ms !== undefined && a.category === 'process.kill') latencies.push(a.on_disk_ms);
+  return orig.call(this, name, ...args);
+};
+
+try {
+  const res = await execCommand([script], { mode: 'observe', log: join(dir, 'bench.ndjson'), quiet: true });
+  console.log(JSON.stringify({ bench: 'kill-to-alert-on-disk', unit: 'ms', kills: KILLS, alerts: latencies.length, exit: res.code, ...summary(latencies) }));
+} finally {
+  victim.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+}

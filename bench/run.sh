@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Prints one JSON line per benchmark. Needs root, bpftrace and cgroup v2; `npm run build` first for idle.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+node --import tsx bench/kill-latency.ts
+node --import tsx bench/freeze.ts
+node --import tsx bench/idle.ts
