@@ -5,6 +5,8 @@ import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readLogs } from '../audit/read.js';
+import { verifyChain } from '../audit/verify.js';
 import { execCommand } from './exec.js';
 
 const AGENT = `#!/bin/sh
@@ -57,8 +59,10 @@ async function phase(dir: string, mode: 'observe' | 'enforce', out: NodeJS.Writa
   }
   const snap = records.find((x) => x.kind === 'snapshot');
   if (snap) out.write(`  SNAPSHOT of ${snap.processes?.length ?? 0} frozen subject processes logged\n`);
-  out.write(`  monitor survived the agent's SIGTERM: yes (this process, pid ${process.pid})\n`);
+  if (steps.length >= 3) out.write(`  the monitor survived the agent's SIGTERM (this process, pid ${process.pid})\n`);
   out.write(`  bystander (pid ${bpid}) ${alive(bpid) ? 'still alive' : 'killed — a tripwire sees the kill, it cannot undo it'}\n`);
+  const chain = verifyChain(await readLogs([log]));
+  out.write(`  audit chain: ${chain.ok ? `intact, ${chain.records} records` : `BROKEN at seq ${chain.first_bad_seq}`}\n`);
   out.write(`  exit code ${res.code} (${res.code === 3 ? 'tripped' : 'clean'}); log ${log}; verify with: redline audit ${log}\n`);
   if (alive(bpid)) process.kill(bpid, 'SIGKILL');
 }

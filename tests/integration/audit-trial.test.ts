@@ -1,0 +1,75 @@
+// `redline audit` on a log that a real trial wrote: intact → 0 with the trial's verdict;
+// an edited, a deleted or a swapped line → 4 naming the first bad seq.
+import assert from 'node:assert/strict';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { monitorSkipReason } from '../helpers/host.js';
+import { bystander, killBystanders } from '../helpers/procs.js';
+import { redline, tempDir } from '../helpers/redline.js';
+
+const skip = monitorSkipReason();
+
+describe('audit of a real trial log', { skip: skip ?? false }, () => {
+  const tmp = tempDir();
+  const log = join(tmp.dir, 'trial.ndjson');
+  let lines: string[] = [];
+
+  before(async () => {
+    const victim = bystander();
+    const script = join(tmp.dir, 'agent.sh');
+    writeFileSync(script, `#!/bin/sh\nkill -STOP ${victim}\nsleep 1\n`);
+    chmodSync(script, 0o755);
+    const r = await redline(['exec', '--log', log, '--trial', 'trial-one', '--', script]);
+    assert.equal(r.code, 3, r.stderr);
+    lines = readFileSync(log, 'utf8').trim().split('\n');
+  });
+  after(() => {
+    killBystanders();
+    tmp.cleanup();
+  });
+
+  test('intact: exit 0, one frozen trial with its alerts', async () => {
+    const r = await redline(['audit', '--json', log]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { chain: { ok: boolean; records: number; first_bad_seq: null }; trials: { id: string; frozen: boolean; alerts: number; stage: null }[] };
+    assert.deepEqual(out.chain, { ...out.chain, ok: true, records: lines.length, first_bad_seq: null });
+    assert.equal(out.trials.length, 1);
+    assert.equal(out.trials[0]?.id, 'trial-one');
+    assert.equal(out.trials[0]?.frozen, true);
+    assert.equal(out.trials[0]?.alerts, 1);
+    assert.equal(out.trials[0]?.stage, null, 'a kill is no replication stage');
+  });
+
+  const tamper = async (name: string, edit: (l: string[]) => string[]) => {
+    const path = join(tmp.dir, `${name}.ndjson`);
+    writeFileSync(path, `${edit([...lines]).join('\n')}\n`);
+    return redline(['audit', path]);
+  };
+
+  test('an edited alert summary: exit 4 at that seq', async () => {
+    const i = lines.findIndex((l) => l.includes('"kind":"alert"'));
+    const r = await tamper('edited', (l) => {
+      l[i] = (l[i] as string).replace(/"summary":"[^"]*"/, '"summary":"nothing happened"');
+      return l;
+    });
+    assert.equal(r.code, 4);
+    assert.match(r.stdout + r.stderr, new RegExp(`seq ${i}\\b`));
+  });
+
+  test('a deleted freeze record: exit 4 at that seq', async () => {
+    const i = lines.findIndex((l) => l.includes('"action":"freeze"'));
+    const r = await tamper('deleted', (l) => l.filter((_, j) => j !== i));
+    assert.equal(r.code, 4);
+    assert.match(r.stdout + r.stderr, new RegExp(`seq ${i}\\b`));
+  });
+
+  test('two swapped lines: exit 4 at the first', async () => {
+    const r = await tamper('swapped', (l) => {
+      [l[3], l[4]] = [l[4] as string, l[3] as string];
+      return l;
+    });
+    assert.equal(r.code, 4);
+    assert.match(r.stdout + r.stderr, /seq 3\b/);
+  });
+});
