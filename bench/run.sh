@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 node --import tsx bench/kill-latency.ts
 node --import tsx bench/freeze.ts
+node --import tsx bench/trip.ts
 node --import tsx bench/idle.ts

@@ -12,6 +12,7 @@ import { EbpfSensor } from './sensors/ebpf/index.js';
 import type { Sensor } from './sensors/sensor.js';
 import { describeSubject, type Subject, subjectContains, subjectFilter } from './subject.js';
 import { VERSION } from './version.js';
+import { warmUp } from './warmup.js';
 
 export interface MonitorOptions {
   config: ResolvedConfig;
@@ -68,6 +69,7 @@ export class Monitor {
       rule_files: o.ruleFiles,
     });
     m.table.seed();
+    warmUp(o.ruleset);
     m.sensor.on('event', (ev) => m.pipeline.handle(ev));
     m.sensor.on('trouble', (t) => m.pipeline.sensorTrouble(t));
     m.sensor.on('restarted', () => {

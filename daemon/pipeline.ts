@@ -131,7 +131,7 @@ export class Pipeline extends EventEmitter {
     // measured after the synchronous write: event in the kernel → alert on disk
     const onDiskMs = nowMs() - e.event.time;
     this.counted(m.rule.severity, { rule: m.rule.id, category: m.rule.category, severity: m.rule.severity, summary: m.summary, pid: e.proc.pid, seq: rec.seq, on_disk_ms: onDiskMs });
-    for (const a of m.rule.actions) void this.act(a, m.rule.id);
+    for (const a of m.rule.actions) void this.act(a, m.rule.id, e.event.time);
   }
 
   private counted(severity: Severity, info: AlertInfo): void {
@@ -160,21 +160,21 @@ export class Pipeline extends EventEmitter {
   }
 
   /** carries out (or, in observe mode, records as skipped) one action; never throws */
-  async act(action: 'freeze' | 'kill', cause: string): Promise<ActionResult> {
+  async act(action: 'freeze' | 'kill', cause: string, eventTime?: number): Promise<ActionResult> {
     if (this.mode === 'observe') {
       const r: ActionResult = { action, ok: false, skipped: true, latency_ms: 0 };
       this.write({ kind: 'action', ...r, cause, reason: 'observe mode' });
       return r;
     }
-    const fr = await this.freezeOnce(cause);
+    const fr = await this.freezeOnce(cause, eventTime);
     if (action === 'freeze') return fr;
     return this.runAction('kill', () => kill(this.o.subject), cause);
   }
 
-  private freezeOnce(cause: string): Promise<ActionResult> {
+  private freezeOnce(cause: string, eventTime?: number): Promise<ActionResult> {
     if (this.frozen) return Promise.resolve({ action: 'freeze', ok: true, latency_ms: 0, detail: { already: true } });
     if (!this.freezing) {
-      this.freezing = this.runAction('freeze', () => freeze(this.o.subject), cause).then((r) => {
+      this.freezing = this.runAction('freeze', () => freeze(this.o.subject), cause, eventTime).then((r) => {
         if (r.ok) {
           this.frozen = true;
           const snap = snapshot(this.o.subject);
@@ -188,9 +188,11 @@ export class Pipeline extends EventEmitter {
     return this.freezing;
   }
 
-  async runAction(name: ActionName, run: () => Promise<ActionResult>, cause: string): Promise<ActionResult> {
+  async runAction(name: ActionName, run: () => Promise<ActionResult>, cause: string, eventTime?: number): Promise<ActionResult> {
     const r = await run();
-    this.write({ kind: 'action', ...r, cause });
+    // for a trip: from the kernel event that caused it to the action done
+    const since = eventTime === undefined ? undefined : Math.round((nowMs() - eventTime) * 1000) / 1000;
+    this.write({ kind: 'action', ...r, cause, since_event_ms: since });
     if (name === 'thaw' && r.ok) this.frozen = false;
     return r;
   }
