@@ -25,7 +25,7 @@ export const EXIT_BROKEN = 4;
 
 // Summaries and file names come from the subject: control characters could rewrite the
 // auditor's terminal (ANSI escapes, carriage returns), so they are shown escaped.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+// eslint-disable-next-line no-control-regex -- matching them is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
 function clean(s: string): string {
   return s.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);

@@ -50,7 +50,7 @@ export function parseHostPort(s: string): HostPort | string {
 /** bearer tokens travel in an Authorization header or a query string: no spaces or control characters */
 export function tokenProblem(t: string): string | undefined {
   if (t.length === 0) return 'must not be empty';
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is rejected
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is rejected
   if (/[\s\x00-\x1f\x7f]/.test(t)) return 'must not contain spaces or control characters';
   return undefined;
 }
