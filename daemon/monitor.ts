@@ -134,5 +134,11 @@ export class Monitor {
     await this.sensor.stop();
     this.log.append({ kind: 'daemon', phase: 'stop', reason, events: this.pipeline.counts.events, alerts: this.pipeline.counts.alerts });
     this.log.close();
+    const unwritten = this.log.pendingLines();
+    if (unwritten.length > 0) {
+      // the disk refused them; the operator's terminal or journal is the last place left
+      process.stderr.write(`redline: ${unwritten.length} audit records could not be written to ${this.log.path}; they follow:\n`);
+      for (const line of unwritten) process.stderr.write(line.endsWith('\n') ? line : `${line}\n`);
+    }
   }
 }

@@ -229,6 +229,11 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
     return { seq: this.#chain.seq, hash: this.#chain.head };
   }
 
+  /** the NDJSON lines not yet on disk, in order (for a last-resort dump at exit) */
+  pendingLines(): string[] {
+    return this.#pending.map((p) => p.line);
+  }
+
   pendingCount(): number {
     return this.#pending.length;
   }

@@ -1,0 +1,56 @@
+// Usage and config errors exit 2 with a message that says where, before anything runs.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { redline, tempDir } from '../helpers/redline.js';
+
+describe('usage errors', () => {
+  const tmp = tempDir();
+  after(() => tmp.cleanup());
+
+  test('a bad config file value: exit 2 with file:line:col', async () => {
+    const cfg = join(tmp.dir, 'bad.yaml');
+    writeFileSync(cfg, 'mode: enforce\nafter-trip: explode\n');
+    const r = await redline(['exec', '--config', cfg, '--', 'true']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, new RegExp(`${cfg.replace(/[.]/g, '\\.')}:2:13: .*"explode" is not one of hold, kill`));
+  });
+
+  test('an unknown config key: exit 2 at the key', async () => {
+    const cfg = join(tmp.dir, 'unknown.yaml');
+    writeFileSync(cfg, 'mode: observe\nprotect-pids: [1]\n');
+    const r = await redline(['exec', '--config', cfg, '--', 'true']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown\.yaml:2:1: unknown key "protect-pids"/);
+  });
+
+  test('a bad flag value: exit 2', async () => {
+    const r = await redline(['exec', '--mode', 'fast', '--', 'true']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /fast/);
+  });
+
+  test('run without a subject: exit 2 saying what it needs', async () => {
+    const r = await redline(['run', '--log', join(tmp.dir, 'x.ndjson')]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /subject/);
+  });
+
+  test('exec without a command: exit 2', async () => {
+    const r = await redline(['exec']);
+    assert.equal(r.code, 2);
+  });
+
+  test('the poll sensor says it is not available rather than seeing nothing', async () => {
+    const r = await redline(['exec', '--sensor', 'poll', '--', 'true']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /poll sensor is not available/);
+  });
+
+  test('doctor reports each sensor and action and exits 0', async () => {
+    const r = await redline(['doctor']);
+    assert.equal(r.code, 0);
+    for (const name of ['sensor ebpf', 'sensor poll', 'cgroup v2', 'action freeze', 'action kill', 'output audit log']) assert.match(r.stdout, new RegExp(name));
+  });
+});
