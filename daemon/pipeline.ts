@@ -197,6 +197,12 @@ export class Pipeline extends EventEmitter {
     return r;
   }
 
+  /** an operator's kill (a stop signal, later the control socket): carried out in either mode */
+  async operatorKill(cause: string): Promise<ActionResult> {
+    await this.freezeOnce(cause);
+    return this.runAction('kill', () => kill(this.o.subject), cause);
+  }
+
   async operatorThaw(cause: string): Promise<ActionResult> {
     return this.runAction('thaw', () => thaw(this.o.subject), cause);
   }

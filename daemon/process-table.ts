@@ -296,12 +296,9 @@ export class ProcessTable {
       out.target = out.targets.find((x) => !x.subject) ?? out.targets[0] ?? this.unknown(0);
       return out;
     }
-    let tp = this.lookup(t);
-    if (ev.syscall === 'tkill' && !tp.known) {
-      // tkill names a thread: find its process
-      const tgid = readStatus(t)?.tgid;
-      if (tgid !== undefined && tgid !== t) tp = this.lookup(tgid);
-    }
+    // tkill names a thread (a daemon's worker thread included): resolve it to its process
+    const tgid = ev.syscall === 'tkill' ? readStatus(t)?.tgid : undefined;
+    const tp = this.lookup(tgid ?? t);
     out.target = tp;
     out.targets = [tp];
     return out;

@@ -92,7 +92,7 @@ export async function execCommand(argv: string[], flags: ConfigFlags & { trial?:
       if (stopping) return;
       stopping = true;
       say(`${sig} received: killing the subject and ending the trial`);
-      void m.pipeline.act('kill', `operator ${sig}`);
+      void m.pipeline.operatorKill(`operator ${sig}`);
     });
     m.pipeline.on('frozen', () => {
       if (stopping) return;

@@ -5,7 +5,7 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { monitorSkipReason } from '../helpers/host.js';
-import { alertsOf, type LogRecord, readLog, redline, type Run, tempDir } from '../helpers/redline.js';
+import { alertsOf, type LogRecord, readLog, redline, type Run, startRedline, tempDir, waitForRecord } from '../helpers/redline.js';
 
 const skip = monitorSkipReason();
 
@@ -52,5 +52,43 @@ describe('monitor.tamper', { skip: skip ?? false }, () => {
     assert.equal(end.exit_code, 3);
     const { existsSync } = await import('node:fs');
     assert.equal(existsSync(join(tmp.dir, 'next-step')), false);
+  });
+});
+
+describe('tamper through a thread, and an operator stop in observe mode', { skip: skip ?? false }, () => {
+  const tmp = tempDir();
+  after(() => tmp.cleanup());
+
+  test('tkill to one of the daemon’s threads is monitor.tamper; SIGINT from the operator kills the subject', async () => {
+    const script = join(tmp.dir, 'agent.sh');
+    // pick a thread of the daemon that is not its main thread, and tkill it (signal 0)
+    writeFileSync(
+      script,
+      [
+        '#!/bin/sh',
+        'tid=$(ls /proc/$PPID/task | grep -v "^$PPID$" | head -1)',
+        `python3 -c "import ctypes,sys; ctypes.CDLL(None).syscall(200, int(sys.argv[1]), 0)" $tid`,
+        'sleep 30',
+        `touch ${join(tmp.dir, 'finished')}`,
+      ].join('\n'),
+    );
+    chmodSync(script, 0o755);
+    const log = join(tmp.dir, 'thread.ndjson');
+    const { child, done } = startRedline(['exec', '--mode', 'observe', '--log', log, '--', script]);
+    try {
+      const a = await waitForRecord(log, (r) => r.kind === 'alert' && r.category === 'monitor.tamper');
+      assert.equal((a.event as { syscall: string }).syscall, 'tkill');
+      assert.equal((a.target as { pid: number }).pid, child.pid);
+      child.kill('SIGINT');
+      const run = await done;
+      assert.equal(run.code, 3);
+      const recs = readLog(log);
+      assert.ok(recs.some((r) => r.kind === 'action' && r.action === 'kill' && r.ok === true && String(r.cause).includes('SIGINT')));
+      assert.ok(recs.some((r) => r.kind === 'trial' && r.phase === 'end'));
+      const { existsSync } = await import('node:fs');
+      assert.equal(existsSync(join(tmp.dir, 'finished')), false);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
