@@ -27,11 +27,13 @@ export async function kill(s: Subject): Promise<ActionResult> {
       const fr = await freeze(s);
       const method = s.kind === 'cgroup2' && existsSync(join(s.path, 'cgroup.kill')) ? 'cgroup.kill' : 'sigkill';
       if (method === 'cgroup.kill') writeFileSync(join(s.path, 'cgroup.kill'), '1');
+      else sigkillAll(subjectPids(s));
+      // v1-frozen tasks act on the SIGKILL only once thawed; nothing can run first, it is pending
+      if (s.kind === 'freezer1') writeFileSync(join(s.path, 'freezer.state'), 'THAWED');
       const ok = await waitUntil(() => {
         if (method === 'sigkill') sigkillAll(subjectPids(s));
         return !isPopulated(s.path);
       }, KILL_TIMEOUT_MS, 5);
-      if (s.kind === 'freezer1') writeFileSync(join(s.path, 'freezer.state'), 'THAWED');
       return { action: 'kill', ok, latency_ms: elapsed(t0), method, detail: { frozen_first: fr.ok }, error: ok ? undefined : 'processes remain after SIGKILL' };
     }
     stopAll(() => subjectPids(s));

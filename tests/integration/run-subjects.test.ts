@@ -1,0 +1,78 @@
+// `redline run --subject-pid` (the tree is moved into a group of its own) and
+// `--subject-uid` (every process of that uid), each catching a kill through eBPF.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { findCgroupV2Mount, groupPids, removeGroup } from '../../daemon/cgroup.js';
+import { monitorSkipReason } from '../helpers/host.js';
+import { bystander, killBystanders } from '../helpers/procs.js';
+import { startRedline, tempDir, waitForRecord } from '../helpers/redline.js';
+
+const skip = monitorSkipReason();
+
+describe('run --subject-pid', { skip: skip ?? false }, () => {
+  const tmp = tempDir();
+  const trigger = join(tmp.dir, 'go');
+  let agent: ChildProcess;
+  let daemon: ReturnType<typeof startRedline> | undefined;
+  let group = '';
+  after(() => {
+    daemon?.child.kill('SIGKILL');
+    if (group) for (const pid of groupPids(group)) process.kill(pid, 'SIGKILL');
+    agent?.kill('SIGKILL');
+    if (group) {
+      const t0 = Date.now();
+      while (groupPids(group).length > 0 && Date.now() - t0 < 2000);
+      removeGroup(group);
+    }
+    killBystanders();
+    tmp.cleanup();
+  });
+
+  test('the running tree is adopted into a group and its kill is caught', async () => {
+    const victim = bystander();
+    // an agent already running before redline starts, with a child of its own
+    agent = spawn('/bin/sh', ['-c', `sleep 600 & while [ ! -e ${trigger} ]; do sleep 0.05; done; kill -CONT ${victim}; wait`], { stdio: 'ignore' });
+    const log = join(tmp.dir, 'pid.ndjson');
+    daemon = startRedline(['run', '--subject-pid', String(agent.pid), '--log', log, '--mode', 'observe']);
+    await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'sensor');
+    group = join(findCgroupV2Mount() as string, 'redline', `pid-${agent.pid}`);
+    const members = groupPids(group);
+    assert.ok(members.includes(agent.pid as number), 'the agent was moved');
+    assert.ok(members.length >= 2, 'its child was moved too');
+    writeFileSync(trigger, '');
+    const a = await waitForRecord(log, (r) => r.kind === 'alert' && r.rule === 'signal-outside-tree');
+    assert.equal((a.target as { pid: number }).pid, victim);
+    daemon.child.kill('SIGTERM');
+    assert.equal((await daemon.done).code, 0);
+  });
+});
+
+describe('run --subject-uid', { skip: skip ?? false }, () => {
+  const tmp = tempDir();
+  const uid = 64_998;
+  let daemon: ReturnType<typeof startRedline> | undefined;
+  after(() => {
+    daemon?.child.kill('SIGKILL');
+    spawn('pkill', ['-9', '-U', String(uid)]);
+    killBystanders();
+    tmp.cleanup();
+  });
+
+  test('a process of that uid signalling a root process is caught (the attempt, though it fails)', async () => {
+    const victim = bystander();
+    const log = join(tmp.dir, 'uid.ndjson');
+    daemon = startRedline(['run', '--subject-uid', String(uid), '--log', log, '--mode', 'observe']);
+    await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'sensor');
+    const c = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '/bin/sh', '-c', `kill -CONT ${victim}`], { stdio: 'ignore' });
+    await new Promise((r) => c.once('exit', r));
+    const a = await waitForRecord(log, (r) => r.kind === 'alert' && r.rule === 'signal-outside-tree');
+    assert.equal((a.target as { pid: number }).pid, victim);
+    assert.equal((a.proc as { uid: number }).uid, uid);
+    assert.ok(existsSync(log) && readFileSync(log, 'utf8').includes(`uid ${uid}`));
+    daemon.child.kill('SIGTERM');
+    assert.equal((await daemon.done).code, 0);
+  });
+});
