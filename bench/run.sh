@@ -6,3 +6,5 @@ node --import tsx bench/kill-latency.ts
 node --import tsx bench/freeze.ts
 node --import tsx bench/trip.ts
 node --import tsx bench/idle.ts
+node --import tsx bench/fingerprint.ts
+node --import tsx bench/copy-alert.ts

@@ -28,7 +28,9 @@ function monitorOptions(cmd: Command): Command {
     .option('--ws-token <token>', 'bearer token the websocket requires (also REDLINE_WS_TOKEN)')
     .option('--nvidia-smi <path>', 'the nvidia-smi binary to query')
     .option('--socket <path>', 'the control socket')
-    .option('--fail-closed', 'freeze the subject when the monitor can no longer see');
+    .option('--fail-closed', 'freeze the subject when the monitor can no longer see')
+    .option('--gpu-interval <ms>', 'how often to poll nvidia-smi (default 1000)')
+    .option('--gpu-replica-share <share>', 'GPU memory share of the allowed server that makes a replica (default 0.5)');
 }
 
 function exitWith(code: number): never {

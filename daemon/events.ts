@@ -25,7 +25,20 @@ export const CATEGORIES = [
 ] as const;
 export type Category = (typeof CATEGORIES)[number];
 
-export const EVENT_TYPES = ['exec', 'fork', 'exit', 'signal', 'setsid', 'reparent'] as const;
+export const EVENT_TYPES = [
+  'exec',
+  'fork',
+  'exit',
+  'signal',
+  'setsid',
+  'reparent',
+  'open',
+  'link',
+  'weights_open',
+  'weights_copy',
+  'weights_load',
+  'gpu',
+] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 interface EventBase {
@@ -75,7 +88,103 @@ export interface ReparentEvent extends EventBase {
   new_ppid: number;
 }
 
-export type SensorEvent = ExecEvent | ForkEvent | ExitEvent | SignalEvent | SetsidEvent | ReparentEvent;
+/** a file opened by a subject process (raw, from eBPF) */
+export interface OpenEvent extends EventBase {
+  type: 'open';
+  /** the fd returned; negative (-errno) for a refused attempt to open for writing */
+  fd: number;
+  flags: number;
+  /** the dirfd the name is relative to (-100: the cwd) */
+  dfd: number;
+  /** the name as passed to the syscall (may be relative) */
+  filename: string;
+  /** absolute path, when redline could name the file (through /proc/PID/fd or the cwd) */
+  path?: string;
+  write: boolean;
+  /** set when the file is the daemon's own (log, config, rules) or a cgroup control file */
+  monitor_file?: boolean;
+}
+
+/** a hard or symbolic link made by a subject process (raw, from eBPF) */
+export interface LinkEvent extends EventBase {
+  type: 'link';
+  kind: 'hard' | 'sym';
+  dfd: number;
+  filename: string;
+  path?: string;
+}
+
+interface WeightsBase extends EventBase {
+  /** the file the process touched or made */
+  path: string;
+  /** the registered weight file it is (or was copied from) */
+  weight: string;
+  /** 0 for the original weights, n for a copy of a copy … */
+  generation: number;
+}
+
+/** a process opened the registered weights or a copy of them */
+export interface WeightsOpenEvent extends WeightsBase {
+  type: 'weights_open';
+  write: boolean;
+}
+
+export type CopyMatch = 'full' | 'partial' | 'hardlink' | 'symlink' | 'archive';
+
+/** a file whose content is the weights (or the start of them), made by `pid` */
+export interface WeightsCopyEvent extends WeightsBase {
+  type: 'weights_copy';
+  match: CopyMatch;
+  /** bytes of the candidate when it matched */
+  bytes: number;
+  /** where in the candidate the weight bytes start (archives) */
+  offset: number;
+  /** how the copy was seen: 'ebpf' (the writer is known) or 'watch' (a folder watcher) */
+  seen_by: 'ebpf' | 'watch';
+}
+
+/** a process keeps the weights mapped or read them whole, as an inference server does */
+export interface WeightsLoadEvent extends WeightsBase {
+  type: 'weights_load';
+  how: 'mmap' | 'read';
+}
+
+/**
+ * GPU memory a process holds, from nvidia-smi: emitted when a pid first appears on a GPU
+ * and whenever its usage changes by at least the sensor's threshold.
+ */
+export interface GpuEvent extends EventBase {
+  type: 'gpu';
+  gpu_uuid: string;
+  /** MiB this process holds on that GPU */
+  used_mib: number;
+  /** MiB it held at the previous report (0 when new) */
+  previous_mib: number;
+  /** the GPU's total memory, MiB, when known */
+  total_mib?: number;
+  /** MiB this process holds on all GPUs together (a sharded server spans several) */
+  footprint_mib: number;
+  /** the largest footprint among the allowed pids now on a GPU (0: none is) */
+  allowed_mib: number;
+  /** not an allowed pid, and its footprint is at least the configured share of allowed_mib (> 0) */
+  replica_like: boolean;
+  /** the driver would not say how much memory (`[N/A]`, e.g. under MIG): used_mib is 0 then */
+  used_unknown?: boolean;
+}
+
+export type SensorEvent =
+  | ExecEvent
+  | ForkEvent
+  | ExitEvent
+  | SignalEvent
+  | SetsidEvent
+  | ReparentEvent
+  | OpenEvent
+  | LinkEvent
+  | WeightsOpenEvent
+  | WeightsCopyEvent
+  | WeightsLoadEvent
+  | GpuEvent;
 
 /** a problem found while loading a file (rules or config): data, not an exception */
 export interface LoadProblem {

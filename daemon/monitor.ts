@@ -1,6 +1,7 @@
 // One monitored subject: the audit log, process table, sensor and pipeline, set up in the
 // order that loses nothing (log first, sensor attached before the subject acts).
 import { hostname } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import type { ResolvedConfig } from './config/schema.js';
 import { loadRules } from './engine/load.js';
 import type { Ruleset } from './engine/ruleset.js';
@@ -10,6 +11,11 @@ import { Pipeline } from './pipeline.js';
 import { ProcessTable } from './process-table.js';
 import { EbpfSensor } from './sensors/ebpf/index.js';
 import type { Sensor } from './sensors/sensor.js';
+import { GpuSensor, gpuUnavailableReason } from './sensors/gpu/index.js';
+import { closeHashers } from './sensors/weights/fingerprint.js';
+import { WeightRegistry } from './sensors/weights/registry.js';
+import { WeightsTracker } from './sensors/weights/tracker.js';
+import { FolderWatcher } from './sensors/weights/watch.js';
 import { describeSubject, type Subject, subjectContains, subjectFilter } from './subject.js';
 import { VERSION } from './version.js';
 import { warmUp } from './warmup.js';
@@ -31,6 +37,10 @@ export class Monitor {
   readonly log: AuditLog;
   readonly table: ProcessTable;
   readonly sensor: Sensor;
+  readonly registry = new WeightRegistry();
+  readonly tracker: WeightsTracker;
+  private watcher: FolderWatcher | null = null;
+  gpu: GpuSensor | null = null;
   readonly pipeline: Pipeline;
   private readonly handlers: [NodeJS.Signals, () => void][] = [];
   /** signal decisions still waiting for the sensor to name the sender */
@@ -47,6 +57,7 @@ export class Monitor {
     const filter = subjectFilter(o.subject);
     if (!filter) throw new Error(`the eBPF sensor cannot filter on ${describeSubject(o.subject)}: it needs a cgroup v2 group or a uid`);
     this.sensor = new EbpfSensor({ filter });
+    this.tracker = new WeightsTracker({ registry: this.registry, monitorPaths: [resolve(o.logPath), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : [])] });
     this.pipeline = new Pipeline({ table: this.table, ruleset: o.ruleset, subject: o.subject, sink: this.log, mode: o.config.mode, trial: o.trial, failClosed: o.config.failClosed });
     this.log.on('error', (err: Error) => {
       // the record is queued in memory and retried; say so on stderr (the log itself is failing)
@@ -70,7 +81,13 @@ export class Monitor {
     });
     m.table.seed();
     warmUp(o.ruleset);
-    m.sensor.on('event', (ev) => m.pipeline.handle(ev));
+    await m.registerWeights();
+    m.sensor.on('event', (ev) => {
+      // the weights sensor names the file first, so the pipeline and the log see the path
+      if (ev.type === 'open' || ev.type === 'link') m.tracker.observe(ev);
+      m.pipeline.handle(ev);
+    });
+    m.tracker.on('event', (ev) => m.pipeline.handle(ev));
     m.sensor.on('trouble', (t) => m.pipeline.sensorTrouble(t));
     m.sensor.on('restarted', () => {
       m.table.setMonitorPids(m.sensor.ownPids());
@@ -79,7 +96,59 @@ export class Monitor {
     await m.sensor.start();
     m.table.setMonitorPids(m.sensor.ownPids());
     m.log.append({ kind: 'daemon', phase: 'sensor', sensor: m.sensor.name, sensor_pids: m.sensor.ownPids(), detail: 'probes attached' });
+    await m.startGpu();
     return m;
+  }
+
+  /** fingerprints --weights before the subject starts; what was registered goes in the log */
+  private async registerWeights(): Promise<void> {
+    if (this.o.config.weights.length === 0) return;
+    const t0 = performance.now();
+    const res = await this.registry.registerPaths(this.o.config.weights);
+    this.log.append({
+      kind: 'daemon',
+      phase: 'weights',
+      files: res.files.map((f) => ({ path: f.path, size: f.fp.size, format: f.fp.format, dev: f.fp.dev, ino: f.fp.ino })),
+      skipped: res.skipped,
+      ms: Math.round(performance.now() - t0),
+    });
+    await this.startWatcher(res.files.map((f) => dirname(f.path)));
+  }
+
+  private async startWatcher(weightFolders: string[]): Promise<void> {
+    const folders = [...new Set([...this.o.config.watch, ...weightFolders])];
+    if (folders.length === 0) return;
+    const w = new FolderWatcher({ registry: this.registry, folders, claimed: (dev, ino, path) => this.tracker.claimed(dev, ino, path) });
+    w.on('event', (ev) => this.pipeline.handle(ev));
+    w.on('trouble', (t) => this.pipeline.sensorTrouble(t));
+    try {
+      await w.start();
+      this.watcher = w;
+      this.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'watch', detail: `watching ${folders.join(', ')}` });
+    } catch (err) {
+      this.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'watch', detail: `off: ${(err as Error).message}` });
+    }
+  }
+
+  /** the GPU sensor runs where nvidia-smi does; elsewhere the log says why it is off */
+  private async startGpu(): Promise<void> {
+    const nvidiaSmi = this.o.config.nvidiaSmi;
+    const why = gpuUnavailableReason(nvidiaSmi);
+    if (why) {
+      this.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'gpu', detail: `off: ${why}` });
+      return;
+    }
+    const gpu = new GpuSensor({ nvidiaSmi, allowPids: [...this.o.config.allowPids], intervalMs: this.o.config.gpuIntervalMs, replicaShare: this.o.config.gpuReplicaShare });
+    gpu.on('event', (ev) => this.pipeline.handle(ev));
+    gpu.on('trouble', (t) => this.pipeline.sensorTrouble(t));
+    gpu.on('recovered', (r: { detail: string }) => this.log.append({ kind: 'daemon', phase: 'sensor-recovered', sensor: 'gpu', detail: r.detail }));
+    try {
+      await gpu.start();
+      this.gpu = gpu;
+      this.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'gpu', detail: `polling ${nvidiaSmi}` });
+    } catch (err) {
+      this.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'gpu', detail: `off: ${(err as Error).message}` });
+    }
   }
 
   /**
@@ -132,6 +201,10 @@ export class Monitor {
     for (const [sig, fn] of this.handlers) process.off(sig, fn);
     await Promise.all(this.pending);
     await this.sensor.stop();
+    await this.tracker.stop();
+    await this.watcher?.stop();
+    await this.gpu?.stop();
+    await closeHashers();
     this.log.append({ kind: 'daemon', phase: 'stop', reason, events: this.pipeline.counts.events, alerts: this.pipeline.counts.alerts });
     this.log.close();
     const unwritten = this.log.pendingLines();

@@ -147,7 +147,8 @@ export class Pipeline extends EventEmitter {
   }
 
   sensorTrouble(t: SensorTrouble): void {
-    const severity: Severity = t.reason === 'stderr' ? 'low' : 'high';
+    // losing the process sensor blinds redline; a GPU query hiccup only dims one view
+    const severity: Severity = t.reason === 'stderr' ? 'low' : t.sensor === 'gpu' || t.sensor === 'watch' ? 'medium' : 'high';
     const rule = `redline.sensor-${t.reason}`;
     this.daemonAlert(rule, 'monitor.degraded', severity, `${t.sensor} sensor: ${t.detail}`, { sensor: t.sensor, lost: t.lost });
     if (this.o.failClosed && severity === 'high') void this.act('freeze', rule);

@@ -234,6 +234,23 @@ export class ProcessTable {
         const p = this.subjectProc(ev.pid, ev);
         return this.resolveSignal(ev, p);
       }
+      case 'weights_copy':
+        // a folder watcher's find has no known writer: never mark anyone a subject for it
+        if (ev.seen_by === 'watch') return this.plain(ev, this.lookup(ev.pid));
+        return this.plain(ev, this.subjectProc(ev.pid, ev));
+      case 'open':
+      case 'link':
+      case 'weights_open':
+        return this.plain(ev, this.subjectProc(ev.pid, ev));
+      case 'weights_load': {
+        // it holds the weights as a server does: a replica, and so are the children it starts
+        const p = this.subjectProc(ev.pid, ev);
+        p.replica = true;
+        return this.plain(ev, p);
+      }
+      case 'gpu':
+        // GPU usage is reported for any process on the host; subject membership comes from /proc
+        return this.plain(ev, this.lookup(ev.pid));
     }
   }
 

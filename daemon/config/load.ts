@@ -44,6 +44,8 @@ export interface ConfigFlags {
   subjectUid?: string;
   user?: string;
   failClosed?: boolean;
+  gpuInterval?: string;
+  gpuReplicaShare?: string;
 }
 
 /** where a loaded config came from; rides on the raw object under a symbol so callers can pass it along untouched */
@@ -111,6 +113,8 @@ const FLAG_OF: Record<ConfigKey, keyof ConfigFlags> = {
   'subject-uid': 'subjectUid',
   user: 'user',
   'fail-closed': 'failClosed',
+  'gpu-interval': 'gpuInterval',
+  'gpu-replica-share': 'gpuReplicaShare',
 };
 
 const MAX_UID = 4294967294; // (uid_t)-1 means "no uid"
@@ -265,6 +269,20 @@ export function resolveConfig(
   } else if (file.user !== undefined) user = String(file.user);
 
   const failClosed = flags.failClosed ?? file['fail-closed'] ?? false;
+  const numberFlag = (key: 'gpu-interval' | 'gpu-replica-share', raw: string | undefined, ok: (n: number) => boolean, what: string): number | undefined => {
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(n) || !ok(n)) {
+      flagProblem(key, `"${raw}" is not ${what}`);
+      return undefined;
+    }
+    return n;
+  };
+  const gpuIntervalMs =
+    numberFlag('gpu-interval', flags.gpuInterval, (n) => Number.isInteger(n) && n >= 100 && n <= 60_000, 'a whole number of milliseconds from 100 to 60000') ??
+    file['gpu-interval'] ??
+    DEFAULTS.gpuIntervalMs;
+  const gpuReplicaShare = numberFlag('gpu-replica-share', flags.gpuReplicaShare, (n) => n > 0 && n <= 1, 'a share above 0 and at most 1') ?? file['gpu-replica-share'] ?? DEFAULTS.gpuReplicaShare;
   const configFile = src?.file ?? (flags.config !== undefined ? resolve(cwd, flags.config) : undefined);
 
   if (problems.some((p) => p.severity === 'error')) return { problems };
@@ -284,6 +302,8 @@ export function resolveConfig(
     nvidiaSmi,
     socket,
     failClosed,
+    gpuIntervalMs,
+    gpuReplicaShare,
     ...(subjectCgroup !== undefined && { subjectCgroup }),
     ...(subjectPid !== undefined && { subjectPid }),
     ...(subjectUid !== undefined && { subjectUid }),

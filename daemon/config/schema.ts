@@ -93,6 +93,10 @@ export const configSchema = z.strictObject({
   // a name or a numeric uid (YAML reads `user: 1000` as a number)
   user: z.union([z.string().min(1), z.number().int().nonnegative()]).optional(),
   'fail-closed': z.boolean().optional(),
+  /** how often the GPU sensor polls nvidia-smi, milliseconds */
+  'gpu-interval': z.number().int().min(100).max(60_000).optional(),
+  /** a subject process holding this share of the allowed server's GPU memory is a replica */
+  'gpu-replica-share': z.number().gt(0).max(1).optional(),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -126,6 +130,8 @@ export interface ResolvedConfig {
   readonly subjectUid?: number;
   readonly user?: string;
   readonly failClosed: boolean;
+  readonly gpuIntervalMs: number;
+  readonly gpuReplicaShare: number;
   /** absolute path of the config file, when one was used */
   readonly configFile?: string;
 }
@@ -139,6 +145,8 @@ export const DEFAULTS = {
   nvidiaSmi: 'nvidia-smi',
   socket: '/run/redline/control.sock',
   wsTokenEnv: 'REDLINE_WS_TOKEN',
+  gpuIntervalMs: 1000,
+  gpuReplicaShare: 0.5,
 } as const;
 
 /**

@@ -41,6 +41,22 @@ export const EVENT_FIELDS = {
   filename: 'string',
   old_ppid: 'int',
   new_ppid: 'int',
+  path: 'string',
+  write: 'bool',
+  weight: 'string',
+  generation: 'int',
+  match: 'string',
+  bytes: 'int',
+  how: 'string',
+  seen_by: 'string',
+  used_mib: 'int',
+  previous_mib: 'int',
+  allowed_mib: 'int',
+  replica_like: 'bool',
+  gpu_uuid: 'string',
+  monitor_file: 'bool',
+  footprint_mib: 'int',
+  used_unknown: 'bool',
 } as const;
 
 const NO_PROCESS: ProcInfo = {
@@ -78,7 +94,7 @@ export class ProcessView {
 export class EventView {
   constructor(readonly e: Enriched) {}
   private get ev(): Record<string, unknown> { return this.e.event as unknown as Record<string, unknown>; }
-  private int(name: string): bigint { const v = this.ev[name]; return typeof v === 'number' ? BigInt(v) : 0n; }
+  private int(name: string): bigint { const v = this.ev[name]; return typeof v === 'number' && Number.isFinite(v) ? BigInt(Math.trunc(v)) : 0n; }
   private str(name: string): string { const v = this.ev[name]; return typeof v === 'string' ? v : ''; }
   get type() { return this.e.event.type; }
   get time() { return this.e.event.time; }
@@ -92,6 +108,22 @@ export class EventView {
   get filename() { return this.str('filename'); }
   get old_ppid() { return this.int('old_ppid'); }
   get new_ppid() { return this.int('new_ppid'); }
+  get path() { return this.str('path'); }
+  get write() { return this.ev.write === true; }
+  get weight() { return this.str('weight'); }
+  get generation() { return this.int('generation'); }
+  get match() { return this.str('match'); }
+  get bytes() { return this.int('bytes'); }
+  get how() { return this.str('how'); }
+  get seen_by() { return this.str('seen_by'); }
+  get used_mib() { return this.int('used_mib'); }
+  get previous_mib() { return this.int('previous_mib'); }
+  get allowed_mib() { return this.int('allowed_mib'); }
+  get replica_like() { return this.ev.replica_like === true; }
+  get gpu_uuid() { return this.str('gpu_uuid'); }
+  get monitor_file() { return this.ev.monitor_file === true; }
+  get footprint_mib() { return this.int('footprint_mib'); }
+  get used_unknown() { return this.ev.used_unknown === true; }
 }
 
 export interface CelContext {

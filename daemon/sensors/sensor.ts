@@ -4,7 +4,7 @@ import type { SensorEvent } from '../events.js';
 /** what a sensor reports about itself when it can no longer see everything */
 export interface SensorTrouble {
   sensor: string;
-  reason: 'lost-events' | 'died' | 'restart-failed' | 'stderr';
+  reason: 'lost-events' | 'died' | 'restart-failed' | 'stderr' | 'timeout' | 'garbage' | 'failed';
   detail: string;
   lost?: number;
 }

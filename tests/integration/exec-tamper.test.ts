@@ -92,3 +92,25 @@ describe('tamper through a thread, and an operator stop in observe mode', { skip
     }
   });
 });
+
+describe('tamper through files: the audit log and the cgroup', { skip: skip ?? false }, () => {
+  const tmp = tempDir();
+  after(() => tmp.cleanup());
+
+  test('an unprivileged subject trying to leave its cgroup or write the log is caught, even though it fails', async () => {
+    const { chmodSync: chmod } = await import('node:fs');
+    chmod(tmp.dir, 0o755);
+    const log = join(tmp.dir, 'files.ndjson');
+    const script = join(tmp.dir, 'agent.sh');
+    const { findCgroupV2Mount } = await import('../../daemon/cgroup.js');
+    const root = findCgroupV2Mount();
+    writeFileSync(script, ['#!/bin/sh', `echo $$ > ${root}/cgroup.procs`, `echo '{}' >> ${log}`, 'sleep 1'].join('\n'));
+    chmodSync(script, 0o755);
+    const r = await redline(['exec', '--mode', 'observe', '--user', 'nobody', '--log', log, '--', script]);
+    assert.equal(r.code, 3, r.stderr);
+    const tampers = alertsOf(readLog(log)).filter((a) => a.rule === 'write-monitor-files');
+    const paths = tampers.map((a) => (a.event as { path: string }).path);
+    assert.ok(paths.includes(`${root}/cgroup.procs`), JSON.stringify(paths));
+    assert.ok(paths.includes(log), JSON.stringify(paths));
+  });
+});

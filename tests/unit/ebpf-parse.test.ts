@@ -60,8 +60,28 @@ test('other bpftrace message types are ignored', () => {
 test('the generated script filters every probe on the subject', () => {
   const s = generateScript({ kind: 'cgroup', path: '/sys/fs/cgroup/unified/redline/t1' });
   const probes = s.split('\n').filter((l) => l.startsWith('tracepoint:'));
-  assert.equal(probes.length, 8);
-  for (const p of probes) assert.match(p, /cgroup == cgroupid\("\/sys\/fs\/cgroup\/unified\/redline\/t1"\)/);
+  assert.equal(probes.length, 18);
+  for (const p of probes) {
+    // syscall exits only report what a filtered entry recorded for that thread
+    if (/sys_exit_(open|creat)/.test(p)) assert.match(p, /\/@oflags\[tid\]\//);
+    else assert.match(p, /cgroup == cgroupid\("\/sys\/fs\/cgroup\/unified\/redline\/t1"\)/);
+  }
   assert.match(generateScript({ kind: 'uid', uid: 1000 }), /uid == 1000/);
   assert.throws(() => generateScript({ kind: 'cgroup', path: '/x"); system("rm' }), /not usable/);
+});
+
+test('opens carry fd, flags and the name; write flags are recognised', () => {
+  const rd = parseLine('{"type": "printf", "data": "O\\t3722035215448\\t29968\\t29968\\t3\\t0\\t-100\\tcat\\trl-o.txt\\n"}', clock);
+  assert.deepEqual(rd, { kind: 'event', event: { type: 'open', time: 3722035.215448, pid: 29968, tid: 29968, fd: 3, flags: 0, dfd: -100, write: false, comm: 'cat', filename: 'rl-o.txt' } });
+  const wr = parseLine('{"type": "printf", "data": "O\\t1\\t5\\t5\\t4\\t577\\t-100\\tsh\\t/tmp/out file\\n"}', clock);
+  assert.ok(wr.kind === 'event' && wr.event.type === 'open' && wr.event.write && wr.event.filename === '/tmp/out file');
+  // O_RDONLY|O_CLOEXEC is a read
+  const ro = parseLine('{"type": "printf", "data": "O\\t1\\t5\\t5\\t4\\t524288\\t-100\\tsh\\t/etc/x\\n"}', clock);
+  assert.ok(ro.kind === 'event' && ro.event.type === 'open' && !ro.event.write);
+});
+
+test('hard and symbolic links carry the new name', () => {
+  const l = parseLine('{"type": "printf", "data": "L\\t3722039929073\\t29969\\t29969\\thard\\t-100\\tln\\trl-o2.txt\\n"}', clock);
+  assert.deepEqual(l, { kind: 'event', event: { type: 'link', time: 3722039.929073, pid: 29969, tid: 29969, kind: 'hard', dfd: -100, comm: 'ln', filename: 'rl-o2.txt' } });
+  assert.equal(parseLine('{"type": "printf", "data": "L\\t1\\t2\\t2\\tweird\\t-100\\tln\\tx\\n"}', clock).kind, 'error');
 });

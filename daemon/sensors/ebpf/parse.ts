@@ -46,6 +46,21 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
       return { kind: 'event', event: { type: 'exit', time, pid, tid, comm: f.slice(4).join('\t') } };
     case 'D':
       return { kind: 'event', event: { type: 'setsid', time, pid, tid, comm: f.slice(4).join('\t') } };
+    case 'O': {
+      const fd = int(f[4]);
+      const flags = int(f[5]);
+      const dfd = int(f[6]);
+      if (fd === null || flags === null || dfd === null || f.length < 9) break;
+      // O_WRONLY | O_RDWR | O_CREAT | O_TRUNC
+      const write = (flags & 0o3) !== 0 || (flags & 0o1100) !== 0;
+      return { kind: 'event', event: { type: 'open', time, pid, tid, fd, flags, dfd, write, comm: f[7], filename: f.slice(8).join('\t') } };
+    }
+    case 'L': {
+      const kind = f[4];
+      const dfd = int(f[5]);
+      if ((kind !== 'hard' && kind !== 'sym') || dfd === null || f.length < 8) break;
+      return { kind: 'event', event: { type: 'link', time, pid, tid, kind, dfd, comm: f[6], filename: f.slice(7).join('\t') } };
+    }
     case 'S': {
       const syscall = f[4] ?? '';
       const target = int(f[5]);

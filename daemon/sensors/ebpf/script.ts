@@ -48,6 +48,48 @@ export function generateScript(filter: SubjectFilter): string {
     `tracepoint:syscalls:sys_exit_setsid /${p} && args->ret > 0/ {`,
     `  printf("D\\t%llu\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, comm);`,
     `}`,
+    ...fileProbes(p),
     '',
   ].join('\n');
+}
+
+/**
+ * File opens (with the fd they returned, so userspace can name the file through
+ * /proc/PID/fd even when the path was relative) and new links. The open's flags and name
+ * pointer are kept per thread between syscall entry and exit; flags are stored +1 so that
+ * O_RDONLY (0) is not mistaken for "no entry".
+ */
+function fileProbes(p: string): string[] {
+  const enter = (probe: string, dfd: string, flags = 'args->flags', name = 'args->filename') => [
+    `tracepoint:syscalls:${probe} /${p}/ {`,
+    `  @oflags[tid] = ${flags} + 1; @oname[tid] = ${name}; @odfd[tid] = ${dfd};`,
+    `}`,
+  ];
+  const exit = (probe: string) => [
+    `tracepoint:syscalls:${probe} /@oflags[tid]/ {`,
+    // failed opens are reported only when they asked to write: an attempt on the monitor counts
+    `  if (args->ret >= 0 || ((@oflags[tid] - 1) & 3) != 0) {`,
+    `    printf("O\\t%llu\\t%d\\t%d\\t%d\\t%d\\t%d\\t%s\\t%s\\n", nsecs, pid, tid, args->ret, @oflags[tid] - 1, @odfd[tid], comm, str(@oname[tid]));`,
+    `  }`,
+    `  delete(@oflags[tid]); delete(@oname[tid]); delete(@odfd[tid]);`,
+    `}`,
+  ];
+  const link = (probe: string, kind: string, dfd: string) => [
+    `tracepoint:syscalls:${probe} /${p}/ {`,
+    `  printf("L\\t%llu\\t%d\\t%d\\t${kind}\\t%d\\t%s\\t%s\\n", nsecs, pid, tid, ${dfd}, comm, str(args->newname));`,
+    `}`,
+  ];
+  return [
+    ...enter('sys_enter_openat', 'args->dfd'),
+    ...exit('sys_exit_openat'),
+    ...enter('sys_enter_open', '-100'),
+    ...exit('sys_exit_open'),
+    // creat() is open(O_WRONLY|O_CREAT|O_TRUNC); GNU tar writes its archives through it
+    ...enter('sys_enter_creat', '-100', String(0o1101), 'args->pathname'),
+    ...exit('sys_exit_creat'),
+    ...link('sys_enter_linkat', 'hard', 'args->newdfd'),
+    ...link('sys_enter_link', 'hard', '-100'),
+    ...link('sys_enter_symlinkat', 'sym', 'args->newdfd'),
+    ...link('sys_enter_symlink', 'sym', '-100'),
+  ];
 }

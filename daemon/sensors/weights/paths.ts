@@ -1,0 +1,29 @@
+// Naming the file behind a raw open/link event, while the process may still hold it.
+import { readlinkSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+
+function link(p: string): string | null {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return null;
+  }
+}
+
+/** a readlink of /proc/PID/fd/N that names a real file (not a pipe, socket or deleted file) */
+function realFile(target: string | null): string | null {
+  if (!target || !target.startsWith('/') || target.endsWith(' (deleted)')) return null;
+  return target;
+}
+
+/** the absolute path of `name` as the process saw it: relative to its cwd or to a dirfd */
+export function resolveName(pid: number, dfd: number, name: string): string | null {
+  if (isAbsolute(name)) return name;
+  const base = dfd === -100 ? link(`/proc/${pid}/cwd`) : realFile(link(`/proc/${pid}/fd/${dfd}`));
+  return base ? join(base, name) : null;
+}
+
+/** the opened file: through the fd when it is still open (exact), else by name */
+export function resolveOpened(pid: number, fd: number, dfd: number, name: string): string | null {
+  return realFile(link(`/proc/${pid}/fd/${fd}`)) ?? resolveName(pid, dfd, name);
+}

@@ -1,0 +1,305 @@
+// The weights sensor: turns raw open/link events of subject processes into weights
+// events. Files opened for writing are fingerprinted as they grow (off the main thread)
+// until they stop growing; registered weights opened for reading are watched through
+// /proc/PID/maps and fdinfo to tell a loader (mmap, read whole) from a glance.
+import { EventEmitter } from 'node:events';
+import { readFileSync, statSync } from 'node:fs';
+import type { LinkEvent, OpenEvent, SensorEvent } from '../../events.js';
+import type { Sensor, SensorHealth } from '../sensor.js';
+import { fingerprint } from './fingerprint.js';
+import { type CandidateMatch, matchCandidate } from './match.js';
+import { resolveName, resolveOpened } from './paths.js';
+import type { WeightFile, WeightRegistry } from './registry.js';
+
+export interface TrackerOptions {
+  registry: WeightRegistry;
+  /** how often a growing candidate is looked at */
+  pollMs?: number;
+  /** a candidate that has not grown for this long is done */
+  idleMs?: number;
+  /** how long a reader of the weights is watched for mmap / reading them whole */
+  loadWatchMs?: number;
+  maxCandidates?: number;
+  /** the daemon's own files (log, config, rules): a subject writing one is tampering */
+  monitorPaths?: readonly string[];
+}
+
+// writing these moves a process between cgroups or changes the group's state
+const CGROUP_CONTROL = /\/cgroup\.(procs|threads|freeze|kill|subtree_control)$|\/freezer\.state$|\/tasks$/;
+
+const MIB = 1 << 20;
+// a reader that got this far through a weight file and is still alive a while later loads it
+const READ_WHOLE_SHARE = 0.9;
+const READ_WHOLE_ALIVE_MS = 2000;
+// maps and fdinfo are read less often than candidates are sized
+const LOAD_CHECK_MS = 250;
+
+interface Candidate {
+  path: string;
+  dev: number;
+  ino: number;
+  pid: number;
+  fd: number;
+  comm: string;
+  size: number;
+  lastGrowth: number;
+  match: CandidateMatch | null;
+  busy: boolean;
+}
+
+interface LoadWatch {
+  pid: number;
+  fd: number;
+  weight: WeightFile;
+  path: string;
+  comm: string;
+  until: number;
+  readWholeAt: number | null;
+}
+
+function statOf(path: string): { dev: number; ino: number; size: number; file: boolean } | null {
+  try {
+    const st = statSync(path);
+    return { dev: st.dev, ino: st.ino, size: st.size, file: st.isFile() };
+  } catch {
+    return null;
+  }
+}
+
+export class WeightsTracker extends EventEmitter implements Sensor {
+  readonly name = 'weights';
+  private readonly candidates = new Map<string, Candidate>();
+  private readonly loads = new Map<string, LoadWatch>();
+  /** weight files each pid opened for reading: the likely source of what it writes */
+  private readonly readers = new Map<number, Set<WeightFile>>();
+  /** pids that wrote a copy: copiers read the weights whole too, but are not servers */
+  private readonly writers = new Set<number>();
+  /** inodes written by subject processes and paths of links they made: the watcher leaves these alone */
+  private readonly claimedInodes = new Set<string>();
+  private readonly claimedPaths = new Set<string>();
+  private timer: NodeJS.Timeout | null = null;
+  private lastLoadCheck = 0;
+  private events = 0;
+  private readonly pollMs: number;
+  private readonly idleMs: number;
+  private readonly loadWatchMs: number;
+  private readonly maxCandidates: number;
+  private readonly monitorPaths: Set<string>;
+
+  constructor(private readonly o: TrackerOptions) {
+    super();
+    this.pollMs = o.pollMs ?? 20;
+    this.idleMs = o.idleMs ?? 2000;
+    this.loadWatchMs = o.loadWatchMs ?? 60_000;
+    this.maxCandidates = o.maxCandidates ?? 512;
+    this.monitorPaths = new Set(o.monitorPaths ?? []);
+  }
+
+  async start(): Promise<void> {}
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  ownPids(): number[] {
+    return [];
+  }
+
+  health(): SensorHealth {
+    return { name: this.name, running: true, restarts: 0, lost: 0, events: this.events, detail: `${this.candidates.size} candidates, ${this.loads.size} readers watched` };
+  }
+
+  claimed(dev: number, ino: number, path: string): boolean {
+    return this.claimedInodes.has(`${dev}:${ino}`) || this.claimedPaths.has(path);
+  }
+
+  /** called with every raw open/link event, before the pipeline sees it (it fills in `path`) */
+  observe(ev: OpenEvent | LinkEvent): void {
+    if (ev.type === 'open') this.onOpen(ev);
+    else this.onLink(ev);
+  }
+
+  private emitEvent(ev: SensorEvent): void {
+    this.events++;
+    this.emit('event', ev);
+  }
+
+  private onOpen(ev: OpenEvent): void {
+    // a negative fd is a refused attempt to write: only its name can be known
+    const path = ev.fd >= 0 ? resolveOpened(ev.pid, ev.fd, ev.dfd, ev.filename) : resolveName(ev.pid, ev.dfd, ev.filename);
+    if (path) ev.path = path;
+    if (ev.write && path && (CGROUP_CONTROL.test(path) || this.monitorPaths.has(path))) ev.monitor_file = true;
+    if (ev.fd < 0) return;
+    // through the fd the stat names the very file opened, whatever it has been renamed to
+    const st = statOf(`/proc/${ev.pid}/fd/${ev.fd}`) ?? (path ? statOf(path) : null);
+    if (!st || !st.file) return;
+    const w = this.o.registry.byInode(st.dev, st.ino);
+    if (w) {
+      this.emitEvent({ type: 'weights_open', time: ev.time, pid: ev.pid, comm: ev.comm, path: path ?? w.path, weight: w.path, generation: w.generation, write: ev.write });
+      if (!ev.write) {
+        let set = this.readers.get(ev.pid);
+        if (!set) this.readers.set(ev.pid, (set = new Set()));
+        set.add(w);
+        this.watchLoad(ev, w, path ?? w.path);
+      }
+      return;
+    }
+    if (ev.write && path) this.addCandidate(ev, path, st);
+  }
+
+  private onLink(ev: LinkEvent): void {
+    const path = resolveName(ev.pid, ev.dfd, ev.filename);
+    if (!path) return;
+    ev.path = path;
+    this.claimedPaths.add(path);
+    // the syscall is on its way in; look once it has had time to finish
+    setTimeout(() => {
+      const st = statOf(path);
+      const w = st ? this.o.registry.byInode(st.dev, st.ino) : undefined;
+      if (!w) return;
+      this.emitEvent({
+        type: 'weights_copy', time: ev.time, pid: ev.pid, comm: ev.comm, path, weight: w.path, generation: w.generation + 1,
+        match: ev.kind === 'sym' ? 'symlink' : 'hardlink', bytes: st?.size ?? 0, offset: 0, seen_by: 'ebpf',
+      });
+    }, 10).unref();
+  }
+
+  private addCandidate(ev: OpenEvent, path: string, st: { dev: number; ino: number; size: number }): void {
+    const key = `${st.dev}:${st.ino}`;
+    if (this.candidates.has(key)) return;
+    this.claimedInodes.add(key);
+    if (this.candidates.size >= this.maxCandidates) {
+      const oldest = this.candidates.keys().next().value;
+      if (oldest !== undefined) this.candidates.delete(oldest);
+    }
+    this.candidates.set(key, { path, dev: st.dev, ino: st.ino, pid: ev.pid, fd: ev.fd, comm: ev.comm ?? '', size: -1, lastGrowth: Date.now(), match: null, busy: false });
+    this.arm();
+  }
+
+  private watchLoad(ev: OpenEvent, weight: WeightFile, path: string): void {
+    const key = `${ev.pid}:${weight.fp.dev}:${weight.fp.ino}`;
+    if (this.loads.has(key)) return;
+    this.loads.set(key, { pid: ev.pid, fd: ev.fd, weight, path, comm: ev.comm ?? '', until: Date.now() + this.loadWatchMs, readWholeAt: null });
+    this.arm();
+  }
+
+  private arm(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.tick(), this.pollMs);
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const [key, c] of this.candidates) this.checkCandidate(key, c, now);
+    if (now - this.lastLoadCheck >= LOAD_CHECK_MS) {
+      this.lastLoadCheck = now;
+      for (const [key, l] of this.loads) this.checkLoad(key, l, now);
+    }
+    if (this.candidates.size === 0 && this.loads.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+  }
+
+  private checkCandidate(key: string, c: Candidate, now: number): void {
+    if (c.busy) return;
+    // the writer's fd follows the file through a rename; the path serves once it is closed
+    // (the fd number may since name another file: only the same inode counts)
+    const same = (s: ReturnType<typeof statOf>) => s !== null && s.dev === c.dev && s.ino === c.ino;
+    const viaFd = statOf(`/proc/${c.pid}/fd/${c.fd}`);
+    const st = same(viaFd) ? viaFd : statOf(c.path);
+    const size = st && same(st) ? st.size : c.size;
+    if (size !== c.size) {
+      c.size = size;
+      c.lastGrowth = now;
+    }
+    const idle = now - c.lastGrowth;
+    if (idle > this.idleMs) {
+      this.candidates.delete(key);
+      if (c.match) void this.registerCopy(c);
+      return;
+    }
+    const wantsFirst = c.match === null && c.size >= MIB;
+    // a partial match is looked at again once the writer pauses: it may be complete now
+    const wantsUpgrade = c.match?.kind === 'partial' && idle >= 200 && c.size >= c.match.source.fp.size;
+    if (!wantsFirst && !wantsUpgrade) return;
+    c.busy = true;
+    void matchCandidate(c.path, this.o.registry, { preferSources: this.sourcesOf(c.pid) })
+      .then((m) => {
+        if (!m) return;
+        if (c.match && m.kind === c.match.kind) return;
+        c.match = m;
+        this.writers.add(c.pid);
+        // known by its inode from now on, so a rename or a later read of it is still the weights;
+        // the fingerprint is completed when the copy stops growing (an archive is not itself weights)
+        if (m.kind !== 'archive' && !this.o.registry.byInode(c.dev, c.ino)) {
+          this.o.registry.addCopy(c.path, { ...m.source.fp, dev: c.dev, ino: c.ino, size: m.bytes }, m.source, m.kind);
+        }
+        this.emitEvent({
+          type: 'weights_copy', time: Date.now(), pid: c.pid, comm: c.comm, path: c.path, weight: m.source.path, generation: m.source.generation + 1,
+          match: m.kind, bytes: m.bytes, offset: m.offset, seen_by: 'ebpf',
+        });
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        c.busy = false;
+      });
+  }
+
+  private sourcesOf(pid: number): string[] {
+    return [...(this.readers.get(pid) ?? [])].map((w) => w.path);
+  }
+
+  /** a finished copy becomes a weight file itself, with its lineage */
+  private async registerCopy(c: Candidate): Promise<void> {
+    if (!c.match || c.match.kind === 'archive') return;
+    try {
+      const fp = await fingerprint(c.path);
+      this.o.registry.addCopy(c.path, fp, c.match.source, c.match.kind);
+    } catch {
+      // removed or renamed before it could be read again: nothing more to learn from it
+    }
+  }
+
+  private checkLoad(key: string, l: LoadWatch, now: number): void {
+    let maps: string;
+    try {
+      maps = readFileSync(`/proc/${l.pid}/maps`, 'utf8');
+    } catch {
+      this.loads.delete(key);
+      return;
+    }
+    const ino = ` ${l.weight.fp.ino} `;
+    if (maps.includes(ino) && mapsHoldInode(maps, l.weight.fp.ino)) return this.loaded(key, l, 'mmap');
+    if (l.readWholeAt === null && !this.writers.has(l.pid)) {
+      const pos = fdPos(l.pid, l.fd);
+      if (pos !== null && pos >= READ_WHOLE_SHARE * l.weight.fp.size) l.readWholeAt = now;
+    }
+    if (l.readWholeAt !== null && now - l.readWholeAt >= READ_WHOLE_ALIVE_MS && !this.writers.has(l.pid)) return this.loaded(key, l, 'read');
+    if (now > l.until) this.loads.delete(key);
+  }
+
+  private loaded(key: string, l: LoadWatch, how: 'mmap' | 'read'): void {
+    this.loads.delete(key);
+    this.emitEvent({ type: 'weights_load', time: Date.now(), pid: l.pid, comm: l.comm, path: l.path, weight: l.weight.path, generation: l.weight.generation, how });
+  }
+}
+
+/** /proc/PID/maps lines: address perms offset dev inode path */
+function mapsHoldInode(maps: string, ino: number): boolean {
+  for (const line of maps.split('\n')) {
+    const f = line.split(/\s+/);
+    if (f[4] === String(ino)) return true;
+  }
+  return false;
+}
+
+function fdPos(pid: number, fd: number): number | null {
+  try {
+    const m = /^pos:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}

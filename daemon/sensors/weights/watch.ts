@@ -1,0 +1,83 @@
+// The folder watcher: chokidar on --watch folders and the folders that hold the weights,
+// for copies eBPF cannot attribute (made by a process outside the subject on its behalf,
+// io_uring writes). Its finds carry seen_by "watch" and no writer (pid 0). Files the eBPF
+// path already follows are left to it.
+import { EventEmitter } from 'node:events';
+import { watch, type FSWatcher } from 'chokidar';
+import type { Sensor, SensorHealth } from '../sensor.js';
+import { matchCandidate } from './match.js';
+import type { WeightRegistry } from './registry.js';
+
+export interface WatchOptions {
+  registry: WeightRegistry;
+  folders: readonly string[];
+  /** true when the eBPF path already follows (or has matched) this inode */
+  claimed: (dev: number, ino: number, path: string) => boolean;
+  /** bounded: chokidar holds one inotify watch per file and folder */
+  depth?: number;
+  /** give the eBPF path this long to claim a new file first */
+  settleMs?: number;
+}
+
+const MIB = 1 << 20;
+
+export class FolderWatcher extends EventEmitter implements Sensor {
+  readonly name = 'watch';
+  private watcher: FSWatcher | null = null;
+  private readonly reported = new Set<string>();
+  private events = 0;
+
+  constructor(private readonly o: WatchOptions) {
+    super();
+  }
+
+  async start(): Promise<void> {
+    if (this.o.folders.length === 0) return;
+    const w = watch([...this.o.folders], { ignoreInitial: true, depth: this.o.depth ?? 3, awaitWriteFinish: false, followSymlinks: false });
+    this.watcher = w;
+    w.on('add', (path, st) => this.consider(path, st?.dev, st?.ino, st?.size));
+    w.on('change', (path, st) => this.consider(path, st?.dev, st?.ino, st?.size));
+    w.on('error', (err) => this.emit('trouble', { sensor: this.name, reason: 'stderr', detail: `folder watch: ${(err as Error).message}` }));
+    await new Promise<void>((resolve) => w.once('ready', () => resolve()));
+  }
+
+  async stop(): Promise<void> {
+    await this.watcher?.close();
+    this.watcher = null;
+  }
+
+  ownPids(): number[] {
+    return [];
+  }
+
+  health(): SensorHealth {
+    return { name: this.name, running: this.watcher !== null, restarts: 0, lost: 0, events: this.events, detail: `${this.o.folders.length} folders` };
+  }
+
+  private consider(path: string, dev?: number, ino?: number, size?: number): void {
+    if (dev === undefined || ino === undefined || size === undefined) return;
+    const key = `${dev}:${ino}`;
+    if (this.reported.has(key)) return;
+    const known = this.o.registry.byInode(dev, ino);
+    // the registered files themselves, as they were at start, are not news
+    if (known && known.path === path) return;
+    if (!known && size < MIB) return;
+    setTimeout(() => {
+      if (this.o.claimed(dev, ino, path) || this.reported.has(key)) return;
+      void this.check(path, dev, ino, known !== undefined);
+    }, this.o.settleMs ?? 500).unref();
+  }
+
+  private async check(path: string, dev: number, ino: number, hardlink: boolean): Promise<void> {
+    const key = `${dev}:${ino}`;
+    const m = hardlink ? null : await matchCandidate(path, this.o.registry, {});
+    const source = hardlink ? this.o.registry.byInode(dev, ino) : m?.source;
+    if (!source || this.reported.has(key)) return;
+    this.reported.add(key);
+    this.events++;
+    this.emit('event', {
+      type: 'weights_copy', time: Date.now(), pid: 0, comm: '', path, weight: source.path, generation: source.generation + 1,
+      match: hardlink ? 'hardlink' : (m?.kind ?? 'partial'), bytes: m?.bytes ?? source.fp.size, offset: m?.offset ?? 0, seen_by: 'watch',
+    });
+  }
+}
