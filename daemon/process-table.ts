@@ -1,6 +1,5 @@
 // Every process redline knows: identity (pid + start time), fork-time ancestry that survives
 // reparenting, and the flags rules look at. Seeded by one /proc scan, then fed by events.
-import { statSync } from 'node:fs';
 import type { SensorEvent } from './events.js';
 import { listPids, readCmdline, readStat, readStatus } from './sensors/proc/read.js';
 
@@ -61,12 +60,9 @@ export function ancestorsOf(p: ProcInfo): ProcInfo[] {
   return out;
 }
 
+/** the real uid (the owner of /proc/PID is root for a process that changed credentials) */
 function uidOf(pid: number): number {
-  try {
-    return statSync(`/proc/${pid}`).uid;
-  } catch {
-    return -1;
-  }
+  return readStatus(pid)?.uid ?? -1;
 }
 
 function ticksFromEventTime(epochMs: number): number {
@@ -258,11 +254,13 @@ export class ProcessTable {
   private subjectProc(pid: number, ev: SensorEvent): ProcInfo {
     let p = this.byPid.get(pid);
     if (!p || (!p.alive && ev.type !== 'exit' && ev.type !== 'reparent')) {
-      p = this.readProc(pid, null) ?? this.make({ pid, start: ticksFromEventTime(ev.time), ppid: 0, pgid: 0, sid: 0, uid: -1, comm: ev.comm ?? '', exe: '', args: [], parent: null, known: true, subject: true });
+      p = this.readProc(pid, null) ?? this.make({ pid, start: ticksFromEventTime(ev.time), ppid: 0, pgid: 0, sid: 0, uid: ev.uid ?? -1, comm: ev.comm ?? '', exe: '', args: [], parent: null, known: true, subject: true });
       this.byPid.set(pid, p);
       this.linkParent(p);
     }
     p.subject = true;
+    // the process may have exited before /proc could say who it ran as; the sensor knows
+    if (p.uid < 0 && ev.uid !== undefined) p.uid = ev.uid;
     return p;
   }
 

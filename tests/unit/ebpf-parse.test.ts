@@ -15,7 +15,7 @@ test('attached_probes is recognised with its probe count', () => {
 
 test('fork, kill, exit, exec and setsid lines become typed events', () => {
   assert.deepEqual(events[0], { type: 'fork', time: 751325.986271, pid: 4115, tid: 4115, child_pid: 4116, comm: 'sh' });
-  assert.deepEqual(events[1], { type: 'signal', time: 751326.626843, pid: 4115, tid: 4115, syscall: 'kill', target_pid: 4116, sig: 9, comm: 'sh' });
+  assert.deepEqual(events[1], { type: 'signal', time: 751326.626843, pid: 4115, tid: 4115, uid: 0, syscall: 'kill', target_pid: 4116, sig: 9, comm: 'sh' });
   assert.equal(events[2]?.type, 'exit');
   const exec = events.find((e) => e.type === 'exec');
   assert.deepEqual(exec, { type: 'exec', time: 751330.889064, pid: 4117, tid: 4117, comm: 'setsid', filename: '/usr/bin/setsid' });

@@ -65,8 +65,9 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
       const syscall = f[4] ?? '';
       const target = int(f[5]);
       const sig = int(f[6]);
-      if (!SYSCALLS.has(syscall) || target === null || sig === null) break;
-      const base = { type: 'signal' as const, time, pid, tid, syscall: syscall as SignalSyscall, sig, comm: f.slice(7).join('\t') };
+      const uid = int(f[7]);
+      if (!SYSCALLS.has(syscall) || target === null || sig === null || uid === null) break;
+      const base = { type: 'signal' as const, time, pid, tid, uid, syscall: syscall as SignalSyscall, sig, comm: f.slice(8).join('\t') };
       if (syscall === 'pidfd_send_signal') return { kind: 'event', event: { ...base, target_pid: 0, pidfd: target, target_unresolved: true } };
       return { kind: 'event', event: { ...base, target_pid: target } };
     }

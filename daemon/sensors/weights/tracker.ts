@@ -3,7 +3,7 @@
 // until they stop growing; registered weights opened for reading are watched through
 // /proc/PID/maps and fdinfo to tell a loader (mmap, read whole) from a glance.
 import { EventEmitter } from 'node:events';
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import type { LinkEvent, OpenEvent, SensorEvent } from '../../events.js';
 import type { Sensor, SensorHealth } from '../sensor.js';
 import { fingerprint } from './fingerprint.js';
@@ -35,16 +35,20 @@ const READ_WHOLE_ALIVE_MS = 2000;
 const LOAD_CHECK_MS = 250;
 
 interface Candidate {
+  /** the name it was opened under (what the alert reports) */
   path: string;
+  /** redline's own fd on the file, opened through the writer's: it follows renames and outlives the writer's close */
+  own: number;
   dev: number;
   ino: number;
   pid: number;
-  fd: number;
   comm: string;
   size: number;
   lastGrowth: number;
   match: CandidateMatch | null;
   busy: boolean;
+  /** reads of this file seen before it was known to be the weights (a copy read right after it is made) */
+  pendingReads: { ev: OpenEvent; path: string }[];
 }
 
 interface LoadWatch {
@@ -100,6 +104,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    for (const key of [...this.candidates.keys()]) this.dropCandidate(key);
   }
 
   ownPids(): number[] {
@@ -126,26 +131,32 @@ export class WeightsTracker extends EventEmitter implements Sensor {
   }
 
   private onOpen(ev: OpenEvent): void {
-    // a negative fd is a refused attempt to write: only its name can be known
-    const path = ev.fd >= 0 ? resolveOpened(ev.pid, ev.fd, ev.dfd, ev.filename) : resolveName(ev.pid, ev.dfd, ev.filename);
+    // The fd names the very file opened, but a short-lived fd may already name another one;
+    // the name as given is taken when it still leads to the same inode. A negative fd is a
+    // refused attempt to write: only its name can be known.
+    const named = resolveName(ev.pid, ev.dfd, ev.filename);
+    const byFd = ev.fd >= 0 ? statOf(`/proc/${ev.pid}/fd/${ev.fd}`) : null;
+    const byName = named ? statOf(named) : null;
+    const agree = byFd !== null && byName !== null && byFd.dev === byName.dev && byFd.ino === byName.ino;
+    const path = agree || !byFd ? named : resolveOpened(ev.pid, ev.fd, ev.dfd, ev.filename);
+    const st = byFd ?? byName;
     if (path) ev.path = path;
     if (ev.write && path && (CGROUP_CONTROL.test(path) || this.monitorPaths.has(path))) ev.monitor_file = true;
-    if (ev.fd < 0) return;
-    // through the fd the stat names the very file opened, whatever it has been renamed to
-    const st = statOf(`/proc/${ev.pid}/fd/${ev.fd}`) ?? (path ? statOf(path) : null);
-    if (!st || !st.file) return;
+    if (ev.fd < 0 || !st || !st.file) return;
     const w = this.o.registry.byInode(st.dev, st.ino);
-    if (w) {
-      this.emitEvent({ type: 'weights_open', time: ev.time, pid: ev.pid, comm: ev.comm, path: path ?? w.path, weight: w.path, generation: w.generation, write: ev.write });
-      if (!ev.write) {
-        let set = this.readers.get(ev.pid);
-        if (!set) this.readers.set(ev.pid, (set = new Set()));
-        set.add(w);
-        this.watchLoad(ev, w, path ?? w.path);
-      }
-      return;
-    }
+    if (w) return this.weightsOpened(ev, w, path ?? w.path);
+    const pending = this.candidates.get(`${st.dev}:${st.ino}`);
+    if (pending && !pending.match && !ev.write && path && pending.pendingReads.length < 32) pending.pendingReads.push({ ev, path });
     if (ev.write && path) this.addCandidate(ev, path, st);
+  }
+
+  private weightsOpened(ev: OpenEvent, w: WeightFile, path: string): void {
+    this.emitEvent({ type: 'weights_open', time: ev.time, pid: ev.pid, comm: ev.comm, path, weight: w.path, generation: w.generation, write: ev.write });
+    if (ev.write) return;
+    let set = this.readers.get(ev.pid);
+    if (!set) this.readers.set(ev.pid, (set = new Set()));
+    set.add(w);
+    this.watchLoad(ev, w, path);
   }
 
   private onLink(ev: LinkEvent): void {
@@ -171,9 +182,25 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     this.claimedInodes.add(key);
     if (this.candidates.size >= this.maxCandidates) {
       const oldest = this.candidates.keys().next().value;
-      if (oldest !== undefined) this.candidates.delete(oldest);
+      if (oldest !== undefined) this.dropCandidate(oldest);
     }
-    this.candidates.set(key, { path, dev: st.dev, ino: st.ino, pid: ev.pid, fd: ev.fd, comm: ev.comm ?? '', size: -1, lastGrowth: Date.now(), match: null, busy: false });
+    let own: number;
+    try {
+      own = openSync(`/proc/${ev.pid}/fd/${ev.fd}`, 'r');
+    } catch {
+      // already closed: fall back to the name
+      try {
+        own = openSync(path, 'r');
+      } catch {
+        return;
+      }
+    }
+    const same = fstatSync(own);
+    if (same.dev !== st.dev || same.ino !== st.ino) {
+      closeSync(own);
+      return;
+    }
+    this.candidates.set(key, { path, own, dev: st.dev, ino: st.ino, pid: ev.pid, comm: ev.comm ?? '', size: -1, lastGrowth: Date.now(), match: null, busy: false, pendingReads: [] });
     this.arm();
   }
 
@@ -204,20 +231,20 @@ export class WeightsTracker extends EventEmitter implements Sensor {
 
   private checkCandidate(key: string, c: Candidate, now: number): void {
     if (c.busy) return;
-    // the writer's fd follows the file through a rename; the path serves once it is closed
-    // (the fd number may since name another file: only the same inode counts)
-    const same = (s: ReturnType<typeof statOf>) => s !== null && s.dev === c.dev && s.ino === c.ino;
-    const viaFd = statOf(`/proc/${c.pid}/fd/${c.fd}`);
-    const st = same(viaFd) ? viaFd : statOf(c.path);
-    const size = st && same(st) ? st.size : c.size;
+    let size = c.size;
+    try {
+      size = fstatSync(c.own).size;
+    } catch {
+      // our own fd cannot go stale; keep the last size if it somehow does
+    }
     if (size !== c.size) {
       c.size = size;
       c.lastGrowth = now;
     }
     const idle = now - c.lastGrowth;
     if (idle > this.idleMs) {
-      this.candidates.delete(key);
-      if (c.match) void this.registerCopy(c);
+      if (c.match) void this.registerCopy(c).finally(() => this.dropCandidate(key));
+      else this.dropCandidate(key);
       return;
     }
     const wantsFirst = c.match === null && c.size >= MIB;
@@ -225,7 +252,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     const wantsUpgrade = c.match?.kind === 'partial' && idle >= 200 && c.size >= c.match.source.fp.size;
     if (!wantsFirst && !wantsUpgrade) return;
     c.busy = true;
-    void matchCandidate(c.path, this.o.registry, { preferSources: this.sourcesOf(c.pid) })
+    void matchCandidate(ownPath(c), this.o.registry, { preferSources: this.sourcesOf(c.pid) })
       .then((m) => {
         if (!m) return;
         if (c.match && m.kind === c.match.kind) return;
@@ -234,7 +261,8 @@ export class WeightsTracker extends EventEmitter implements Sensor {
         // known by its inode from now on, so a rename or a later read of it is still the weights;
         // the fingerprint is completed when the copy stops growing (an archive is not itself weights)
         if (m.kind !== 'archive' && !this.o.registry.byInode(c.dev, c.ino)) {
-          this.o.registry.addCopy(c.path, { ...m.source.fp, dev: c.dev, ino: c.ino, size: m.bytes }, m.source, m.kind);
+          const copy = this.o.registry.addCopy(c.path, { ...m.source.fp, dev: c.dev, ino: c.ino, size: m.bytes }, m.source, m.kind);
+          for (const r of c.pendingReads.splice(0)) this.weightsOpened(r.ev, copy, r.path);
         }
         this.emitEvent({
           type: 'weights_copy', time: Date.now(), pid: c.pid, comm: c.comm, path: c.path, weight: m.source.path, generation: m.source.generation + 1,
@@ -247,6 +275,14 @@ export class WeightsTracker extends EventEmitter implements Sensor {
       });
   }
 
+  private dropCandidate(key: string): void {
+    const c = this.candidates.get(key);
+    if (!c) return;
+    this.candidates.delete(key);
+    if (c.busy) return void setTimeout(() => closeQuietly(c.own), 1000).unref();
+    closeQuietly(c.own);
+  }
+
   private sourcesOf(pid: number): string[] {
     return [...(this.readers.get(pid) ?? [])].map((w) => w.path);
   }
@@ -255,8 +291,15 @@ export class WeightsTracker extends EventEmitter implements Sensor {
   private async registerCopy(c: Candidate): Promise<void> {
     if (!c.match || c.match.kind === 'archive') return;
     try {
-      const fp = await fingerprint(c.path);
-      this.o.registry.addCopy(c.path, fp, c.match.source, c.match.kind);
+      const fp = await fingerprint(ownPath(c));
+      // registered under the name it has now (a copy may have been renamed since)
+      let now = c.path;
+      try {
+        now = readlinkSync(ownPath(c));
+      } catch {
+        // keep the name it was written under
+      }
+      this.o.registry.addCopy(now.endsWith(' (deleted)') ? c.path : now, fp, c.match.source, c.match.kind);
     } catch {
       // removed or renamed before it could be read again: nothing more to learn from it
     }
@@ -301,5 +344,18 @@ function fdPos(pid: number, fd: number): number | null {
     return m ? Number(m[1]) : null;
   } catch {
     return null;
+  }
+}
+
+/** a path to the candidate through redline's own fd: valid whatever the writer renames it to */
+function ownPath(c: Candidate): string {
+  return `/proc/${process.pid}/fd/${c.own}`;
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
   }
 }
