@@ -3,7 +3,7 @@
 // and the daemon's CPU while the copy is watched. Observe mode, so the copies run to the
 // end. Prints JSON. Needs root, bpftrace and cgroup v2.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,10 @@ import { type AlertInfo, Pipeline } from '../daemon/pipeline.js';
 
 const GIB = 1 << 30;
 const dir = mkdtempSync(join(tmpdir(), 'redline-bench-copy-'));
-const weights = join(dir, 'model.safetensors');
+// the weights sit in a folder of their own (watched by chokidar); copies go elsewhere
+mkdirSync(join(dir, 'model'));
+mkdirSync(join(dir, 'out'));
+const weights = join(dir, 'model', 'model.safetensors');
 const header = Buffer.from('{"w":{"dtype":"F16","shape":[536870912],"data_offsets":[0,1073741824]}}');
 const fd = openSync(weights, 'w');
 const len = Buffer.alloc(8);
@@ -60,7 +63,7 @@ async function trial(name: string, lines: string[], dest: string) {
 
 try {
   const results = [];
-  const throttled = join(dir, 'throttled.bin');
+  const throttled = join(dir, 'out', 'throttled.bin');
   results.push(
     await trial(
       'throttled-200MBps',
@@ -68,7 +71,9 @@ try {
       throttled,
     ),
   );
-  const plain = join(dir, 'plain.bin');
+  // the same trial with no copy: what the daemon spends anyway (start-up, bpftrace, teardown)
+  results.push(await trial('no-copy', ['sleep 3.5'], weights));
+  const plain = join(dir, 'out', 'plain.bin');
   results.push(await trial('cp', [`cp ${weights} ${plain}`], plain));
   console.log(JSON.stringify({ bench: 'copy-alert', weights_mib: GIB / (1 << 20), results }));
 } finally {

@@ -25,6 +25,7 @@ export class FolderWatcher extends EventEmitter implements Sensor {
   readonly name = 'watch';
   private watcher: FSWatcher | null = null;
   private readonly reported = new Set<string>();
+  private readonly pending = new Set<string>();
   private events = 0;
 
   constructor(private readonly o: WatchOptions) {
@@ -57,12 +58,15 @@ export class FolderWatcher extends EventEmitter implements Sensor {
   private consider(path: string, dev?: number, ino?: number, size?: number): void {
     if (dev === undefined || ino === undefined || size === undefined) return;
     const key = `${dev}:${ino}`;
-    if (this.reported.has(key)) return;
+    // a file being written fires a change per write: one look per file is enough
+    if (this.reported.has(key) || this.pending.has(key) || this.o.claimed(dev, ino, path)) return;
     const known = this.o.registry.byInode(dev, ino);
     // the registered files themselves, as they were at start, are not news
     if (known && known.path === path) return;
     if (!known && size < MIB) return;
+    this.pending.add(key);
     setTimeout(() => {
+      this.pending.delete(key);
       if (this.o.claimed(dev, ino, path) || this.reported.has(key)) return;
       void this.check(path, dev, ino, known !== undefined);
     }, this.o.settleMs ?? 500).unref();
