@@ -131,15 +131,14 @@ export class WeightsTracker extends EventEmitter implements Sensor {
   }
 
   private onOpen(ev: OpenEvent): void {
-    // The fd names the very file opened, but a short-lived fd may already name another one;
-    // the name as given is taken when it still leads to the same inode. A negative fd is a
-    // refused attempt to write: only its name can be known.
+    // The name as given is what the syscall opened. The fd is only the fallback for a name
+    // that is already gone (renamed, deleted): in a fast loop (split, tar) the same fd number
+    // names the next file by the time this runs. A negative fd is a refused attempt to write.
     const named = resolveName(ev.pid, ev.dfd, ev.filename);
-    const byFd = ev.fd >= 0 ? statOf(`/proc/${ev.pid}/fd/${ev.fd}`) : null;
     const byName = named ? statOf(named) : null;
-    const agree = byFd !== null && byName !== null && byFd.dev === byName.dev && byFd.ino === byName.ino;
-    const path = agree || !byFd ? named : resolveOpened(ev.pid, ev.fd, ev.dfd, ev.filename);
-    const st = byFd ?? byName;
+    const byFd = !byName && ev.fd >= 0 ? statOf(`/proc/${ev.pid}/fd/${ev.fd}`) : null;
+    const path = byName ? named : byFd ? resolveOpened(ev.pid, ev.fd, ev.dfd, ev.filename) : named;
+    const st = byName ?? byFd;
     if (path) ev.path = path;
     if (ev.write && path && (CGROUP_CONTROL.test(path) || this.monitorPaths.has(path))) ev.monitor_file = true;
     if (ev.fd < 0 || !st || !st.file) return;
@@ -184,22 +183,8 @@ export class WeightsTracker extends EventEmitter implements Sensor {
       const oldest = this.candidates.keys().next().value;
       if (oldest !== undefined) this.dropCandidate(oldest);
     }
-    let own: number;
-    try {
-      own = openSync(`/proc/${ev.pid}/fd/${ev.fd}`, 'r');
-    } catch {
-      // already closed: fall back to the name
-      try {
-        own = openSync(path, 'r');
-      } catch {
-        return;
-      }
-    }
-    const same = fstatSync(own);
-    if (same.dev !== st.dev || same.ino !== st.ino) {
-      closeSync(own);
-      return;
-    }
+    const own = openSame(path, st) ?? openSame(`/proc/${ev.pid}/fd/${ev.fd}`, st);
+    if (own === null) return;
     this.candidates.set(key, { path, own, dev: st.dev, ino: st.ino, pid: ev.pid, comm: ev.comm ?? '', size: -1, lastGrowth: Date.now(), match: null, busy: false, pendingReads: [] });
     this.arm();
   }
@@ -358,4 +343,18 @@ function closeQuietly(fd: number): void {
   } catch {
     // already closed
   }
+}
+
+/** an fd of ours on `path` if it is still the file with that inode */
+function openSame(path: string, st: { dev: number; ino: number }): number | null {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return null;
+  }
+  const now = fstatSync(fd);
+  if (now.dev === st.dev && now.ino === st.ino) return fd;
+  closeSync(fd);
+  return null;
 }
