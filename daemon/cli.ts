@@ -88,8 +88,9 @@ async function main(argv: string[]): Promise<number> {
   program
     .command('doctor')
     .description('which sensors and actions work on this host, and why not')
-    .action(() => {
-      result = doctorCommand();
+    .option('--nvidia-smi <path>', 'the nvidia-smi binary to check')
+    .action((opts: { nvidiaSmi?: string }) => {
+      result = doctorCommand(process.stdout, opts.nvidiaSmi);
     });
 
   program

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { findCgroupV2Mount, findFreezerV1Mount } from '../cgroup.js';
 import { ebpfUnavailableReason, findExecutable, tracefsMounted } from '../sensors/ebpf/host.js';
+import { gpuUnavailableReason } from '../sensors/gpu/index.js';
 
 interface Check {
   name: string;
@@ -41,14 +42,17 @@ function cgroupChecks(): Check[] {
   return out;
 }
 
-export function doctorChecks(): Check[] {
+export function doctorChecks(nvidiaSmi = 'nvidia-smi'): Check[] {
   const why = ebpfUnavailableReason();
+  const gpu = gpuUnavailableReason(nvidiaSmi);
   const checks: Check[] = [
     { name: 'root', ok: process.getuid?.() === 0, detail: process.getuid?.() === 0 ? 'running as root' : 'not root: eBPF and cgroup actions need root' },
     { name: 'bpftrace', ok: findExecutable('bpftrace') !== null, detail: findExecutable('bpftrace') ?? 'not found (apt-get install -y bpftrace)' },
     { name: 'tracefs', ok: tracefsMounted(), detail: tracefsMounted() ? 'mounted' : 'not mounted: redline mounts it at start (mount -t tracefs nodev /sys/kernel/tracing)' },
-    { name: 'sensor ebpf', ok: why === null, detail: why ?? 'available: exec, fork, exit, signal and setsid tracepoints, filtered in the kernel' },
+    { name: 'sensor ebpf', ok: why === null, detail: why ?? 'available: exec, fork, exit, signal, setsid, open/creat and link tracepoints, filtered in the kernel' },
     { name: 'sensor poll', ok: false, detail: 'not implemented yet' },
+    { name: 'sensor weights', ok: why === null, detail: why === null ? 'file opens, links and writes of the subject (eBPF), fingerprinted by content on a worker thread; chokidar on --watch and weight folders' : `needs the eBPF sensor: ${why}` },
+    { name: 'sensor gpu', ok: gpu === null, detail: gpu ?? `${nvidiaSmi} answers; polled asynchronously with a timeout` },
     ...cgroupChecks(),
     { name: 'action snapshot', ok: existsSync('/proc/self/stat'), detail: '/proc readable' },
     { name: 'output audit log', ok: true, detail: 'NDJSON, hash-chained, synchronous writes' },
@@ -56,7 +60,7 @@ export function doctorChecks(): Check[] {
   return checks;
 }
 
-export function doctorCommand(out = process.stdout): number {
-  for (const c of doctorChecks()) out.write(`${c.ok ? 'ok  ' : 'no  '} ${c.name.padEnd(18)} ${c.detail}\n`);
+export function doctorCommand(out = process.stdout, nvidiaSmi?: string): number {
+  for (const c of doctorChecks(nvidiaSmi)) out.write(`${c.ok ? 'ok  ' : 'no  '} ${c.name.padEnd(18)} ${c.detail}\n`);
   return 0;
 }

@@ -51,6 +51,7 @@ describe('usage errors', () => {
   test('doctor reports each sensor and action and exits 0', async () => {
     const r = await redline(['doctor']);
     assert.equal(r.code, 0);
-    for (const name of ['sensor ebpf', 'sensor poll', 'cgroup v2', 'action freeze', 'action kill', 'output audit log']) assert.match(r.stdout, new RegExp(name));
+    for (const name of ['sensor ebpf', 'sensor poll', 'sensor weights', 'sensor gpu', 'cgroup v2', 'action freeze', 'action kill', 'output audit log']) assert.match(r.stdout, new RegExp(name));
+    assert.match(r.stdout, /no   sensor gpu .*nvidia-smi/, 'no GPU here: the GPU sensor says why it is off');
   });
 });
