@@ -25,6 +25,10 @@ export function warmUp(ruleset: Ruleset, rounds = 3): void {
       { type: 'signal', time: t, pid: FAKE + 1, syscall: 'kill', target_pid: -1, sig: 18 },
       { type: 'setsid', time: t, pid: FAKE + 1, comm: 'sh' },
       { type: 'reparent', time: t, pid: FAKE + 1, comm: 'sh', old_ppid: FAKE, new_ppid: 1 },
+      { type: 'open', time: t, pid: FAKE + 1, comm: 'sh', fd: 3, flags: 577, dfd: -100, filename: '/nonexistent/x', path: '/nonexistent/x', write: true, monitor_file: true },
+      { type: 'weights_open', time: t, pid: FAKE + 1, comm: 'sh', path: '/nonexistent/w', weight: '/nonexistent/w', generation: 0, write: false },
+      { type: 'weights_copy', time: t, pid: FAKE + 1, comm: 'sh', path: '/nonexistent/c', weight: '/nonexistent/w', generation: 1, match: 'partial', bytes: 1 << 20, offset: 0, seen_by: 'ebpf' },
+      { type: 'weights_load', time: t, pid: FAKE + 1, comm: 'sh', path: '/nonexistent/w', weight: '/nonexistent/w', generation: 0, how: 'mmap' },
       { type: 'exit', time: t, pid: FAKE + 1, comm: 'sh' },
     ];
     for (const ev of events) p.handle(ev);

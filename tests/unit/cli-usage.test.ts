@@ -52,6 +52,6 @@ describe('usage errors', () => {
     const r = await redline(['doctor']);
     assert.equal(r.code, 0);
     for (const name of ['sensor ebpf', 'sensor poll', 'sensor weights', 'sensor gpu', 'cgroup v2', 'action freeze', 'action kill', 'output audit log']) assert.match(r.stdout, new RegExp(name));
-    assert.match(r.stdout, /no   sensor gpu .*nvidia-smi/, 'no GPU here: the GPU sensor says why it is off');
+    assert.match(r.stdout, /no {3}sensor gpu .*nvidia-smi/, 'no GPU here: the GPU sensor says why it is off');
   });
 });
