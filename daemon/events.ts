@@ -34,6 +34,8 @@ export const EVENT_TYPES = [
   'reparent',
   'open',
   'link',
+  'listen',
+  'connect',
   'weights_open',
   'weights_copy',
   'weights_load',
@@ -116,6 +118,25 @@ export interface LinkEvent extends EventBase {
   path?: string;
 }
 
+/** a socket of a subject process started listening; the address is filled in from /proc */
+export interface ListenEvent extends EventBase {
+  type: 'listen';
+  fd: number;
+  proto?: string;
+  addr?: string;
+  port?: number;
+}
+
+/** a subject process connects a socket to an IPv4/IPv6 address */
+export interface ConnectEvent extends EventBase {
+  type: 'connect';
+  fd: number;
+  family: 4 | 6;
+  addr: string;
+  port: number;
+  loopback: boolean;
+}
+
 interface WeightsBase extends EventBase {
   /** the file the process touched or made */
   path: string;
@@ -183,6 +204,8 @@ export type SensorEvent =
   | ReparentEvent
   | OpenEvent
   | LinkEvent
+  | ListenEvent
+  | ConnectEvent
   | WeightsOpenEvent
   | WeightsCopyEvent
   | WeightsLoadEvent

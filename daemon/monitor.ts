@@ -5,7 +5,7 @@ import { dirname, resolve } from 'node:path';
 import type { ResolvedConfig } from './config/schema.js';
 import { loadRules } from './engine/load.js';
 import type { Ruleset } from './engine/ruleset.js';
-import { formatProblem } from './events.js';
+import { formatProblem, type SensorEvent } from './events.js';
 import { AuditLog } from './outputs/audit-log.js';
 import { Pipeline } from './pipeline.js';
 import { ProcessTable } from './process-table.js';
@@ -16,6 +16,7 @@ import { closeHashers } from './sensors/weights/fingerprint.js';
 import { WeightRegistry } from './sensors/weights/registry.js';
 import { WeightsTracker } from './sensors/weights/tracker.js';
 import { FolderWatcher } from './sensors/weights/watch.js';
+import { listeningSockets, resolveListen } from './sensors/ports/resolve.js';
 import { describeSubject, type Subject, subjectContains, subjectFilter } from './subject.js';
 import { VERSION } from './version.js';
 import { warmUp } from './warmup.js';
@@ -85,9 +86,20 @@ export class Monitor {
     m.sensor.on('event', (ev) => {
       // the weights sensor names the file first, so the pipeline and the log see the path
       if (ev.type === 'open' || ev.type === 'link') m.tracker.observe(ev);
+      else if (ev.type === 'listen') {
+        resolveListen(ev);
+        // a server maps its weights and listens within milliseconds: settle which it is first
+        m.tracker.checkNow(ev.pid);
+      }
       m.pipeline.handle(ev);
     });
-    m.tracker.on('event', (ev) => m.pipeline.handle(ev));
+    m.tracker.on('event', (ev: SensorEvent) => {
+      m.pipeline.handle(ev);
+      // found to be a replica after it began listening: its listeners count from now
+      if (ev.type === 'weights_load') {
+        for (const s of listeningSockets(ev.pid)) m.pipeline.handle({ type: 'listen', time: Date.now(), pid: ev.pid, comm: ev.comm, fd: s.fd, proto: s.proto, addr: s.addr, port: s.port });
+      }
+    });
     m.sensor.on('trouble', (t) => m.pipeline.sensorTrouble(t));
     m.sensor.on('restarted', () => {
       m.table.setMonitorPids(m.sensor.ownPids());

@@ -24,6 +24,8 @@ export interface ProcInfo {
   /** the daemon itself or one of its sensor processes */
   monitor: boolean;
   replica: boolean;
+  /** it, or the process it was forked from, has read the protected weights */
+  readWeights: boolean;
   alive: boolean;
   /** false when the process vanished before anything could be read about it */
   known: boolean;
@@ -148,6 +150,7 @@ export class ProcessTable {
       protected: this.protect.has(init.pid) || this.monitor.has(init.pid),
       monitor: this.monitor.has(init.pid),
       replica: false,
+      readWeights: false,
       alive: init.known,
       children: new Set(),
     };
@@ -234,9 +237,15 @@ export class ProcessTable {
         // a folder watcher's find has no known writer: never mark anyone a subject for it
         if (ev.seen_by === 'watch') return this.plain(ev, this.lookup(ev.pid));
         return this.plain(ev, this.subjectProc(ev.pid, ev));
+      case 'weights_open': {
+        const p = this.subjectProc(ev.pid, ev);
+        if (!ev.write) p.readWeights = true;
+        return this.plain(ev, p);
+      }
       case 'open':
       case 'link':
-      case 'weights_open':
+      case 'listen':
+      case 'connect':
         return this.plain(ev, this.subjectProc(ev.pid, ev));
       case 'weights_load': {
         // it holds the weights as a server does: a replica, and so are the children it starts
@@ -285,6 +294,7 @@ export class ProcessTable {
     });
     // a child of a replica is a replica until it proves otherwise (later sensors refine this)
     child.replica = parent.replica;
+    child.readWeights = parent.readWeights;
     parent.children.add(child);
     this.byPid.set(childPid, child);
     return { ...this.plain(ev, parent), target: child, targets: [child] };

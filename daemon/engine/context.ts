@@ -21,6 +21,7 @@ export const PROCESS_FIELDS = {
   protected: 'bool',
   monitor: 'bool',
   replica: 'bool',
+  read_weights: 'bool',
   alive: 'bool',
   known: 'bool',
   orphaned: 'bool',
@@ -57,11 +58,16 @@ export const EVENT_FIELDS = {
   monitor_file: 'bool',
   footprint_mib: 'int',
   used_unknown: 'bool',
+  addr: 'string',
+  port: 'int',
+  family: 'int',
+  proto: 'string',
+  loopback: 'bool',
 } as const;
 
 const NO_PROCESS: ProcInfo = {
   key: '0:0', pid: 0, start: 0, ppid: 0, pgid: 0, sid: 0, uid: -1, comm: '', exe: '', args: [], parent: null,
-  subject: false, allowed: false, protected: false, monitor: false, replica: false, alive: false, known: false, children: new Set(),
+  subject: false, allowed: false, protected: false, monitor: false, replica: false, readWeights: false, alive: false, known: false, children: new Set(),
 };
 
 /** a read-only CEL view of a table entry; fields are computed only when a condition asks */
@@ -83,6 +89,7 @@ export class ProcessView {
   get protected() { return this.p.protected; }
   get monitor() { return this.p.monitor; }
   get replica() { return this.p.replica; }
+  get read_weights() { return this.p.readWeights; }
   get alive() { return this.p.alive; }
   get known() { return this.p.known; }
   /** its fork-time parent is gone and someone else now reaps it */
@@ -124,6 +131,11 @@ export class EventView {
   get monitor_file() { return this.ev.monitor_file === true; }
   get footprint_mib() { return this.int('footprint_mib'); }
   get used_unknown() { return this.ev.used_unknown === true; }
+  get addr() { return this.str('addr'); }
+  get port() { return this.int('port'); }
+  get family() { return this.int('family'); }
+  get proto() { return this.str('proto'); }
+  get loopback() { return this.ev.loopback === true; }
 }
 
 export interface CelContext {

@@ -60,10 +60,11 @@ test('other bpftrace message types are ignored', () => {
 test('the generated script filters every probe on the subject', () => {
   const s = generateScript({ kind: 'cgroup', path: '/sys/fs/cgroup/unified/redline/t1' });
   const probes = s.split('\n').filter((l) => l.startsWith('tracepoint:'));
-  assert.equal(probes.length, 18);
+  assert.equal(probes.length, 21);
   for (const p of probes) {
     // syscall exits only report what a filtered entry recorded for that thread
     if (/sys_exit_(open|creat)/.test(p)) assert.match(p, /\/@oflags\[tid\]\//);
+    else if (/sys_exit_listen/.test(p)) assert.match(p, /\/@lfd\[tid\]\//);
     else assert.match(p, /cgroup == cgroupid\("\/sys\/fs\/cgroup\/unified\/redline\/t1"\)/);
   }
   assert.match(generateScript({ kind: 'uid', uid: 1000 }), /uid == 1000/);
@@ -84,4 +85,14 @@ test('hard and symbolic links carry the new name', () => {
   const l = parseLine('{"type": "printf", "data": "L\\t3722039929073\\t29969\\t29969\\thard\\t-100\\tln\\trl-o2.txt\\n"}', clock);
   assert.deepEqual(l, { kind: 'event', event: { type: 'link', time: 3722039.929073, pid: 29969, tid: 29969, kind: 'hard', dfd: -100, comm: 'ln', filename: 'rl-o2.txt' } });
   assert.equal(parseLine('{"type": "printf", "data": "L\\t1\\t2\\t2\\tweird\\t-100\\tln\\tx\\n"}', clock).kind, 'error');
+});
+
+test('listen and connect lines (captured from the generated program)', () => {
+  const n = parseLine('{"type": "printf", "data": "N\\t6970701929784\\t31310\\t31310\\t3\\tpython3\\n"}', clock);
+  assert.deepEqual(n, { kind: 'event', event: { type: 'listen', time: 6970701.929784, pid: 31310, tid: 31310, fd: 3, comm: 'python3' } });
+  const c4 = parseLine('{"type": "printf", "data": "C\\t6970701992051\\t31310\\t31310\\t4\\t4\\t38133\\t127.0.0.1\\tpython3\\n"}', clock);
+  assert.deepEqual(c4, { kind: 'event', event: { type: 'connect', time: 6970701.992051, pid: 31310, tid: 31310, fd: 4, family: 4, port: 38133, addr: '127.0.0.1', loopback: true, comm: 'python3' } });
+  const c6 = parseLine('{"type": "printf", "data": "C\\t1\\t2\\t2\\t5\\t6\\t443\\t2001:db8::1\\tcurl\\n"}', clock);
+  assert.ok(c6.kind === 'event' && c6.event.type === 'connect' && c6.event.family === 6 && !c6.event.loopback);
+  assert.equal(parseLine('{"type": "printf", "data": "C\\t1\\t2\\t2\\t5\\t9\\t443\\tx\\tcurl\\n"}', clock).kind, 'error');
 });

@@ -1,5 +1,6 @@
 // Pure parser for `bpftrace -f json -B line` output produced by script.ts.
 import type { SensorEvent, SignalSyscall } from '../../events.js';
+import { isLoopback } from '../ports/parse-net.js';
 
 export type BpftraceLine =
   | { kind: 'attached'; probes: number }
@@ -60,6 +61,19 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
       const dfd = int(f[5]);
       if ((kind !== 'hard' && kind !== 'sym') || dfd === null || f.length < 8) break;
       return { kind: 'event', event: { type: 'link', time, pid, tid, kind, dfd, comm: f[6], filename: f.slice(7).join('\t') } };
+    }
+    case 'N': {
+      const fd = int(f[4]);
+      if (fd === null) break;
+      return { kind: 'event', event: { type: 'listen', time, pid, tid, fd, comm: f.slice(5).join('\t') } };
+    }
+    case 'C': {
+      const fd = int(f[4]);
+      const family = f[5] === '4' ? 4 : f[5] === '6' ? 6 : null;
+      const port = int(f[6]);
+      const addr = f[7];
+      if (fd === null || family === null || port === null || !addr) break;
+      return { kind: 'event', event: { type: 'connect', time, pid, tid, fd, family, port, addr, loopback: isLoopback(addr), comm: f.slice(8).join('\t') } };
     }
     case 'S': {
       const syscall = f[4] ?? '';

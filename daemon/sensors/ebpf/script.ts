@@ -49,6 +49,7 @@ export function generateScript(filter: SubjectFilter): string {
     `  printf("D\\t%llu\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, comm);`,
     `}`,
     ...fileProbes(p),
+    ...netProbes(p),
     '',
   ].join('\n');
 }
@@ -91,5 +92,29 @@ function fileProbes(p: string): string[] {
     ...link('sys_enter_link', 'hard', '-100'),
     ...link('sys_enter_symlinkat', 'sym', 'args->newdfd'),
     ...link('sys_enter_symlink', 'sym', '-100'),
+  ];
+}
+
+/**
+ * Sockets: a successful listen() (userspace finds the port through the fd's socket inode,
+ * in the process's own network namespace) and every connect() with its IPv4/IPv6
+ * destination, read from the caller's sockaddr.
+ */
+function netProbes(p: string): string[] {
+  return [
+    `tracepoint:syscalls:sys_enter_listen /${p}/ { @lfd[tid] = args->fd + 1; }`,
+    `tracepoint:syscalls:sys_exit_listen /@lfd[tid]/ {`,
+    `  if (args->ret == 0) { printf("N\\t%llu\\t%d\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, @lfd[tid] - 1, comm); }`,
+    `  delete(@lfd[tid]);`,
+    `}`,
+    `tracepoint:syscalls:sys_enter_connect /${p}/ {`,
+    `  $sa = (struct sockaddr_in *)args->uservaddr;`,
+    `  if ($sa->sin_family == 2) {`,
+    `    printf("C\\t%llu\\t%d\\t%d\\t%d\\t4\\t%d\\t%s\\t%s\\n", nsecs, pid, tid, args->fd, bswap($sa->sin_port), ntop(2, $sa->sin_addr.s_addr), comm);`,
+    `  } else if ($sa->sin_family == 10) {`,
+    `    $s6 = (struct sockaddr_in6 *)args->uservaddr;`,
+    `    printf("C\\t%llu\\t%d\\t%d\\t%d\\t6\\t%d\\t%s\\t%s\\n", nsecs, pid, tid, args->fd, bswap($s6->sin6_port), ntop(10, $s6->sin6_addr.in6_u.u6_addr8), comm);`,
+    `  }`,
+    `}`,
   ];
 }

@@ -290,6 +290,12 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     }
   }
 
+  /** looks at once whether `pid` holds weights it opened (before its listen() is judged) */
+  checkNow(pid: number): void {
+    const now = Date.now();
+    for (const [key, l] of this.loads) if (l.pid === pid) this.checkLoad(key, l, now);
+  }
+
   private checkLoad(key: string, l: LoadWatch, now: number): void {
     let maps: string;
     try {
