@@ -1,11 +1,10 @@
 // A weight file's fingerprint: size, identity, format, and hashes of a few sampled blocks,
 // so that a full copy is recognised from a few reads whatever its size, and a copy in
-// progress from its first MiB.
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import { detectFormat, type WeightFormat } from './format.js';
-import { closeHashers, hashRanges, type Range } from './hasher.js';
-
-export { closeHashers };
+// progress from its first MiB. Every read and hash runs on a small worker pool, so that
+// weights being fingerprinted never stall the event loop a freeze depends on.
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { detectFormat, FORMAT_BYTES, type WeightFormat } from './format.js';
 
 export const HEAD_BYTES = 1 << 20;
 export const HEAD64_BYTES = 64 << 10;
@@ -13,9 +12,12 @@ export const HEAD4_BYTES = 4 << 10;
 const SAMPLE_BYTES = 64 << 10;
 const SAMPLES = 16;
 
-export interface Sample {
+export interface Range {
   offset: number;
   length: number;
+}
+
+export interface Sample extends Range {
   hash: string;
 }
 
@@ -29,16 +31,47 @@ export interface Fingerprint {
   /** sha256 of the first 64 KiB and 4 KiB — to find the weights inside an archive */
   head64: string;
   head4: string;
+  /** the first 64 bytes, hex: the archive scan compares these before hashing anything */
+  lead: string;
   samples: Sample[];
 }
 
-/** the sample offsets depend on the size alone, so a candidate of the same size is read at the same places */
+/** what a worker saw of the file on the fd it read through */
+export interface HashResult {
+  size: number;
+  dev: number;
+  ino: number;
+  /** one per range; null where the file is too short for it */
+  hashes: (string | null)[];
+}
+
+export interface ScanTarget {
+  /** the first 4 bytes as a u32 (LE): the per-step lookup key */
+  key: number;
+  lead: Uint8Array;
+  len4: number;
+  head4: string;
+  len64: number;
+  head64: string;
+}
+
+export interface ScanHit {
+  offset: number;
+  head64: string;
+}
+
+/**
+ * The sample offsets depend on the size alone, so a candidate of the same size is read at
+ * the same places. Blocks are 64 KiB-aligned, from the first to the one holding the last
+ * byte: a preallocated copy (rsync --preallocate, truncate then write) that has not
+ * written its end yet does not pass for complete.
+ */
 export function samplePlan(size: number): Range[] {
   const out: Range[] = [];
   const seen = new Set<number>();
-  const last = Math.max(0, size - SAMPLE_BYTES);
+  const last = Math.max(0, size - 1);
   for (let i = 0; i < SAMPLES; i++) {
-    const offset = Math.floor((last * i) / (SAMPLES - 1) / SAMPLE_BYTES) * SAMPLE_BYTES;
+    const offset = Math.floor(Math.floor((last * i) / (SAMPLES - 1)) / SAMPLE_BYTES) * SAMPLE_BYTES;
     if (seen.has(offset)) continue;
     seen.add(offset);
     out.push({ offset, length: Math.min(SAMPLE_BYTES, size - offset) });
@@ -46,37 +79,199 @@ export function samplePlan(size: number): Range[] {
   return out.filter((r) => r.length > 0);
 }
 
-function readHead(path: string): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const b = Buffer.alloc(64);
-    const n = readSync(fd, b, 0, 64, 0);
-    return b.subarray(0, n);
-  } finally {
-    closeSync(fd);
+// Plain JS, eval'd, so it runs the same from the TypeScript sources and the compiled build.
+// One fd per request, positional reads, fstat on that same fd: what is hashed and the
+// size/inode reported are of one file even if the name is renamed or replaced meanwhile.
+// O_NONBLOCK: a name swapped for a FIFO would otherwise block the open, and the worker.
+const WORKER = `
+const { parentPort } = require('node:worker_threads');
+const fs = require('node:fs');
+const { createHash } = require('node:crypto');
+const sha = (b) => createHash('sha256').update(b).digest('hex');
+let scratch = Buffer.alloc(0);
+function buffer(n) {
+  if (scratch.length < n) scratch = Buffer.allocUnsafe(n);
+  return scratch.subarray(0, n);
+}
+function readAt(fd, buf, offset) {
+  let got = 0;
+  while (got < buf.length) {
+    const n = fs.readSync(fd, buf, got, buf.length - got, offset + got);
+    if (n === 0) break;
+    got += n;
   }
+  return got;
+}
+function hash(fd, st, { ranges, lead }) {
+  const hashes = ranges.map((r) => { const b = buffer(r.length); return readAt(fd, b, r.offset) === r.length ? sha(b) : null; });
+  let leadBytes = null;
+  if (lead > 0) { const b = Buffer.alloc(lead); leadBytes = b.subarray(0, readAt(fd, b, 0)); }
+  return { size: st.size, dev: st.dev, ino: st.ino, hashes, lead: leadBytes };
+}
+// a u32 lookup at each step, then the lead bytes, then 4 KiB, then 64 KiB: almost every
+// step costs one Map lookup, and only the weights' own bytes ever reach the hashes. Read a
+// MiB at a time into the reused buffer (fresh memory costs a page fault per 4 KiB), and
+// stop after the first MiB that holds a hit.
+const CHUNK = 1 << 20;
+function scan(fd, { limit, step, targets }) {
+  const byKey = new Map();
+  let longest = 0;
+  for (const t of targets) {
+    const list = byKey.get(t.key);
+    if (list) list.push(t); else byKey.set(t.key, [t]);
+    longest = Math.max(longest, t.len64);
+  }
+  const b = buffer(CHUNK + longest);
+  const hits = [];
+  for (let base = 0; base < limit; base += CHUNK) {
+    const n = readAt(fd, b, base);
+    const end = Math.min(CHUNK, limit - base);
+    for (let at = 0; at < end && at + 4 <= n; at += step) {
+      const list = byKey.get(b.readUInt32LE(at));
+      if (!list) continue;
+      for (const t of list) {
+        if (at + t.len64 > n || b.compare(t.lead, 0, t.lead.length, at, at + t.lead.length) !== 0) continue;
+        if (sha(b.subarray(at, at + t.len4)) !== t.head4 || sha(b.subarray(at, at + t.len64)) !== t.head64) continue;
+        hits.push({ offset: base + at, head64: t.head64 });
+      }
+    }
+    if (hits.length > 0 || n < b.length) break;
+  }
+  return hits;
+}
+parentPort.on('message', ({ id, op, path, args }) => {
+  let fd = -1;
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw Object.assign(new Error(path + ': not a regular file'), { code: 'ENOTREG' });
+    parentPort.postMessage({ id, ok: true, result: op === 'scan' ? scan(fd, args) : hash(fd, st, args) });
+  } catch (err) {
+    parentPort.postMessage({ id, ok: false, code: err && err.code, message: String(err && err.message || err) });
+  } finally {
+    if (fd >= 0) fs.closeSync(fd);
+  }
+});
+`;
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  pending: Map<number, Pending>;
+}
+
+// Two workers at most: a long archive scan for one candidate does not hold up the head
+// check of another, and the daemon never takes more than two cores for hashing.
+const POOL_SIZE = Math.max(1, Math.min(2, availableParallelism()));
+const slots: Slot[] = [];
+let nextId = 0;
+
+function fail(slot: Slot, err: Error): void {
+  const i = slots.indexOf(slot);
+  if (i >= 0) slots.splice(i, 1);
+  for (const p of slot.pending.values()) p.reject(err);
+  slot.pending.clear();
+}
+
+function start(): Slot {
+  // no inherited node flags: the worker is plain CommonJS (a parent's --input-type=module
+  // would break it) and needs no loader (tsx would only slow its start)
+  const slot: Slot = { worker: new Worker(WORKER, { eval: true, execArgv: [] }), pending: new Map() };
+  slot.worker.on('message', (m: { id: number; ok: boolean; result?: unknown; code?: string; message?: string }) => {
+    const p = slot.pending.get(m.id);
+    if (!p) return;
+    slot.pending.delete(m.id);
+    // held only while a request is out: an idle pool never keeps the process alive
+    if (slot.pending.size === 0) slot.worker.unref();
+    if (m.ok) p.resolve(m.result);
+    else p.reject(Object.assign(new Error(m.message ?? 'hash worker error'), { code: m.code }));
+  });
+  slot.worker.on('error', (err) => fail(slot, err));
+  slot.worker.on('exit', () => fail(slot, new Error('hash worker exited')));
+  // after the listener: adding a 'message' listener refs the worker again
+  slot.worker.unref();
+  slots.push(slot);
+  return slot;
+}
+
+/** the idle worker, a new one while the pool is not full, else the least busy */
+function pick(): Slot {
+  const idle = slots.find((s) => s.pending.size === 0);
+  if (idle) return idle;
+  if (slots.length < POOL_SIZE) return start();
+  return slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+}
+
+function call<T>(op: 'hash' | 'scan', path: string, args: unknown): Promise<T> {
+  const slot = pick();
+  const id = nextId++;
+  return new Promise<T>((resolve, reject) => {
+    if (slot.pending.size === 0) slot.worker.ref();
+    slot.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+    slot.worker.postMessage({ id, op, path, args });
+  });
+}
+
+/** sha256 of each range, read through one fd, with what fstat said of that fd */
+export async function hashRanges(path: string, ranges: readonly Range[]): Promise<HashResult> {
+  const r = await call<HashResult>('hash', path, { ranges, lead: 0 });
+  return { size: r.size, dev: r.dev, ino: r.ino, hashes: r.hashes };
+}
+
+/** sha256 of [offset, offset + length); null when the file is shorter than that */
+export async function hashRange(path: string, offset: number, length: number): Promise<string | null> {
+  return (await hashRanges(path, [{ offset, length }])).hashes[0] ?? null;
+}
+
+/** sha256 of [0, min(size, 1 MiB)), the hash a registered file's `head` is compared with */
+export async function hashHead(path: string): Promise<string> {
+  const { size } = await hashRanges(path, []);
+  const h = await hashRange(path, 0, Math.min(size, HEAD_BYTES));
+  if (h === null) throw Object.assign(new Error(`${path}: shrank while it was read`), { code: 'ECHANGED' });
+  return h;
+}
+
+/** where, at `step` alignment below `limit`, the file holds the first 64 KiB of a target */
+export function scanFor(path: string, scan: { limit: number; step: number; targets: readonly ScanTarget[] }): Promise<ScanHit[]> {
+  return call<ScanHit[]>('scan', path, scan);
 }
 
 export async function fingerprint(path: string): Promise<Fingerprint> {
-  const st = statSync(path);
-  const size = st.size;
-  const plan = samplePlan(size);
-  const fixed: Range[] = [
-    { offset: 0, length: Math.min(size, HEAD_BYTES) },
-    { offset: 0, length: Math.min(size, HEAD64_BYTES) },
-    { offset: 0, length: Math.min(size, HEAD4_BYTES) },
-  ];
-  const hashes = await hashRanges(path, [...fixed, ...plan]);
-  const [head, head64, head4] = hashes;
-  if (!head || !head64 || !head4) throw new Error(`${path}: changed while it was read`);
-  return {
-    size,
-    dev: st.dev,
-    ino: st.ino,
-    format: detectFormat(readHead(path)).format,
-    head,
-    head64,
-    head4,
-    samples: plan.map((r, i) => ({ ...r, hash: hashes[i + 3] ?? '' })),
-  };
+  // the plan depends on the size, so: size and lead first, then the hashes; a file that
+  // changes in between (replaced, still growing) is read again
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const first = await call<HashResult & { lead: Uint8Array }>('hash', path, { ranges: [], lead: FORMAT_BYTES });
+    const size = first.size;
+    const plan = samplePlan(size);
+    const fixed: Range[] = [HEAD_BYTES, HEAD64_BYTES, HEAD4_BYTES].map((n) => ({ offset: 0, length: Math.min(size, n) }));
+    const r = await hashRanges(path, [...fixed, ...plan]);
+    const [head, head64, head4, ...samples] = r.hashes;
+    if (r.dev !== first.dev || r.ino !== first.ino || r.size !== size || !head || !head64 || !head4 || samples.some((h) => !h)) continue;
+    return {
+      size,
+      dev: r.dev,
+      ino: r.ino,
+      format: detectFormat(first.lead, size).format,
+      head,
+      head64,
+      head4,
+      lead: Buffer.from(first.lead).toString('hex'),
+      samples: plan.map((p, i) => ({ ...p, hash: samples[i] ?? '' })),
+    };
+  }
+  throw Object.assign(new Error(`${path}: changed while it was read`), { code: 'ECHANGED' });
+}
+
+/** stops the pool; requests still out are rejected. A later call starts it again. */
+export async function closeHashers(): Promise<void> {
+  const all = slots.splice(0);
+  for (const s of all) {
+    for (const p of s.pending.values()) p.reject(new Error('hash workers closed'));
+    s.pending.clear();
+  }
+  await Promise.all(all.map((s) => s.worker.terminate()));
 }

@@ -58,13 +58,15 @@ parentPort.on('message', ({ id, op, path, ranges, scan }) => {
 `;
 
 let worker: Worker | null = null;
+/** every worker started, so that closing can never miss one */
+const all = new Set<Worker>();
 let nextId = 0;
 const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
 function ensure(): Worker {
   if (worker) return worker;
   const w = new Worker(WORKER, { eval: true });
-  w.unref();
+  all.add(w);
   w.on('message', (m: { id: number; ok: boolean; result?: unknown; error?: string }) => {
     const p = waiting.get(m.id);
     if (!p) return;
@@ -75,11 +77,14 @@ function ensure(): Worker {
   w.on('error', (err) => {
     for (const p of waiting.values()) p.reject(err);
     waiting.clear();
-    worker = null;
+    if (worker === w) worker = null;
   });
   w.on('exit', () => {
-    worker = null;
+    all.delete(w);
+    if (worker === w) worker = null;
   });
+  // after the listeners: attaching a 'message' listener may ref the worker again
+  w.unref();
   worker = w;
   return w;
 }
@@ -103,7 +108,8 @@ export function scanFor(path: string, scan: ScanRequest): Promise<{ offset: numb
 }
 
 export async function closeHashers(): Promise<void> {
-  const w = worker;
   worker = null;
-  if (w) await w.terminate();
+  const workers = [...all];
+  all.clear();
+  await Promise.all(workers.map((w) => w.terminate()));
 }

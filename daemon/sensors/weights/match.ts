@@ -1,8 +1,7 @@
 // Is this file (being written right now, perhaps) the weights? By inode, by its first MiB,
-// by sampled blocks, or by the weights' first block inside it (archives).
-import { statSync } from 'node:fs';
-import { HEAD_BYTES, HEAD4_BYTES, HEAD64_BYTES, samplePlan } from './fingerprint.js';
-import { hashRanges, scanFor } from './hasher.js';
+// by sampled blocks, or by the weights' first 64 KiB inside it (archives).
+import { stat } from 'node:fs/promises';
+import { HEAD_BYTES, hashRanges, type Range, type Sample, samplePlan, scanFor } from './fingerprint.js';
 import type { WeightFile, WeightRegistry } from './registry.js';
 
 export interface CandidateMatch {
@@ -17,49 +16,94 @@ export interface CandidateMatch {
 export interface MatchOptions {
   /** files the writer read: the likeliest source when several registered files match */
   preferSources?: readonly string[];
+  /** how far into a candidate to look for the weights' first block (archives); default 16 MiB */
   archiveScanBytes?: number;
 }
 
 // tar puts member data at 512-byte boundaries
 const TAR_BLOCK = 512;
+const ARCHIVE_SCAN_BYTES = 16 << 20;
+// a same-size file whose head differs is still the weights when this many samples past the
+// first MiB agree (a header edited in place to dodge the head hash)
+const MIN_TAIL_SAMPLES = 4;
 
-function pick(files: WeightFile[], prefer: readonly string[]): WeightFile | undefined {
-  return [...files].sort((a, b) => Number(prefer.includes(b.path)) - Number(prefer.includes(a.path)) || a.generation - b.generation)[0];
+/** the files the writer read first, then the oldest generation: the closest ancestor */
+function rank(files: readonly WeightFile[], prefer: readonly string[]): WeightFile[] {
+  const preferred = new Set(prefer);
+  return [...files].sort((a, b) => Number(preferred.has(b.path)) - Number(preferred.has(a.path)) || a.generation - b.generation || a.registeredAt - b.registeredAt);
 }
 
+/** how many samples at or past `from` agree; null when any of them differs */
+function samplesAgree(want: readonly Sample[], plan: readonly Range[], got: readonly (string | null)[], from = 0): number | null {
+  // a registered partial copy carries its source's samples, taken for another size
+  if (want.length !== plan.length) return null;
+  let agree = 0;
+  for (let i = 0; i < want.length; i++) {
+    const s = want[i] as Sample;
+    if (s.offset !== plan[i]?.offset) return null;
+    if (s.offset < from) continue;
+    if (got[i] !== s.hash) return null;
+    agree++;
+  }
+  return agree;
+}
+
+/**
+ * null: not the weights, or not enough evidence yet (under 1 MiB; the caller looks again as
+ * it grows), or the file vanished or cannot be read — a race is never an exception here.
+ */
 export async function matchCandidate(path: string, registry: WeightRegistry, opts: MatchOptions = {}): Promise<CandidateMatch | null> {
   try {
-    const st = statSync(path);
-    const same = registry.byInode(st.dev, st.ino);
-    if (same) return { kind: 'hardlink', source: same, offset: 0, bytes: st.size };
-    if (st.size < HEAD_BYTES) return null;
-    const [head] = await hashRanges(path, [{ offset: 0, length: HEAD_BYTES }]);
-    const sources = head ? registry.byHead(head) : [];
-    if (sources.length > 0) {
-      const prefer = opts.preferSources ?? [];
-      const sameSize = sources.filter((s) => s.fp.size === st.size);
-      for (const s of [pick(sameSize, prefer)].filter((x): x is WeightFile => x !== undefined)) {
-        const got = await hashRanges(path, samplePlan(st.size));
-        if (got.every((h, i) => h === s.fp.samples[i]?.hash)) return { kind: 'full', source: s, offset: 0, bytes: st.size };
-      }
-      return { kind: 'partial', source: pick(sources, prefer) as WeightFile, offset: 0, bytes: st.size };
-    }
-    const targets = registry.allHead4();
-    if (targets.length === 0) return null;
-    const limit = Math.min(opts.archiveScanBytes ?? 16 << 20, st.size - HEAD4_BYTES);
-    if (limit <= 0) return null;
-    const hits = await scanFor(path, { limit, step: TAR_BLOCK, probe: HEAD4_BYTES, targets });
-    for (const hit of hits) {
-      // 4 KiB names the file; 64 KiB confirms it
-      for (const w of registry.byHead4(hit.hash)) {
-        if (hit.offset === 0 && w.fp.size > HEAD64_BYTES) continue;
-        const [h64] = await hashRanges(path, [{ offset: hit.offset, length: Math.min(HEAD64_BYTES, w.fp.size) }]);
-        if (h64 === w.fp.head64) return { kind: 'archive', source: w, offset: hit.offset, bytes: st.size };
-      }
-    }
-    return null;
+    return await match(path, registry, opts);
   } catch {
-    // vanished, unreadable, or being replaced: not evidence either way
+    // vanished, unreadable, replaced by something else, or the pool was closed
     return null;
   }
+}
+
+async function match(path: string, registry: WeightRegistry, opts: MatchOptions): Promise<CandidateMatch | null> {
+  const st = await stat(path);
+  if (!st.isFile()) return null;
+  const same = registry.byInode(st.dev, st.ino);
+  if (same) return { kind: 'hardlink', source: same, offset: 0, bytes: st.size };
+  if (st.size < HEAD_BYTES) return null;
+  const prefer = opts.preferSources ?? [];
+
+  const h = await hashRanges(path, [{ offset: 0, length: HEAD_BYTES }]);
+  // replaced between the stat and the read: the caller looks again
+  if (h.dev !== st.dev || h.ino !== st.ino) return null;
+  const size = h.size;
+  const head = h.hashes[0];
+  const sources = head ? rank(registry.byHead(head), prefer) : [];
+  const sameSize = rank(sources.length > 0 ? sources.filter((s) => s.fp.size === size) : registry.bySize(size), prefer);
+
+  if (sameSize.length > 0) {
+    // one read of the plan serves every same-size source: the plan depends on the size alone
+    const plan = samplePlan(size);
+    const got = await hashRanges(path, plan);
+    if (got.ino === h.ino && got.size === size) {
+      if (sources.length > 0) {
+        const full = sameSize.find((s) => samplesAgree(s.fp.samples, plan, got.hashes) !== null);
+        if (full) return { kind: 'full', source: full, offset: 0, bytes: size };
+      } else {
+        const edited = sameSize.find((s) => (samplesAgree(s.fp.samples, plan, got.hashes, HEAD_BYTES) ?? 0) >= MIN_TAIL_SAMPLES);
+        if (edited) return { kind: 'partial', source: edited, offset: 0, bytes: size };
+      }
+    }
+  }
+  const first = sources[0];
+  if (first) return { kind: 'partial', source: first, offset: 0, bytes: size };
+
+  const targets = registry.archiveTargets();
+  if (targets.length === 0) return null;
+  const limit = Math.min(opts.archiveScanBytes ?? ARCHIVE_SCAN_BYTES, size);
+  const hits = await scanFor(path, { limit, step: TAR_BLOCK, targets });
+  for (const hit of hits) {
+    const source = rank(registry.byHead64(hit.head64), prefer)[0];
+    if (!source) continue;
+    // the weights' first 64 KiB at offset 0 with a different first MiB: a copy edited near
+    // its start, not an archive
+    return { kind: hit.offset === 0 ? 'partial' : 'archive', source, offset: hit.offset, bytes: size };
+  }
+  return null;
 }
