@@ -65,6 +65,7 @@ export class Pipeline extends EventEmitter {
   trial: string | undefined;
   frozen = false;
   private freezing: Promise<ActionResult> | null = null;
+  private readonly reportedEvalErrors = new Set<string>();
   private readonly monitorSignals: { time: number; sig: number; pid: number }[] = [];
   readonly counts = { events: 0, alerts: 0, bySeverity: { info: 0, low: 0, medium: 0, high: 0, critical: 0 } as Record<Severity, number> };
 
@@ -107,7 +108,13 @@ export class Pipeline extends EventEmitter {
   }
 
   private evaluate(e: Enriched): void {
+    const errorsBefore = this.ruleset.evalErrors;
     for (const m of this.ruleset.evaluate(e)) this.raise(m, e);
+    // a rule that throws sees nothing: that is the monitor going blind, and it must say so
+    if (this.ruleset.evalErrors > errorsBefore && !this.reportedEvalErrors.has(this.ruleset.lastEvalError)) {
+      this.reportedEvalErrors.add(this.ruleset.lastEvalError);
+      this.daemonAlert('redline.rule-eval-error', 'monitor.degraded', 'high', `a rule failed to evaluate: ${this.ruleset.lastEvalError}`, { event: e.event });
+    }
   }
 
   private raise(m: Match, e: Enriched): void {

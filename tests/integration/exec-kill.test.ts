@@ -50,7 +50,8 @@ describe('process.kill', { skip: skip ?? false }, () => {
 
   test('killing a protected sleep raises a critical process.kill naming sender, target and signal', () => {
     const a = alertsOf(recs).find((r) => r.rule === 'signal-protected-process');
-    assert.ok(a, JSON.stringify(alertsOf(recs), null, 1));
+    // the whole log on failure: which events arrived, which daemon records were written
+    assert.ok(a, `protected pid ${protectedPid}\n${recs.map((r) => JSON.stringify(r)).join('\n')}\n${run.stderr}`);
     assert.equal(a.category, 'process.kill');
     assert.equal(a.severity, 'critical');
     assert.equal((a.event as { sig: number }).sig, 15);

@@ -1,6 +1,6 @@
 // Is this file (being written right now, perhaps) the weights? By inode, by its first MiB,
 // by sampled blocks, or by the weights' first 64 KiB inside it (archives).
-import { stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { HEAD_BYTES, hashRanges, type Range, type Sample, samplePlan, scanFor } from './fingerprint.js';
 import type { WeightFile, WeightRegistry } from './registry.js';
 
@@ -62,7 +62,9 @@ export async function matchCandidate(path: string, registry: WeightRegistry, opt
 }
 
 async function match(path: string, registry: WeightRegistry, opts: MatchOptions): Promise<CandidateMatch | null> {
-  const st = await stat(path);
+  // a stat on the main thread: microseconds, where a round trip to the libuv pool queues
+  // behind whatever else is there (watcher stats) exactly while a copy floods the disk
+  const st = statSync(path);
   if (!st.isFile()) return null;
   const same = registry.byInode(st.dev, st.ino);
   if (same) return { kind: 'hardlink', source: same, offset: 0, bytes: st.size };
