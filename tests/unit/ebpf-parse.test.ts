@@ -96,3 +96,8 @@ test('listen and connect lines (captured from the generated program)', () => {
   assert.ok(c6.kind === 'event' && c6.event.type === 'connect' && c6.event.family === 6 && !c6.event.loopback);
   assert.equal(parseLine('{"type": "printf", "data": "C\\t1\\t2\\t2\\t5\\t9\\t443\\tx\\tcurl\\n"}', clock).kind, 'error');
 });
+
+test('the BEGIN marker says every probe is attached (attached_probes comes before the attaching)', () => {
+  assert.deepEqual(parseLine('{"type": "printf", "data": "REDLINE-READY\\n"}', clock), { kind: 'ready' });
+  assert.match(generateScript({ kind: 'uid', uid: 0 }), /^BEGIN \{ printf\("REDLINE-READY\\n"\); \}/);
+});

@@ -96,7 +96,7 @@ export class EbpfSensor extends EventEmitter implements Sensor {
           const line = buf.slice(0, nl);
           buf = buf.slice(nl + 1);
           const parsed = parseLine(line, this.clock);
-          if (parsed.kind === 'attached' && !attached) {
+          if (parsed.kind === 'ready' && !attached) {
             attached = true;
             clearTimeout(timer);
             resolve();

@@ -1,9 +1,11 @@
 // Pure parser for `bpftrace -f json -B line` output produced by script.ts.
 import type { SensorEvent, SignalSyscall } from '../../events.js';
 import { isLoopback } from '../ports/parse-net.js';
+import { READY } from './script.js';
 
 export type BpftraceLine =
   | { kind: 'attached'; probes: number }
+  | { kind: 'ready' }
   | { kind: 'event'; event: SensorEvent }
   | { kind: 'lost'; count: number }
   | { kind: 'error'; message: string }
@@ -111,6 +113,7 @@ export function parseLine(line: string, clock: Clock): BpftraceLine {
     }
     case 'printf':
       if (typeof data !== 'string') return { kind: 'error', message: trimmed };
+      if (data === `${READY}\n`) return { kind: 'ready' };
       return parsePayload(data, clock);
     case 'lost_events': {
       const n = typeof data === 'number' ? data : (data as { events?: unknown } | null)?.events;

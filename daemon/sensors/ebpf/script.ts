@@ -16,10 +16,14 @@ function predicate(f: SubjectFilter): string {
 }
 
 export const CLONE_THREAD = 0x10000;
+export const READY = 'REDLINE-READY';
 
 export function generateScript(filter: SubjectFilter): string {
   const p = predicate(filter);
   return [
+    // BEGIN runs once every probe is attached; bpftrace's own attached_probes message
+    // comes before the attaching, and a subject started on it could act unseen
+    `BEGIN { printf("${READY}\\n"); }`,
     // task_newtask fires in the parent with the clone flags, so threads can be dropped in the kernel.
     `tracepoint:task:task_newtask /${p} && (args->clone_flags & ${CLONE_THREAD}) == 0/ {`,
     `  printf("F\\t%llu\\t%d\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, args->pid, comm);`,
