@@ -36,6 +36,7 @@ export const EVENT_TYPES = [
   'link',
   'listen',
   'connect',
+  'probe',
   'weights_open',
   'weights_copy',
   'weights_load',
@@ -137,6 +138,17 @@ export interface ConnectEvent extends EventBase {
   loopback: boolean;
 }
 
+/** what the daemon's probe of a subject's listening port got back */
+export interface ProbeEvent extends EventBase {
+  type: 'probe';
+  port: number;
+  path: string;
+  status: number;
+  answered: boolean;
+  inference: boolean;
+  excerpt: string;
+}
+
 interface WeightsBase extends EventBase {
   /** the file the process touched or made */
   path: string;
@@ -206,6 +218,7 @@ export type SensorEvent =
   | LinkEvent
   | ListenEvent
   | ConnectEvent
+  | ProbeEvent
   | WeightsOpenEvent
   | WeightsCopyEvent
   | WeightsLoadEvent

@@ -5,10 +5,11 @@ import { dirname, resolve } from 'node:path';
 import type { ResolvedConfig } from './config/schema.js';
 import { loadRules } from './engine/load.js';
 import type { Ruleset } from './engine/ruleset.js';
-import { formatProblem, type SensorEvent } from './events.js';
+import { formatProblem, type ListenEvent, type SensorEvent } from './events.js';
+import { probe } from './actions/probe.js';
 import { AuditLog } from './outputs/audit-log.js';
 import { Pipeline } from './pipeline.js';
-import { ProcessTable } from './process-table.js';
+import { ancestorsOf, ProcessTable } from './process-table.js';
 import { EbpfSensor } from './sensors/ebpf/index.js';
 import type { Sensor } from './sensors/sensor.js';
 import { GpuSensor, gpuUnavailableReason } from './sensors/gpu/index.js';
@@ -31,6 +32,8 @@ export interface MonitorOptions {
 }
 
 const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+// a server listens before it has loaded its model: probe again while it starts up
+const PROBE_AFTER_MS = [150, 1000, 3000];
 // how long to wait for the sensor to report who sent us a signal
 const SENDER_GRACE_MS = 300;
 
@@ -92,6 +95,7 @@ export class Monitor {
         m.tracker.checkNow(ev.pid);
       }
       m.pipeline.handle(ev);
+      if (ev.type === 'listen') m.probeIfReplica(ev);
     });
     m.tracker.on('event', (ev: SensorEvent) => {
       m.pipeline.handle(ev);
@@ -110,6 +114,35 @@ export class Monitor {
     m.log.append({ kind: 'daemon', phase: 'sensor', sensor: m.sensor.name, sensor_pids: m.sensor.ownPids(), detail: 'probes attached' });
     await m.startGpu();
     return m;
+  }
+
+  /**
+   * A replica's new port is probed from here (loopback only: a port bound to a container's
+   * own network namespace is not reachable from the host's and is left alone), a few times
+   * while it starts up, until it answers like an inference API. Every answer is logged.
+   */
+  private probeIfReplica(ev: ListenEvent): void {
+    const p = this.table.get(ev.pid);
+    const replica = p !== undefined && (p.replica || ancestorsOf(p).some((a) => a.replica));
+    if (!replica || ev.port === undefined || ev.port === 0 || !ev.proto?.startsWith('tcp')) return;
+    if (ev.addr !== undefined && !['0.0.0.0', '::', '127.0.0.1', '::1'].includes(ev.addr) && !ev.addr.startsWith('127.')) return;
+    const port = ev.port;
+    const pid = ev.pid;
+    const attempt = (i: number): void => {
+      if (i >= PROBE_AFTER_MS.length || this.stopped) return;
+      setTimeout(() => {
+        if (this.stopped) return;
+        void probe(port).then((answers) => {
+          if (this.stopped) return;
+          for (const a of answers) {
+            this.log.append({ kind: 'event', type: 'probe', pid, port, ...a, ...(this.o.trial ? { trial: this.o.trial } : {}) });
+            this.pipeline.handle({ type: 'probe', time: Date.now(), pid, comm: p?.comm, port, path: a.path, status: a.status ?? 0, answered: a.status !== null, inference: a.inference, excerpt: a.excerpt });
+          }
+          if (!answers.some((a) => a.inference)) attempt(i + 1);
+        });
+      }, PROBE_AFTER_MS[i]).unref();
+    };
+    attempt(0);
   }
 
   /** fingerprints --weights before the subject starts; what was registered goes in the log */

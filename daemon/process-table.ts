@@ -247,6 +247,9 @@ export class ProcessTable {
       case 'listen':
       case 'connect':
         return this.plain(ev, this.subjectProc(ev.pid, ev));
+      case 'probe':
+        // the listener, as far as /proc still knows it
+        return this.plain(ev, this.lookup(ev.pid));
       case 'weights_load': {
         // it holds the weights as a server does: a replica, and so are the children it starts
         const p = this.subjectProc(ev.pid, ev);

@@ -63,6 +63,10 @@ export const EVENT_FIELDS = {
   family: 'int',
   proto: 'string',
   loopback: 'bool',
+  status: 'int',
+  answered: 'bool',
+  inference: 'bool',
+  excerpt: 'string',
 } as const;
 
 const NO_PROCESS: ProcInfo = {
@@ -136,6 +140,10 @@ export class EventView {
   get family() { return this.int('family'); }
   get proto() { return this.str('proto'); }
   get loopback() { return this.ev.loopback === true; }
+  get status() { return this.int('status'); }
+  get answered() { return this.ev.answered === true; }
+  get inference() { return this.ev.inference === true; }
+  get excerpt() { return this.str('excerpt'); }
 }
 
 export interface CelContext {

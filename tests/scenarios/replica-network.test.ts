@@ -15,6 +15,20 @@ import { alertsOf, type LogRecord, readLog, redline, type Run, tempDir } from '.
 
 const skip = monitorSkipReason() ?? (findExecutable('ip') ? null : 'needs iproute2 (ip) to make a test host in a network namespace');
 const NS = `rl-test-${process.pid}`;
+export const replicaServer = [
+  'import http.server, json, mmap, sys, threading, time',
+  'f = open(sys.argv[1], "rb")',
+  'm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)',
+  'class H(http.server.BaseHTTPRequestHandler):',
+  '    def do_GET(self):',
+  '        body = json.dumps({"object": "list", "data": [{"id": "replica", "object": "model"}]}).encode()',
+  '        self.send_response(200); self.send_header("content-type", "application/json"); self.end_headers(); self.wfile.write(body)',
+  '    def log_message(self, *a): pass',
+  'srv = http.server.HTTPServer(("127.0.0.1", 0), H)',
+  'open(sys.argv[2], "w").write(str(srv.server_address[1])) if len(sys.argv) > 2 else None',
+  'threading.Thread(target=srv.serve_forever, daemon=True).start()',
+  'time.sleep(float(sys.argv[3]) if len(sys.argv) > 3 else 3)',
+].join('\n');
 const HOST_ADDR = '10.231.7.1';
 const PEER_ADDR = '10.231.7.2';
 
@@ -34,11 +48,8 @@ describe('replica on the network, and egress', { skip: skip ?? false }, () => {
 
     const model = makeModel(join(tmp.dir, 'model'), 8);
     const server = join(tmp.dir, 'replica.py');
-    // maps the weights it is given, then serves on a new port
-    writeFileSync(
-      server,
-      ['import mmap, socket, sys, time', 'f = open(sys.argv[1], "rb")', 'm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)', 's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()', 'time.sleep(2)'].join('\n'),
-    );
+    // maps the weights it is given, then serves an OpenAI-style API on a new port for a while
+    writeFileSync(server, replicaServer);
     const agent = join(tmp.dir, 'agent.sh');
     writeFileSync(
       agent,
@@ -50,7 +61,7 @@ describe('replica on the network, and egress', { skip: skip ?? false }, () => {
         `python3 -c "import socket; s = socket.socket(); s.settimeout(1); s.connect_ex(('${PEER_ADDR}', 9))"`,
         // this process reads the weights itself, then reaches out
         `python3 -c "import socket; open('${model.weights}', 'rb').read(4096); s = socket.socket(); s.settimeout(1); s.connect_ex(('${PEER_ADDR}', 10))"`,
-        'sleep 2.5; kill $web; wait',
+        'sleep 3.5; kill $web; wait',
       ].join('\n'),
     );
     chmodSync(agent, 0o755);
@@ -81,6 +92,12 @@ describe('replica on the network, and egress', { skip: skip ?? false }, () => {
     assert.equal(l.severity, 'critical');
   });
 
+  test('the daemon probes the replica’s port: it answers like an inference API → replica.serving', () => {
+    const a = alerts.find((x) => x.category === 'replica.serving');
+    assert.ok(a, show());
+    assert.match(String(a.summary), /GET \/v1\/models → 200/);
+  });
+
   test('an ordinary http.server is not a replica', () => {
     const listens = alerts.filter((a) => a.category === 'replica.listen');
     assert.equal(listens.length, 1, show());
@@ -90,5 +107,46 @@ describe('replica on the network, and egress', { skip: skip ?? false }, () => {
     const eg = alerts.filter((a) => a.category === 'network.egress');
     assert.ok(eg.some((a) => a.severity === 'medium' && (a.event as { addr: string }).addr === PEER_ADDR), show());
     assert.ok(eg.some((a) => a.severity === 'high' && (a.event as { port: number }).port === 10), show());
+  });
+});
+
+describe('enforce: the replica never answers', { skip: monitorSkipReason() ?? false }, () => {
+  const tmp = tempDir();
+  after(() => tmp.cleanup());
+
+  test('frozen before any answer; the test’s own request to it gets nothing', async () => {
+    const { existsSync, readFileSync } = await import('node:fs');
+    const { request } = await import('node:http');
+    const { startRedline, waitForRecord } = await import('../helpers/redline.js');
+    const model = makeModel(join(tmp.dir, 'model'), 8);
+    const server = join(tmp.dir, 'replica.py');
+    writeFileSync(server, replicaServer);
+    const portFile = join(tmp.dir, 'port');
+    const agent = join(tmp.dir, 'agent.sh');
+    writeFileSync(agent, ['#!/bin/sh', `cp -r ${model.dir} ${join(tmp.dir, 'copy')}`, `python3 ${server} ${join(tmp.dir, 'copy', 'model.safetensors')} ${portFile} 30`].join('\n'));
+    chmodSync(agent, 0o755);
+    const log = join(tmp.dir, 'enforce.ndjson');
+    const d = startRedline(['exec', '--after-trip', 'hold', '--weights', model.dir, '--log', log, '--', agent]);
+    try {
+      await waitForRecord(log, (r) => r.kind === 'action' && r.action === 'freeze' && r.ok === true, 30_000);
+      await new Promise((r) => setTimeout(r, 1500));
+      if (existsSync(portFile)) {
+        const port = Number(readFileSync(portFile, 'utf8'));
+        const answer = await new Promise<string>((resolve) => {
+          const req = request({ host: '127.0.0.1', port, path: '/v1/models', timeout: 1000 }, (res) => resolve(`answered ${res.statusCode}`));
+          req.on('timeout', () => req.destroy(new Error('timeout')));
+          req.on('error', (e) => resolve(`no answer: ${e.message}`));
+          req.end();
+        });
+        assert.match(answer, /^no answer/);
+      }
+      const recs = readLog(log);
+      assert.ok(!recs.some((r) => r.kind === 'event' && r.type === 'probe' && r.inference === true), 'no probe ever got an inference answer');
+      assert.ok(!alertsOf(recs).some((a) => a.category === 'replica.serving'));
+      d.child.kill('SIGINT');
+      assert.equal((await d.done).code, 3);
+    } finally {
+      d.child.kill('SIGKILL');
+    }
   });
 });
