@@ -75,7 +75,12 @@ export class EbpfSensor extends EventEmitter implements Sensor {
 
   private spawnOnce(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const child = spawn(this.bpftrace, ['-f', 'json', '-B', 'line', '-e', this.script], {
+      // setpriv execs bpftrace in place with a parent-death signal: if the daemon is killed
+      // outright, its sensor goes with it instead of tracing on, orphaned
+      const args = ['-f', 'json', '-B', 'line', '-e', this.script];
+      const setpriv = findExecutable('setpriv');
+      const [cmd, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', this.bpftrace, ...args]] : [this.bpftrace, args];
+      const child = spawn(cmd, argv, {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, BPFTRACE_STRLEN: '200' },
       });
