@@ -85,7 +85,7 @@ export class Pipeline extends EventEmitter {
     this.counts.events++;
     const e = this.o.table.apply(ev);
     if (ev.type === 'signal') {
-      if (e.targets.some((t) => t.monitor) || e.target?.monitor) this.monitorSignals.push({ time: Date.now(), sig: ev.sig, pid: ev.pid });
+      if (e.targets.some((t) => t.monitor) || e.target?.monitor) this.noteMonitorSignal(ev.sig, ev.pid);
       if (e.target && !e.target.known && !e.broadcast && e.group === 0 && !ev.target_unresolved) {
         setTimeout(() => this.evaluate(this.o.table.apply(ev)), LATE_TARGET_MS);
         return;
@@ -159,6 +159,13 @@ export class Pipeline extends EventEmitter {
     const rule = `redline.sensor-${t.reason}`;
     this.daemonAlert(rule, 'monitor.degraded', severity, `${t.sensor} sensor: ${t.detail}`, { sensor: t.sensor, lost: t.lost });
     if (this.o.failClosed && severity === 'high') void this.act('freeze', rule);
+  }
+
+  /** only the last few seconds matter: a subject signalling the monitor in a loop must not grow memory */
+  private noteMonitorSignal(sig: number, pid: number): void {
+    const now = Date.now();
+    while (this.monitorSignals.length > 0 && now - (this.monitorSignals[0]?.time ?? now) > 10_000) this.monitorSignals.shift();
+    if (this.monitorSignals.length < 1024) this.monitorSignals.push({ time: now, sig, pid });
   }
 
   /** did a subject process signal the monitor with `sig` around now? (for SIGTERM handling) */
