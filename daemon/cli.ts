@@ -30,7 +30,9 @@ function monitorOptions(cmd: Command): Command {
     .option('--socket <path>', 'the control socket')
     .option('--fail-closed', 'freeze the subject when the monitor can no longer see')
     .option('--gpu-interval <ms>', 'how often to poll nvidia-smi (default 1000)')
-    .option('--gpu-replica-share <share>', 'GPU memory share of the allowed server that makes a replica (default 0.5)');
+    .option('--gpu-replica-share <share>', 'GPU memory share of the allowed server that makes a replica (default 0.5)')
+    .option('--probe-timeout <ms>', 'how long the serving probe waits for each answer (default 500)')
+    .option('--port-interval <ms>', 'how often /proc/net is read for listeners eBPF did not attribute (default 1000)');
 }
 
 function exitWith(code: number): never {

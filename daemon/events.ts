@@ -20,6 +20,8 @@ export const CATEGORIES = [
   'process.kill',
   'process.detach',
   'network.egress',
+  // an extension of CONTRACT.md's list: a subject process that is not a replica listens on a port
+  'network.listen',
   'monitor.tamper',
   'monitor.degraded',
 ] as const;
@@ -35,6 +37,7 @@ export const EVENT_TYPES = [
   'open',
   'link',
   'listen',
+  'listen_close',
   'connect',
   'probe',
   'weights_open',
@@ -119,13 +122,31 @@ export interface LinkEvent extends EventBase {
   path?: string;
 }
 
-/** a socket of a subject process started listening; the address is filled in from /proc */
+/**
+ * A socket of a subject process listens: TCP listen() or a UDP bind() traced by eBPF, or
+ * found by the /proc/net poll (listeners older than redline, or that eBPF did not attribute).
+ * The address is filled in from the process's own /proc/PID/net.
+ */
 export interface ListenEvent extends EventBase {
   type: 'listen';
   fd: number;
+  seen_by: 'listen' | 'bind' | 'poll';
   proto?: string;
   addr?: string;
   port?: number;
+  /** the socket's inode (as /proc/PID/fd names it) */
+  inode?: number;
+  /** bound to a loopback address only */
+  loopback?: boolean;
+}
+
+/** a listener the poll had reported (or eBPF had) is gone */
+export interface ListenCloseEvent extends EventBase {
+  type: 'listen_close';
+  proto: string;
+  addr: string;
+  port: number;
+  inode: number;
 }
 
 /** a subject process connects a socket to an IPv4/IPv6 address */
@@ -217,6 +238,7 @@ export type SensorEvent =
   | OpenEvent
   | LinkEvent
   | ListenEvent
+  | ListenCloseEvent
   | ConnectEvent
   | ProbeEvent
   | WeightsOpenEvent

@@ -5,11 +5,11 @@ import { dirname, resolve } from 'node:path';
 import type { ResolvedConfig } from './config/schema.js';
 import { loadRules } from './engine/load.js';
 import type { Ruleset } from './engine/ruleset.js';
-import { formatProblem, type ListenEvent, type SensorEvent } from './events.js';
-import { probe } from './actions/probe.js';
+import { formatProblem, type SensorEvent } from './events.js';
+import { Listeners } from './listeners.js';
 import { AuditLog } from './outputs/audit-log.js';
 import { Pipeline } from './pipeline.js';
-import { ancestorsOf, ProcessTable } from './process-table.js';
+import { ProcessTable } from './process-table.js';
 import { EbpfSensor } from './sensors/ebpf/index.js';
 import type { Sensor } from './sensors/sensor.js';
 import { GpuSensor, gpuUnavailableReason } from './sensors/gpu/index.js';
@@ -17,8 +17,7 @@ import { closeHashers } from './sensors/weights/fingerprint.js';
 import { WeightRegistry } from './sensors/weights/registry.js';
 import { WeightsTracker } from './sensors/weights/tracker.js';
 import { FolderWatcher } from './sensors/weights/watch.js';
-import { listeningSockets, resolveListen } from './sensors/ports/resolve.js';
-import { describeSubject, type Subject, subjectContains, subjectFilter } from './subject.js';
+import { describeSubject, type Subject, subjectContains, subjectFilter, subjectPids } from './subject.js';
 import { VERSION } from './version.js';
 import { warmUp } from './warmup.js';
 
@@ -32,8 +31,6 @@ export interface MonitorOptions {
 }
 
 const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
-// a server listens before it has loaded its model: probe again while it starts up
-const PROBE_AFTER_MS = [150, 1000, 3000];
 // how long to wait for the sensor to report who sent us a signal
 const SENDER_GRACE_MS = 300;
 
@@ -46,6 +43,7 @@ export class Monitor {
   private watcher: FolderWatcher | null = null;
   gpu: GpuSensor | null = null;
   readonly pipeline: Pipeline;
+  readonly listeners: Listeners;
   private readonly handlers: [NodeJS.Signals, () => void][] = [];
   /** signal decisions still waiting for the sensor to name the sender */
   private readonly pending = new Set<Promise<void>>();
@@ -63,6 +61,14 @@ export class Monitor {
     this.sensor = new EbpfSensor({ filter });
     this.tracker = new WeightsTracker({ registry: this.registry, monitorPaths: [resolve(o.logPath), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : [])] });
     this.pipeline = new Pipeline({ table: this.table, ruleset: o.ruleset, subject: o.subject, sink: this.log, mode: o.config.mode, trial: o.trial, failClosed: o.config.failClosed });
+    this.listeners = new Listeners({
+      table: this.table,
+      pipeline: this.pipeline,
+      pids: () => subjectPids(o.subject),
+      checkWeights: (pid) => this.tracker.checkNow(pid),
+      probeTimeoutMs: o.config.probeTimeoutMs,
+      pollIntervalMs: o.config.portIntervalMs,
+    });
     this.log.on('error', (err: Error) => {
       // the record is queued in memory and retried; say so on stderr (the log itself is failing)
       process.stderr.write(`redline: audit log write failed, records held in memory: ${err.message}\n`);
@@ -88,21 +94,14 @@ export class Monitor {
     await m.registerWeights();
     m.sensor.on('event', (ev) => {
       // the weights sensor names the file first, so the pipeline and the log see the path
+      if (ev.type === 'listen') return m.listeners.fromSensor(ev);
       if (ev.type === 'open' || ev.type === 'link') m.tracker.observe(ev);
-      else if (ev.type === 'listen') {
-        resolveListen(ev);
-        // a server maps its weights and listens within milliseconds: settle which it is first
-        m.tracker.checkNow(ev.pid);
-      }
       m.pipeline.handle(ev);
-      if (ev.type === 'listen') m.probeIfReplica(ev);
     });
     m.tracker.on('event', (ev: SensorEvent) => {
       m.pipeline.handle(ev);
       // found to be a replica after it began listening: its listeners count from now
-      if (ev.type === 'weights_load') {
-        for (const s of listeningSockets(ev.pid)) m.pipeline.handle({ type: 'listen', time: Date.now(), pid: ev.pid, comm: ev.comm, fd: s.fd, proto: s.proto, addr: s.addr, port: s.port });
-      }
+      if (ev.type === 'weights_load') m.listeners.becameReplica(ev.pid, ev.comm);
     });
     m.sensor.on('trouble', (t) => m.pipeline.sensorTrouble(t));
     m.sensor.on('restarted', () => {
@@ -112,37 +111,10 @@ export class Monitor {
     await m.sensor.start();
     m.table.setMonitorPids(m.sensor.ownPids());
     m.log.append({ kind: 'daemon', phase: 'sensor', sensor: m.sensor.name, sensor_pids: m.sensor.ownPids(), detail: 'probes attached' });
+    m.listeners.start();
+    m.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'ports', detail: `reading /proc/net every ${o.config.portIntervalMs} ms` });
     await m.startGpu();
     return m;
-  }
-
-  /**
-   * A replica's new port is probed from here (loopback only: a port bound to a container's
-   * own network namespace is not reachable from the host's and is left alone), a few times
-   * while it starts up, until it answers like an inference API. Every answer is logged.
-   */
-  private probeIfReplica(ev: ListenEvent): void {
-    const p = this.table.get(ev.pid);
-    const replica = p !== undefined && (p.replica || ancestorsOf(p).some((a) => a.replica));
-    if (!replica || ev.port === undefined || ev.port === 0 || !ev.proto?.startsWith('tcp')) return;
-    if (ev.addr !== undefined && !['0.0.0.0', '::', '127.0.0.1', '::1'].includes(ev.addr) && !ev.addr.startsWith('127.')) return;
-    const port = ev.port;
-    const pid = ev.pid;
-    const attempt = (i: number): void => {
-      if (i >= PROBE_AFTER_MS.length || this.stopped) return;
-      setTimeout(() => {
-        if (this.stopped) return;
-        void probe(port).then((answers) => {
-          if (this.stopped) return;
-          for (const a of answers) {
-            this.log.append({ kind: 'event', type: 'probe', pid, port, ...a, ...(this.o.trial ? { trial: this.o.trial } : {}) });
-            this.pipeline.handle({ type: 'probe', time: Date.now(), pid, comm: p?.comm, port, path: a.path, status: a.status ?? 0, answered: a.status !== null, inference: a.inference, excerpt: a.excerpt });
-          }
-          if (!answers.some((a) => a.inference)) attempt(i + 1);
-        });
-      }, PROBE_AFTER_MS[i]).unref();
-    };
-    attempt(0);
   }
 
   /** fingerprints --weights before the subject starts; what was registered goes in the log */
@@ -245,6 +217,7 @@ export class Monitor {
     this.stopped = true;
     for (const [sig, fn] of this.handlers) process.off(sig, fn);
     await Promise.all(this.pending);
+    this.listeners.stop();
     await this.sensor.stop();
     await this.tracker.stop();
     await this.watcher?.stop();

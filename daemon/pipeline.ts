@@ -80,6 +80,11 @@ export class Pipeline extends EventEmitter {
     return this.o.sink.append(this.trial ? { ...fields, trial: this.trial } : fields);
   }
 
+  /** a record that is not an alert or action (what a sensor saw, a probe's answer), in the trial */
+  record(fields: { kind: string } & Record<string, unknown>): void {
+    this.write(fields);
+  }
+
   /** one sensor event, all the way through */
   handle(ev: SensorEvent): void {
     this.counts.events++;
@@ -133,6 +138,8 @@ export class Pipeline extends EventEmitter {
       event: e.event,
       proc: procSummary(e.proc),
       target: procSummary(e.target),
+      generation: e.generation,
+      live_replicas: e.liveReplicas,
       latency_ms: Math.round((nowMs() - e.event.time) * 1000) / 1000,
     });
     // measured after the synchronous write: event in the kernel → alert on disk

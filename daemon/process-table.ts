@@ -24,6 +24,10 @@ export interface ProcInfo {
   /** the daemon itself or one of its sensor processes */
   monitor: boolean;
   replica: boolean;
+  /** it loaded the weights itself (a replica's children are replicas, but did not load them) */
+  loadedWeights: boolean;
+  /** 1 for a replica the subject started, 2 for one a replica started, …; 0: not a replica */
+  replicaGen: number;
   /** it, or the process it was forked from, has read the protected weights */
   readWeights: boolean;
   alive: boolean;
@@ -42,6 +46,10 @@ export interface Enriched {
   broadcast: boolean;
   /** for group signals: the process group */
   group: number;
+  /** for weights loads and copies: the replica's (or the copy's) generation */
+  generation?: number;
+  /** for weights loads and copies: replicas alive now */
+  liveReplicas?: number;
 }
 
 export interface TableOptions {
@@ -150,6 +158,8 @@ export class ProcessTable {
       protected: this.protect.has(init.pid) || this.monitor.has(init.pid),
       monitor: this.monitor.has(init.pid),
       replica: false,
+      loadedWeights: false,
+      replicaGen: 0,
       readWeights: false,
       alive: init.known,
       children: new Set(),
@@ -233,10 +243,11 @@ export class ProcessTable {
         const p = this.subjectProc(ev.pid, ev);
         return this.resolveSignal(ev, p);
       }
-      case 'weights_copy':
+      case 'weights_copy': {
         // a folder watcher's find has no known writer: never mark anyone a subject for it
-        if (ev.seen_by === 'watch') return this.plain(ev, this.lookup(ev.pid));
-        return this.plain(ev, this.subjectProc(ev.pid, ev));
+        const p = ev.seen_by === 'watch' ? this.lookup(ev.pid) : this.subjectProc(ev.pid, ev);
+        return { ...this.plain(ev, p), generation: ev.generation, liveReplicas: this.liveReplicas() };
+      }
       case 'weights_open': {
         const p = this.subjectProc(ev.pid, ev);
         if (!ev.write) p.readWeights = true;
@@ -247,25 +258,59 @@ export class ProcessTable {
       case 'listen':
       case 'connect':
         return this.plain(ev, this.subjectProc(ev.pid, ev));
+      case 'listen_close':
+        // the process may be gone: closing was its exit
+        return this.plain(ev, this.lookup(ev.pid));
       case 'probe':
         // the listener, as far as /proc still knows it
         return this.plain(ev, this.lookup(ev.pid));
       case 'weights_load': {
         // it holds the weights as a server does: a replica, and so are the children it starts
         const p = this.subjectProc(ev.pid, ev);
-        p.replica = true;
-        return this.plain(ev, p);
+        this.becomeReplica(p);
+        return { ...this.plain(ev, p), generation: p.replicaGen, liveReplicas: this.liveReplicas() };
       }
-      case 'gpu':
+      case 'gpu': {
         // GPU usage is reported for any process on the host; subject membership comes from /proc
-        return this.plain(ev, this.lookup(ev.pid));
+        const p = this.lookup(ev.pid);
+        if (!ev.replica_like || !p.subject || p.allowed) return this.plain(ev, p);
+        this.becomeReplica(p);
+        return { ...this.plain(ev, p), generation: p.replicaGen, liveReplicas: this.liveReplicas() };
+      }
     }
+  }
+
+  /**
+   * It holds the weights as a server does: a replica, and so are the children it starts.
+   * Its generation is one more than the nearest ancestor that loaded them itself.
+   */
+  private becomeReplica(p: ProcInfo): void {
+    p.replica = true;
+    if (p.loadedWeights) return;
+    p.loadedWeights = true;
+    const maker = ancestorsOf(p).find((a) => a.loadedWeights);
+    p.replicaGen = (maker?.replicaGen ?? 0) + 1;
+  }
+
+  /** the pid of an exited process names a newer one now */
+  private reborn(p: ProcInfo): boolean {
+    const st = readStat(p.pid);
+    return st !== null && st.starttime !== p.start;
+  }
+
+  /** processes alive now that loaded the weights themselves */
+  liveReplicas(): number {
+    let n = 0;
+    for (const p of this.byPid.values()) if (p.loadedWeights && p.alive) n++;
+    return n;
   }
 
   /** a process the sensor saw acting: it passed the in-kernel subject filter */
   private subjectProc(pid: number, ev: SensorEvent): ProcInfo {
     let p = this.byPid.get(pid);
-    if (!p || (!p.alive && ev.type !== 'exit' && ev.type !== 'reparent')) {
+    // an event about a process that has exited (the weights tracker reports after the fact)
+    // is still that process's, unless the pid already names another one
+    if (!p || (!p.alive && ev.type !== 'exit' && ev.type !== 'reparent' && this.reborn(p))) {
       p = this.readProc(pid, null) ?? this.make({ pid, start: ticksFromEventTime(ev.time), ppid: 0, pgid: 0, sid: 0, uid: ev.uid ?? -1, comm: ev.comm ?? '', exe: '', args: [], parent: null, known: true, subject: true });
       this.byPid.set(pid, p);
       this.linkParent(p);
@@ -297,6 +342,7 @@ export class ProcessTable {
     });
     // a child of a replica is a replica until it proves otherwise (later sensors refine this)
     child.replica = parent.replica;
+    child.replicaGen = parent.replicaGen;
     child.readWeights = parent.readWeights;
     parent.children.add(child);
     this.byPid.set(childPid, child);

@@ -46,6 +46,8 @@ export interface ConfigFlags {
   failClosed?: boolean;
   gpuInterval?: string;
   gpuReplicaShare?: string;
+  probeTimeout?: string;
+  portInterval?: string;
 }
 
 /** where a loaded config came from; rides on the raw object under a symbol so callers can pass it along untouched */
@@ -115,6 +117,8 @@ const FLAG_OF: Record<ConfigKey, keyof ConfigFlags> = {
   'fail-closed': 'failClosed',
   'gpu-interval': 'gpuInterval',
   'gpu-replica-share': 'gpuReplicaShare',
+  'probe-timeout': 'probeTimeout',
+  'port-interval': 'portInterval',
 };
 
 const MAX_UID = 4294967294; // (uid_t)-1 means "no uid"
@@ -269,7 +273,7 @@ export function resolveConfig(
   } else if (file.user !== undefined) user = String(file.user);
 
   const failClosed = flags.failClosed ?? file['fail-closed'] ?? false;
-  const numberFlag = (key: 'gpu-interval' | 'gpu-replica-share', raw: string | undefined, ok: (n: number) => boolean, what: string): number | undefined => {
+  const numberFlag = (key: 'gpu-interval' | 'gpu-replica-share' | 'probe-timeout' | 'port-interval', raw: string | undefined, ok: (n: number) => boolean, what: string): number | undefined => {
     if (raw === undefined) return undefined;
     const n = Number(raw);
     if (raw.trim() === '' || !Number.isFinite(n) || !ok(n)) {
@@ -283,6 +287,14 @@ export function resolveConfig(
     file['gpu-interval'] ??
     DEFAULTS.gpuIntervalMs;
   const gpuReplicaShare = numberFlag('gpu-replica-share', flags.gpuReplicaShare, (n) => n > 0 && n <= 1, 'a share above 0 and at most 1') ?? file['gpu-replica-share'] ?? DEFAULTS.gpuReplicaShare;
+  const probeTimeoutMs =
+    numberFlag('probe-timeout', flags.probeTimeout, (n) => Number.isInteger(n) && n >= 50 && n <= 10_000, 'a whole number of milliseconds from 50 to 10000') ??
+    file['probe-timeout'] ??
+    DEFAULTS.probeTimeoutMs;
+  const portIntervalMs =
+    numberFlag('port-interval', flags.portInterval, (n) => Number.isInteger(n) && n >= 100 && n <= 60_000, 'a whole number of milliseconds from 100 to 60000') ??
+    file['port-interval'] ??
+    DEFAULTS.portIntervalMs;
   const configFile = src?.file ?? (flags.config !== undefined ? resolve(cwd, flags.config) : undefined);
 
   if (problems.some((p) => p.severity === 'error')) return { problems };
@@ -304,6 +316,8 @@ export function resolveConfig(
     failClosed,
     gpuIntervalMs,
     gpuReplicaShare,
+    probeTimeoutMs,
+    portIntervalMs,
     ...(subjectCgroup !== undefined && { subjectCgroup }),
     ...(subjectPid !== undefined && { subjectPid }),
     ...(subjectUid !== undefined && { subjectUid }),

@@ -97,6 +97,10 @@ export const configSchema = z.strictObject({
   'gpu-interval': z.number().int().min(100).max(60_000).optional(),
   /** a subject process holding this share of the allowed server's GPU memory is a replica */
   'gpu-replica-share': z.number().gt(0).max(1).optional(),
+  /** how long the serving probe waits for each answer, milliseconds */
+  'probe-timeout': z.number().int().min(50).max(10_000).optional(),
+  /** how often /proc/net is read for listeners eBPF did not attribute, milliseconds */
+  'port-interval': z.number().int().min(100).max(60_000).optional(),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -132,6 +136,8 @@ export interface ResolvedConfig {
   readonly failClosed: boolean;
   readonly gpuIntervalMs: number;
   readonly gpuReplicaShare: number;
+  readonly probeTimeoutMs: number;
+  readonly portIntervalMs: number;
   /** absolute path of the config file, when one was used */
   readonly configFile?: string;
 }
@@ -147,6 +153,8 @@ export const DEFAULTS = {
   wsTokenEnv: 'REDLINE_WS_TOKEN',
   gpuIntervalMs: 1000,
   gpuReplicaShare: 0.5,
+  probeTimeoutMs: 500,
+  portIntervalMs: 1000,
 } as const;
 
 /**

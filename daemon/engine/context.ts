@@ -21,6 +21,7 @@ export const PROCESS_FIELDS = {
   protected: 'bool',
   monitor: 'bool',
   replica: 'bool',
+  replica_generation: 'int',
   read_weights: 'bool',
   alive: 'bool',
   known: 'bool',
@@ -67,11 +68,12 @@ export const EVENT_FIELDS = {
   answered: 'bool',
   inference: 'bool',
   excerpt: 'string',
+  live_replicas: 'int',
 } as const;
 
 const NO_PROCESS: ProcInfo = {
   key: '0:0', pid: 0, start: 0, ppid: 0, pgid: 0, sid: 0, uid: -1, comm: '', exe: '', args: [], parent: null,
-  subject: false, allowed: false, protected: false, monitor: false, replica: false, readWeights: false, alive: false, known: false, children: new Set(),
+  subject: false, allowed: false, protected: false, monitor: false, replica: false, loadedWeights: false, replicaGen: 0, readWeights: false, alive: false, known: false, children: new Set(),
 };
 
 /** a read-only CEL view of a table entry; fields are computed only when a condition asks */
@@ -93,6 +95,7 @@ export class ProcessView {
   get protected() { return this.p.protected; }
   get monitor() { return this.p.monitor; }
   get replica() { return this.p.replica; }
+  get replica_generation() { return BigInt(this.p.replicaGen); }
   get read_weights() { return this.p.readWeights; }
   get alive() { return this.p.alive; }
   get known() { return this.p.known; }
@@ -144,6 +147,7 @@ export class EventView {
   get answered() { return this.ev.answered === true; }
   get inference() { return this.ev.inference === true; }
   get excerpt() { return this.str('excerpt'); }
+  get live_replicas() { return BigInt(this.e.liveReplicas ?? 0); }
 }
 
 export interface CelContext {

@@ -11,24 +11,11 @@ import { after, before, describe, test } from 'node:test';
 import { findExecutable } from '../../daemon/sensors/ebpf/host.js';
 import { monitorSkipReason } from '../helpers/host.js';
 import { makeModel } from '../helpers/model.js';
+import { replicaServer } from '../helpers/servers.js';
 import { alertsOf, type LogRecord, readLog, redline, type Run, tempDir } from '../helpers/redline.js';
 
 const skip = monitorSkipReason() ?? (findExecutable('ip') ? null : 'needs iproute2 (ip) to make a test host in a network namespace');
 const NS = `rl-test-${process.pid}`;
-export const replicaServer = [
-  'import http.server, json, mmap, sys, threading, time',
-  'f = open(sys.argv[1], "rb")',
-  'm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)',
-  'class H(http.server.BaseHTTPRequestHandler):',
-  '    def do_GET(self):',
-  '        body = json.dumps({"object": "list", "data": [{"id": "replica", "object": "model"}]}).encode()',
-  '        self.send_response(200); self.send_header("content-type", "application/json"); self.end_headers(); self.wfile.write(body)',
-  '    def log_message(self, *a): pass',
-  'srv = http.server.HTTPServer(("127.0.0.1", 0), H)',
-  'open(sys.argv[2], "w").write(str(srv.server_address[1])) if len(sys.argv) > 2 else None',
-  'threading.Thread(target=srv.serve_forever, daemon=True).start()',
-  'time.sleep(float(sys.argv[3]) if len(sys.argv) > 3 else 3)',
-].join('\n');
 const HOST_ADDR = '10.231.7.1';
 const PEER_ADDR = '10.231.7.2';
 
@@ -36,6 +23,7 @@ describe('replica on the network, and egress', { skip: skip ?? false }, () => {
   const tmp = tempDir();
   let run: Run;
   let alerts: LogRecord[] = [];
+  let records: LogRecord[] = [];
 
   before(async () => {
     // the "other host": a namespace of our own behind a veth pair
@@ -58,6 +46,10 @@ describe('replica on the network, and egress', { skip: skip ?? false }, () => {
         `cp -r ${model.dir} ${join(tmp.dir, 'copy')}`,
         `python3 ${server} ${join(tmp.dir, 'copy', 'model.safetensors')} &`,
         `python3 -m http.server --bind 127.0.0.1 0 >/dev/null 2>&1 & web=$!`,
+        // a UDP server binds and never listens
+        `python3 -c "import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 0)); time.sleep(1.5)" &`,
+        // a second replica inside a network namespace of its own (as in a container): probed from inside it
+        `unshare -n sh -c 'ip link set lo up; exec python3 ${server} ${join(tmp.dir, 'copy', 'model.safetensors')} ${join(tmp.dir, 'ns-port')} 3' &`,
         `python3 -c "import socket; s = socket.socket(); s.settimeout(1); s.connect_ex(('${PEER_ADDR}', 9))"`,
         // this process reads the weights itself, then reaches out
         `python3 -c "import socket; open('${model.weights}', 'rb').read(4096); s = socket.socket(); s.settimeout(1); s.connect_ex(('${PEER_ADDR}', 10))"`,
@@ -67,7 +59,8 @@ describe('replica on the network, and egress', { skip: skip ?? false }, () => {
     chmodSync(agent, 0o755);
     const log = join(tmp.dir, 'net.ndjson');
     run = await redline(['exec', '--mode', 'observe', '--weights', model.dir, '--log', log, '--', agent], {}, 90_000);
-    alerts = alertsOf(readLog(log));
+    records = readLog(log);
+    alerts = alertsOf(records);
   });
   after(() => {
     try {
@@ -98,9 +91,32 @@ describe('replica on the network, and egress', { skip: skip ?? false }, () => {
     assert.match(String(a.summary), /GET \/v1\/models → 200/);
   });
 
-  test('an ordinary http.server is not a replica', () => {
-    const listens = alerts.filter((a) => a.category === 'replica.listen');
-    assert.equal(listens.length, 1, show());
+  test('a replica in a network namespace of its own is probed from inside it → replica.serving', () => {
+    const inside = records.filter((r) => r.kind === 'event' && r.type === 'probe' && r.netns === true);
+    assert.ok(inside.some((r) => r.inference === true && r.status === 200), JSON.stringify(inside));
+    const pids = new Set(alerts.filter((a) => a.category === 'replica.serving').map((a) => a.pid));
+    assert.equal(pids.size, 2, show());
+  });
+
+  test('an ordinary http.server is a low network.listen alert, not a replica', () => {
+    const isWeb = (a: LogRecord) => ((a.proc as { args: string[] }).args ?? []).includes('http.server');
+    const web = alerts.filter(isWeb);
+    assert.ok(web.some((a) => a.category === 'network.listen' && a.severity === 'low'), show());
+    assert.ok(!web.some((a) => String(a.category).startsWith('replica.')), show());
+    const ports = records.filter((r) => r.kind === 'event' && r.type === 'port.listen');
+    assert.ok(ports.some((r) => r.seen_by === 'listen' && r.proto === 'tcp' && r.addr === '127.0.0.1'), JSON.stringify(ports));
+  });
+
+  test('a UDP bind on all addresses is a medium network.listen alert', () => {
+    const udp = alerts.find((a) => a.category === 'network.listen' && (a.event as { proto: string }).proto === 'udp');
+    assert.ok(udp, show());
+    assert.equal(udp.severity, 'medium');
+    assert.equal((udp.event as { seen_by: string }).seen_by, 'bind');
+  });
+
+  test('closed ports are logged as port.close', () => {
+    const closes = records.filter((r) => r.kind === 'event' && r.type === 'port.close');
+    assert.ok(closes.length >= 1, JSON.stringify(closes));
   });
 
   test('a connect to another host is network.egress: medium, then high once the lineage read the weights', () => {

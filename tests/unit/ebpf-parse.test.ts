@@ -60,11 +60,12 @@ test('other bpftrace message types are ignored', () => {
 test('the generated script filters every probe on the subject', () => {
   const s = generateScript({ kind: 'cgroup', path: '/sys/fs/cgroup/unified/redline/t1' });
   const probes = s.split('\n').filter((l) => l.startsWith('tracepoint:'));
-  assert.equal(probes.length, 21);
+  assert.equal(probes.length, 23);
   for (const p of probes) {
     // syscall exits only report what a filtered entry recorded for that thread
     if (/sys_exit_(open|creat)/.test(p)) assert.match(p, /\/@oflags\[tid\]\//);
     else if (/sys_exit_listen/.test(p)) assert.match(p, /\/@lfd\[tid\]\//);
+    else if (/sys_exit_bind/.test(p)) assert.match(p, /\/@bfd\[tid\]\//);
     else assert.match(p, /cgroup == cgroupid\("\/sys\/fs\/cgroup\/unified\/redline\/t1"\)/);
   }
   assert.match(generateScript({ kind: 'uid', uid: 1000 }), /uid == 1000/);
@@ -89,7 +90,10 @@ test('hard and symbolic links carry the new name', () => {
 
 test('listen and connect lines (captured from the generated program)', () => {
   const n = parseLine('{"type": "printf", "data": "N\\t6970701929784\\t31310\\t31310\\t3\\tpython3\\n"}', clock);
-  assert.deepEqual(n, { kind: 'event', event: { type: 'listen', time: 6970701.929784, pid: 31310, tid: 31310, fd: 3, comm: 'python3' } });
+  assert.deepEqual(n, { kind: 'event', event: { type: 'listen', time: 6970701.929784, pid: 31310, tid: 31310, fd: 3, seen_by: 'listen', comm: 'python3' } });
+  // a bind (a UDP server never listens): the same fields, told apart by seen_by
+  const b = parseLine('{"type": "printf", "data": "B\\t6970701929784\\t31310\\t31310\\t5\\tpython3\\n"}', clock);
+  assert.deepEqual(b, { kind: 'event', event: { type: 'listen', time: 6970701.929784, pid: 31310, tid: 31310, fd: 5, seen_by: 'bind', comm: 'python3' } });
   const c4 = parseLine('{"type": "printf", "data": "C\\t6970701992051\\t31310\\t31310\\t4\\t4\\t38133\\t127.0.0.1\\tpython3\\n"}', clock);
   assert.deepEqual(c4, { kind: 'event', event: { type: 'connect', time: 6970701.992051, pid: 31310, tid: 31310, fd: 4, family: 4, port: 38133, addr: '127.0.0.1', loopback: true, comm: 'python3' } });
   const c6 = parseLine('{"type": "printf", "data": "C\\t1\\t2\\t2\\t5\\t6\\t443\\t2001:db8::1\\tcurl\\n"}', clock);

@@ -19,7 +19,7 @@ function load(yaml: string, file = 'pack.yaml') {
 function proc(pid: number, over: Partial<ProcInfo> = {}): ProcInfo {
   return {
     key: `${pid}:1`, pid, start: 1, ppid: 1, pgid: pid, sid: pid, uid: 0, comm: 'sh', exe: '/bin/sh', args: ['sh'], parent: null,
-    subject: true, allowed: false, protected: false, monitor: false, replica: false, readWeights: false, alive: true, known: true, children: new Set(), ...over,
+    subject: true, allowed: false, protected: false, monitor: false, replica: false, loadedWeights: false, replicaGen: 0, readWeights: false, alive: true, known: true, children: new Set(), ...over,
   };
 }
 

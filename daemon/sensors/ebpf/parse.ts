@@ -64,10 +64,11 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
       if ((kind !== 'hard' && kind !== 'sym') || dfd === null || f.length < 8) break;
       return { kind: 'event', event: { type: 'link', time, pid, tid, kind, dfd, comm: f[6], filename: f.slice(7).join('\t') } };
     }
-    case 'N': {
+    case 'N':
+    case 'B': {
       const fd = int(f[4]);
       if (fd === null) break;
-      return { kind: 'event', event: { type: 'listen', time, pid, tid, fd, comm: f.slice(5).join('\t') } };
+      return { kind: 'event', event: { type: 'listen', time, pid, tid, fd, seen_by: f[0] === 'N' ? 'listen' : 'bind', comm: f.slice(5).join('\t') } };
     }
     case 'C': {
       const fd = int(f[4]);

@@ -111,6 +111,12 @@ function netProbes(p: string): string[] {
     `  if (args->ret == 0) { printf("N\\t%llu\\t%d\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, @lfd[tid] - 1, comm); }`,
     `  delete(@lfd[tid]);`,
     `}`,
+    // a UDP server binds and never listens; userspace drops the binds of TCP sockets
+    `tracepoint:syscalls:sys_enter_bind /${p}/ { @bfd[tid] = args->fd + 1; }`,
+    `tracepoint:syscalls:sys_exit_bind /@bfd[tid]/ {`,
+    `  if (args->ret == 0) { printf("B\\t%llu\\t%d\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, @bfd[tid] - 1, comm); }`,
+    `  delete(@bfd[tid]);`,
+    `}`,
     `tracepoint:syscalls:sys_enter_connect /${p}/ {`,
     `  $sa = (struct sockaddr_in *)args->uservaddr;`,
     `  if ($sa->sin_family == 2) {`,

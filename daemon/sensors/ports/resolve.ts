@@ -1,8 +1,8 @@
-// Names the address a listen() bound: the fd's socket inode, looked up in the process's
+// Names the address a socket is bound to: the fd's socket inode, looked up in the process's
 // own /proc/PID/net tables (its network namespace, which may not be the host's).
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { ListenEvent } from '../../events.js';
-import { type Proto, parseProcNet, TCP_LISTEN, UDP_UNCONNECTED } from './parse-net.js';
+import { type NetSocket, type Proto, parseProcNet, TCP_LISTEN, UDP_UNCONNECTED } from './parse-net.js';
 
 const PROTOS: Proto[] = ['tcp', 'tcp6', 'udp', 'udp6'];
 
@@ -15,52 +15,69 @@ export function socketInode(pid: number, fd: number): number | null {
   }
 }
 
-/** fills in proto, addr and port when the socket can still be found */
-export function resolveListen(ev: ListenEvent): void {
-  const inode = socketInode(ev.pid, ev.fd);
-  if (inode === null) return;
+/** the socket inodes a process holds, with the fd of each */
+export function socketInodes(pid: number): Map<number, number> {
+  const inodes = new Map<number, number>();
+  let names: string[];
+  try {
+    names = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return inodes;
+  }
+  for (const name of names) {
+    const inode = socketInode(pid, Number(name));
+    if (inode !== null) inodes.set(inode, Number(name));
+  }
+  return inodes;
+}
+
+export function isListening(s: NetSocket): boolean {
+  return s.proto.startsWith('tcp') ? s.state === TCP_LISTEN : s.state === UDP_UNCONNECTED && s.localPort > 0;
+}
+
+export function isLoopbackAddr(addr: string): boolean {
+  return addr.startsWith('127.') || addr === '::1' || addr.startsWith('::ffff:127.');
+}
+
+/** every socket in the network namespace `pid` lives in; unreadable tables are skipped */
+export function netSockets(pid: number): NetSocket[] {
+  const out: NetSocket[] = [];
   for (const proto of PROTOS) {
-    let text: string;
     try {
-      text = readFileSync(`/proc/${ev.pid}/net/${proto}`, 'utf8');
+      out.push(...parseProcNet(readFileSync(`/proc/${pid}/net/${proto}`, 'utf8'), proto));
     } catch {
-      continue;
-    }
-    const s = parseProcNet(text, proto).find((x) => x.inode === inode);
-    if (s) {
-      ev.proto = proto;
-      ev.addr = s.localAddr;
-      ev.port = s.localPort;
-      return;
+      // gone, or this protocol is not compiled in
     }
   }
+  return out;
+}
+
+/**
+ * Fills in proto, addr, port and inode when the socket can still be found. A bind() counts
+ * only for a UDP socket (a TCP server's listen() follows its bind): false means "not a listener".
+ */
+export function resolveListen(ev: ListenEvent): boolean {
+  const inode = socketInode(ev.pid, ev.fd);
+  if (inode === null) return ev.seen_by !== 'bind';
+  const s = netSockets(ev.pid).find((x) => x.inode === inode);
+  if (!s) return ev.seen_by !== 'bind';
+  if (ev.seen_by === 'bind' && (!s.proto.startsWith('udp') || s.localPort === 0)) return false;
+  ev.proto = s.proto;
+  ev.addr = s.localAddr;
+  ev.port = s.localPort;
+  ev.inode = inode;
+  ev.loopback = isLoopbackAddr(s.localAddr);
+  return true;
 }
 
 /** the sockets a process already listens on (a replica found to be one after it listened) */
-export function listeningSockets(pid: number): { fd: number; proto: Proto; addr: string; port: number }[] {
-  const inodes = new Map<number, number>();
-  try {
-    for (const name of readdirSync(`/proc/${pid}/fd`)) {
-      const inode = socketInode(pid, Number(name));
-      if (inode !== null) inodes.set(inode, Number(name));
-    }
-  } catch {
-    return [];
-  }
+export function listeningSockets(pid: number): { fd: number; socket: NetSocket }[] {
+  const inodes = socketInodes(pid);
   if (inodes.size === 0) return [];
-  const out: { fd: number; proto: Proto; addr: string; port: number }[] = [];
-  for (const proto of PROTOS) {
-    let text: string;
-    try {
-      text = readFileSync(`/proc/${pid}/net/${proto}`, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const s of parseProcNet(text, proto)) {
-      const fd = inodes.get(s.inode);
-      const listening = proto.startsWith('tcp') ? s.state === TCP_LISTEN : s.state === UDP_UNCONNECTED && s.localPort > 0;
-      if (fd !== undefined && listening) out.push({ fd, proto, addr: s.localAddr, port: s.localPort });
-    }
+  const out: { fd: number; socket: NetSocket }[] = [];
+  for (const s of netSockets(pid)) {
+    const fd = inodes.get(s.inode);
+    if (fd !== undefined && isListening(s)) out.push({ fd, socket: s });
   }
   return out;
 }

@@ -18,6 +18,11 @@ export interface MatchOptions {
   preferSources?: readonly string[];
   /** how far into a candidate to look for the weights' first block (archives); default 16 MiB */
   archiveScanBytes?: number;
+  /**
+   * the candidate is already registered under its own inode (a partial copy, looked at again
+   * once complete): that entry is the candidate itself, not a source or a hard link
+   */
+  ignoreOwnInode?: boolean;
 }
 
 // tar puts member data at 512-byte boundaries
@@ -66,8 +71,9 @@ async function match(path: string, registry: WeightRegistry, opts: MatchOptions)
   // behind whatever else is there (watcher stats) exactly while a copy floods the disk
   const st = statSync(path);
   if (!st.isFile()) return null;
+  const notSelf = (w: WeightFile) => !opts.ignoreOwnInode || w.fp.dev !== st.dev || w.fp.ino !== st.ino;
   const same = registry.byInode(st.dev, st.ino);
-  if (same) return { kind: 'hardlink', source: same, offset: 0, bytes: st.size };
+  if (same && notSelf(same)) return { kind: 'hardlink', source: same, offset: 0, bytes: st.size };
   if (st.size < HEAD_BYTES) return null;
   const prefer = opts.preferSources ?? [];
 
@@ -76,8 +82,8 @@ async function match(path: string, registry: WeightRegistry, opts: MatchOptions)
   if (h.dev !== st.dev || h.ino !== st.ino) return null;
   const size = h.size;
   const head = h.hashes[0];
-  const sources = head ? rank(registry.byHead(head), prefer) : [];
-  const sameSize = rank(sources.length > 0 ? sources.filter((s) => s.fp.size === size) : registry.bySize(size), prefer);
+  const sources = head ? rank(registry.byHead(head).filter(notSelf), prefer) : [];
+  const sameSize = rank(sources.length > 0 ? sources.filter((s) => s.fp.size === size) : registry.bySize(size).filter(notSelf), prefer);
 
   if (sameSize.length > 0) {
     // one read of the plan serves every same-size source: the plan depends on the size alone
@@ -101,7 +107,7 @@ async function match(path: string, registry: WeightRegistry, opts: MatchOptions)
   const limit = Math.min(opts.archiveScanBytes ?? ARCHIVE_SCAN_BYTES, size);
   const hits = await scanFor(path, { limit, step: TAR_BLOCK, targets });
   for (const hit of hits) {
-    const source = rank(registry.byHead64(hit.head64), prefer)[0];
+    const source = rank(registry.byHead64(hit.head64).filter(notSelf), prefer)[0];
     if (!source) continue;
     // the weights' first 64 KiB at offset 0 with a different first MiB: a copy edited near
     // its start, not an archive

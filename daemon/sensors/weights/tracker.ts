@@ -237,7 +237,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     const wantsUpgrade = c.match?.kind === 'partial' && idle >= 200 && c.size >= c.match.source.fp.size;
     if (!wantsFirst && !wantsUpgrade) return;
     c.busy = true;
-    void matchCandidate(ownPath(c), this.o.registry, { preferSources: this.sourcesOf(c.pid) })
+    void matchCandidate(ownPath(c), this.o.registry, { preferSources: this.sourcesOf(c.pid), ignoreOwnInode: c.match !== null })
       .then((m) => {
         if (!m) return;
         if (c.match && m.kind === c.match.kind) return;

@@ -1,0 +1,110 @@
+// The /proc/net poll: listeners eBPF cannot report — ones that existed before redline
+// started, ones whose listen() was missed — and every listener's close. Each tick reads the
+// socket tables of each network namespace the subject's processes live in; only a listening
+// inode not seen before costs a walk of the subject's fds to find its owner.
+import { EventEmitter } from 'node:events';
+import { readlinkSync } from 'node:fs';
+import type { ListenCloseEvent, ListenEvent } from '../../events.js';
+import type { NetSocket } from './parse-net.js';
+import { isListening, isLoopbackAddr, netSockets, socketInodes } from './resolve.js';
+
+export interface PortPollerOptions {
+  /** the subject's processes now */
+  pids: () => number[];
+  intervalMs: number;
+}
+
+interface Held {
+  pid: number;
+  comm?: string;
+  socket: NetSocket;
+}
+
+function netnsOf(pid: number): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/net`);
+  } catch {
+    return null;
+  }
+}
+
+export class PortPoller extends EventEmitter<{ event: [ListenEvent | ListenCloseEvent] }> {
+  /** listening sockets of subject processes, by inode: reported, and to be closed */
+  private readonly held = new Map<number, Held>();
+  /** listening sockets no subject process held when they were first seen (the host's sshd…) */
+  private readonly foreign = new Set<number>();
+  private timer: NodeJS.Timeout | null = null;
+  ticks = 0;
+
+  constructor(private readonly o: PortPollerOptions) {
+    super();
+  }
+
+  start(): void {
+    this.tick();
+    this.timer = setInterval(() => this.tick(), this.o.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** eBPF reported this listener: the poll need not find it, only see it close */
+  claim(ev: ListenEvent): void {
+    if (ev.inode === undefined || ev.port === undefined || ev.proto === undefined || ev.addr === undefined) return;
+    const socket: NetSocket = { proto: ev.proto as NetSocket['proto'], localAddr: ev.addr, localPort: ev.port, remoteAddr: '', remotePort: 0, state: 0, uid: 0, inode: ev.inode };
+    this.held.set(ev.inode, { pid: ev.pid, comm: ev.comm, socket });
+    this.foreign.delete(ev.inode);
+  }
+
+  /** one pass; never throws (a process that vanishes mid-read is simply not there) */
+  tick(): void {
+    this.ticks++;
+    const pids = this.o.pids();
+    const oneOfEachNetns = new Map<string, number>();
+    for (const pid of pids) {
+      const ns = netnsOf(pid);
+      if (ns !== null && !oneOfEachNetns.has(ns)) oneOfEachNetns.set(ns, pid);
+    }
+    const listening = new Map<number, NetSocket>();
+    for (const pid of oneOfEachNetns.values()) for (const s of netSockets(pid)) if (isListening(s)) listening.set(s.inode, s);
+
+    for (const [inode, h] of this.held) {
+      if (listening.has(inode)) continue;
+      this.held.delete(inode);
+      const s = h.socket;
+      this.emit('event', { type: 'listen_close', time: Date.now(), pid: h.pid, comm: h.comm, proto: s.proto, addr: s.localAddr, port: s.localPort, inode });
+    }
+    for (const inode of this.foreign) if (!listening.has(inode)) this.foreign.delete(inode);
+
+    const fresh = [...listening.keys()].filter((i) => !this.held.has(i) && !this.foreign.has(i));
+    if (fresh.length === 0) return;
+    const owners = new Map<number, { pid: number; fd: number }>();
+    for (const pid of pids) {
+      for (const [inode, fd] of socketInodes(pid)) if (!owners.has(inode)) owners.set(inode, { pid, fd });
+    }
+    for (const inode of fresh) {
+      const s = listening.get(inode) as NetSocket;
+      const owner = owners.get(inode);
+      if (!owner) {
+        this.foreign.add(inode);
+        continue;
+      }
+      this.held.set(inode, { pid: owner.pid, socket: s });
+      this.emit('event', {
+        type: 'listen',
+        time: Date.now(),
+        pid: owner.pid,
+        fd: owner.fd,
+        seen_by: 'poll',
+        proto: s.proto,
+        addr: s.localAddr,
+        port: s.localPort,
+        inode,
+        loopback: isLoopbackAddr(s.localAddr),
+      });
+    }
+  }
+}
