@@ -8,3 +8,5 @@ node --import tsx bench/trip.ts
 node --import tsx bench/idle.ts
 node --import tsx bench/fingerprint.ts
 node --import tsx bench/copy-alert.ts
+node --import tsx bench/listen-latency.ts
+node --import tsx bench/probe.ts

@@ -7,7 +7,8 @@ import { type ProbeAnswer, probe, probeInNetns } from './actions/probe.js';
 import type { Pipeline } from './pipeline.js';
 import { ancestorsOf, type ProcessTable } from './process-table.js';
 import { PortPoller } from './sensors/ports/poll.js';
-import { listeningSockets, resolveListen } from './sensors/ports/resolve.js';
+import { isLoopback } from './sensors/ports/parse-net.js';
+import { listeningSockets } from './sensors/ports/resolve.js';
 
 // a server listens before it has loaded its model: probe again while it starts up
 const PROBE_AFTER_MS = [150, 1000, 3000];
@@ -53,9 +54,8 @@ export class Listeners {
     this.poller.stop();
   }
 
-  /** a listen() or bind() from eBPF */
+  /** a listen() or UDP bind() from eBPF, its address read in the kernel */
   fromSensor(ev: ListenEvent): void {
-    if (!resolveListen(ev)) return; // a TCP socket's bind: its listen() follows
     this.poller.claim(ev);
     this.listened(ev);
   }
@@ -63,7 +63,7 @@ export class Listeners {
   /** a process just found to be a replica: the ports it already listens on count from now */
   becameReplica(pid: number, comm: string | undefined): void {
     for (const { fd, socket: s } of listeningSockets(pid)) {
-      this.judge({ type: 'listen', time: Date.now(), pid, comm, fd, seen_by: 'poll', proto: s.proto, addr: s.localAddr, port: s.localPort, inode: s.inode });
+      this.judge({ type: 'listen', time: Date.now(), pid, comm, fd, seen_by: 'poll', proto: s.proto, addr: s.localAddr, port: s.localPort, inode: s.inode, loopback: isLoopback(s.localAddr) });
     }
   }
 

@@ -34,7 +34,12 @@ describe('run --subject-pid', { skip: skip ?? false }, () => {
   test('the running tree is adopted into a group and its kill is caught', async () => {
     const victim = bystander();
     // an agent already running before redline starts, with a child of its own
-    agent = spawn('/bin/sh', ['-c', `sleep 600 & while [ ! -e ${trigger} ]; do sleep 0.05; done; kill -CONT ${victim}; wait`], { stdio: 'ignore' });
+    // … and a server it started earlier: a listener older than redline, found by the /proc/net poll
+    const portFile = join(tmp.dir, 'port');
+    const server = `import socket, time\ns = socket.socket()\ns.bind(("0.0.0.0", 0))\ns.listen()\nopen("${portFile}", "w").write(str(s.getsockname()[1]))\ntime.sleep(600)`;
+    agent = spawn('/bin/sh', ['-c', `python3 -c '${server}' & sleep 600 & while [ ! -e ${trigger} ]; do sleep 0.05; done; kill -CONT ${victim}; wait`], { stdio: 'ignore' });
+    for (let i = 0; i < 200 && !existsSync(portFile); i++) await new Promise((r) => setTimeout(r, 25));
+    const port = Number(readFileSync(portFile, 'utf8'));
     const log = join(tmp.dir, 'pid.ndjson');
     daemon = startRedline(['run', '--subject-pid', String(agent.pid), '--log', log, '--mode', 'observe']);
     await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'sensor');
@@ -45,6 +50,12 @@ describe('run --subject-pid', { skip: skip ?? false }, () => {
     writeFileSync(trigger, '');
     const a = await waitForRecord(log, (r) => r.kind === 'alert' && r.rule === 'signal-outside-tree');
     assert.equal((a.target as { pid: number }).pid, victim);
+    const listen = await waitForRecord(log, (r) => r.kind === 'event' && r.type === 'port.listen' && r.port === port);
+    assert.equal(listen.seen_by, 'poll');
+    assert.equal(listen.addr, '0.0.0.0');
+    const exposed = await waitForRecord(log, (r) => r.kind === 'alert' && r.rule === 'port-listen-exposed');
+    assert.equal(exposed.severity, 'medium');
+    assert.equal((exposed.event as { port: number }).port, port);
     daemon.child.kill('SIGTERM');
     assert.equal((await daemon.done).code, 0);
   });

@@ -5,7 +5,7 @@
 // is network.egress, high once the lineage has read the weights.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { findExecutable } from '../../daemon/sensors/ebpf/host.js';
@@ -44,7 +44,10 @@ describe('replica on the network, and egress', { skip: skip ?? false }, () => {
       [
         '#!/bin/sh',
         `cp -r ${model.dir} ${join(tmp.dir, 'copy')}`,
-        `python3 ${server} ${join(tmp.dir, 'copy', 'model.safetensors')} &`,
+        `python3 ${server} ${join(tmp.dir, 'copy', 'model.safetensors')} ${join(tmp.dir, 'port')} &`,
+        // the agent checks its replica answers, as the study's agents did with curl
+        `while [ ! -s ${join(tmp.dir, 'port')} ]; do sleep 0.05; done`,
+        `python3 -c "import sys, urllib.request; print(urllib.request.urlopen('http://127.0.0.1:' + open(sys.argv[1]).read() + '/v1/models').read())" ${join(tmp.dir, 'port')} > ${join(tmp.dir, 'answer')}`,
         `python3 -m http.server --bind 127.0.0.1 0 >/dev/null 2>&1 & web=$!`,
         // a UDP server binds and never listens
         `python3 -c "import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 0)); time.sleep(1.5)" &`,
@@ -89,6 +92,8 @@ describe('replica on the network, and egress', { skip: skip ?? false }, () => {
     const a = alerts.find((x) => x.category === 'replica.serving');
     assert.ok(a, show());
     assert.match(String(a.summary), /GET \/v1\/models → 200/);
+    // the agent's own check got its answer too: observe mode changes nothing
+    assert.match(readFileSync(join(tmp.dir, 'answer'), 'utf8'), /"object": "list"/);
   });
 
   test('a replica in a network namespace of its own is probed from inside it → replica.serving', () => {

@@ -89,11 +89,16 @@ test('hard and symbolic links carry the new name', () => {
 });
 
 test('listen and connect lines (captured from the generated program)', () => {
-  const n = parseLine('{"type": "printf", "data": "N\\t6970701929784\\t31310\\t31310\\t3\\tpython3\\n"}', clock);
-  assert.deepEqual(n, { kind: 'event', event: { type: 'listen', time: 6970701.929784, pid: 31310, tid: 31310, fd: 3, seen_by: 'listen', comm: 'python3' } });
-  // a bind (a UDP server never listens): the same fields, told apart by seen_by
-  const b = parseLine('{"type": "printf", "data": "B\\t6970701929784\\t31310\\t31310\\t5\\tpython3\\n"}', clock);
-  assert.deepEqual(b, { kind: 'event', event: { type: 'listen', time: 6970701.929784, pid: 31310, tid: 31310, fd: 5, seen_by: 'bind', comm: 'python3' } });
+  // the socket's family, protocol, port, inode and address are read in the kernel
+  const n = parseLine('{"type": "printf", "data": "N\\t12719671025449\\t15909\\t15909\\t3\\t4\\t6\\t45745\\t504217\\t127.0.0.1\\tpython3\\n"}', clock);
+  assert.deepEqual(n, { kind: 'event', event: { type: 'listen', time: 12719671.025449, pid: 15909, tid: 15909, fd: 3, seen_by: 'listen', proto: 'tcp', addr: '127.0.0.1', port: 45745, inode: 504217, loopback: true, comm: 'python3' } });
+  const n6 = parseLine('{"type": "printf", "data": "N\\t12719671090312\\t15909\\t15909\\t4\\t6\\t6\\t46127\\t504218\\t::\\tpython3\\n"}', clock);
+  assert.deepEqual(n6, { kind: 'event', event: { type: 'listen', time: 12719671.090312, pid: 15909, tid: 15909, fd: 4, seen_by: 'listen', proto: 'tcp6', addr: '::', port: 46127, inode: 504218, loopback: false, comm: 'python3' } });
+  // a UDP server's bind: told apart by seen_by
+  const b = parseLine('{"type": "printf", "data": "B\\t12719671108516\\t15909\\t15909\\t5\\t4\\t17\\t38687\\t504219\\t0.0.0.0\\tpython3\\n"}', clock);
+  assert.deepEqual(b, { kind: 'event', event: { type: 'listen', time: 12719671.108516, pid: 15909, tid: 15909, fd: 5, seen_by: 'bind', proto: 'udp', addr: '0.0.0.0', port: 38687, inode: 504219, loopback: false, comm: 'python3' } });
+  // an unknown protocol number is a malformed line, not a guess
+  assert.equal(parseLine('{"type": "printf", "data": "N\\t1\\t2\\t2\\t3\\t4\\t132\\t80\\t9\\t0.0.0.0\\tx\\n"}', clock).kind, 'error');
   const c4 = parseLine('{"type": "printf", "data": "C\\t6970701992051\\t31310\\t31310\\t4\\t4\\t38133\\t127.0.0.1\\tpython3\\n"}', clock);
   assert.deepEqual(c4, { kind: 'event', event: { type: 'connect', time: 6970701.992051, pid: 31310, tid: 31310, fd: 4, family: 4, port: 38133, addr: '127.0.0.1', loopback: true, comm: 'python3' } });
   const c6 = parseLine('{"type": "printf", "data": "C\\t1\\t2\\t2\\t5\\t6\\t443\\t2001:db8::1\\tcurl\\n"}', clock);

@@ -67,8 +67,17 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
     case 'N':
     case 'B': {
       const fd = int(f[4]);
-      if (fd === null) break;
-      return { kind: 'event', event: { type: 'listen', time, pid, tid, fd, seen_by: f[0] === 'N' ? 'listen' : 'bind', comm: f.slice(5).join('\t') } };
+      const family = f[5] === '4' ? 4 : f[5] === '6' ? 6 : null;
+      const protocol = f[6] === '6' ? 'tcp' : f[6] === '17' ? 'udp' : null;
+      const port = int(f[7]);
+      const inode = int(f[8]);
+      const addr = f[9];
+      if (fd === null || family === null || protocol === null || port === null || inode === null || !addr) break;
+      const proto = family === 6 ? `${protocol}6` : protocol;
+      return {
+        kind: 'event',
+        event: { type: 'listen', time, pid, tid, fd, seen_by: f[0] === 'N' ? 'listen' : 'bind', proto, addr, port, inode, loopback: isLoopback(addr), comm: f.slice(10).join('\t') },
+      };
     }
     case 'C': {
       const fd = int(f[4]);

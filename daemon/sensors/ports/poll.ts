@@ -5,8 +5,8 @@
 import { EventEmitter } from 'node:events';
 import { readlinkSync } from 'node:fs';
 import type { ListenCloseEvent, ListenEvent } from '../../events.js';
-import type { NetSocket } from './parse-net.js';
-import { isListening, isLoopbackAddr, netSockets, socketInodes } from './resolve.js';
+import { isLoopback, type NetSocket } from './parse-net.js';
+import { isListening, netSockets, socketInodes } from './resolve.js';
 
 export interface PortPollerOptions {
   /** the subject's processes now */
@@ -103,7 +103,7 @@ export class PortPoller extends EventEmitter<{ event: [ListenEvent | ListenClose
         addr: s.localAddr,
         port: s.localPort,
         inode,
-        loopback: isLoopbackAddr(s.localAddr),
+        loopback: isLoopback(s.localAddr),
       });
     }
   }

@@ -1,7 +1,6 @@
-// Names the address a socket is bound to: the fd's socket inode, looked up in the process's
-// own /proc/PID/net tables (its network namespace, which may not be the host's).
+// A process's sockets through /proc: the inodes its fds name, looked up in its own
+// /proc/PID/net tables (its network namespace, which may not be the host's).
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import type { ListenEvent } from '../../events.js';
 import { type NetSocket, type Proto, parseProcNet, TCP_LISTEN, UDP_UNCONNECTED } from './parse-net.js';
 
 const PROTOS: Proto[] = ['tcp', 'tcp6', 'udp', 'udp6'];
@@ -35,10 +34,6 @@ export function isListening(s: NetSocket): boolean {
   return s.proto.startsWith('tcp') ? s.state === TCP_LISTEN : s.state === UDP_UNCONNECTED && s.localPort > 0;
 }
 
-export function isLoopbackAddr(addr: string): boolean {
-  return addr.startsWith('127.') || addr === '::1' || addr.startsWith('::ffff:127.');
-}
-
 /** every socket in the network namespace `pid` lives in; unreadable tables are skipped */
 export function netSockets(pid: number): NetSocket[] {
   const out: NetSocket[] = [];
@@ -50,24 +45,6 @@ export function netSockets(pid: number): NetSocket[] {
     }
   }
   return out;
-}
-
-/**
- * Fills in proto, addr, port and inode when the socket can still be found. A bind() counts
- * only for a UDP socket (a TCP server's listen() follows its bind): false means "not a listener".
- */
-export function resolveListen(ev: ListenEvent): boolean {
-  const inode = socketInode(ev.pid, ev.fd);
-  if (inode === null) return ev.seen_by !== 'bind';
-  const s = netSockets(ev.pid).find((x) => x.inode === inode);
-  if (!s) return ev.seen_by !== 'bind';
-  if (ev.seen_by === 'bind' && (!s.proto.startsWith('udp') || s.localPort === 0)) return false;
-  ev.proto = s.proto;
-  ev.addr = s.localAddr;
-  ev.port = s.localPort;
-  ev.inode = inode;
-  ev.loopback = isLoopbackAddr(s.localAddr);
-  return true;
 }
 
 /** the sockets a process already listens on (a replica found to be one after it listened) */
