@@ -1,13 +1,16 @@
 #!/usr/bin/env node
 // commander wiring only; each command lives in commands/.
-import { Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError, Option } from 'commander';
 import { auditCommand } from './commands/audit.js';
+import { controlCommand } from './commands/control.js';
 import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
 import { EXIT, execCommand } from './commands/exec.js';
 import { rulesCheckCommand } from './commands/rules.js';
 import { runCommand } from './commands/run.js';
 import { UsageError } from './commands/setup.js';
+import { type TailOptions, tailCommand } from './commands/tail.js';
+import { DEFAULTS } from './config/schema.js';
 import type { ConfigFlags } from './config/load.js';
 import { VERSION } from './version.js';
 
@@ -93,6 +96,44 @@ async function main(argv: string[]): Promise<number> {
     .option('--nvidia-smi <path>', 'the nvidia-smi binary to check')
     .action((opts: { nvidiaSmi?: string }) => {
       result = doctorCommand(process.stdout, opts.nvidiaSmi);
+    });
+
+  program
+    .command('tail')
+    .description('print the live stream from a running daemon, one JSON record per line')
+    .option('--url <url>', `the stream (default ws://${DEFAULTS.runWs.host}:${DEFAULTS.runWs.port}/stream)`)
+    .option('--token <token>', `the bearer token (also ${DEFAULTS.wsTokenEnv}, else the daemon's generated one on this host)`)
+    .option('--since <seq>', 'replay from this record number first')
+    .option('--follow', 'keep waiting when the daemon stops (default: end with it)')
+    .option('--heartbeats', 'print the heartbeats (chain head) too')
+    .option('--pretty', 'the readable form even when not on a terminal')
+    .action((opts: TailOptions) => {
+      result = tailCommand(opts);
+    });
+
+  const socketOpt = (c: Command) => c.option('--socket <path>', `the control socket (default ${DEFAULTS.socket})`);
+  for (const [name, what] of [
+    ['status', 'sensors and their health, subject, mode, counts, chain head'],
+    ['freeze', 'freeze the subject now'],
+    ['thaw', 'thaw the subject'],
+    ['kill', 'freeze, then kill the subject'],
+    ['reload', 'reload the rules (the old rules stay if the new ones do not load)'],
+  ] as const) {
+    socketOpt(program.command(name).description(`${what} (control socket)`)).action((opts: { socket?: string }) => {
+      result = controlCommand({ cmd: name }, opts.socket);
+    });
+  }
+  socketOpt(program.command('mode').description('switch a running daemon to observe or enforce (control socket)'))
+    .addArgument(new Argument('<mode>').choices(['observe', 'enforce']))
+    .action((mode: string, opts: { socket?: string }) => {
+      result = controlCommand({ cmd: 'mode', mode }, opts.socket);
+    });
+  socketOpt(program.command('trial').description('mark a trial on a running daemon: trial start NAME | trial end (control socket)'))
+    .addArgument(new Argument('<action>').choices(['start', 'end']))
+    .argument('[name]', 'the trial name (start)')
+    .action((action: string, name: string | undefined, opts: { socket?: string }) => {
+      if (action === 'start' && !name) throw new UsageError('trial start needs a NAME');
+      result = controlCommand({ cmd: 'trial', action, ...(name ? { name } : {}) }, opts.socket);
     });
 
   program

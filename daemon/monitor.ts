@@ -7,6 +7,10 @@ import { loadRules } from './engine/load.js';
 import type { Ruleset } from './engine/ruleset.js';
 import { formatProblem, type SensorEvent } from './events.js';
 import { Listeners } from './listeners.js';
+import { controlHandler } from './control/commands.js';
+import { Operator } from './control/operator.js';
+import { ControlServer } from './control/server.js';
+import { ensureToken, StreamServer } from './outputs/stream.js';
 import { AuditLog } from './outputs/audit-log.js';
 import { Pipeline } from './pipeline.js';
 import { ProcessTable } from './process-table.js';
@@ -44,6 +48,9 @@ export class Monitor {
   gpu: GpuSensor | null = null;
   readonly pipeline: Pipeline;
   readonly listeners: Listeners;
+  stream: StreamServer | null = null;
+  control: ControlServer | null = null;
+  private readonly startedAt = Date.now();
   private readonly handlers: [NodeJS.Signals, () => void][] = [];
   /** signal decisions still waiting for the sensor to name the sender */
   private readonly pending = new Set<Promise<void>>();
@@ -114,7 +121,81 @@ export class Monitor {
     m.listeners.start();
     m.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'ports', detail: `reading /proc/net every ${o.config.portIntervalMs} ms` });
     await m.startGpu();
+    await m.startStream();
+    await m.startControl();
+    const rotate = () => m.rotateLog();
+    process.on('SIGUSR2', rotate);
+    m.handlers.push(['SIGUSR2', rotate]);
     return m;
+  }
+
+  /** the websocket stream, when configured; a failure to start is an alert, not a stop */
+  private async startStream(): Promise<void> {
+    const ws = this.o.config.ws;
+    if (!ws) return;
+    try {
+      const { token, file } = ensureToken(this.o.config.wsToken, ws.port);
+      const stream = new StreamServer({ host: ws.host, port: ws.port, token, logPath: this.log.path, head: () => this.log.head() });
+      const port = await stream.start();
+      this.stream = stream;
+      this.log.on('record', (r, line) => stream.publish(r, line));
+      this.log.append({ kind: 'daemon', phase: 'output', output: 'websocket', url: `ws://${ws.host.includes(':') ? `[${ws.host}]` : ws.host}:${port}/stream`, token_file: file });
+    } catch (err) {
+      this.pipeline.daemonAlert('redline.websocket-off', 'monitor.degraded', 'medium', `websocket stream on ${ws.host}:${ws.port} is off: ${(err as Error).message}`);
+    }
+  }
+
+  /** the control socket, when configured; a failure to start is an alert, not a stop */
+  private async startControl(): Promise<void> {
+    const path = this.o.config.socket;
+    if (!path) return;
+    const operator = new Operator({
+      pipeline: this.pipeline,
+      log: this.log,
+      status: () => this.status(),
+      reload: () => this.reload(),
+      ...(this.o.trial ? { fixedTrial: this.o.trial } : {}),
+    });
+    const control = new ControlServer(path, controlHandler(operator));
+    try {
+      await control.start();
+      this.control = control;
+      this.log.append({ kind: 'daemon', phase: 'output', output: 'control', socket: path });
+    } catch (err) {
+      this.pipeline.daemonAlert('redline.control-off', 'monitor.degraded', 'medium', `control socket ${path} is off: ${(err as Error).message}`);
+    }
+  }
+
+  /** SIGUSR2 (logrotate): the same path opened again; the chain continues in the new file */
+  rotateLog(): void {
+    const before = this.log.head();
+    this.log.reopen();
+    this.log.append({ kind: 'daemon', phase: 'log-reopened', continues: before });
+  }
+
+  /** what `redline status` prints */
+  status(): Record<string, unknown> {
+    const sensors = [this.sensor.health(), this.tracker.health(), this.listeners.poller.health(), ...(this.watcher ? [this.watcher.health()] : []), ...(this.gpu ? [this.gpu.health()] : [])];
+    return {
+      version: VERSION,
+      daemon_pid: process.pid,
+      uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+      subject: describeSubject(this.o.subject),
+      mode: this.pipeline.mode,
+      trial: this.pipeline.trial ?? null,
+      frozen: this.pipeline.frozen,
+      sensors,
+      rules: this.pipeline.ruleset.rules.length,
+      counts: { events: this.pipeline.counts.events, alerts: this.pipeline.counts.alerts, by_severity: this.pipeline.counts.bySeverity },
+      chain: this.log.head(),
+      log: this.log.path,
+      websocket: this.stream ? { clients: this.stream.clientCount, ...this.stream.counts } : null,
+    };
+  }
+
+  private reload(): { ok: boolean; rules?: number; errors?: string[] } {
+    const res = this.reloadRules();
+    return res === true ? { ok: true, rules: this.pipeline.ruleset.rules.length } : { ok: false, errors: res };
   }
 
   /** fingerprints --weights before the subject starts; what was registered goes in the log */
@@ -197,13 +278,13 @@ export class Monitor {
     }
   }
 
-  /** dry-run the rule files; swap only when they load without error */
-  reloadRules(): boolean {
+  /** dry-run the rule files; swap only when they load without error (else: the problems) */
+  reloadRules(): true | string[] {
     const res = loadRules(this.o.config.rules);
     if (!res.ruleset) {
       const why = res.errors.map(formatProblem).join('; ');
       this.pipeline.daemonAlert('redline.rules-reload-failed', 'monitor.degraded', 'critical', `rule reload failed, the old rules stay: ${why}`, { errors: res.errors });
-      return false;
+      return res.errors.map(formatProblem);
     }
     this.pipeline.ruleset = res.ruleset;
     this.log.append({ kind: 'daemon', phase: 'rules-reloaded', rules: res.ruleset.rules.length, rule_files: res.files, warnings: res.warnings.map(formatProblem) });
@@ -224,6 +305,9 @@ export class Monitor {
     await this.gpu?.stop();
     await closeHashers();
     this.log.append({ kind: 'daemon', phase: 'stop', reason, events: this.pipeline.counts.events, alerts: this.pipeline.counts.alerts });
+    // the stop record reaches the stream's clients before they are told the daemon stopped
+    await this.stream?.stop();
+    await this.control?.stop();
     this.log.close();
     const unwritten = this.log.pendingLines();
     if (unwritten.length > 0) {

@@ -225,6 +225,34 @@ export class Pipeline extends EventEmitter {
     return this.runAction('kill', () => kill(this.o.subject), cause);
   }
 
+  /** an operator's freeze: carried out in either mode, and logged even when already frozen */
+  async operatorFreeze(cause: string): Promise<ActionResult> {
+    if (this.frozen) {
+      const r: ActionResult = { action: 'freeze', ok: true, latency_ms: 0, detail: { already: true } };
+      this.write({ kind: 'action', ...r, cause });
+      return r;
+    }
+    return this.freezeOnce(cause);
+  }
+
+  /** the counts at the start of the current trial (a long-running daemon runs many) */
+  private trialBase: { alerts: number; bySeverity: Record<Severity, number> } | null = null;
+
+  beginTrial(id: string): void {
+    this.trial = id;
+    this.trialBase = { alerts: this.counts.alerts, bySeverity: { ...this.counts.bySeverity } };
+  }
+
+  /** ends the current trial; its own alert counts (not the daemon's since start) */
+  endTrial(): { alerts: number; by_severity: Record<Severity, number>; tripped: boolean } {
+    const base = this.trialBase ?? { alerts: 0, bySeverity: { info: 0, low: 0, medium: 0, high: 0, critical: 0 } };
+    const by = {} as Record<Severity, number>;
+    for (const k of Object.keys(this.counts.bySeverity) as Severity[]) by[k] = this.counts.bySeverity[k] - base.bySeverity[k];
+    this.trial = undefined;
+    this.trialBase = null;
+    return { alerts: this.counts.alerts - base.alerts, by_severity: by, tripped: by.high + by.critical > 0 };
+  }
+
   async operatorThaw(cause: string): Promise<ActionResult> {
     return this.runAction('thaw', () => thaw(this.o.subject), cause);
   }

@@ -6,6 +6,7 @@ import { createGroup, findCgroupV2Mount, isV2Group, movePid } from '../cgroup.js
 import type { ResolvedConfig } from '../config/schema.js';
 import type { ConfigFlags } from '../config/load.js';
 import { Monitor } from '../monitor.js';
+import { sdNotify, startWatchdog } from '../notify.js';
 import { listPids, readStat } from '../sensors/proc/read.js';
 import type { Subject } from '../subject.js';
 import { setup, UsageError } from './setup.js';
@@ -69,16 +70,21 @@ export async function runCommand(flags: ConfigFlags): Promise<number> {
   m.pipeline.on('alert', (a: { severity: string; category: string; summary: string }) => process.stderr.write(`redline: [${a.severity}] ${a.category}: ${a.summary}\n`));
   // the daemon lives until told to stop, whatever its sensor is doing meanwhile
   const keepAlive = setInterval(() => undefined, 1 << 30);
+  await sdNotify('READY=1', `STATUS=monitoring ${subject.kind === 'uid' ? `uid ${subject.uid}` : subject.path} (${config.mode})`);
+  // a sensor that stays down (restarting for good) is a daemon systemd should restart
+  const stopWatchdog = startWatchdog(() => m.sensor.health().running);
   return new Promise((done) => {
     m.onSignals(
       (sig) => {
+        void sdNotify('STOPPING=1');
+        stopWatchdog();
         void m.stop(`${sig} received`).then(() => {
           clearInterval(keepAlive);
           done(0);
         });
       },
       () => {
-        const ok = m.reloadRules();
+        const ok = m.reloadRules() === true;
         process.stderr.write(`redline: SIGHUP: ${ok ? 'rules reloaded' : 'reload failed, old rules kept'}\n`);
       },
     );

@@ -207,7 +207,9 @@ export function resolveConfig(
   const afterTrip = choice('after-trip', AFTER_TRIP, DEFAULTS.afterTrip);
   const sensor = choice('sensor', SENSORS, DEFAULTS.sensor);
   const log = filePath('log') ?? (command === 'run' ? DEFAULTS.runLog : undefined);
-  const socket = filePath('socket') ?? DEFAULTS.socket;
+  // the control socket: on by default for the daemon; an `exec` trial has one only when asked
+  const socketGiven = flags.socket ?? file.socket;
+  const socket = socketGiven !== undefined && (WS_OFF as readonly string[]).includes(socketGiven) ? undefined : (filePath('socket') ?? (command === 'run' ? DEFAULTS.socket : undefined));
   const nvidiaSmi = filePath('nvidia-smi') ?? DEFAULTS.nvidiaSmi;
 
   let ws: HostPort | undefined = command === 'run' ? { ...DEFAULTS.runWs } : undefined;

@@ -127,7 +127,8 @@ export interface ResolvedConfig {
   readonly wsToken: string | undefined;
   /** a bare name is looked up in PATH; anything with a slash is an absolute path */
   readonly nvidiaSmi: string;
-  readonly socket: string;
+  /** undefined: no control socket (`exec` without --socket, or `--socket off`) */
+  readonly socket: string | undefined;
   /** as given: absolute, or relative to the cgroup v2 mount (never to the working folder) */
   readonly subjectCgroup?: string;
   readonly subjectPid?: number;

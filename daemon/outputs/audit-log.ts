@@ -29,7 +29,8 @@ export interface AuditLogOptions {
 }
 
 interface AuditLogEvents {
-  record: [AuditRecord];
+  /** a record now in the file, with its NDJSON line */
+  record: [AuditRecord, string];
   error: [Error];
 }
 
@@ -284,7 +285,7 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
         }
         this.#pending.shift();
         this.#failing = null;
-        this.#emitRecord(p.record);
+        this.#emitRecord(p.record, p.line);
       }
       this.#disarmTimer();
       return true;
@@ -345,10 +346,10 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
 
   // Each listener on its own, so one that throws neither reaches the caller nor keeps
   // the record from the other outputs.
-  #emitRecord(record: AuditRecord): void {
+  #emitRecord(record: AuditRecord, line: string): void {
     for (const listener of this.rawListeners('record')) {
       try {
-        (listener as (r: AuditRecord) => void).call(this, record);
+        (listener as (r: AuditRecord, l: string) => void).call(this, record, line);
       } catch (e) {
         this.#report(e);
       }

@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { readlinkSync } from 'node:fs';
 import type { ListenCloseEvent, ListenEvent } from '../../events.js';
+import type { SensorHealth } from '../sensor.js';
 import { isLoopback, type NetSocket } from './parse-net.js';
 import { isListening, netSockets, socketInodes } from './resolve.js';
 
@@ -35,6 +36,7 @@ export class PortPoller extends EventEmitter<{ event: [ListenEvent | ListenClose
   private readonly foreign = new Set<number>();
   private timer: NodeJS.Timeout | null = null;
   ticks = 0;
+  private reported = 0;
 
   constructor(private readonly o: PortPollerOptions) {
     super();
@@ -49,6 +51,10 @@ export class PortPoller extends EventEmitter<{ event: [ListenEvent | ListenClose
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+  }
+
+  health(): SensorHealth {
+    return { name: 'ports', running: this.timer !== null, restarts: 0, lost: 0, events: this.reported, detail: `/proc/net every ${this.o.intervalMs} ms; ${this.held.size} subject listeners` };
   }
 
   /** eBPF reported this listener: the poll need not find it, only see it close */
@@ -93,6 +99,7 @@ export class PortPoller extends EventEmitter<{ event: [ListenEvent | ListenClose
         continue;
       }
       this.held.set(inode, { pid: owner.pid, socket: s });
+      this.reported++;
       this.emit('event', {
         type: 'listen',
         time: Date.now(),

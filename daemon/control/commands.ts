@@ -1,0 +1,70 @@
+// What each control command does. Every command, read-only `status` included, is logged
+// as an action record (`cause: "control"`); freeze, thaw and kill write theirs through the
+// pipeline, as a rule's action would, and are carried out in observe mode too (an operator
+// asked for them).
+import type { ActionResult } from '../actions/result.js';
+import type { ControlReply, ControlRequest } from './server.js';
+
+export interface Controlled {
+  status(): Record<string, unknown>;
+  freeze(cause: string): Promise<ActionResult>;
+  thaw(cause: string): Promise<ActionResult>;
+  kill(cause: string): Promise<ActionResult>;
+  reload(): { ok: boolean; rules?: number; errors?: string[] };
+  setMode(mode: 'observe' | 'enforce'): 'observe' | 'enforce';
+  startTrial(name: string): string | null;
+  endTrial(): { trial: string; alerts: number; tripped: boolean } | string;
+  logAction(fields: Record<string, unknown>): void;
+}
+
+const CAUSE = 'control';
+const TRIAL_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function fromAction(r: ActionResult): ControlReply {
+  return r.ok ? { ok: true, action: r.action, latency_ms: r.latency_ms, detail: r.detail } : { ok: false, error: r.error ?? `${r.action} failed`, action: r.action, latency_ms: r.latency_ms };
+}
+
+export function controlHandler(m: Controlled): (req: ControlRequest) => Promise<ControlReply> {
+  const logged = (cmd: string, t0: number, reply: ControlReply, extra: Record<string, unknown> = {}): ControlReply => {
+    m.logAction({ kind: 'action', action: cmd, ok: reply.ok, latency_ms: Math.round((performance.now() - t0) * 1000) / 1000, cause: CAUSE, ...extra, ...(reply.ok ? {} : { error: reply.error }) });
+    return reply;
+  };
+  return async (req) => {
+    const t0 = performance.now();
+    switch (req.cmd) {
+      case 'status':
+        return logged('status', t0, { ok: true, ...m.status() });
+      case 'freeze':
+        return fromAction(await m.freeze(CAUSE));
+      case 'thaw':
+        return fromAction(await m.thaw(CAUSE));
+      case 'kill':
+        return fromAction(await m.kill(CAUSE));
+      case 'reload': {
+        const r = m.reload();
+        return logged('reload', t0, r.ok ? { ok: true, rules: r.rules } : { ok: false, error: `the rules did not load; the old rules stay: ${(r.errors ?? []).join('; ')}`, errors: r.errors });
+      }
+      case 'mode': {
+        const mode = req.mode;
+        if (mode !== 'observe' && mode !== 'enforce') return logged('mode', t0, { ok: false, error: 'mode is "observe" or "enforce"' });
+        const previous = m.setMode(mode);
+        return logged('mode', t0, { ok: true, mode, previous }, { mode, previous });
+      }
+      case 'trial': {
+        if (req.action === 'start') {
+          const name = typeof req.name === 'string' ? req.name : '';
+          if (!TRIAL_NAME.test(name)) return logged('trial-start', t0, { ok: false, error: 'a trial name is 1–128 of A-Z a-z 0-9 . _ : -' });
+          const refused = m.startTrial(name);
+          return logged('trial-start', t0, refused ? { ok: false, error: refused } : { ok: true, trial: name }, { trial_name: name });
+        }
+        if (req.action === 'end') {
+          const r = m.endTrial();
+          return logged('trial-end', t0, typeof r === 'string' ? { ok: false, error: r } : { ok: true, ...r });
+        }
+        return logged('trial', t0, { ok: false, error: 'trial takes "start" (with a name) or "end"' });
+      }
+      default:
+        return logged(String(req.cmd).slice(0, 64), t0, { ok: false, error: `unknown command "${String(req.cmd).slice(0, 64)}" (status, freeze, thaw, kill, reload, mode, trial)` });
+    }
+  };
+}

@@ -1,0 +1,310 @@
+// The live stream: the log's records over a websocket at ws://HOST:PORT/stream.
+//
+// - Every connection presents the bearer token (`Authorization: Bearer T` or `?token=T`),
+//   compared in constant time; otherwise the upgrade gets HTTP 401.
+// - Each message is one log record, exactly as written to the log, sent once it is on disk.
+//   `?since=SEQ` first replays the log from SEQ, then goes live without a gap or a repeat.
+// - Filters: `?kind=alert,action`, and for alerts `?severity=high` (that or worse) and
+//   `?category=replica.*,process.kill` (a trailing `*` matches a prefix).
+// - A heartbeat `{"kind":"heartbeat","time":…,"head":{"seq":…,"hash":…}}` every few
+//   seconds carries the chain head, so a watcher off the box holds it too.
+// - A client that falls behind (its unsent data passes the per-client limit) is told with a
+//   close frame (4008, with the seq to resume from) and dropped: it can never grow the
+//   daemon's memory or delay the log or a freeze. Broadcasting runs after the write that
+//   produced the record has returned (setImmediate), off the event → alert → freeze path.
+// - Clients have nothing to say: anything but a small JSON message closes that client.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { dirname } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { readLogLines } from '../audit/read.js';
+import { type Severity, SEVERITIES, severityRank } from '../events.js';
+import type { ChainHead } from './chain.js';
+
+export interface StreamOptions {
+  host: string;
+  port: number;
+  token: string;
+  /** the log file to replay `since` from */
+  logPath: string;
+  head: () => ChainHead;
+  heartbeatMs?: number;
+  /** unsent bytes one client may hold before it is dropped */
+  maxBufferedBytes?: number;
+  /** live records held for a client while its replay is still reading the log */
+  maxBacklog?: number;
+}
+
+export const FELL_BEHIND = 4008;
+/** close code for a clean stop of the daemon: `redline tail` ends on it */
+export const DAEMON_STOPPED = 1000;
+const MAX_PAYLOAD = 4096;
+
+interface Filter {
+  kinds: Set<string> | null;
+  minSeverity: number;
+  categories: string[] | null;
+}
+
+interface Client {
+  ws: WebSocket;
+  filter: Filter;
+  /** live lines that arrived while the replay was reading the log */
+  backlog: { seq: number; line: string; record: Record<string, unknown> }[] | null;
+  lastSent: number;
+  dropped: boolean;
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+/** constant time in the token's content (both sides are hashed to one length first) */
+export function tokenMatches(given: string | null, want: string): boolean {
+  if (given === null) return false;
+  return timingSafeEqual(digest(given), digest(want));
+}
+
+function presentedToken(req: IncomingMessage, url: URL): string | null {
+  const auth = req.headers.authorization;
+  const m = auth ? /^Bearer\s+(.+)$/i.exec(auth) : null;
+  if (m) return (m[1] as string).trim();
+  return url.searchParams.get('token');
+}
+
+function refuse(socket: Duplex, status: number, text: string): void {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\n${status === 401 ? 'WWW-Authenticate: Bearer\r\n' : ''}\r\n${text}`);
+  socket.destroy();
+}
+
+function list(v: string | null): string[] | null {
+  if (v === null) return null;
+  const items = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  return items.length > 0 ? items : null;
+}
+
+export function parseFilter(url: URL): Filter | string {
+  const severity = url.searchParams.get('severity');
+  if (severity !== null && !(SEVERITIES as readonly string[]).includes(severity)) return `unknown severity "${severity}" (${SEVERITIES.join(', ')})`;
+  const kinds = list(url.searchParams.get('kind'));
+  return { kinds: kinds ? new Set(kinds) : null, minSeverity: severity ? severityRank(severity as Severity) : 0, categories: list(url.searchParams.get('category')) };
+}
+
+export function passes(f: Filter, r: Record<string, unknown>): boolean {
+  const kind = String(r.kind);
+  if (f.kinds && !f.kinds.has(kind)) return false;
+  if (kind !== 'alert') return true;
+  if (severityRank(r.severity as Severity) < f.minSeverity) return false;
+  const cat = String(r.category);
+  return !f.categories || f.categories.some((c) => (c.endsWith('*') ? cat.startsWith(c.slice(0, -1)) : cat === c));
+}
+
+export class StreamServer {
+  private readonly http: Server;
+  private readonly wss: WebSocketServer;
+  private readonly clients = new Set<Client>();
+  private queue: { seq: number; line: string; record: Record<string, unknown> }[] = [];
+  private flushing = false;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private readonly maxBuffered: number;
+  private readonly maxBacklog: number;
+  /** the last record handed to publish(): a new live client starts after it */
+  private lastPublished: number;
+  readonly counts = { connected: 0, refused: 0, dropped: 0 };
+
+  constructor(private readonly o: StreamOptions) {
+    this.maxBuffered = o.maxBufferedBytes ?? 1 << 20;
+    this.maxBacklog = o.maxBacklog ?? 10_000;
+    this.lastPublished = o.head().seq;
+    this.http = createServer((_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain' }).end('websocket only: ws://HOST:PORT/stream\n');
+    });
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD, perMessageDeflate: false });
+    this.http.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+    this.http.on('clientError', (_err, socket) => socket.destroy());
+  }
+
+  /** resolves with the port bound (useful with port 0) */
+  start(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(this.o.port, this.o.host, () => {
+        this.http.off('error', reject);
+        const addr = this.http.address();
+        this.heartbeat = setInterval(() => this.beat(), this.o.heartbeatMs ?? 5000);
+        this.heartbeat.unref();
+        resolve(typeof addr === 'object' && addr ? addr.port : this.o.port);
+      });
+    });
+  }
+
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  /** a record now on disk (AuditLog's `record` event); sent after the current call stack */
+  publish(record: Record<string, unknown>, line: string): void {
+    this.lastPublished = Number(record.seq);
+    if (this.clients.size === 0) return;
+    this.queue.push({ seq: this.lastPublished, line: line.endsWith('\n') ? line.slice(0, -1) : line, record });
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  async stop(reason = 'daemon stopped'): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.flush();
+    for (const c of this.clients) c.ws.close(DAEMON_STOPPED, reason);
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        for (const c of this.clients) c.ws.terminate();
+        resolve();
+      }, 500);
+      t.unref();
+      const check = setInterval(() => {
+        if (this.clients.size === 0) {
+          clearInterval(check);
+          clearTimeout(t);
+          resolve();
+        }
+      }, 10);
+      check.unref();
+    });
+    this.wss.close();
+    await new Promise<void>((resolve) => this.http.close(() => resolve()));
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://redline');
+    } catch {
+      return refuse(socket, 400, 'Bad Request');
+    }
+    if (url.pathname !== '/stream') return refuse(socket, 404, 'Not Found');
+    if (!tokenMatches(presentedToken(req, url), this.o.token)) {
+      this.counts.refused++;
+      return refuse(socket, 401, 'Unauthorized');
+    }
+    const filter = parseFilter(url);
+    if (typeof filter === 'string') return refuse(socket, 400, 'Bad Request');
+    const sinceText = url.searchParams.get('since');
+    const since = sinceText === null ? null : Number(sinceText);
+    if (since !== null && (!Number.isInteger(since) || since < 0)) return refuse(socket, 400, 'Bad Request');
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, filter, since));
+  }
+
+  private connected(ws: WebSocket, filter: Filter, since: number | null): void {
+    const c: Client = { ws, filter, backlog: since === null ? null : [], lastSent: since === null ? this.lastPublished : since - 1, dropped: false };
+    this.clients.add(c);
+    this.counts.connected++;
+    ws.on('message', (data, isBinary) => this.heard(c, data as Buffer, isBinary));
+    ws.on('error', () => ws.terminate());
+    ws.on('close', () => this.clients.delete(c));
+    if (since !== null) void this.replay(c);
+  }
+
+  private heard(c: Client, data: Buffer, isBinary: boolean): void {
+    let ok = !isBinary;
+    if (ok) {
+      try {
+        const msg = JSON.parse(data.toString('utf8')) as { type?: unknown };
+        if (msg?.type === 'ping') c.ws.send(JSON.stringify({ kind: 'pong', time: Date.now(), head: this.o.head() }));
+        else ok = false;
+      } catch {
+        ok = false;
+      }
+    }
+    if (!ok) c.ws.close(1003, 'this stream takes no messages but {"type":"ping"}');
+  }
+
+  /** the log from `since` (lastSent + 1) on, paced by the client's reading; then the live records held meanwhile */
+  private async replay(c: Client): Promise<void> {
+    try {
+      for await (const l of readLogLines([this.o.logPath])) {
+        if (c.dropped || c.ws.readyState !== c.ws.OPEN) return;
+        if (!l.parsed) continue; // a line still being written arrives live
+        const r = l.value as Record<string, unknown>;
+        const seq = Number(r.seq);
+        if (!Number.isInteger(seq) || seq <= c.lastSent) continue;
+        if (passes(c.filter, r)) c.ws.send(l.text);
+        c.lastSent = seq;
+        if (c.ws.bufferedAmount > this.maxBuffered / 2 && !(await this.drained(c))) return this.drop(c);
+      }
+    } catch {
+      // the log cannot be read: the client gets what is live from here, and is told
+      c.ws.send(JSON.stringify({ kind: 'notice', time: Date.now(), message: `cannot replay ${this.o.logPath}` }));
+    }
+    const held = c.backlog ?? [];
+    c.backlog = null;
+    for (const r of held) this.send(c, r);
+  }
+
+  /** waits (up to 10 s) for a client to read what it was sent */
+  private async drained(c: Client): Promise<boolean> {
+    for (let i = 0; i < 1000; i++) {
+      if (c.ws.readyState !== c.ws.OPEN) return false;
+      if (c.ws.bufferedAmount <= this.maxBuffered / 4) return true;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return false;
+  }
+
+  private flush(): void {
+    this.flushing = false;
+    const batch = this.queue;
+    this.queue = [];
+    for (const r of batch) for (const c of this.clients) this.send(c, r);
+  }
+
+  private send(c: Client, r: { seq: number; line: string; record: Record<string, unknown> }): void {
+    if (c.dropped || r.seq <= c.lastSent) return;
+    if (c.backlog) {
+      if (c.backlog.length >= this.maxBacklog) return this.drop(c);
+      c.backlog.push(r);
+      return;
+    }
+    if (c.ws.bufferedAmount > this.maxBuffered) return this.drop(c);
+    c.lastSent = r.seq;
+    if (passes(c.filter, r.record)) c.ws.send(r.line);
+  }
+
+  /** told (a close frame naming where to resume) and disconnected; its buffers are released */
+  private drop(c: Client): void {
+    if (c.dropped) return;
+    c.dropped = true;
+    this.counts.dropped++;
+    c.ws.close(FELL_BEHIND, `fell behind: reconnect with since=${c.lastSent + 1}`);
+    // a client that does not read will not read the close frame either
+    setTimeout(() => c.ws.terminate(), 1000).unref();
+  }
+
+  private beat(): void {
+    const msg = JSON.stringify({ kind: 'heartbeat', time: Date.now(), head: this.o.head() });
+    for (const c of this.clients) if (!c.dropped && !c.backlog && c.ws.bufferedAmount <= this.maxBuffered) c.ws.send(msg);
+  }
+}
+
+/** where a generated token is kept for `redline tail` on the same host */
+export function tokenFileFor(port: number): string {
+  return `/run/redline/ws-${port}.token`;
+}
+
+/**
+ * The token the stream requires: the configured one, else a random one written (0600) to
+ * tokenFileFor(port), so that root on the same host can read it and nobody else.
+ */
+export function ensureToken(configured: string | undefined, port: number): { token: string; file?: string } {
+  if (configured) return { token: configured };
+  const token = randomBytes(24).toString('base64url');
+  const file = tokenFileFor(port);
+  mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return { token, file };
+}
