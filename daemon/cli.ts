@@ -35,6 +35,7 @@ function monitorOptions(cmd: Command): Command {
     .option('--gpu-interval <ms>', 'how often to poll nvidia-smi (default 1000)')
     .option('--gpu-replica-share <share>', 'GPU memory share of the allowed server that makes a replica (default 0.5)')
     .option('--probe-timeout <ms>', 'how long the serving probe waits for each answer (default 500)')
+    .option('--ws-heartbeat <ms>', 'how often the websocket sends the chain head (default 5000)')
     .option('--port-interval <ms>', 'how often /proc/net is read for listeners eBPF did not attribute (default 1000)');
 }
 

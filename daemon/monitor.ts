@@ -135,7 +135,7 @@ export class Monitor {
     if (!ws) return;
     try {
       const { token, file } = ensureToken(this.o.config.wsToken, ws.port);
-      const stream = new StreamServer({ host: ws.host, port: ws.port, token, logPath: this.log.path, head: () => this.log.head() });
+      const stream = new StreamServer({ host: ws.host, port: ws.port, token, logPath: this.log.path, head: () => this.log.head(), heartbeatMs: this.o.config.wsHeartbeatMs });
       const port = await stream.start();
       this.stream = stream;
       this.log.on('record', (r, line) => stream.publish(r, line));

@@ -1,6 +1,9 @@
 // `redline doctor`: which sensors and actions work on this host, and why not.
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { DEFAULTS } from '../config/schema.js';
+import { notifyAvailable } from '../notify.js';
 import { findCgroupV2Mount, findFreezerV1Mount } from '../cgroup.js';
 import { ebpfUnavailableReason, findExecutable, tracefsMounted } from '../sensors/ebpf/host.js';
 import { gpuUnavailableReason } from '../sensors/gpu/index.js';
@@ -50,17 +53,61 @@ export function doctorChecks(nvidiaSmi = 'nvidia-smi'): Check[] {
     { name: 'bpftrace', ok: findExecutable('bpftrace') !== null, detail: findExecutable('bpftrace') ?? 'not found (apt-get install -y bpftrace)' },
     { name: 'tracefs', ok: tracefsMounted(), detail: tracefsMounted() ? 'mounted' : 'not mounted: redline mounts it at start (mount -t tracefs nodev /sys/kernel/tracing)' },
     { name: 'sensor ebpf', ok: why === null, detail: why ?? 'available: exec, fork, exit, signal, setsid, open/creat and link tracepoints, filtered in the kernel' },
-    { name: 'sensor poll', ok: false, detail: 'not implemented yet' },
+    { name: 'sensor poll', ok: false, detail: 'not built: eBPF is the only process sensor (--sensor poll exits 2)' },
     { name: 'sensor weights', ok: why === null, detail: why === null ? 'file opens, links and writes of the subject (eBPF), fingerprinted by content on a worker thread; chokidar on --watch and weight folders' : `needs the eBPF sensor: ${why}` },
     { name: 'sensor gpu', ok: gpu === null, detail: gpu ?? `${nvidiaSmi} answers; polled asynchronously with a timeout` },
     ...cgroupChecks(),
+    { name: 'sensor ports', ok: procNetReadable(), detail: procNetReadable() ? 'listen() and UDP bind() by eBPF; /proc/PID/net/{tcp,tcp6,udp,udp6} polled for the rest' : '/proc/self/net/tcp is not readable' },
     { name: 'action snapshot', ok: existsSync('/proc/self/stat'), detail: '/proc readable' },
-    { name: 'output audit log', ok: true, detail: 'NDJSON, hash-chained, synchronous writes' },
+    { name: 'action probe', ok: true, detail: findExecutable('nsenter') ? 'HTTP probe of replica ports; inside other network namespaces through nsenter' : 'HTTP probe of replica ports; nsenter not found, so ports inside other network namespaces are not probed' },
+    writable('output audit log', DEFAULTS.runLog, 'NDJSON, hash-chained, synchronous writes'),
+    writable('output control socket', DEFAULTS.socket, 'unix socket, mode 0600'),
+    {
+      name: 'systemd notify',
+      ok: findExecutable('systemd-notify') !== null,
+      detail: findExecutable('systemd-notify') ? `systemd-notify found: Type=notify readiness and watchdog work${notifyAvailable() ? ' (NOTIFY_SOCKET set now)' : ''}` : 'systemd-notify not found: use Type=simple in the unit',
+    },
   ];
   return checks;
 }
 
-export function doctorCommand(out = process.stdout, nvidiaSmi?: string): number {
-  for (const c of doctorChecks(nvidiaSmi)) out.write(`${c.ok ? 'ok  ' : 'no  '} ${c.name.padEnd(18)} ${c.detail}\n`);
+function procNetReadable(): boolean {
+  try {
+    readFileSync('/proc/self/net/tcp');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** can the daemon create the folder a file goes in and write there? */
+function writable(name: string, file: string, what: string): Check {
+  const dir = dirname(file);
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+    return { name, ok: true, detail: `${what}; ${dir} is writable` };
+  } catch (err) {
+    return { name, ok: false, detail: `${what}; ${dir} is not writable here (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): give another path` };
+  }
+}
+
+/** can the daemon's default websocket address be bound? */
+function websocketCheck(): Promise<Check> {
+  const { host, port } = DEFAULTS.runWs;
+  const name = 'output websocket';
+  const token = process.env[DEFAULTS.wsTokenEnv] ? `token from ${DEFAULTS.wsTokenEnv}` : 'no token set: the daemon generates one (/run/redline/ws-PORT.token)';
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', (err: NodeJS.ErrnoException) => {
+      const why = err.code === 'EADDRINUSE' ? 'in use (a running redline, or another program: give --ws)' : (err.code ?? err.message);
+      resolve({ name, ok: false, detail: `ws://${host}:${port}/stream: ${why}` });
+    });
+    srv.listen(port, host, () => srv.close(() => resolve({ name, ok: true, detail: `ws://${host}:${port}/stream can listen (run's default; --ws); ${token}` })));
+  });
+}
+
+export async function doctorCommand(out = process.stdout, nvidiaSmi?: string): Promise<number> {
+  for (const c of [...doctorChecks(nvidiaSmi), await websocketCheck()]) out.write(`${c.ok ? 'ok  ' : 'no  '} ${c.name.padEnd(22)} ${c.detail}\n`);
   return 0;
 }

@@ -48,6 +48,7 @@ export interface ConfigFlags {
   gpuReplicaShare?: string;
   probeTimeout?: string;
   portInterval?: string;
+  wsHeartbeat?: string;
 }
 
 /** where a loaded config came from; rides on the raw object under a symbol so callers can pass it along untouched */
@@ -119,6 +120,7 @@ const FLAG_OF: Record<ConfigKey, keyof ConfigFlags> = {
   'gpu-replica-share': 'gpuReplicaShare',
   'probe-timeout': 'probeTimeout',
   'port-interval': 'portInterval',
+  'ws-heartbeat': 'wsHeartbeat',
 };
 
 const MAX_UID = 4294967294; // (uid_t)-1 means "no uid"
@@ -275,7 +277,7 @@ export function resolveConfig(
   } else if (file.user !== undefined) user = String(file.user);
 
   const failClosed = flags.failClosed ?? file['fail-closed'] ?? false;
-  const numberFlag = (key: 'gpu-interval' | 'gpu-replica-share' | 'probe-timeout' | 'port-interval', raw: string | undefined, ok: (n: number) => boolean, what: string): number | undefined => {
+  const numberFlag = (key: 'gpu-interval' | 'gpu-replica-share' | 'probe-timeout' | 'port-interval' | 'ws-heartbeat', raw: string | undefined, ok: (n: number) => boolean, what: string): number | undefined => {
     if (raw === undefined) return undefined;
     const n = Number(raw);
     if (raw.trim() === '' || !Number.isFinite(n) || !ok(n)) {
@@ -297,6 +299,10 @@ export function resolveConfig(
     numberFlag('port-interval', flags.portInterval, (n) => Number.isInteger(n) && n >= 100 && n <= 60_000, 'a whole number of milliseconds from 100 to 60000') ??
     file['port-interval'] ??
     DEFAULTS.portIntervalMs;
+  const wsHeartbeatMs =
+    numberFlag('ws-heartbeat', flags.wsHeartbeat, (n) => Number.isInteger(n) && n >= 100 && n <= 60_000, 'a whole number of milliseconds from 100 to 60000') ??
+    file['ws-heartbeat'] ??
+    DEFAULTS.wsHeartbeatMs;
   const configFile = src?.file ?? (flags.config !== undefined ? resolve(cwd, flags.config) : undefined);
 
   if (problems.some((p) => p.severity === 'error')) return { problems };
@@ -320,6 +326,7 @@ export function resolveConfig(
     gpuReplicaShare,
     probeTimeoutMs,
     portIntervalMs,
+    wsHeartbeatMs,
     ...(subjectCgroup !== undefined && { subjectCgroup }),
     ...(subjectPid !== undefined && { subjectPid }),
     ...(subjectUid !== undefined && { subjectUid }),

@@ -99,6 +99,8 @@ export const configSchema = z.strictObject({
   'gpu-replica-share': z.number().gt(0).max(1).optional(),
   /** how long the serving probe waits for each answer, milliseconds */
   'probe-timeout': z.number().int().min(50).max(10_000).optional(),
+  /** how often the websocket sends its heartbeat (the chain head), milliseconds */
+  'ws-heartbeat': z.number().int().min(100).max(60_000).optional(),
   /** how often /proc/net is read for listeners eBPF did not attribute, milliseconds */
   'port-interval': z.number().int().min(100).max(60_000).optional(),
 });
@@ -139,6 +141,7 @@ export interface ResolvedConfig {
   readonly gpuReplicaShare: number;
   readonly probeTimeoutMs: number;
   readonly portIntervalMs: number;
+  readonly wsHeartbeatMs: number;
   /** absolute path of the config file, when one was used */
   readonly configFile?: string;
 }
@@ -156,6 +159,7 @@ export const DEFAULTS = {
   gpuReplicaShare: 0.5,
   probeTimeoutMs: 500,
   portIntervalMs: 1000,
+  wsHeartbeatMs: 5000,
 } as const;
 
 /**

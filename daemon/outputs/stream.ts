@@ -14,12 +14,11 @@
 //   produced the record has returned (setImmediate), off the event → alert → freeze path.
 // - Clients have nothing to say: anything but a small JSON message closes that client.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, createReadStream, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { readLogLines } from '../audit/read.js';
 import { type Severity, SEVERITIES, severityRank } from '../events.js';
 import type { ChainHead } from './chain.js';
 
@@ -99,6 +98,18 @@ export function passes(f: Filter, r: Record<string, unknown>): boolean {
   if (severityRank(r.severity as Severity) < f.minSeverity) return false;
   const cat = String(r.category);
   return !f.categories || f.categories.some((c) => (c.endsWith('*') ? cat.startsWith(c.slice(0, -1)) : cat === c));
+}
+
+const SEQ_FIRST = /^\{"seq":(\d+),/;
+
+/** the complete lines of a file, read in chunks (a torn last line is left out) */
+async function* logLines(file: string): AsyncGenerator<string> {
+  let rest = '';
+  for await (const chunk of createReadStream(file, { encoding: 'utf8', highWaterMark: 256 * 1024 })) {
+    const parts = (rest + (chunk as string)).split('\n');
+    rest = parts.pop() ?? '';
+    for (const p of parts) if (p !== '') yield p;
+  }
 }
 
 export class StreamServer {
@@ -225,14 +236,23 @@ export class StreamServer {
 
   /** the log from `since` (lastSent + 1) on, paced by the client's reading; then the live records held meanwhile */
   private async replay(c: Client): Promise<void> {
+    const unfiltered = c.filter.kinds === null && c.filter.minSeverity === 0 && c.filter.categories === null;
     try {
-      for await (const l of readLogLines([this.o.logPath])) {
+      for await (const text of logLines(this.o.logPath)) {
         if (c.dropped || c.ws.readyState !== c.ws.OPEN) return;
-        if (!l.parsed) continue; // a line still being written arrives live
-        const r = l.value as Record<string, unknown>;
-        const seq = Number(r.seq);
+        // the writer puts seq first: most lines need no parse at all
+        const seq = Number(SEQ_FIRST.exec(text)?.[1] ?? Number.NaN);
         if (!Number.isInteger(seq) || seq <= c.lastSent) continue;
-        if (passes(c.filter, r)) c.ws.send(l.text);
+        if (unfiltered) c.ws.send(text);
+        else {
+          let r: Record<string, unknown>;
+          try {
+            r = JSON.parse(text) as Record<string, unknown>;
+          } catch {
+            continue; // a line still being written arrives live
+          }
+          if (passes(c.filter, r)) c.ws.send(text);
+        }
         c.lastSent = seq;
         if (c.ws.bufferedAmount > this.maxBuffered / 2 && !(await this.drained(c))) return this.drop(c);
       }
