@@ -10,3 +10,4 @@ node --import tsx bench/fingerprint.ts
 node --import tsx bench/copy-alert.ts
 node --import tsx bench/listen-latency.ts
 node --import tsx bench/probe.ts
+node --import tsx bench/ws.ts
