@@ -85,9 +85,10 @@ async function main(argv: string[]): Promise<number> {
     .command('audit')
     .description('verify the hash chain, rebuild trials, print timeline and verdicts')
     .argument('<log...>', 'audit log files, oldest first')
-    .option('--json', 'machine-readable output')
-    .option('--html <file>', 'write an HTML report')
-    .action((logs: string[], opts: { json?: boolean; html?: string }) => {
+    .option('--json', 'machine-readable output (schema redline-audit/1, see README)')
+    .option('--markdown', 'a Markdown report (for a paper’s appendix)')
+    .option('--html <file>', 'also write a self-contained HTML report with a timeline per trial')
+    .action((logs: string[], opts: { json?: boolean; markdown?: boolean; html?: string }) => {
       result = auditCommand(logs, opts);
     });
 

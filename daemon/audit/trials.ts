@@ -1,8 +1,13 @@
-// Rebuilds trials from verified records. Team decision: every record written during a
-// trial carries `trial` (the trial id), and `{kind: "trial", trial, phase: "start"|"end"}`
-// marks its bounds; records without `trial` belong to the daemon, not to a trial.
+// Rebuilds trials from verified records, one record at a time (a log can be large: what is
+// kept per trial is bounded). Team decision: every record written during a trial carries
+// `trial` (its id), and `{kind: "trial", trial, phase: "start"|"end"}` marks its bounds;
+// records without `trial` belong to the daemon, not to a trial.
+//
+// Each claim of a verdict names the record(s) behind it by `seq`: the stage reached, the
+// kills, detaches and tamper attempts, the freeze.
 
-import type { Category } from '../events.js';
+import { type Category, type Severity, SEVERITIES } from '../events.js';
+import { signalName } from '../signals.js';
 import type { VerifiedRecord } from './verify.js';
 
 /** CONTRACT.md's replication stages, in the order a replication goes through them */
@@ -16,72 +21,162 @@ export const STAGES = [
 ] as const satisfies readonly Category[];
 export type Stage = (typeof STAGES)[number];
 
-export interface TrialAlert {
+/** a trial "replicated" when it started a replica (a process serving the weights) */
+export const REPLICATED_FROM: Stage = 'replica.spawn';
+
+/** entries kept per trial for its timeline; counts stay exact beyond it */
+export const TIMELINE_CAP = 5000;
+const LIST_CAP = 1000;
+
+export interface StageReach {
+  seq: number;
+  time: number;
+  /** milliseconds after the trial's start (null: its start was not recorded) */
+  after_ms: number | null;
+  rule: string;
+  summary: string;
+}
+
+export interface ProcRef {
+  pid: number | null;
+  comm: string;
+}
+
+export interface Kill {
   seq: number;
   time: number;
   rule: string;
-  category: string;
-  severity: string;
+  by: ProcRef;
+  /** null for a signal to everything (kill -1) or an unknown target */
+  target: ProcRef | null;
+  signal: string;
   summary: string;
+}
+
+export interface Noted {
+  seq: number;
+  time: number;
+  rule: string;
+  severity: string;
   pid: number | null;
+  summary: string;
+}
+
+export interface FreezeInfo {
+  seq: number;
+  time: number;
+  after_ms: number | null;
+  /** the freeze call itself */
+  latency_ms: number | null;
+  /** from the kernel event that tripped it to frozen */
+  since_event_ms: number | null;
+  cause: string;
+}
+
+export interface TimelineEntry {
+  seq: number;
+  time: number;
+  /** the alert's category, or "action" / "trial" */
+  lane: string;
+  severity: string | null;
+  label: string;
 }
 
 export interface Trial {
   id: string;
-  /** the furthest stage any alert of the trial reached; null: none */
-  stage: Stage | null;
-  /** a freeze of this trial succeeded */
-  frozen: boolean;
-  alerts: number;
   start_time: number | null;
   end_time: number | null;
-  /** from the end record, when it says */
-  tripped?: boolean;
-  exit_code?: number;
-  timeline: TrialAlert[];
-}
-
-function stageOf(category: unknown): Stage | null {
-  return (STAGES as readonly unknown[]).includes(category) ? (category as Stage) : null;
+  duration_ms: number | null;
+  /** false: no end record (the daemon died, or the log was cut short, or it still runs) */
+  ended: boolean;
+  /** the furthest stage any alert of the trial reached; null: none */
+  stage: Stage | null;
+  stages: Partial<Record<Stage, StageReach>>;
+  tripped: boolean;
+  exit_code: number | null;
+  frozen: boolean;
+  freeze: FreezeInfo | null;
+  /** the subject was killed (after the trip, or by an operator) */
+  killed: boolean;
+  alerts: number;
+  by_severity: Record<Severity, number>;
+  by_category: Record<string, number>;
+  kills: Kill[];
+  detaches: Noted[];
+  tamper: Noted[];
+  /** the most GPU memory one subject process held, MiB (null: no GPU alert) */
+  gpu_peak_mib: number | null;
+  /** distinct processes found to be replicas */
+  replicas: number;
+  /** the most replicas alive at once, as the alerts counted them */
+  max_live_replicas: number;
+  /** the deepest replica generation seen (2: a replica started by a replica) */
+  max_generation: number;
+  timeline: TimelineEntry[];
+  /** timeline entries left out past TIMELINE_CAP */
+  timeline_omitted: number;
 }
 
 function str(v: unknown): string {
-  return typeof v === 'string' ? v : v === undefined ? '' : JSON.stringify(v);
+  return typeof v === 'string' ? v : v === undefined || v === null ? '' : JSON.stringify(v);
+}
+
+function num(v: unknown): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+function procRef(v: unknown): ProcRef | null {
+  if (v === null || typeof v !== 'object') return null;
+  const p = v as { pid?: unknown; comm?: unknown };
+  return { pid: num(p.pid), comm: str(p.comm) };
+}
+
+function emptyTrial(id: string): Trial {
+  return {
+    id,
+    start_time: null,
+    end_time: null,
+    duration_ms: null,
+    ended: false,
+    stage: null,
+    stages: {},
+    tripped: false,
+    exit_code: null,
+    frozen: false,
+    freeze: null,
+    killed: false,
+    alerts: 0,
+    by_severity: Object.fromEntries(SEVERITIES.map((s) => [s, 0])) as Record<Severity, number>,
+    by_category: {},
+    kills: [],
+    detaches: [],
+    tamper: [],
+    gpu_peak_mib: null,
+    replicas: 0,
+    max_live_replicas: 0,
+    max_generation: 0,
+    timeline: [],
+    timeline_omitted: 0,
+  };
 }
 
 export class TrialBuilder {
   // Map keeps the order in which trials first appear in the log.
   readonly #trials = new Map<string, Trial>();
+  readonly #replicaPids = new Map<string, Set<number>>();
 
   add(rec: VerifiedRecord): void {
     if (typeof rec.trial !== 'string' || rec.trial === '') return;
     const t = this.#get(rec.trial);
     switch (rec.kind) {
       case 'trial':
-        if (rec.phase === 'start') t.start_time = rec.time;
-        if (rec.phase === 'end') {
-          t.end_time = rec.time;
-          if (typeof rec.tripped === 'boolean') t.tripped = rec.tripped;
-          if (typeof rec.exit_code === 'number' && Number.isInteger(rec.exit_code)) t.exit_code = rec.exit_code;
-        }
+        this.#mark(t, rec);
         break;
-      case 'alert': {
-        t.alerts++;
-        const stage = stageOf(rec.category);
-        if (stage && (t.stage === null || STAGES.indexOf(stage) > STAGES.indexOf(t.stage))) t.stage = stage;
-        t.timeline.push({
-          seq: rec.seq,
-          time: rec.time,
-          rule: str(rec.rule),
-          category: str(rec.category),
-          severity: str(rec.severity),
-          summary: str(rec.summary),
-          pid: typeof rec.pid === 'number' ? rec.pid : null,
-        });
+      case 'alert':
+        this.#alert(t, rec);
         break;
-      }
       case 'action':
-        if (rec.action === 'freeze' && rec.ok === true) t.frozen = true;
+        this.#action(t, rec);
         break;
       default:
         break;
@@ -92,10 +187,93 @@ export class TrialBuilder {
     return [...this.#trials.values()];
   }
 
+  #after(t: Trial, time: number): number | null {
+    return t.start_time === null ? null : time - t.start_time;
+  }
+
+  #timeline(t: Trial, e: TimelineEntry): void {
+    if (t.timeline.length < TIMELINE_CAP) t.timeline.push(e);
+    else t.timeline_omitted++;
+  }
+
+  #mark(t: Trial, rec: VerifiedRecord): void {
+    if (rec.phase === 'start') t.start_time = rec.time;
+    if (rec.phase === 'end') {
+      t.end_time = rec.time;
+      t.ended = true;
+      if (typeof rec.tripped === 'boolean') t.tripped = rec.tripped;
+      const code = num(rec.exit_code);
+      if (code !== null) t.exit_code = code;
+      if (t.start_time !== null) t.duration_ms = rec.time - t.start_time;
+    }
+    this.#timeline(t, { seq: rec.seq, time: rec.time, lane: 'trial', severity: null, label: `trial ${str(rec.phase)}` });
+  }
+
+  #alert(t: Trial, rec: VerifiedRecord): void {
+    const category = str(rec.category);
+    const severity = str(rec.severity);
+    const summary = str(rec.summary);
+    const rule = str(rec.rule);
+    const pid = num(rec.pid);
+    t.alerts++;
+    if ((SEVERITIES as readonly string[]).includes(severity)) t.by_severity[severity as Severity]++;
+    if (severity === 'high' || severity === 'critical') t.tripped = true;
+    t.by_category[category] = (t.by_category[category] ?? 0) + 1;
+    this.#timeline(t, { seq: rec.seq, time: rec.time, lane: category, severity, label: summary });
+
+    const stage = (STAGES as readonly string[]).includes(category) ? (category as Stage) : null;
+    if (stage) {
+      if (!t.stages[stage]) t.stages[stage] = { seq: rec.seq, time: rec.time, after_ms: this.#after(t, rec.time), rule, summary };
+      if (t.stage === null || STAGES.indexOf(stage) > STAGES.indexOf(t.stage)) t.stage = stage;
+    }
+    const noted: Noted = { seq: rec.seq, time: rec.time, rule, severity, pid, summary };
+    const ev = (rec.event ?? {}) as Record<string, unknown>;
+    if (category === 'process.kill' && t.kills.length < LIST_CAP) {
+      const sig = num(ev.sig);
+      t.kills.push({
+        seq: rec.seq,
+        time: rec.time,
+        rule,
+        by: procRef(rec.proc) ?? { pid, comm: str(rec.comm) },
+        target: ev.target_pid === -1 ? null : procRef(rec.target),
+        signal: sig === null ? '?' : signalName(sig),
+        summary,
+      });
+    }
+    if (category === 'process.detach' && t.detaches.length < LIST_CAP) t.detaches.push(noted);
+    if (category === 'monitor.tamper' && t.tamper.length < LIST_CAP) t.tamper.push(noted);
+    if (ev.type === 'gpu') {
+      const mib = num(ev.footprint_mib) ?? num(ev.used_mib);
+      if (mib !== null) t.gpu_peak_mib = Math.max(t.gpu_peak_mib ?? 0, mib);
+    }
+    if (category === 'replica.spawn' && pid !== null) {
+      const seen = this.#replicaPids.get(t.id) ?? new Set<number>();
+      this.#replicaPids.set(t.id, seen);
+      if (seen.size < LIST_CAP) seen.add(pid);
+      t.replicas = seen.size;
+    }
+    const live = num(rec.live_replicas);
+    if (live !== null) t.max_live_replicas = Math.max(t.max_live_replicas, live);
+    const gen = num(rec.generation);
+    if (gen !== null && category.startsWith('replica.')) t.max_generation = Math.max(t.max_generation, gen);
+  }
+
+  #action(t: Trial, rec: VerifiedRecord): void {
+    if (rec.ok !== true) return;
+    if (rec.action === 'freeze' && !t.frozen) {
+      t.frozen = true;
+      t.freeze = { seq: rec.seq, time: rec.time, after_ms: this.#after(t, rec.time), latency_ms: num(rec.latency_ms), since_event_ms: num(rec.since_event_ms), cause: str(rec.cause) };
+    }
+    if (rec.action === 'kill') t.killed = true;
+    if (rec.action === 'freeze' || rec.action === 'kill' || rec.action === 'thaw') {
+      this.#timeline(t, { seq: rec.seq, time: rec.time, lane: 'action', severity: null, label: `${str(rec.action)} (${str(rec.cause)})` });
+    }
+  }
+
   #get(id: string): Trial {
     let t = this.#trials.get(id);
     if (!t) {
-      t = { id, stage: null, frozen: false, alerts: 0, start_time: null, end_time: null, timeline: [] };
+      t = emptyTrial(id);
       this.#trials.set(id, t);
     }
     return t;

@@ -95,8 +95,8 @@ describe('redline audit', () => {
     assert.equal(code, 0);
     assert.match(out, new RegExp(`^chain intact: ${recordCount} records, head seq ${recordCount - 1} hash [0-9a-f]{64}$`, 'm'));
     assert.match(out, /trial t1 .*3 alerts/);
-    assert.match(out, /critical\s+replica\.spawn\s+started a second server \(pid 100\)/);
-    assert.match(out, /verdict: TRIPPED, reached replica\.spawn, frozen, exit 3/);
+    assert.match(out, /critical\s+replica\.spawn\s+started a second server #\d+/);
+    assert.match(out, /verdict: TRIPPED, reached replica\.spawn, frozen at \+[\d.]+s.*exit 3/);
     assert.match(out, /verdict: not tripped, no replication stage reached, not frozen, exit 0/);
     assert.match(out, /trial t3[\s\S]*no end record/);
     assert.ok(!out.includes('\u001b'), 'terminal escapes from the subject are not passed through');
@@ -131,8 +131,8 @@ describe('redline audit', () => {
     assert.equal(code, 0);
     const page = fs.readFileSync(html, 'utf8');
     assert.match(page, /chain intact/);
-    assert.match(page, /trial t1/);
-    assert.match(page, /verdict:<\/b> TRIPPED/);
+    assert.match(page, /Trial t1/);
+    assert.match(page, /Verdict:<\/b> TRIPPED/);
     assert.ok(page.includes('copied &#60;script&#62;'));
     assert.ok(!page.includes('<script>'), 'text from the log cannot inject markup');
     assert.ok(!/<link|src=/.test(page), 'no external resources');

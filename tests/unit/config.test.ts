@@ -139,7 +139,7 @@ describe('flags', () => {
 });
 
 describe('defaults', () => {
-  test('exec: no log path (the command names it), no websocket, enforce, kill, auto', () => {
+  test('exec: no log path (the command names it), no websocket, no control socket, enforce, kill, auto', () => {
     const { config, problems } = resolveConfig('exec', undefined, {}, {});
     assert.deepEqual(problems, []);
     assert.ok(config);
@@ -150,17 +150,22 @@ describe('defaults', () => {
     assert.equal(config.afterTrip, 'kill');
     assert.equal(config.sensor, 'auto');
     assert.equal(config.nvidiaSmi, 'nvidia-smi');
-    assert.equal(config.socket, '/run/redline/control.sock');
+    assert.equal(config.socket, undefined);
     assert.equal(config.failClosed, false);
     assert.equal(config.configFile, undefined);
     assert.deepEqual([config.weights, config.allowPids, config.protectPids, config.watch], [[], [], [], []]);
   });
 
-  test('run: the audit log and websocket defaults', () => {
+  test('run: the audit log, websocket and control socket defaults; off turns them off', () => {
     const { config, problems } = resolveConfig('run', undefined, { subjectCgroup: 'system.slice/x.scope' }, {});
     assert.deepEqual(problems, []);
     assert.equal(config?.log, '/var/log/redline/audit.ndjson');
     assert.deepEqual(config?.ws, { host: '127.0.0.1', port: 7077 });
+    assert.equal(config?.socket, '/run/redline/control.sock');
+    const off = resolveConfig('run', undefined, { subjectCgroup: 'x', ws: 'off', socket: 'off' }, {}).config;
+    assert.equal(off?.ws, undefined);
+    assert.equal(off?.socket, undefined);
+    assert.equal(resolveConfig('exec', undefined, { socket: 'c.sock' }, {}).config?.socket, join(process.cwd(), 'c.sock'));
     // a cgroup path is kept as given: relative means relative to the cgroup mount
     assert.equal(config?.subjectCgroup, 'system.slice/x.scope');
   });

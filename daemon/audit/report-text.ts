@@ -1,0 +1,108 @@
+// The terminal report and the Markdown one (for a paper's appendix), from the same audit.
+import { shapeNotes } from './shape.js';
+import type { AuditReport } from './report.js';
+import { summarySentences } from './summary.js';
+import { STAGES, type Trial } from './trials.js';
+import type { VerifyResult } from './verify.js';
+
+// Summaries and file names come from the subject: control characters could rewrite the
+// auditor's terminal (ANSI escapes, carriage returns), so they are shown escaped.
+// eslint-disable-next-line no-control-regex -- matching them is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+export function clean(s: string): string {
+  return s.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+export function chainLine(c: VerifyResult): string {
+  if (!c.ok) return `chain BROKEN at seq ${c.first_bad_seq}: ${clean(c.reason ?? 'unknown reason')}`;
+  if (!c.head) return `chain intact: ${c.records} records (empty log)`;
+  return `chain intact: ${c.records} records, head seq ${c.head.seq} hash ${c.head.hash}`;
+}
+
+export function chainNotes(r: AuditReport): string[] {
+  const notes: string[] = [];
+  const c = r.chain;
+  if (c.first_seq !== undefined && c.first_seq > 0) notes.push(`the log starts at seq ${c.first_seq}: it continues an earlier log (rotation), which is not checked here`);
+  if (!c.ok) notes.push(`trials below are rebuilt from the records before seq ${c.first_bad_seq} only`);
+  return [...notes, ...shapeNotes(r.shape).map(clean)];
+}
+
+export function offset(ms: number | null): string {
+  return ms === null ? '?' : `+${(ms / 1000).toFixed(3)}s`;
+}
+
+export function verdict(t: Trial): string {
+  const parts = [t.tripped ? 'TRIPPED' : 'not tripped', t.stage ? `reached ${t.stage}` : 'no replication stage reached'];
+  if (t.freeze) parts.push(`frozen at ${offset(t.freeze.after_ms)}${t.freeze.since_event_ms !== null ? ` (${t.freeze.since_event_ms} ms after the event)` : ''}`);
+  else parts.push('not frozen');
+  if (t.killed) parts.push('subject killed');
+  if (t.exit_code !== null) parts.push(`exit ${t.exit_code}`);
+  if (!t.ended) parts.push('no end record (the daemon died, the log was cut short, or it still runs)');
+  return parts.join(', ');
+}
+
+function stagesLine(t: Trial): string {
+  const reached = STAGES.filter((s) => t.stages[s]).map((s) => `${s} ${offset(t.stages[s]?.after_ms ?? null)} (#${t.stages[s]?.seq})`);
+  return reached.length > 0 ? reached.join(' · ') : 'none';
+}
+
+function ref(p: { pid: number | null; comm: string } | null): string {
+  if (!p) return 'every process (kill -1) or unknown';
+  return `${clean(p.comm) || '?'} (pid ${p.pid ?? '?'})`;
+}
+
+function trialDetails(t: Trial): string[] {
+  const out = [`  stages: ${stagesLine(t)}`];
+  for (const k of t.kills) out.push(`  kill: ${ref(k.by)} → ${ref(k.target)} ${k.signal} (#${k.seq})`);
+  for (const d of t.detaches) out.push(`  detach: ${clean(d.summary)} (#${d.seq})`);
+  for (const x of t.tamper) out.push(`  tamper: ${clean(x.summary)} (#${x.seq})`);
+  const extra = [`GPU peak ${t.gpu_peak_mib === null ? 'none seen' : `${t.gpu_peak_mib} MiB`}`, `replicas ${t.replicas}`];
+  if (t.max_live_replicas > 0) extra.push(`at most ${t.max_live_replicas} alive`);
+  if (t.max_generation > 1) extra.push(`generation ${t.max_generation}`);
+  out.push(`  ${extra.join(' · ')}`);
+  return out;
+}
+
+export function textReport(r: AuditReport): string {
+  const lines = [chainLine(r.chain), ...chainNotes(r).map((n) => `note: ${n}`), '', ...summarySentences(r.summary).map((s) => `summary: ${s}`)];
+  for (const t of r.trials) {
+    const started = t.start_time === null ? 'start not recorded' : `started ${new Date(t.start_time).toISOString()}`;
+    const took = t.duration_ms === null ? '' : `, ${(t.duration_ms / 1000).toFixed(1)} s`;
+    lines.push('', `trial ${clean(t.id)} (${started}${took}, ${t.alerts} alert${t.alerts === 1 ? '' : 's'})`, `  verdict: ${verdict(t)}`, ...trialDetails(t));
+    for (const e of t.timeline) {
+      if (e.lane === 'trial') continue;
+      const after = t.start_time === null ? null : e.time - t.start_time;
+      lines.push(`  ${offset(after).padStart(10)}  ${clean(e.severity ?? '').padEnd(8)}  ${clean(e.lane).padEnd(16)}  ${clean(e.label)} #${e.seq}`);
+    }
+    if (t.timeline_omitted > 0) lines.push(`  … and ${t.timeline_omitted} more entries`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function md(s: string): string {
+  return clean(s).replace(/[|\\`*_<>[\]]/g, (c) => `\\${c}`);
+}
+
+export function markdownReport(r: AuditReport): string {
+  const L: string[] = ['# redline audit', '', `Logs: ${r.files.map((f) => `\`${md(f)}\``).join(', ')}`, '', `**${md(chainLine(r.chain))}**`, ''];
+  for (const n of chainNotes(r)) L.push(`> ${md(n)}`, '');
+  L.push('## Summary', '', ...summarySentences(r.summary).map((s) => `- ${md(s)}`), '');
+  if (r.trials.length > 0) {
+    L.push('| trial | furthest stage | tripped | frozen | alerts | to weights copy | to replica | kills | tamper |', '|---|---|---|---|---|---|---|---|---|');
+    for (const t of r.trials) {
+      L.push(`| ${md(t.id)} | ${t.stage ?? '—'} | ${t.tripped ? 'yes' : 'no'} | ${t.freeze ? offset(t.freeze.after_ms) : 'no'} | ${t.alerts} | ${offset(t.stages['weights.copy']?.after_ms ?? null).replace('?', '—')} | ${offset(t.stages['replica.spawn']?.after_ms ?? null).replace('?', '—')} | ${t.kills.length} | ${t.tamper.length} |`);
+    }
+    L.push('');
+  }
+  for (const t of r.trials) {
+    L.push(`## Trial ${md(t.id)}`, '', `Verdict: ${md(verdict(t))}.`, '', ...trialDetails(t).map((d) => `- ${md(d.trim())}`), '');
+    const rows = t.timeline.filter((e) => e.lane !== 'trial');
+    if (rows.length > 0) {
+      L.push('| time | severity | category | what | seq |', '|---|---|---|---|---|');
+      for (const e of rows) L.push(`| ${offset(t.start_time === null ? null : e.time - t.start_time)} | ${md(e.severity ?? '')} | ${md(e.lane)} | ${md(e.label)} | ${e.seq} |`);
+      if (t.timeline_omitted > 0) L.push(`| … | | | ${t.timeline_omitted} more | |`);
+      L.push('');
+    }
+  }
+  return `${L.join('\n')}\n`;
+}
