@@ -6,7 +6,7 @@ import { controlCommand } from './commands/control.js';
 import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
 import { EXIT, execCommand } from './commands/exec.js';
-import { rulesCheckCommand } from './commands/rules.js';
+import { type RulesTestOptions, rulesCheckCommand, rulesTestCommand } from './commands/rules.js';
 import { runCommand } from './commands/run.js';
 import { UsageError } from './commands/setup.js';
 import { type TailOptions, tailCommand } from './commands/tail.js';
@@ -32,6 +32,7 @@ function monitorOptions(cmd: Command): Command {
     .option('--nvidia-smi <path>', 'the nvidia-smi binary to query')
     .option('--socket <path>', 'the control socket')
     .option('--fail-closed', 'freeze the subject when the monitor can no longer see')
+    .option('--record-events', 'log every event as the rules saw it (for redline rules test)')
     .option('--gpu-interval <ms>', 'how often to poll nvidia-smi (default 1000)')
     .option('--gpu-replica-share <share>', 'GPU memory share of the allowed server that makes a replica (default 0.5)')
     .option('--probe-timeout <ms>', 'how long the serving probe waits for each answer (default 500)')
@@ -71,14 +72,23 @@ async function main(argv: string[]): Promise<number> {
       result = runCommand(opts);
     });
 
-  program
-    .command('rules')
-    .description('rule files')
+  const rules = program.command('rules').description('rule files');
+  rules
     .command('check')
     .argument('<path...>', 'rule files or folders')
     .description('load rules with the daemon’s loader; print every problem as file:line:col')
     .action((paths: string[]) => {
       result = rulesCheckCommand(paths);
+    });
+  rules
+    .command('test')
+    .argument('<input...>', 'audit logs recorded with --record-events, or fixture files of {event, proc} objects (NDJSON)')
+    .description('run a rule pack over recorded events and print what would have fired (and, for a log, what fired live)')
+    .option('--rules <path>', 'rule file or folder (repeatable; default: the shipped rules/)', collect)
+    .option('--trial <id>', 'only this trial')
+    .option('--json', 'machine-readable output')
+    .action((inputs: string[], opts: RulesTestOptions) => {
+      result = rulesTestCommand(inputs, opts);
     });
 
   program

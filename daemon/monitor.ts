@@ -67,7 +67,7 @@ export class Monitor {
     if (!filter) throw new Error(`the eBPF sensor cannot filter on ${describeSubject(o.subject)}: it needs a cgroup v2 group or a uid`);
     this.sensor = new EbpfSensor({ filter });
     this.tracker = new WeightsTracker({ registry: this.registry, monitorPaths: [resolve(o.logPath), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : [])] });
-    this.pipeline = new Pipeline({ table: this.table, ruleset: o.ruleset, subject: o.subject, sink: this.log, mode: o.config.mode, trial: o.trial, failClosed: o.config.failClosed });
+    this.pipeline = new Pipeline({ table: this.table, ruleset: o.ruleset, subject: o.subject, sink: this.log, mode: o.config.mode, trial: o.trial, failClosed: o.config.failClosed, recordEvents: o.config.recordEvents });
     this.listeners = new Listeners({
       table: this.table,
       pipeline: this.pipeline,

@@ -5,6 +5,7 @@ import { freeze, thaw } from './actions/freeze.js';
 import { kill } from './actions/kill.js';
 import type { ActionName, ActionResult } from './actions/result.js';
 import { snapshot } from './actions/snapshot.js';
+import { observedRecord } from './engine/replay.js';
 import type { Ruleset, Match } from './engine/ruleset.js';
 import { type Category, type SensorEvent, type Severity, severityRank } from './events.js';
 import { ancestorsOf, type Enriched, type ProcInfo, type ProcessTable } from './process-table.js';
@@ -26,6 +27,8 @@ export interface PipelineOptions {
   trial?: string;
   /** freeze the subject when the monitor can no longer see (sensor dead, events lost) */
   failClosed?: boolean;
+  /** log every event as the rules saw it (for `redline rules test`) */
+  recordEvents?: boolean;
 }
 
 export interface AlertInfo {
@@ -113,6 +116,7 @@ export class Pipeline extends EventEmitter {
   }
 
   private evaluate(e: Enriched): void {
+    if (this.o.recordEvents) this.write({ ...observedRecord(e) });
     const errorsBefore = this.ruleset.evalErrors;
     for (const m of this.ruleset.evaluate(e)) this.raise(m, e);
     // a rule that throws sees nothing: that is the monitor going blind, and it must say so

@@ -44,6 +44,7 @@ export interface ConfigFlags {
   subjectUid?: string;
   user?: string;
   failClosed?: boolean;
+  recordEvents?: boolean;
   gpuInterval?: string;
   gpuReplicaShare?: string;
   probeTimeout?: string;
@@ -116,6 +117,7 @@ const FLAG_OF: Record<ConfigKey, keyof ConfigFlags> = {
   'subject-uid': 'subjectUid',
   user: 'user',
   'fail-closed': 'failClosed',
+  'record-events': 'recordEvents',
   'gpu-interval': 'gpuInterval',
   'gpu-replica-share': 'gpuReplicaShare',
   'probe-timeout': 'probeTimeout',
@@ -277,6 +279,7 @@ export function resolveConfig(
   } else if (file.user !== undefined) user = String(file.user);
 
   const failClosed = flags.failClosed ?? file['fail-closed'] ?? false;
+  const recordEvents = flags.recordEvents ?? file['record-events'] ?? false;
   const numberFlag = (key: 'gpu-interval' | 'gpu-replica-share' | 'probe-timeout' | 'port-interval' | 'ws-heartbeat', raw: string | undefined, ok: (n: number) => boolean, what: string): number | undefined => {
     if (raw === undefined) return undefined;
     const n = Number(raw);
@@ -322,6 +325,7 @@ export function resolveConfig(
     nvidiaSmi,
     socket,
     failClosed,
+    recordEvents,
     gpuIntervalMs,
     gpuReplicaShare,
     probeTimeoutMs,

@@ -93,6 +93,8 @@ export const configSchema = z.strictObject({
   // a name or a numeric uid (YAML reads `user: 1000` as a number)
   user: z.union([z.string().min(1), z.number().int().nonnegative()]).optional(),
   'fail-closed': z.boolean().optional(),
+  /** log every event as the rules saw it, for `redline rules test` */
+  'record-events': z.boolean().optional(),
   /** how often the GPU sensor polls nvidia-smi, milliseconds */
   'gpu-interval': z.number().int().min(100).max(60_000).optional(),
   /** a subject process holding this share of the allowed server's GPU memory is a replica */
@@ -137,6 +139,7 @@ export interface ResolvedConfig {
   readonly subjectUid?: number;
   readonly user?: string;
   readonly failClosed: boolean;
+  readonly recordEvents: boolean;
   readonly gpuIntervalMs: number;
   readonly gpuReplicaShare: number;
   readonly probeTimeoutMs: number;
