@@ -11,3 +11,4 @@ node --import tsx bench/copy-alert.ts
 node --import tsx bench/listen-latency.ts
 node --import tsx bench/probe.ts
 node --import tsx bench/ws.ts
+node --import tsx bench/audit.ts

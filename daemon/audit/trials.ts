@@ -25,8 +25,8 @@ export type Stage = (typeof STAGES)[number];
 export const REPLICATED_FROM: Stage = 'replica.spawn';
 
 /** entries kept per trial for its timeline; counts stay exact beyond it */
-export const TIMELINE_CAP = 5000;
-const LIST_CAP = 1000;
+export const TIMELINE_CAP = 500;
+const LIST_CAP = 100;
 
 export interface StageReach {
   seq: number;
