@@ -1,9 +1,11 @@
 // `redline audit` on a log that a real trial wrote: intact → 0 with the trial's verdict;
 // an edited, a deleted or a swapped line → 4 naming the first bad seq.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { canonical } from '../../daemon/outputs/chain.js';
 import { monitorSkipReason } from '../helpers/host.js';
 import { bystander, killBystanders } from '../helpers/procs.js';
 import { redline, tempDir } from '../helpers/redline.js';
@@ -62,6 +64,23 @@ describe('audit of a real trial log', { skip: skip ?? false }, () => {
     const r = await tamper('deleted', (l) => l.filter((_, j) => j !== i));
     assert.equal(r.code, 4);
     assert.match(r.stdout + r.stderr, new RegExp(`seq ${i}\\b`));
+  });
+
+  test('an inserted record, even with a well-formed chain link to its predecessor: exit 4 at its place', async () => {
+    const i = lines.findIndex((l) => l.includes('"kind":"alert"'));
+    const r = await tamper('inserted', (l) => {
+      const prev = JSON.parse(l[i - 1] as string) as { seq: number; hash: string; time: number };
+      // a forger's record: correct seq and prev, its own hash over its contents
+      const forged = { seq: prev.seq + 1, time: prev.time, kind: 'daemon', phase: 'note', note: 'all fine', prev: prev.hash };
+      const hash = createHash('sha256').update(canonical(forged)).digest('hex');
+      l.splice(i, 0, JSON.stringify({ ...forged, hash }));
+      return l;
+    });
+    assert.equal(r.code, 4);
+    // the forged record itself verifies; the genuine one after it no longer links
+    assert.match(r.stdout + r.stderr, new RegExp(`seq ${i + 1}\\b`));
+    const json = await redline(['audit', '--json', join(tmp.dir, 'inserted.ndjson')]);
+    assert.equal(JSON.parse(json.stdout).chain.first_bad_seq, i + 1);
   });
 
   test('two swapped lines: exit 4 at the first', async () => {
