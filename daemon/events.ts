@@ -36,6 +36,7 @@ export const EVENT_TYPES = [
   'reparent',
   'open',
   'link',
+  'file_close',
   'listen',
   'listen_close',
   'connect',
@@ -120,6 +121,17 @@ export interface LinkEvent extends EventBase {
   dfd: number;
   filename: string;
   path?: string;
+}
+
+/** a subject process closed a regular file it had read (or written) at least 1 MiB into */
+export interface FileCloseEvent extends EventBase {
+  type: 'file_close';
+  fd: number;
+  /** the file position at close: bytes read, for a file read from the start */
+  pos: number;
+  ino: number;
+  /** st_dev as stat() reports it */
+  dev: number;
 }
 
 /**
@@ -237,6 +249,7 @@ export type SensorEvent =
   | ReparentEvent
   | OpenEvent
   | LinkEvent
+  | FileCloseEvent
   | ListenEvent
   | ListenCloseEvent
   | ConnectEvent

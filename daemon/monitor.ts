@@ -102,6 +102,8 @@ export class Monitor {
     m.sensor.on('event', (ev) => {
       // the weights sensor names the file first, so the pipeline and the log see the path
       if (ev.type === 'listen') return m.listeners.fromSensor(ev);
+      // the weights sensor's alone: a loader that read the weights whole and closed them
+      if (ev.type === 'file_close') return m.tracker.observeClose(ev);
       if (ev.type === 'open' || ev.type === 'link') m.tracker.observe(ev);
       m.pipeline.handle(ev);
     });
@@ -196,6 +198,18 @@ export class Monitor {
   private reload(): { ok: boolean; rules?: number; errors?: string[] } {
     const res = this.reloadRules();
     return res === true ? { ok: true, rules: this.pipeline.ruleset.rules.length } : { ok: false, errors: res };
+  }
+
+  /**
+   * Lets what the subject did last reach the log: events still in bpftrace's buffers, link
+   * checks, copy matches under way. `exec` calls it once the subject's group is empty,
+   * before its verdict.
+   */
+  async settle(maxMs = 1000): Promise<void> {
+    const t0 = Date.now();
+    const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    await pause(60);
+    while (Date.now() - t0 < maxMs && this.tracker.busy()) await pause(20);
   }
 
   /** fingerprints --weights before the subject starts; what was registered goes in the log */

@@ -258,6 +258,7 @@ export class ProcessTable {
       case 'listen':
       case 'connect':
         return this.plain(ev, this.subjectProc(ev.pid, ev));
+      case 'file_close':
       case 'listen_close':
         // the process may be gone: closing was its exit
         return this.plain(ev, this.lookup(ev.pid));

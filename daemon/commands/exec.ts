@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { createGroup, findCgroupV2Mount, isPopulated, removeGroup } from '../cgroup.js';
 import type { ConfigFlags } from '../config/load.js';
 import { Monitor } from '../monitor.js';
+import type { AlertInfo } from '../pipeline.js';
 import type { Subject } from '../subject.js';
 import { newTrialId, setup, UsageError } from './setup.js';
 
@@ -48,15 +49,25 @@ function dropPrivileges(user: string): string[] {
   let uid: string;
   let gid: string;
   try {
-    uid = execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim();
-    gid = execFileSync('id', ['-g', user], { encoding: 'utf8' }).trim();
+    uid = execFileSync('id', ['-u', user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    gid = execFileSync('id', ['-g', user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   } catch {
-    throw new UsageError(`--user ${user}: no such user`);
+    // a bare uid with no account (a throwaway uid for one trial) runs as that uid and gid
+    if (!/^\d+$/.test(user)) throw new UsageError(`--user ${user}: no such user`);
+    uid = user;
+    gid = user;
   }
   return ['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--'];
 }
 
-export async function execCommand(argv: string[], flags: ConfigFlags & { trial?: string; quiet?: boolean }): Promise<ExecResult> {
+export interface ExecHooks {
+  trial?: string;
+  quiet?: boolean;
+  /** each alert as it is written (the demo prints them live) */
+  onAlert?: (a: AlertInfo) => void;
+}
+
+export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks): Promise<ExecResult> {
   if (argv.length === 0) throw new UsageError('exec needs a command: redline exec [options] -- CMD [ARGS…]');
   const { config, ruleset, ruleFiles } = setup('exec', flags);
   const cmd = config.user ? [...dropPrivileges(config.user), ...argv] : argv;
@@ -76,6 +87,7 @@ export async function execCommand(argv: string[], flags: ConfigFlags & { trial?:
     };
     m.pipeline.on('alert', (a: { severity: string; category: string; summary: string }) => say(`[${a.severity}] ${a.category}: ${a.summary}`));
     m.pipeline.on('frozen', (r: { latency_ms: number }) => say(`subject frozen in ${r.latency_ms} ms`));
+    if (flags.onAlert) m.pipeline.on('alert', flags.onAlert);
 
     m.log.append({ kind: 'trial', phase: 'start', trial, command: argv, cgroup: group, mode: config.mode, after_trip: config.afterTrip });
     const child = spawn('/bin/sh', ['-c', ENTER, group, ...cmd], { stdio: 'inherit', detached: true });
@@ -102,6 +114,7 @@ export async function execCommand(argv: string[], flags: ConfigFlags & { trial?:
 
     const exitCode = await childExited;
     await waitEmpty(group, Promise.resolve());
+    await m.settle();
     const code = m.pipeline.tripped() ? EXIT.tripped : EXIT.ok;
     m.log.append({
       kind: 'trial',

@@ -41,6 +41,7 @@ export const EVENT_FIELDS = {
   group: 'int',
   child_pid: 'int',
   filename: 'string',
+  fd: 'int',
   old_ppid: 'int',
   new_ppid: 'int',
   path: 'string',
@@ -120,6 +121,7 @@ export class EventView {
   get group() { return BigInt(this.e.group); }
   get child_pid() { return this.int('child_pid'); }
   get filename() { return this.str('filename'); }
+  get fd() { return this.int('fd'); }
   get old_ppid() { return this.int('old_ppid'); }
   get new_ppid() { return this.int('new_ppid'); }
   get path() { return this.str('path'); }

@@ -1,6 +1,7 @@
-// The README's first command: `redline demo` shows the alerts and the freeze.
+// The README's first command: `redline demo` shows a replication attempt caught live,
+// observed in full, then frozen at the copy, with verdicts and an HTML report.
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { monitorSkipReason } from '../helpers/host.js';
 import { redline, type Run } from '../helpers/redline.js';
@@ -10,30 +11,45 @@ const skip = monitorSkipReason();
 describe('redline demo', { skip: skip ?? false }, () => {
   let run: Run;
   let dir = '';
+  let seconds = 0;
   after(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test('runs both phases and exits 0', async () => {
+  test('runs both phases and exits 0, leaving only the logs and the report', async () => {
+    const t0 = Date.now();
     run = await redline(['demo'], {}, 120_000);
-    dir = /The logs stay in (\S+)\./.exec(run.stdout)?.[1] ?? '';
-    assert.equal(run.code, 0, run.stderr);
+    seconds = (Date.now() - t0) / 1000;
+    dir = /The logs stay in (\S+) /.exec(run.stdout)?.[1] ?? '';
+    assert.equal(run.code, 0, run.stderr + run.stdout);
+    assert.deepEqual(readdirSync(dir).sort(), ['demo.ndjson', 'report.html']);
   });
 
-  test('observe mode: the agent reaches its last step and both attacks are reported', () => {
+  test('observe mode: every step runs, and each is reported as it happens', () => {
     const observe = run.stdout.split('── enforce')[0] ?? '';
-    assert.match(observe, /agent reached step 5 of 5/);
-    assert.match(observe, /ALERT \[critical\] process\.kill: .* sent SIGTERM to protected process sleep/);
-    assert.match(observe, /ALERT \[critical\] monitor\.tamper: .* sent SIGTERM to the monitor/);
+    assert.match(observe, /the agent reached step 6 of 6/);
+    for (const c of ['weights.copy', 'replica.spawn', 'replica.listen', 'replica.serving', 'process.kill']) assert.match(observe, new RegExp(`\\+[\\d.]+s ALERT \\[\\w+\\] ${c.replace('.', '\\.')}: `), c);
     assert.match(observe, /ACTION freeze: skipped \(observe mode\)/);
   });
 
-  test('enforce mode: frozen at the kill, never reaches the monitor', () => {
-    const enforce = run.stdout.split('── enforce')[1] ?? '';
-    assert.match(enforce, /agent reached step 2 of 5/);
+  test('enforce mode: frozen at the copy, evidence logged, killed; no replica ever runs', () => {
+    const enforce = (run.stdout.split('── enforce')[1] ?? '').split('── verdicts')[0] ?? '';
+    assert.match(enforce, /ALERT \[critical\] weights\.copy/);
     assert.match(enforce, /ACTION freeze: done in [\d.]+ ms/);
+    assert.match(enforce, /SNAPSHOT of the \d+ frozen subject processes logged/);
     assert.match(enforce, /ACTION kill: done/);
-    assert.match(enforce, /SNAPSHOT of \d+ frozen subject processes logged/);
-    assert.doesNotMatch(enforce, /monitor\.tamper/);
+    // frozen at the copy (during it, or right after): never as far as checking a replica
+    assert.match(enforce, /the agent reached step [23] of 6/);
+    assert.doesNotMatch(enforce, /replica\.(spawn|listen|serving)/);
+  });
+
+  test('verdicts, an intact chain and the report', (t) => {
+    assert.match(run.stdout, /audit chain: intact/);
+    assert.match(run.stdout, /demo-observe: TRIPPED, reached replica\.serving/);
+    assert.match(run.stdout, /demo-enforce: TRIPPED, reached weights\.copy, frozen at/);
+    const html = /HTML report: (\S+)/.exec(run.stdout)?.[1] ?? '';
+    assert.ok(existsSync(html));
+    // the < 30 s target is a figure in the README, not a timed assertion
+    t.diagnostic(`the demo took ${seconds.toFixed(1)} s`);
   });
 });

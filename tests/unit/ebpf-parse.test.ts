@@ -60,7 +60,7 @@ test('other bpftrace message types are ignored', () => {
 test('the generated script filters every probe on the subject', () => {
   const s = generateScript({ kind: 'cgroup', path: '/sys/fs/cgroup/unified/redline/t1' });
   const probes = s.split('\n').filter((l) => l.startsWith('tracepoint:'));
-  assert.equal(probes.length, 23);
+  assert.equal(probes.length, 24);
   for (const p of probes) {
     // syscall exits only report what a filtered entry recorded for that thread
     if (/sys_exit_(open|creat)/.test(p)) assert.match(p, /\/@oflags\[tid\]\//);
@@ -97,6 +97,9 @@ test('listen and connect lines (captured from the generated program)', () => {
   // a UDP server's bind: told apart by seen_by
   const b = parseLine('{"type": "printf", "data": "B\\t12719671108516\\t15909\\t15909\\t5\\t4\\t17\\t38687\\t504219\\t0.0.0.0\\tpython3\\n"}', clock);
   assert.deepEqual(b, { kind: 'event', event: { type: 'listen', time: 12719671.108516, pid: 15909, tid: 15909, fd: 5, seen_by: 'bind', proto: 'udp', addr: '0.0.0.0', port: 38687, inode: 504219, loopback: false, comm: 'python3' } });
+  // a file closed far into it (captured): position, inode, and the kernel's dev_t made stat()'s
+  const r = parseLine('{"type": "printf", "data": "R\\t15989450162029\\t18937\\t18937\\t3\\t3145728\\t2148994\\t266338304\\tpython3\\n"}', clock);
+  assert.deepEqual(r, { kind: 'event', event: { type: 'file_close', time: 15989450.162029, pid: 18937, tid: 18937, fd: 3, pos: 3145728, ino: 2148994, dev: 65024, comm: 'python3' } });
   // an unknown protocol number is a malformed line, not a guess
   assert.equal(parseLine('{"type": "printf", "data": "N\\t1\\t2\\t2\\t3\\t4\\t132\\t80\\t9\\t0.0.0.0\\tx\\n"}', clock).kind, 'error');
   const c4 = parseLine('{"type": "printf", "data": "C\\t6970701992051\\t31310\\t31310\\t4\\t4\\t38133\\t127.0.0.1\\tpython3\\n"}', clock);

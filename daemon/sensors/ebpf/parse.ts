@@ -26,6 +26,13 @@ function ns(s: string | undefined): bigint | null {
   return BigInt(s);
 }
 
+/** the kernel's dev_t (major << 20 | minor) as stat() encodes it for userspace */
+export function userDev(kdev: number): number {
+  const major = Math.floor(kdev / 2 ** 20);
+  const minor = kdev % 2 ** 20;
+  return (minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12);
+}
+
 /** one printf payload (without the JSON envelope) → event, or an error saying what was wrong */
 export function parsePayload(payload: string, clock: Clock): BpftraceLine {
   const text = payload.endsWith('\n') ? payload.slice(0, -1) : payload;
@@ -63,6 +70,14 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
       const dfd = int(f[5]);
       if ((kind !== 'hard' && kind !== 'sym') || dfd === null || f.length < 8) break;
       return { kind: 'event', event: { type: 'link', time, pid, tid, kind, dfd, comm: f[6], filename: f.slice(7).join('\t') } };
+    }
+    case 'R': {
+      const fd = int(f[4]);
+      const pos = int(f[5]);
+      const ino = int(f[6]);
+      const kdev = int(f[7]);
+      if (fd === null || pos === null || ino === null || kdev === null) break;
+      return { kind: 'event', event: { type: 'file_close', time, pid, tid, fd, pos, ino, dev: userDev(kdev), comm: f.slice(8).join('\t') } };
     }
     case 'N':
     case 'B': {

@@ -58,6 +58,9 @@ export function generateScript(filter: SubjectFilter): string {
   ].join('\n');
 }
 
+/** closes of files read (or written) less far than this are not reported */
+export const READ_CLOSE_MIN = 1 << 20;
+
 /**
  * File opens (with the fd they returned, so userspace can name the file through
  * /proc/PID/fd even when the path was relative) and new links. The open's flags and name
@@ -92,6 +95,18 @@ function fileProbes(p: string): string[] {
     // creat() is open(O_WRONLY|O_CREAT|O_TRUNC); GNU tar writes its archives through it
     ...enter('sys_enter_creat', '-100', String(0o1101), 'args->pathname'),
     ...exit('sys_exit_creat'),
+    // a file closed after reading past 1 MiB: its position, inode and device, read in the
+    // kernel (a loader that reads the weights whole and closes them leaves no fd to look at)
+    `tracepoint:syscalls:sys_enter_close /${p}/ {`,
+    `  $files = curtask->files;`,
+    `  if (args->fd < $files->fdt->max_fds) {`,
+    `    $f = (struct file *)*($files->fdt->fd + args->fd);`,
+    // regular files only (a directory's position says nothing about bytes read)
+    `    if ($f != 0 && $f->f_pos >= ${READ_CLOSE_MIN} && ($f->f_inode->i_mode & 0xf000) == 0x8000) {`,
+    `      printf("R\\t%llu\\t%d\\t%d\\t%d\\t%lld\\t%lu\\t%u\\t%s\\n", nsecs, pid, tid, args->fd, $f->f_pos, $f->f_inode->i_ino, $f->f_inode->i_sb->s_dev, comm);`,
+    `    }`,
+    `  }`,
+    `}`,
     ...link('sys_enter_linkat', 'hard', 'args->newdfd'),
     ...link('sys_enter_link', 'hard', '-100'),
     ...link('sys_enter_symlinkat', 'sym', 'args->newdfd'),

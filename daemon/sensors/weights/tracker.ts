@@ -4,7 +4,7 @@
 // /proc/PID/maps and fdinfo to tell a loader (mmap, read whole) from a glance.
 import { EventEmitter } from 'node:events';
 import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import type { LinkEvent, OpenEvent, SensorEvent } from '../../events.js';
+import type { FileCloseEvent, LinkEvent, OpenEvent, SensorEvent } from '../../events.js';
 import type { Sensor, SensorHealth } from '../sensor.js';
 import { fingerprint } from './fingerprint.js';
 import { type CandidateMatch, matchCandidate } from './match.js';
@@ -47,6 +47,8 @@ interface Candidate {
   lastGrowth: number;
   match: CandidateMatch | null;
   busy: boolean;
+  /** a match was attempted at least once (false: a first look is still due) */
+  checked: boolean;
   /** reads of this file seen before it was known to be the weights (a copy read right after it is made) */
   pendingReads: { ev: OpenEvent; path: string }[];
 }
@@ -76,6 +78,8 @@ export class WeightsTracker extends EventEmitter implements Sensor {
   private readonly loads = new Map<string, LoadWatch>();
   /** weight files each pid opened for reading: the likely source of what it writes */
   private readonly readers = new Map<number, Set<WeightFile>>();
+  /** link checks scheduled and not yet run */
+  private linkChecks = 0;
   /** pids that wrote a copy: copiers read the weights whole too, but are not servers */
   private readonly writers = new Set<number>();
   /** inodes written by subject processes and paths of links they made: the watcher leaves these alone */
@@ -164,7 +168,9 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     ev.path = path;
     this.claimedPaths.add(path);
     // the syscall is on its way in; look once it has had time to finish
+    this.linkChecks++;
     setTimeout(() => {
+      this.linkChecks--;
       const st = statOf(path);
       const w = st ? this.o.registry.byInode(st.dev, st.ino) : undefined;
       if (!w) return;
@@ -185,7 +191,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     }
     const own = openSame(path, st) ?? openSame(`/proc/${ev.pid}/fd/${ev.fd}`, st);
     if (own === null) return;
-    this.candidates.set(key, { path, own, dev: st.dev, ino: st.ino, pid: ev.pid, comm: ev.comm ?? '', size: -1, lastGrowth: Date.now(), match: null, busy: false, pendingReads: [] });
+    this.candidates.set(key, { path, own, dev: st.dev, ino: st.ino, pid: ev.pid, comm: ev.comm ?? '', size: -1, lastGrowth: Date.now(), match: null, busy: false, checked: false, pendingReads: [] });
     this.arm();
   }
 
@@ -257,6 +263,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
       .catch(() => undefined)
       .finally(() => {
         c.busy = false;
+        c.checked = true;
       });
   }
 
@@ -288,6 +295,34 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     } catch {
       // removed or renamed before it could be read again: nothing more to learn from it
     }
+  }
+
+  /**
+   * Work still under way that may yet report: a link to look at, a match running, a
+   * candidate big enough for a first look that has not had one. (`exec` waits for this
+   * before its verdict: a `ln` or `cp` the subject ran last is judged before the trial ends.)
+   */
+  busy(): boolean {
+    if (this.linkChecks > 0) return true;
+    for (const c of this.candidates.values()) if (c.busy || (!c.checked && c.size >= MIB)) return true;
+    return false;
+  }
+
+  /**
+   * A file closed after reading most of it: when it is registered weights, the process read
+   * them whole (a loader that reads and closes, as transformers does, leaves no fd or
+   * mapping to look at). Still alive READ_WHOLE_ALIVE_MS later, it is a replica.
+   */
+  observeClose(ev: FileCloseEvent): void {
+    const w = this.o.registry.byInode(ev.dev, ev.ino);
+    if (!w || ev.pos < READ_WHOLE_SHARE * w.fp.size || this.writers.has(ev.pid)) return;
+    const key = `${ev.pid}:${w.fp.dev}:${w.fp.ino}`;
+    const now = Date.now();
+    const l = this.loads.get(key) ?? { pid: ev.pid, fd: ev.fd, weight: w, path: w.path, comm: ev.comm ?? '', until: now, readWholeAt: null };
+    l.readWholeAt ??= now;
+    l.until = Math.max(l.until, now + READ_WHOLE_ALIVE_MS + 1000);
+    this.loads.set(key, l);
+    this.arm();
   }
 
   /** looks at once whether `pid` holds weights it opened (before its listen() is judged) */
