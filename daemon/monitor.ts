@@ -1,5 +1,6 @@
 // One monitored subject: the audit log, process table, sensor and pipeline, set up in the
 // order that loses nothing (log first, sensor attached before the subject acts).
+import { rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { ResolvedConfig } from './config/schema.js';
@@ -49,6 +50,8 @@ export class Monitor {
   readonly pipeline: Pipeline;
   readonly listeners: Listeners;
   stream: StreamServer | null = null;
+  /** a token file this daemon generated (removed at stop) */
+  private tokenFile: string | undefined;
   control: ControlServer | null = null;
   private readonly startedAt = Date.now();
   private readonly handlers: [NodeJS.Signals, () => void][] = [];
@@ -137,6 +140,7 @@ export class Monitor {
     if (!ws) return;
     try {
       const { token, file } = ensureToken(this.o.config.wsToken, ws.port);
+      this.tokenFile = file;
       const stream = new StreamServer({ host: ws.host, port: ws.port, token, logPath: this.log.path, head: () => this.log.head(), heartbeatMs: this.o.config.wsHeartbeatMs });
       const port = await stream.start();
       this.stream = stream;
@@ -321,6 +325,7 @@ export class Monitor {
     this.log.append({ kind: 'daemon', phase: 'stop', reason, events: this.pipeline.counts.events, alerts: this.pipeline.counts.alerts });
     // the stop record reaches the stream's clients before they are told the daemon stopped
     await this.stream?.stop();
+    if (this.tokenFile) rmSync(this.tokenFile, { force: true });
     await this.control?.stop();
     this.log.close();
     const unwritten = this.log.pendingLines();
