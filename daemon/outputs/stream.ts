@@ -75,7 +75,8 @@ function presentedToken(req: IncomingMessage, url: URL): string | null {
 
 function refuse(socket: Duplex, status: number, text: string): void {
   socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\n${status === 401 ? 'WWW-Authenticate: Bearer\r\n' : ''}\r\n${text}`);
-  socket.destroy();
+  // the answer goes out first; a client that keeps its end open is cut off soon after
+  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 function list(v: string | null): string[] | null {

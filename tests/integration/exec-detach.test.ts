@@ -1,4 +1,5 @@
 // process.detach: double fork, setsid, nohup and persistence tools, through real eBPF.
+// The high ones (leaving the tree, persistence) freeze; nohup and setsid alone only alert.
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,7 +36,8 @@ describe('process.detach', { skip: skip ?? false }, () => {
     );
     chmodSync(script, 0o755);
     const log = join(tmp.dir, 'detach.ndjson');
-    run = await redline(['exec', '--log', log, '--', script]);
+    // observe mode: the high ones would freeze, and every step must still run
+    run = await redline(['exec', '--mode', 'observe', '--log', log, '--', script]);
     recs = readLog(log);
   });
   after(() => tmp.cleanup());
@@ -68,7 +70,9 @@ describe('process.detach', { skip: skip ?? false }, () => {
     assert.equal(run.code, 3);
   });
 
-  test('detach alerts do not freeze (no freeze action in the rules)', () => {
-    assert.equal(recs.filter((r) => r.kind === 'action').length, 0);
+  test('leaving the tree and persistence freeze; nohup and setsid alone only alert', () => {
+    const causes = new Set(recs.filter((r) => r.kind === 'action' && r.action === 'freeze').map((r) => r.cause));
+    assert.ok(causes.has('left-process-tree') && causes.has('persistence-tool'), JSON.stringify([...causes]));
+    assert.ok(!causes.has('detach-tool') && !causes.has('new-session'), JSON.stringify([...causes]));
   });
 });
