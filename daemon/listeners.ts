@@ -47,9 +47,9 @@ export class Listeners {
     this.poller.start();
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     // a last look, so the log has the close of every port that closed with the subject
-    this.poller.tick();
+    await this.poller.tick();
     this.stopped = true;
     this.poller.stop();
   }

@@ -316,7 +316,7 @@ export class Monitor {
     this.stopped = true;
     for (const [sig, fn] of this.handlers) process.off(sig, fn);
     await Promise.all(this.pending);
-    this.listeners.stop();
+    await this.listeners.stop();
     await this.sensor.stop();
     await this.tracker.stop();
     await this.watcher?.stop();

@@ -50,7 +50,7 @@ describe('the /proc/net poll', () => {
     const other = await holder('tcp'); // not the subject's: never reported
     const poller = new PortPoller({ pids: () => (h.child.exitCode === null ? [h.pid] : []), intervalMs: 1000 });
     const seen = collect(poller);
-    poller.tick();
+    await poller.tick();
     const l = seen.find((e) => e.type === 'listen') as ListenEvent | undefined;
     assert.ok(l, JSON.stringify(seen));
     assert.equal(l.pid, h.pid);
@@ -60,11 +60,11 @@ describe('the /proc/net poll', () => {
     assert.equal(l.loopback, true);
     assert.equal(l.seen_by, 'poll');
     assert.ok(!seen.some((e) => e.type === 'listen' && e.port === other.port), 'another process’s listener was reported');
-    poller.tick();
+    await poller.tick();
     assert.equal(seen.length, 1, 'a listener is reported once');
     h.child.kill('SIGKILL');
     await exited(h.child);
-    poller.tick();
+    await poller.tick();
     const c = seen.find((e) => e.type === 'listen_close');
     assert.ok(c, JSON.stringify(seen));
     assert.equal(c.port, h.port);
@@ -75,7 +75,7 @@ describe('the /proc/net poll', () => {
     const h = await holder('udp', '0.0.0.0');
     const poller = new PortPoller({ pids: () => [h.pid], intervalMs: 1000 });
     const seen = collect(poller);
-    poller.tick();
+    await poller.tick();
     const l = seen.find((e) => e.type === 'listen') as ListenEvent | undefined;
     assert.ok(l, JSON.stringify(seen));
     assert.equal(l.proto, 'udp');
@@ -88,7 +88,7 @@ describe('the /proc/net poll', () => {
     const h = await holder('tcp', '127.0.0.1', ['unshare', '-n', 'sh', '-c', 'ip link set lo up 2>/dev/null; exec "$@"', 'sh']);
     const poller = new PortPoller({ pids: () => [h.pid], intervalMs: 1000 });
     const seen = collect(poller);
-    poller.tick();
+    await poller.tick();
     const l = seen.find((e) => e.type === 'listen') as ListenEvent | undefined;
     assert.ok(l, JSON.stringify(seen));
     assert.equal(l.pid, h.pid);

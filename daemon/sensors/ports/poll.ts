@@ -7,7 +7,7 @@ import { readlinkSync } from 'node:fs';
 import type { ListenCloseEvent, ListenEvent } from '../../events.js';
 import type { SensorHealth } from '../sensor.js';
 import { isLoopback, type NetSocket } from './parse-net.js';
-import { isListening, netSockets, socketInodes } from './resolve.js';
+import { isListening, netSocketsAsync, socketInodes } from './resolve.js';
 
 export interface PortPollerOptions {
   /** the subject's processes now */
@@ -43,8 +43,8 @@ export class PortPoller extends EventEmitter<{ event: [ListenEvent | ListenClose
   }
 
   start(): void {
-    this.tick();
-    this.timer = setInterval(() => this.tick(), this.o.intervalMs);
+    void this.tick();
+    this.timer = setInterval(() => void this.tick(), this.o.intervalMs);
     this.timer.unref();
   }
 
@@ -65,8 +65,20 @@ export class PortPoller extends EventEmitter<{ event: [ListenEvent | ListenClose
     this.foreign.delete(ev.inode);
   }
 
-  /** one pass; never throws (a process that vanishes mid-read is simply not there) */
-  tick(): void {
+  private inFlight: Promise<void> | null = null;
+
+  /** one pass (a pass still running is joined, not doubled); never rejects */
+  tick(): Promise<void> {
+    this.inFlight ??= this.pass()
+      .catch(() => undefined)
+      .finally(() => {
+        this.inFlight = null;
+      });
+    return this.inFlight;
+  }
+
+  /** a process that vanishes mid-read is simply not there */
+  private async pass(): Promise<void> {
     this.ticks++;
     const pids = this.o.pids();
     const oneOfEachNetns = new Map<string, number>();
@@ -75,10 +87,13 @@ export class PortPoller extends EventEmitter<{ event: [ListenEvent | ListenClose
       if (ns !== null && !oneOfEachNetns.has(ns)) oneOfEachNetns.set(ns, pid);
     }
     const listening = new Map<number, NetSocket>();
-    for (const pid of oneOfEachNetns.values()) for (const s of netSockets(pid)) if (isListening(s)) listening.set(s.inode, s);
+    // only listeners known before the read can have closed (one claimed meanwhile is newer than it)
+    const before = new Set(this.held.keys());
+    const tables = await Promise.all([...oneOfEachNetns.values()].map((pid) => netSocketsAsync(pid)));
+    for (const s of tables.flat()) if (isListening(s)) listening.set(s.inode, s);
 
     for (const [inode, h] of this.held) {
-      if (listening.has(inode)) continue;
+      if (listening.has(inode) || !before.has(inode)) continue;
       this.held.delete(inode);
       const s = h.socket;
       this.emit('event', { type: 'listen_close', time: Date.now(), pid: h.pid, comm: h.comm, proto: s.proto, addr: s.localAddr, port: s.localPort, inode });

@@ -1,6 +1,7 @@
 // A process's sockets through /proc: the inodes its fds name, looked up in its own
 // /proc/PID/net tables (its network namespace, which may not be the host's).
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { type NetSocket, type Proto, parseProcNet, TCP_LISTEN, UDP_UNCONNECTED } from './parse-net.js';
 
 const PROTOS: Proto[] = ['tcp', 'tcp6', 'udp', 'udp6'];
@@ -12,6 +13,16 @@ export function socketInode(pid: number, fd: number): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * netSockets, off the event loop: the kernel builds these files by walking its socket hash
+ * tables (about a millisecond each even when nearly empty), which the periodic poll must
+ * not spend on the thread that turns kernel events into alerts
+ */
+export async function netSocketsAsync(pid: number): Promise<NetSocket[]> {
+  const tables = await Promise.all(PROTOS.map((proto) => readFile(`/proc/${pid}/net/${proto}`, 'utf8').then((text) => parseProcNet(text, proto), () => [] as NetSocket[])));
+  return tables.flat();
 }
 
 /** the socket inodes a process holds, with the fd of each */
