@@ -5,6 +5,7 @@
 // stopped) unless --follow keeps it waiting for the daemon to come back.
 import { existsSync, readFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
+import { clean } from '../audit/report-text.js';
 import { DEFAULTS } from '../config/schema.js';
 import { DAEMON_STOPPED, tokenFileFor } from '../outputs/stream.js';
 import { UsageError } from './setup.js';
@@ -22,13 +23,14 @@ export interface TailOptions {
 
 const COLORS: Record<string, string> = { critical: '\x1b[1;31m', high: '\x1b[31m', medium: '\x1b[33m', low: '\x1b[36m', info: '\x1b[2m' };
 
+/** one record as a line for a person; text from the subject has its control characters escaped */
 export function readable(r: Record<string, unknown>, color: boolean): string {
   const time = new Date(Number(r.time)).toISOString().slice(11, 23);
   const paint = (c: string | undefined, s: string) => (color && c ? `${c}${s}\x1b[0m` : s);
-  const trial = r.trial ? ` [${r.trial}]` : '';
+  const trial = r.trial ? ` [${clean(String(r.trial))}]` : '';
   switch (r.kind) {
     case 'alert':
-      return `${time} #${r.seq}${trial} ${paint(COLORS[String(r.severity)], `${String(r.severity).toUpperCase()} ${r.category}`)} ${r.summary}`;
+      return `${time} #${r.seq}${trial} ${paint(COLORS[String(r.severity)], `${String(r.severity).toUpperCase()} ${r.category}`)} ${clean(String(r.summary))}`;
     case 'action':
       return `${time} #${r.seq}${trial} ${paint('\x1b[35m', `action ${r.action}`)} ${r.ok ? 'ok' : r.skipped ? 'skipped' : 'FAILED'} ${r.latency_ms ?? ''} ms (${r.cause ?? ''})`;
     case 'trial':
