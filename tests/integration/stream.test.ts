@@ -140,14 +140,17 @@ describe('the websocket stream', { skip: skip ?? false }, () => {
   });
 
   test('tail prints the alert a test provokes, and exits 0 on SIGINT', async () => {
-    const tail = spawn(process.execPath, ['--import', 'tsx', CLI, 'tail', '--url', d.url, '--token', d.token], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    // --heartbeats: its first heartbeat says it is connected (start-up takes seconds on a busy host)
+    const tail = spawn(process.execPath, ['--import', 'tsx', CLI, 'tail', '--url', d.url, '--token', d.token, '--heartbeats'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     tail.stdout.on('data', (c) => {
       out += c;
     });
     const exited = new Promise<number | null>((r) => tail.on('close', (code) => r(code)));
     try {
-      await new Promise((r) => setTimeout(r, 1500)); // tsx start-up
+      const t1 = Date.now();
+      while (!out.includes('"kind":"heartbeat"') && Date.now() - t1 < 30_000) await new Promise((r) => setTimeout(r, 20));
+      assert.match(out, /"kind":"heartbeat"/, 'tail never connected');
       const a = await d.provoke();
       const t0 = Date.now();
       while (!out.includes(`"seq":${a.seq},`) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
