@@ -211,9 +211,9 @@ export function resolveConfig(
   const afterTrip = choice('after-trip', AFTER_TRIP, DEFAULTS.afterTrip);
   const sensor = choice('sensor', SENSORS, DEFAULTS.sensor);
   const log = filePath('log') ?? (command === 'run' ? DEFAULTS.runLog : undefined);
-  // the control socket: on by default for the daemon; an `exec` trial has one only when asked
+  // the control socket: CONTRACT.md's default for both commands; `--socket off` turns it off
   const socketGiven = flags.socket ?? file.socket;
-  const socket = socketGiven !== undefined && (WS_OFF as readonly string[]).includes(socketGiven) ? undefined : (filePath('socket') ?? (command === 'run' ? DEFAULTS.socket : undefined));
+  const socket = socketGiven !== undefined && (WS_OFF as readonly string[]).includes(socketGiven) ? undefined : (filePath('socket') ?? DEFAULTS.socket);
   const nvidiaSmi = filePath('nvidia-smi') ?? DEFAULTS.nvidiaSmi;
 
   let ws: HostPort | undefined = command === 'run' ? { ...DEFAULTS.runWs } : undefined;

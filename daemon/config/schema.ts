@@ -131,7 +131,7 @@ export interface ResolvedConfig {
   readonly wsToken: string | undefined;
   /** a bare name is looked up in PATH; anything with a slash is an absolute path */
   readonly nvidiaSmi: string;
-  /** undefined: no control socket (`exec` without --socket, or `--socket off`) */
+  /** undefined: no control socket (`--socket off`) */
   readonly socket: string | undefined;
   /** as given: absolute, or relative to the cgroup v2 mount (never to the working folder) */
   readonly subjectCgroup?: string;

@@ -139,7 +139,7 @@ describe('flags', () => {
 });
 
 describe('defaults', () => {
-  test('exec: no log path (the command names it), no websocket, no control socket, enforce, kill, auto', () => {
+  test('exec: no log path (the command names it), no websocket, the default control socket, enforce, kill, auto', () => {
     const { config, problems } = resolveConfig('exec', undefined, {}, {});
     assert.deepEqual(problems, []);
     assert.ok(config);
@@ -150,7 +150,7 @@ describe('defaults', () => {
     assert.equal(config.afterTrip, 'kill');
     assert.equal(config.sensor, 'auto');
     assert.equal(config.nvidiaSmi, 'nvidia-smi');
-    assert.equal(config.socket, undefined);
+    assert.equal(config.socket, '/run/redline/control.sock');
     assert.equal(config.failClosed, false);
     assert.equal(config.configFile, undefined);
     assert.deepEqual([config.weights, config.allowPids, config.protectPids, config.watch], [[], [], [], []]);
