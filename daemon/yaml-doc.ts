@@ -2,7 +2,8 @@
 // at file:line:col, and offsets inside a scalar's value → source positions (for CEL errors).
 // Shared by the rule reader and the config loader.
 import { type Document, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument, type Scalar } from 'yaml';
-import type { z } from 'zod';
+import { closest, distance } from 'fastest-levenshtein';
+import { z } from 'zod';
 import type { LoadProblem } from './events.js';
 
 export type Path = readonly (string | number)[];
@@ -171,7 +172,7 @@ export function zodProblems(file: string, doc: Document, lineCounter: LineCounte
       case 'unrecognized_keys': {
         const known = schema ? objectKeys(schema, rel) : [];
         for (const k of issue.keys) {
-          const hint = closest(k, known);
+          const hint = closestKey(k, known);
           push(rel, keyPositionOf(doc, lineCounter, [...full, k]), `unknown key "${k}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
         }
         return;
@@ -239,93 +240,60 @@ function boundMessage(issue: z.core.$ZodIssueTooSmall | z.core.$ZodIssueTooBig):
   return incl ? `must be at most ${n}` : `must be less than ${n}`;
 }
 
-// Follow a zod schema along a path to the object(s) there, for did-you-mean.
+// The keys of the object(s) a schema has at a path, for did-you-mean. Read from the schema's
+// JSON Schema (zod's public toJSONSchema) rather than from zod's internal definitions.
+interface JsonSchema {
+  $ref?: string;
+  properties?: Record<string, JsonSchema>;
+  items?: JsonSchema;
+  prefixItems?: JsonSchema[];
+  anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+  allOf?: JsonSchema[];
+}
+
 function objectKeys(schema: z.ZodType, path: Path): string[] {
+  let root: JsonSchema;
+  try {
+    root = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+  } catch {
+    return [];
+  }
+  // `#` or `#/$defs/name`: where zod puts a schema that is used recursively
+  const resolve = (ref: string): JsonSchema | undefined =>
+    ref
+      .replace(/^#\/?/, '')
+      .split('/')
+      .filter(Boolean)
+      .reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], root) as JsonSchema | undefined;
   const keys = new Set<string>();
-  const visit = (s: z.core.$ZodType | undefined, i: number, seen: number): void => {
+  const visit = (s: JsonSchema | undefined, i: number, seen: number): void => {
     if (!s || seen > 64) return;
-    const def = s._zod.def as unknown as Record<string, unknown> & { type: string };
-    const inner = (k: string) => def[k] as z.core.$ZodType | undefined;
-    switch (def.type) {
-      case 'optional':
-      case 'nullable':
-      case 'default':
-      case 'prefault':
-      case 'nonoptional':
-      case 'readonly':
-      case 'catch':
-        visit(inner('innerType'), i, seen + 1);
-        return;
-      case 'pipe':
-        visit(inner('in'), i, seen + 1);
-        return;
-      case 'lazy':
-        visit((def.getter as () => z.core.$ZodType)(), i, seen + 1);
-        return;
-      case 'union':
-        for (const o of def.options as z.core.$ZodType[]) visit(o, i, seen + 1);
-        return;
-      case 'array':
-        if (i < path.length && typeof path[i] === 'number') visit(inner('element'), i + 1, seen + 1);
-        return;
-      case 'object': {
-        const shape = def.shape as Record<string, z.core.$ZodType>;
-        if (i === path.length) for (const k of Object.keys(shape)) keys.add(k);
-        else visit(shape[String(path[i])], i + 1, seen + 1);
-        return;
-      }
-    }
+    if (s.$ref) visit(resolve(s.$ref), i, seen + 1);
+    for (const arm of [...(s.anyOf ?? []), ...(s.oneOf ?? []), ...(s.allOf ?? [])]) visit(arm, i, seen + 1);
+    const seg = path[i];
+    if (seg === undefined) for (const k of Object.keys(s.properties ?? {})) keys.add(k);
+    else if (typeof seg === 'number') visit(s.prefixItems?.[seg] ?? s.items, i + 1, seen + 1);
+    else visit(s.properties?.[seg], i + 1, seen + 1);
   };
-  visit(schema, 0, 0);
+  visit(root, 0, 0);
   return [...keys];
 }
 
-/** the known key nearest to a mistyped one, if it is plausibly a typo */
-function closest(word: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = Number.POSITIVE_INFINITY;
-  for (const k of known) {
-    const d = editDistance(word.toLowerCase(), k.toLowerCase());
-    if (d < bestD) {
-      bestD = d;
-      best = k;
-    }
-  }
-  return best !== undefined && bestD <= Math.max(1, Math.floor(best.length / 3)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length] ?? 0;
+/** the known key nearest to a mistyped one (ignoring case), if it is plausibly a typo */
+function closestKey(word: string, known: readonly string[]): string | undefined {
+  const lower = known.map((k) => k.toLowerCase());
+  const best = closest(word.toLowerCase(), lower) as string | undefined;
+  if (best === undefined) return undefined;
+  return distance(word.toLowerCase(), best) <= Math.max(1, Math.floor(best.length / 3)) ? known[lower.indexOf(best)] : undefined;
 }
 
 // ---- offsets inside a scalar's value → source positions ----
+// Exact for plain scalars and `|`/`>` blocks, which is what rule packs use: their value is their
+// source lines (trimmed, or less the block's indentation) joined by folds and line breaks. Any
+// other scalar (quoted ones, with their escapes) gets the scalar's start.
 
-/** one source line's contribution to the value: its decoded text and where each char came from */
-interface Segment {
-  text: string;
-  offs: number[];
-  /** source offset just past the segment, where the line break (a fold) sits */
-  end: number;
-}
-
-const WS = new Set([' ', '\t', '\r']);
-/** what folding and chomping put between lines in a value */
-const SEP = new Set([' ', '\t', '\r', '\n']);
-// YAML double-quote escapes that stand for one character
-const ESCAPES: Record<string, string> = {
-  '0': '\0', a: '\x07', b: '\b', t: '\t', '\t': '\t', n: '\n', v: '\v', f: '\f', r: '\r', e: '\x1b', ' ': ' ', '"': '"', '/': '/',
-  '\\': '\\', N: '\u0085', _: '\u00a0', L: '\u2028', P: '\u2029',
-};
-
-/** source lines between [from, to), each as [start, end) with '\r' and '\n' excluded */
+/** source lines within [from, to), each as [start, end) with '\r' and '\n' excluded */
 function lines(text: string, from: number, to: number): [number, number][] {
   const out: [number, number][] = [];
   let s = from;
@@ -339,125 +307,58 @@ function lines(text: string, from: number, to: number): [number, number][] {
   return out;
 }
 
-/** flow scalars: each line trimmed (but not the outer edges of a quoted scalar), then decoded */
-function flowSegments(text: string, from: number, to: number, quote: '' | "'" | '"'): Segment[] {
-  const ls = lines(text, from, to);
-  const segs: Segment[] = [];
-  ls.forEach(([s0, e0], i) => {
-    let s = s0;
-    let e = e0;
-    if (i > 0 || !quote) while (s < e && WS.has(text[s] ?? '')) s++;
-    if (i < ls.length - 1 || !quote) while (e > s && WS.has(text[e - 1] ?? '')) e--;
-    const seg: Segment = { text: '', offs: [], end: e };
-    for (let p = s; p < e; ) {
-      const c = text[p] ?? '';
-      let len = 1;
-      let out = c;
-      if (quote === "'" && c === "'" && text[p + 1] === "'") len = 2;
-      else if (quote === '"' && c === '\\') {
-        const n = text[p + 1];
-        if (n === undefined || p + 1 >= e) {
-          // escaped line break: joins the lines with nothing between them
-          out = '';
-        } else {
-          const hex = n === 'x' ? 2 : n === 'u' ? 4 : n === 'U' ? 8 : 0;
-          len = 2 + hex;
-          const cp = hex ? Number.parseInt(text.slice(p + 2, p + 2 + hex), 16) : Number.NaN;
-          out = hex ? String.fromCodePoint(cp >= 0 && cp <= 0x10ffff ? cp : 0x3f) : (ESCAPES[n] ?? n);
-        }
-      }
-      for (let k = 0; k < out.length; k++) {
-        seg.text += out[k];
-        seg.offs.push(p);
-      }
-      p += len;
-    }
-    if (seg.text) segs.push(seg);
-  });
-  return segs;
-}
-
-/** block scalars: content lines start on the line after the header, at the block's indentation */
-function blockSegments(text: string, header: number, to: number, value: string): Segment[] {
-  const nl = text.indexOf('\n', header);
-  if (nl < 0 || nl >= to) return [];
-  const ls = lines(text, nl + 1, to);
-  // indentation = the first content line's indent minus what the value kept of it; this also
+/** where each source line's text sits, for a plain or block scalar */
+function contentLines(text: string, node: Scalar, start: number, end: number, value: string): [number, number][] {
+  if (node.type === 'PLAIN') {
+    return lines(text, start, end).map(([s, e]): [number, number] => {
+      while (s < e && /[ \t]/.test(text[s] ?? '')) s++;
+      while (e > s && /[ \t]/.test(text[e - 1] ?? '')) e--;
+      return [s, e];
+    });
+  }
+  // a block's content starts on the line after its header
+  const nl = text.indexOf('\n', start);
+  if (nl < 0 || nl >= end) return [];
+  const ls = lines(text, nl + 1, end);
+  // indentation = the first content line's indent less what the value kept of it; this also
   // covers an explicit indentation indicator without knowing the parent's indent
   const firstSrc = ls.find(([s, e]) => /\S/.test(text.slice(s, e)));
   const firstVal = value.split('\n').find((l) => /\S/.test(l)) ?? '';
-  const srcIndent = firstSrc ? /^ */.exec(text.slice(firstSrc[0], firstSrc[1]))?.[0].length ?? 0 : 0;
-  const indent = Math.max(0, srcIndent - (/^ */.exec(firstVal)?.[0].length ?? 0));
-  const segs: Segment[] = [];
-  for (const [s, e] of ls) {
-    if (s + indent >= e) continue;
-    const seg: Segment = { text: text.slice(s + indent, e), offs: [], end: e };
-    for (let p = s + indent; p < e; p++) seg.offs.push(p);
-    segs.push(seg);
-  }
-  return segs;
-}
-
-/** lines up segments with the value; what lies between them in the value (folds, kept newlines) maps to the line break before */
-function alignSegments(value: string, segs: Segment[], start: number): number[] {
-  const map: number[] = new Array(value.length).fill(-1);
-  let v = 0;
-  let prevEnd = start;
-  for (const seg of segs) {
-    let p = v;
-    while (p < value.length && !value.startsWith(seg.text, p) && SEP.has(value[p] ?? '')) p++;
-    if (!value.startsWith(seg.text, p)) {
-      p = v;
-      while (p < value.length && value[p] === '\n') p++;
-    }
-    for (let k = v; k < p; k++) map[k] = prevEnd;
-    // copies what matches; after a decoding mismatch the rest is filled in approximately below
-    for (let j = 0; j < seg.text.length && p + j < value.length; j++) map[p + j] = seg.offs[j] ?? prevEnd;
-    v = p + seg.text.length;
-    prevEnd = seg.end;
-    if (v >= value.length) break;
-  }
-  let last = start;
-  for (let k = 0; k < map.length; k++) {
-    if ((map[k] ?? -1) < 0) map[k] = k >= v ? prevEnd : last;
-    last = map[k] ?? last;
-  }
-  return map;
+  const indentOf = (l: string) => /^ */.exec(l)?.[0].length ?? 0;
+  const indent = firstSrc ? Math.max(0, indentOf(text.slice(firstSrc[0], firstSrc[1])) - indentOf(firstVal)) : 0;
+  return ls.map(([s, e]): [number, number] => [Math.min(s + indent, e), e]);
 }
 
 /**
- * Where a character offset inside a scalar's parsed string value sits in the source. Exact for
- * single-line plain and quoted scalars and for `|`/`>` blocks; approximate for escapes and
- * folded multi-line flow scalars; always inside the scalar's range.
+ * Where a character offset inside a scalar's parsed string value sits in the source: exact for
+ * plain and `|`/`>` block scalars, the scalar's start for anything else; always inside the
+ * scalar's range. One past the value's end (an "unexpected end" error) is just after its last
+ * character.
  */
 export function offsetPosition(node: Node, lineCounter: LineCounter, offset: number): Position {
   const range = node.range;
   if (!range) return { line: 1, col: 1 };
-  const start = range[0];
-  const last = Math.max(start, range[1] - 1);
-  const clamp = (o: number) => linePos(lineCounter, Math.min(Math.max(o, start), last));
+  const [start, end] = range;
+  const last = Math.max(start, end - 1);
+  const at = (o: number) => linePos(lineCounter, Math.min(Math.max(o, start), last));
   const text = TEXTS.get(lineCounter);
-  if (!isScalar(node)) return clamp(start);
-  const type = (node as Scalar).type;
-  const quoted = type === 'QUOTE_DOUBLE' || type === 'QUOTE_SINGLE';
-  if (text === undefined) return clamp(start + (quoted ? 1 : 0) + Math.max(0, offset));
-
-  const value = typeof node.value === 'string' ? node.value : String(node.value);
-  let segs: Segment[];
-  if (type === 'BLOCK_LITERAL' || type === 'BLOCK_FOLDED') {
-    segs = blockSegments(text, start, range[1], value);
-  } else if (quoted) {
-    const q = type === 'QUOTE_DOUBLE' ? '"' : "'";
-    const open = text.indexOf(q, start);
-    if (open < 0 || open >= range[1]) return clamp(start + Math.max(0, offset));
-    const close = text[range[1] - 1] === q && range[1] - 1 > open ? range[1] - 1 : range[1];
-    segs = flowSegments(text, open + 1, close, q);
-  } else {
-    segs = flowSegments(text, start, range[1], '');
+  if (text === undefined || !isScalar(node) || !['PLAIN', 'BLOCK_LITERAL', 'BLOCK_FOLDED'].includes(node.type ?? '')) return at(start);
+  const value = String(node.value);
+  // map[i]: the source offset of value[i]; a fold or kept line break maps to the end of the line before it
+  const map: number[] = [];
+  let lineEnd = start;
+  for (const [s, e] of contentLines(text, node, start, end, value)) {
+    if (s === e) continue;
+    const seg = text.slice(s, e);
+    let p = map.length;
+    while (p < value.length && !value.startsWith(seg, p) && /\s/.test(value[p] ?? '')) p++;
+    if (!value.startsWith(seg, p)) break; // not the value's text (a plain number, say): stop here
+    while (map.length < p) map.push(lineEnd);
+    for (let k = s; k < e; k++) map.push(k);
+    lineEnd = e;
   }
-  const map = alignSegments(value, segs, start);
-  if (map.length === 0) return clamp(start + (quoted ? 1 : 0));
+  if (map.length === 0) return at(start);
   const i = Math.max(0, Math.floor(offset));
-  // one past the value's end (an "unexpected end" error) points just after its last character
-  return i < map.length ? clamp(map[i] ?? start) : clamp((map[map.length - 1] ?? start) + 1);
+  if (i < map.length) return at(map[i] ?? start);
+  return at(i < value.length ? lineEnd : (map[map.length - 1] ?? start) + 1);
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { isScalar, LineCounter, type Node, parseDocument, type Scalar } from 'yaml';
+import { readdirSync, readFileSync } from 'node:fs';
+import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument, type Scalar } from 'yaml';
 import { z } from 'zod';
 import { formatProblem, SEVERITIES } from '../../daemon/events.js';
 import { formatPath, keyPositionOf, offsetPosition, parseYamlText, positionOf, zodProblems } from '../../daemon/yaml-doc.js';
@@ -161,23 +162,6 @@ describe('offsetPosition', () => {
     assert.deepEqual(at('plain', 5), { line: 1, col: 13 });
   });
 
-  test("single-quoted scalar, with '' counting as one character", () => {
-    assert.equal(scalar('single').value, "it's x");
-    assert.deepEqual(at('single', 0), { line: 2, col: 10 });
-    assert.deepEqual(at('single', 3), { line: 2, col: 14 });
-    assert.deepEqual(at('single', 5), { line: 2, col: 16 });
-    // one past the end: the closing quote
-    assert.deepEqual(at('single', 6), { line: 2, col: 17 });
-  });
-
-  test('double-quoted scalar, with an escape counting as one character', () => {
-    assert.equal(scalar('double').value, 'a\tb c');
-    assert.deepEqual(at('double', 0), { line: 3, col: 10 });
-    assert.deepEqual(at('double', 1), { line: 3, col: 11 });
-    assert.deepEqual(at('double', 2), { line: 3, col: 13 });
-    assert.deepEqual(at('double', 4), { line: 3, col: 15 });
-  });
-
   test('literal block scalar: content starts the line after `|`, at the block indentation', () => {
     assert.equal(scalar('block').value, 'first line\n  second\n');
     assert.deepEqual(at('block', 0), { line: 5, col: 3 });
@@ -224,11 +208,103 @@ describe('offsetPosition', () => {
     }
   });
 
-  test('a document parsed elsewhere still gets a position inside the scalar', () => {
+  test('a quoted scalar points at its start (its escapes are not decoded back to the source)', () => {
+    for (const o of [0, 3, 5, 99]) {
+      assert.deepEqual(at('single', o), { line: 2, col: 9 });
+      assert.deepEqual(at('double', o), { line: 3, col: 9 });
+    }
+  });
+
+  test('a document parsed elsewhere (no source text kept) gets the scalar start', () => {
     const lc = new LineCounter();
-    const d = parseDocument(lines('k: "abc"'), { lineCounter: lc });
-    const n = d.get('k', true) as Scalar;
-    assert.deepEqual(offsetPosition(n, lc, 1), { line: 1, col: 6 }); // `b`
-    assert.deepEqual(offsetPosition(n, lc, 99), { line: 1, col: 8 });
+    const d = parseDocument(lines('k: "abc"', 'p: a b'), { lineCounter: lc });
+    assert.deepEqual(offsetPosition(d.get('k', true) as Scalar, lc, 1), { line: 1, col: 4 });
+    assert.deepEqual(offsetPosition(d.get('p', true) as Scalar, lc, 2), { line: 2, col: 4 });
+  });
+
+  test('folded block with a blank line, a more-indented line and a comment after a plain scalar', () => {
+    const p = parseYamlText('f.yaml', lines('a: >', '  x &&', '', '    y', '  z', 'b: p && q # note', 'c: |+', '  k', '', 'd: 1'));
+    assert.ok(p.doc);
+    const a = p.doc.get('a', true) as Scalar;
+    assert.equal(a.value, 'x &&\n\n  y\nz\n');
+    assert.deepEqual(offsetPosition(a, p.lineCounter, 0), { line: 2, col: 3 });
+    assert.deepEqual(offsetPosition(a, p.lineCounter, 8), { line: 4, col: 5 }); // `y`
+    assert.deepEqual(offsetPosition(a, p.lineCounter, 10), { line: 5, col: 3 }); // `z`
+    const b = p.doc.get('b', true) as Scalar;
+    assert.deepEqual(offsetPosition(b, p.lineCounter, 5), { line: 6, col: 9 }); // `q`
+    assert.deepEqual(offsetPosition(b, p.lineCounter, 6), { line: 6, col: 9 }); // one past: still `q`, not the comment
+    const c = p.doc.get('c', true) as Scalar;
+    assert.equal(c.value, 'k\n\n');
+    assert.deepEqual(offsetPosition(c, p.lineCounter, 0), { line: 8, col: 3 });
+    assert.deepEqual(offsetPosition(c, p.lineCounter, 2), { line: 8, col: 4 }); // a kept line break: the end of the last line
+  });
+
+  test('in every shipped rule pack, each plain and block scalar character maps to itself in the source', () => {
+    const dir = new URL('../../rules/', import.meta.url);
+    const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+    assert.ok(files.length > 0);
+    let checked = 0;
+    for (const f of files) {
+      const text = readFileSync(new URL(f, dir), 'utf8');
+      const p = parseYamlText(f, text);
+      assert.ok(p.doc);
+      visit(p.doc.contents, (n) => {
+        if (!['PLAIN', 'BLOCK_LITERAL', 'BLOCK_FOLDED'].includes(n.type ?? '') || typeof n.value !== 'string') return;
+        for (let i = 0; i < n.value.length; i++) {
+          const ch: string = n.value[i] ?? '';
+          if (/\s/.test(ch)) continue;
+          const pos = offsetPosition(n, p.lineCounter, i);
+          const src = (p.lineCounter.lineStarts[pos.line - 1] ?? 0) + pos.col - 1;
+          assert.equal(text[src], ch, `${f}:${pos.line}:${pos.col}: value[${i}] of ${JSON.stringify(n.value)}`);
+          checked++;
+        }
+      });
+    }
+    assert.ok(checked > 1000, String(checked));
+  });
+});
+
+function visit(n: unknown, f: (s: Scalar) => void): void {
+  if (isScalar(n)) f(n);
+  else if (isMap(n) || isSeq(n)) {
+    for (const it of n.items) {
+      if (isPair(it)) {
+        visit(it.key, f);
+        visit(it.value, f);
+      } else visit(it, f);
+    }
+  }
+}
+
+describe('did-you-mean for unknown keys', () => {
+  const problemsFor = (yaml: string, schema: z.ZodType) => {
+    const p = parseYamlText('k.yaml', yaml);
+    assert.ok(p.doc);
+    const res = schema.safeParse(p.doc.toJS());
+    assert.ok(!res.success);
+    return zodProblems('k.yaml', p.doc, p.lineCounter, res.error, [], schema).map(formatProblem);
+  };
+
+  test('ignores case, and says nothing when no key is close', () => {
+    const schema = z.strictObject({ severity: z.string().optional(), window: z.number().optional() });
+    assert.deepEqual(problemsFor(lines('SEVRITY: x', 'colour: y'), schema), ['k.yaml:1:1: unknown key "SEVRITY" (did you mean "severity"?)', 'k.yaml:2:1: unknown key "colour"']);
+  });
+
+  test('finds the keys through lists, optionals, defaults, transforms and a recursive schema', () => {
+    interface Tree {
+      name: string;
+      children?: Tree[];
+    }
+    const tree: z.ZodType<Tree> = z.lazy(() => z.strictObject({ name: z.string(), children: z.array(tree).optional() }));
+    const schema = z.strictObject({
+      items: z.array(z.strictObject({ label: z.string().transform((s) => s.length) })).default([]),
+      tree: tree.optional(),
+    });
+    assert.deepEqual(problemsFor(lines('items:', '  - labl: a', 'tree:', '  name: r', '  children:', '    - nme: c'), schema), [
+      'k.yaml:2:5: items[0]: missing required key "label"',
+      'k.yaml:2:5: items[0]: unknown key "labl" (did you mean "label"?)',
+      'k.yaml:6:7: tree.children[0]: missing required key "name"',
+      'k.yaml:6:7: tree.children[0]: unknown key "nme" (did you mean "name"?)',
+    ]);
   });
 });
