@@ -45,6 +45,7 @@ export const EVENT_TYPES = [
   'weights_copy',
   'weights_load',
   'gpu',
+  'sensor_trouble',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -180,6 +181,11 @@ export interface ProbeEvent extends EventBase {
   answered: boolean;
   inference: boolean;
   excerpt: string;
+  /** probed from inside the listener's own network namespace (not the daemon's) */
+  netns?: true;
+  latency_ms?: number;
+  /** why no answer came (refused, timed out) */
+  error?: string;
 }
 
 interface WeightsBase extends EventBase {
@@ -240,6 +246,21 @@ export interface GpuEvent extends EventBase {
   used_unknown?: boolean;
 }
 
+/**
+ * A sensor that can no longer see everything (it died, lost events, hangs), as an event of
+ * the daemon's own (pid: the daemon). rules/monitor.yaml decides its severity and whether the
+ * subject is frozen for it.
+ */
+export interface SensorTroubleEvent extends EventBase {
+  type: 'sensor_trouble';
+  sensor: string;
+  reason: 'lost-events' | 'died' | 'restart-failed' | 'stderr' | 'timeout' | 'garbage' | 'failed';
+  detail: string;
+  lost?: number;
+  /** the daemon runs with --fail-closed */
+  fail_closed: boolean;
+}
+
 export type SensorEvent =
   | ExecEvent
   | ForkEvent
@@ -257,7 +278,8 @@ export type SensorEvent =
   | WeightsOpenEvent
   | WeightsCopyEvent
   | WeightsLoadEvent
-  | GpuEvent;
+  | GpuEvent
+  | SensorTroubleEvent;
 
 /** a problem found while loading a file (rules or config): data, not an exception */
 export interface LoadProblem {

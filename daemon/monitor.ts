@@ -3,11 +3,13 @@
 import { rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
+import { freeze } from './actions/freeze.js';
+import type { ActionResult } from './actions/result.js';
 import type { ResolvedConfig } from './config/schema.js';
 import { loadRules } from './engine/load.js';
 import type { Ruleset } from './engine/ruleset.js';
-import { formatProblem, type SensorEvent } from './events.js';
-import { Listeners } from './listeners.js';
+import { formatProblem } from './events.js';
+import { Ingress } from './ingress.js';
 import { controlHandler } from './control/commands.js';
 import { Operator } from './control/operator.js';
 import { ControlServer } from './control/server.js';
@@ -16,6 +18,9 @@ import { AuditLog } from './outputs/audit-log.js';
 import { Pipeline } from './pipeline.js';
 import { ProcessTable } from './process-table.js';
 import { EbpfSensor } from './sensors/ebpf/index.js';
+import { PortPoller } from './sensors/ports/poll.js';
+import { ProbeScheduler } from './sensors/ports/probes.js';
+import { OrphanCheck } from './sensors/proc/orphans.js';
 import type { Sensor } from './sensors/sensor.js';
 import { GpuSensor, gpuUnavailableReason } from './sensors/gpu/index.js';
 import { closeHashers } from './sensors/weights/fingerprint.js';
@@ -38,6 +43,8 @@ export interface MonitorOptions {
 const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 // how long to wait for the sensor to report who sent us a signal
 const SENDER_GRACE_MS = 300;
+/** the exit status of a daemon stopped by an error nothing else caught */
+export const EXIT_CRASHED = 1;
 
 export class Monitor {
   readonly log: AuditLog;
@@ -48,13 +55,18 @@ export class Monitor {
   private watcher: FolderWatcher | null = null;
   gpu: GpuSensor | null = null;
   readonly pipeline: Pipeline;
-  readonly listeners: Listeners;
+  /** the ports sensor (/proc/net) */
+  readonly ports: PortPoller;
+  readonly probes: ProbeScheduler;
+  readonly orphans = new OrphanCheck();
   stream: StreamServer | null = null;
   /** a token file this daemon generated (removed at stop) */
   private tokenFile: string | undefined;
   control: ControlServer | null = null;
   private readonly startedAt = Date.now();
-  private readonly handlers: [NodeJS.Signals, () => void][] = [];
+  /** remove the process-wide handlers this daemon installed: signals, and (last) crashes */
+  private readonly unhook: (() => void)[] = [];
+  private readonly unhookCrash: (() => void)[] = [];
   /** signal decisions still waiting for the sensor to name the sender */
   private readonly pending = new Set<Promise<void>>();
 
@@ -69,15 +81,13 @@ export class Monitor {
     const filter = subjectFilter(o.subject);
     if (!filter) throw new Error(`the eBPF sensor cannot filter on ${describeSubject(o.subject)}: it needs a cgroup v2 group or a uid`);
     this.sensor = new EbpfSensor({ filter });
-    this.tracker = new WeightsTracker({ registry: this.registry, monitorPaths: [resolve(o.logPath), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : [])] });
-    this.pipeline = new Pipeline({ table: this.table, ruleset: o.ruleset, subject: o.subject, sink: this.log, mode: o.config.mode, trial: o.trial, failClosed: o.config.failClosed, recordEvents: o.config.recordEvents });
-    this.listeners = new Listeners({
-      table: this.table,
-      pipeline: this.pipeline,
-      pids: () => subjectPids(o.subject),
-      checkWeights: (pid) => this.tracker.checkNow(pid),
-      probeTimeoutMs: o.config.probeTimeoutMs,
-      pollIntervalMs: o.config.portIntervalMs,
+    this.tracker = new WeightsTracker({ registry: this.registry });
+    this.ports = new PortPoller({ pids: () => subjectPids(o.subject), intervalMs: o.config.portIntervalMs });
+    this.probes = new ProbeScheduler({ probeTimeoutMs: o.config.probeTimeoutMs });
+    const ingress = new Ingress([resolve(o.logPath), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : [])]);
+    this.pipeline = new Pipeline({
+      table: this.table, ruleset: o.ruleset, subject: o.subject, sink: this.log, mode: o.config.mode, trial: o.trial, failClosed: o.config.failClosed, recordEvents: o.config.recordEvents,
+      stages: { ingress, weights: this.tracker, ports: this.ports, probes: this.probes, orphans: this.orphans },
     });
     this.log.on('error', (err: Error) => {
       // the record is queued in memory and retried; say so on stderr (the log itself is failing)
@@ -99,23 +109,11 @@ export class Monitor {
       rules: o.ruleset.rules.length,
       rule_files: o.ruleFiles,
     });
+    m.catchCrashes();
     m.table.seed();
     warmUp(o.ruleset);
     await m.registerWeights();
-    m.sensor.on('event', (ev) => {
-      // the weights sensor names the file first, so the pipeline and the log see the path
-      if (ev.type === 'listen') return m.listeners.fromSensor(ev);
-      // the weights sensor's alone: a loader that read the weights whole and closed them
-      if (ev.type === 'file_close') return m.tracker.observeClose(ev);
-      if (ev.type === 'open' || ev.type === 'link') m.tracker.observe(ev);
-      m.pipeline.handle(ev);
-    });
-    m.tracker.on('event', (ev: SensorEvent) => {
-      m.pipeline.handle(ev);
-      // found to be a replica after it began listening: its listeners count from now
-      if (ev.type === 'weights_load') m.listeners.becameReplica(ev.pid, ev.comm);
-    });
-    m.sensor.on('trouble', (t) => m.pipeline.sensorTrouble(t));
+    for (const s of [m.sensor, m.tracker, m.ports, m.probes, m.orphans]) m.feed(s);
     m.sensor.on('restarted', () => {
       m.table.setMonitorPids(m.sensor.ownPids());
       m.log.append({ kind: 'daemon', phase: 'sensor-restarted', sensor: m.sensor.name, sensor_pids: m.sensor.ownPids() });
@@ -123,15 +121,63 @@ export class Monitor {
     await m.sensor.start();
     m.table.setMonitorPids(m.sensor.ownPids());
     m.log.append({ kind: 'daemon', phase: 'sensor', sensor: m.sensor.name, sensor_pids: m.sensor.ownPids(), detail: 'probes attached' });
-    m.listeners.start();
+    await m.ports.start();
     m.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'ports', detail: `reading /proc/net every ${o.config.portIntervalMs} ms` });
     await m.startGpu();
     await m.startStream();
     await m.startControl();
+    injectFault();
     const rotate = () => m.rotateLog();
     process.on('SIGUSR2', rotate);
-    m.handlers.push(['SIGUSR2', rotate]);
+    m.unhook.push(() => process.off('SIGUSR2', rotate));
     return m;
+  }
+
+  /** every sensor's events and trouble go into the pipeline, and only there */
+  private feed(s: Sensor): void {
+    s.on('event', (ev) => this.pipeline.ingest(ev));
+    s.on('trouble', (t) => this.pipeline.sensorTrouble(t));
+  }
+
+  /**
+   * An error nothing else caught ends the daemon, but not with the subject left running
+   * unwatched: in enforce mode or with --fail-closed it is frozen first, and the log says why.
+   */
+  private catchCrashes(): void {
+    const crash = (err: unknown) => this.crashed(err);
+    for (const ev of ['uncaughtException', 'unhandledRejection'] as const) {
+      process.on(ev, crash);
+      this.unhookCrash.push(() => process.off(ev, crash));
+    }
+  }
+
+  private crashing = false;
+
+  private crashed(err: unknown): void {
+    if (this.crashing) return;
+    this.crashing = true;
+    const message = err instanceof Error ? err.message : String(err);
+    const freezeIt = this.pipeline.mode === 'enforce' || this.o.config.failClosed;
+    let frozen: Promise<ActionResult> | null = null;
+    // the freeze is written to the cgroup before anything else is attempted
+    if (freezeIt) frozen = freeze(this.o.subject).catch((e: unknown) => ({ action: 'freeze', ok: false, latency_ms: 0, error: String(e) }));
+    const attempt = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch {
+        // the log itself may be what failed; stderr below still says it
+      }
+    };
+    process.stderr.write(`redline: stopping on an internal error: ${err instanceof Error ? (err.stack ?? message) : message}
+`);
+    attempt(() => this.pipeline.daemonAlert('redline.crashed', 'monitor.degraded', 'critical', `redline stopped on an internal error: ${message}`, { error: err instanceof Error ? err.stack?.split('\n').slice(0, 8).join('\n') : message }));
+    void (async () => {
+      const r = frozen ? await frozen : null;
+      if (r) attempt(() => this.log.append({ kind: 'action', ...r, cause: 'redline.crashed', ...(this.pipeline.trial ? { trial: this.pipeline.trial } : {}) }));
+      attempt(() => this.log.append({ kind: 'daemon', phase: 'crash', error: message, subject_frozen: r?.ok ?? false }));
+      attempt(() => this.log.close());
+      process.exit(EXIT_CRASHED);
+    })();
   }
 
   /** the websocket stream, when configured; a failure to start is an alert, not a stop */
@@ -181,7 +227,7 @@ export class Monitor {
 
   /** what `redline status` prints */
   status(): Record<string, unknown> {
-    const sensors = [this.sensor.health(), this.tracker.health(), this.listeners.poller.health(), ...(this.watcher ? [this.watcher.health()] : []), ...(this.gpu ? [this.gpu.health()] : [])];
+    const sensors = [this.sensor.health(), this.tracker.health(), this.ports.health(), ...(this.watcher ? [this.watcher.health()] : []), ...(this.gpu ? [this.gpu.health()] : [])];
     return {
       version: VERSION,
       daemon_pid: process.pid,
@@ -235,8 +281,7 @@ export class Monitor {
     const folders = [...new Set([...this.o.config.watch, ...weightFolders])];
     if (folders.length === 0) return;
     const w = new FolderWatcher({ registry: this.registry, folders, claimed: (dev, ino, path) => this.tracker.claimed(dev, ino, path) });
-    w.on('event', (ev) => this.pipeline.handle(ev));
-    w.on('trouble', (t) => this.pipeline.sensorTrouble(t));
+    this.feed(w);
     try {
       await w.start();
       this.watcher = w;
@@ -255,8 +300,7 @@ export class Monitor {
       return;
     }
     const gpu = new GpuSensor({ nvidiaSmi, allowPids: [...this.o.config.allowPids], intervalMs: this.o.config.gpuIntervalMs, replicaShare: this.o.config.gpuReplicaShare });
-    gpu.on('event', (ev) => this.pipeline.handle(ev));
-    gpu.on('trouble', (t) => this.pipeline.sensorTrouble(t));
+    this.feed(gpu);
     gpu.on('recovered', (r: { detail: string }) => this.log.append({ kind: 'daemon', phase: 'sensor-recovered', sensor: 'gpu', detail: r.detail }));
     try {
       await gpu.start();
@@ -274,7 +318,7 @@ export class Monitor {
   onSignals(stop: (signal: NodeJS.Signals) => void, hup?: () => void): void {
     const on = (sig: NodeJS.Signals, fn: () => void) => {
       process.on(sig, fn);
-      this.handlers.push([sig, fn]);
+      this.unhook.push(() => process.off(sig, fn));
     };
     for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as NodeJS.Signals[]) {
       on(sig, () => {
@@ -314,9 +358,10 @@ export class Monitor {
   async stop(reason: string): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const [sig, fn] of this.handlers) process.off(sig, fn);
+    for (const off of this.unhook) off();
     await Promise.all(this.pending);
-    await this.listeners.stop();
+    await this.ports.stop();
+    await this.probes.stop();
     await this.sensor.stop();
     await this.tracker.stop();
     await this.watcher?.stop();
@@ -328,6 +373,8 @@ export class Monitor {
     if (this.tokenFile) rmSync(this.tokenFile, { force: true });
     await this.control?.stop();
     this.log.close();
+    // crashes are caught until the last record is written
+    for (const off of this.unhookCrash) off();
     const unwritten = this.log.pendingLines();
     if (unwritten.length > 0) {
       // the disk refused them; the operator's terminal or journal is the last place left
@@ -335,4 +382,15 @@ export class Monitor {
       for (const line of unwritten) process.stderr.write(line.endsWith('\n') ? line : `${line}\n`);
     }
   }
+}
+
+/**
+ * Test-only: REDLINE_TEST_FAULT=uncaught throws, a moment after start, where nothing catches
+ * it, so the tests can prove the crash path freezes the subject and writes its last record.
+ */
+function injectFault(): void {
+  if (process.env.REDLINE_TEST_FAULT !== 'uncaught') return;
+  setTimeout(() => {
+    throw new Error('fault injected by REDLINE_TEST_FAULT');
+  }, Number(process.env.REDLINE_TEST_FAULT_MS ?? 300));
 }

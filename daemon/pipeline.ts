@@ -1,16 +1,26 @@
-// sensors → process table → rule engine → actions → outputs, and nothing else.
+// sensors → ingress → process table → rule engine → actions → outputs, and nothing else.
+// Every sensor event enters through ingest(); the routing below is the one place that says
+// which stage sees which event type. Nothing on this path may end the daemon: an error
+// becomes a monitor.degraded alert and, where the subject can no longer be watched, a freeze.
 import { EventEmitter } from 'node:events';
 import { nowMs } from './clock.js';
 import { freeze, thaw } from './actions/freeze.js';
 import { kill } from './actions/kill.js';
 import type { ActionName, ActionResult } from './actions/result.js';
-import { snapshot } from './actions/snapshot.js';
+import { type Snapshot, snapshot } from './actions/snapshot.js';
+import type { RuleAction } from './engine/schema.js';
 import { observedRecord } from './engine/replay.js';
 import type { Ruleset, Match } from './engine/ruleset.js';
-import { type Category, type SensorEvent, type Severity, severityRank } from './events.js';
-import { ancestorsOf, type Enriched, type ProcInfo, type ProcessTable } from './process-table.js';
+import { type Category, type ListenEvent, type SensorEvent, type Severity, severityRank } from './events.js';
+import { ErrorFunnel } from './funnel.js';
+import { Ingress } from './ingress.js';
+import { ancestorsOf, type Enriched, type ProcInfo } from './process.js';
+import type { ProcessTable } from './process-table.js';
+import type { PortPoller } from './sensors/ports/poll.js';
+import type { ProbeScheduler } from './sensors/ports/probes.js';
+import type { OrphanCheck } from './sensors/proc/orphans.js';
 import type { SensorTrouble } from './sensors/sensor.js';
-import { readStat } from './sensors/proc/read.js';
+import type { WeightsTracker } from './sensors/weights/tracker.js';
 import type { Subject } from './subject.js';
 
 /** the log the pipeline writes to: append never throws and returns the sealed record */
@@ -29,6 +39,24 @@ export interface PipelineOptions {
   failClosed?: boolean;
   /** log every event as the rules saw it (for `redline rules test`) */
   recordEvents?: boolean;
+  /** the stages that learn from events besides the rules (absent ones are skipped) */
+  stages?: Stages;
+  /** the evidence taken at a freeze (tests pass one that fails) */
+  snapshot?: (s: Subject) => Snapshot;
+}
+
+/** sensors that are fed by other sensors' events, and the first stage every event passes */
+export interface Stages {
+  /** names opened and linked files, tags the monitor's own */
+  ingress?: Ingress;
+  /** follows the weights through opens, links and closes */
+  weights?: Pick<WeightsTracker, 'observe' | 'observeClose' | 'checkNow' | 'exited'>;
+  /** the ports sensor: eBPF's listeners are claimed so it need only see them close */
+  ports?: Pick<PortPoller, 'claim' | 'listenersOf'>;
+  /** probes a replica's ports */
+  probes?: Pick<ProbeScheduler, 'replicaListens'>;
+  /** finds the children an exited process left behind */
+  orphans?: Pick<OrphanCheck, 'exited'>;
 }
 
 export interface AlertInfo {
@@ -45,8 +73,6 @@ export interface AlertInfo {
 // a signal whose target is not yet known may have been sent to a child whose fork event
 // is still in another CPU's buffer: look again after this long
 const LATE_TARGET_MS = 20;
-// after a parent exits, the kernel reparents its children within microseconds
-const REPARENT_CHECK_MS = 15;
 
 function procSummary(p: ProcInfo | null): Record<string, unknown> | undefined {
   if (!p) return undefined;
@@ -68,7 +94,9 @@ export class Pipeline extends EventEmitter {
   trial: string | undefined;
   frozen = false;
   private freezing: Promise<ActionResult> | null = null;
-  private readonly reportedEvalErrors = new Set<string>();
+  private readonly stages: Stages;
+  private readonly ingress: Ingress;
+  private readonly funnel: ErrorFunnel;
   private readonly monitorSignals: { time: number; sig: number; pid: number }[] = [];
   readonly counts = { events: 0, alerts: 0, bySeverity: { info: 0, low: 0, medium: 0, high: 0, critical: 0 } as Record<Severity, number> };
 
@@ -77,6 +105,27 @@ export class Pipeline extends EventEmitter {
     this.ruleset = o.ruleset;
     this.mode = o.mode;
     this.trial = o.trial;
+    this.stages = o.stages ?? {};
+    this.ingress = this.stages.ingress ?? new Ingress();
+    this.funnel = new ErrorFunnel((key, err, where) => this.blinded('redline.internal-error', `internal error: ${key}`, { where, error: err.stack?.split('\n').slice(0, 6).join('\n') }));
+  }
+
+  /**
+   * Listeners (outputs, the CLI's printers) each on their own: one that throws neither
+   * reaches the caller's path nor keeps the event from the others; it is an internal error.
+   */
+  override emit(name: string | symbol, ...args: unknown[]): boolean {
+    // a once-listener's wrapper removes itself when called
+    const listeners = this.rawListeners(name);
+    for (const l of listeners) {
+      try {
+        (l as (...a: unknown[]) => void).apply(this, args);
+      } catch (err) {
+        if (name === 'error') continue;
+        this.funnel.report(`${String(name)} listener`, err);
+      }
+    }
+    return listeners.length > 0;
   }
 
   private write(fields: { kind: string } & Record<string, unknown>): { seq: number; hash: string } {
@@ -88,31 +137,90 @@ export class Pipeline extends EventEmitter {
     this.write(fields);
   }
 
-  /** one sensor event, all the way through */
+  /** every sensor's events enter here; whatever goes wrong on the way is funnelled, never thrown */
+  ingest(raw: SensorEvent): void {
+    try {
+      this.route(raw);
+    } catch (err) {
+      this.funnel.report(`${raw.type} event`, err);
+    }
+  }
+
+  /** which stages see which event, in the order that loses nothing */
+  private route(raw: SensorEvent): void {
+    const { event: ev, file } = this.ingress.enrich(raw);
+    const st = this.stages;
+    switch (ev.type) {
+      case 'file_close':
+        // the weights sensor's alone: a loader that read the weights whole and closed them
+        return st.weights?.observeClose(ev, this.o.table.get(ev.pid)?.key ?? `${ev.pid}:?`);
+      case 'open':
+      case 'link': {
+        const e = this.apply(ev);
+        // the weights sensor first: a weights_open it reports is judged before the open
+        st.weights?.observe(ev, file, e.proc.key);
+        return this.evaluate(e);
+      }
+      case 'listen':
+        // eBPF saw it: the ports sensor need only see it close
+        if (ev.seen_by !== 'poll') st.ports?.claim(ev);
+        this.record({ kind: 'event', type: 'port.listen', pid: ev.pid, comm: ev.comm ?? this.o.table.get(ev.pid)?.comm, proto: ev.proto, addr: ev.addr, port: ev.port, inode: ev.inode, seen_by: ev.seen_by });
+        // a server maps its weights and listens within milliseconds: settle which it is first
+        st.weights?.checkNow(ev.pid);
+        return this.judgeListen(ev);
+      case 'listen_close':
+        this.record({ kind: 'event', type: 'port.close', pid: ev.pid, comm: ev.comm, proto: ev.proto, addr: ev.addr, port: ev.port, inode: ev.inode });
+        return this.handle(ev);
+      case 'probe':
+        this.record({ kind: 'event', type: 'probe', pid: ev.pid, port: ev.port, netns: ev.netns, path: ev.path, status: ev.answered ? ev.status : null, excerpt: ev.excerpt, inference: ev.inference, error: ev.error, latency_ms: ev.latency_ms });
+        return this.handle(ev);
+      case 'weights_load':
+        this.handle(ev);
+        // found to be a replica after it began listening: its listeners count from now
+        for (const l of st.ports?.listenersOf(ev.pid, ev.comm) ?? []) this.judgeListen(l);
+        return;
+      case 'exit': {
+        const e = this.apply(ev);
+        st.orphans?.exited(e.proc);
+        st.weights?.exited(e.proc.key);
+        return this.evaluate(e);
+      }
+      default:
+        return this.handle(ev);
+    }
+  }
+
+  /** a listener through the rules, then probed when a replica holds it */
+  private judgeListen(ev: ListenEvent): void {
+    this.handle(ev);
+    const p = this.o.table.get(ev.pid);
+    if (p && (p.replica || ancestorsOf(p).some((a) => a.replica))) this.stages.probes?.replicaListens(ev);
+  }
+
+  /** one event through the table and the rules (already past the ingress) */
   handle(ev: SensorEvent): void {
-    this.counts.events++;
-    const e = this.o.table.apply(ev);
+    const e = this.apply(ev);
     if (ev.type === 'signal') {
       if (e.targets.some((t) => t.monitor) || e.target?.monitor) this.noteMonitorSignal(ev.sig, ev.pid);
       if (e.target && !e.target.known && !e.broadcast && e.group === 0 && !ev.target_unresolved) {
-        setTimeout(() => this.evaluate(this.o.table.apply(ev)), LATE_TARGET_MS);
+        setTimeout(() => this.ingestLate(ev), LATE_TARGET_MS);
         return;
       }
     }
-    if (ev.type === 'exit') this.watchOrphans(e.proc);
     this.evaluate(e);
   }
 
-  private watchOrphans(parent: ProcInfo): void {
-    const kids = [...parent.children].filter((c) => c.alive);
-    if (kids.length === 0) return;
-    setTimeout(() => {
-      for (const c of kids) {
-        const st = readStat(c.pid);
-        if (!st || !c.alive || st.starttime !== c.start || st.ppid === parent.pid) continue;
-        this.handle({ type: 'reparent', time: Date.now(), pid: c.pid, comm: c.comm, old_ppid: parent.pid, new_ppid: st.ppid });
-      }
-    }, REPARENT_CHECK_MS).unref();
+  private ingestLate(ev: SensorEvent): void {
+    try {
+      this.evaluate(this.o.table.apply(ev));
+    } catch (err) {
+      this.funnel.report(`${ev.type} event`, err);
+    }
+  }
+
+  private apply(ev: SensorEvent): Enriched {
+    this.counts.events++;
+    return this.o.table.apply(ev);
   }
 
   private evaluate(e: Enriched): void {
@@ -120,10 +228,23 @@ export class Pipeline extends EventEmitter {
     const errorsBefore = this.ruleset.evalErrors;
     for (const m of this.ruleset.evaluate(e)) this.raise(m, e);
     // a rule that throws sees nothing: that is the monitor going blind, and it must say so
-    if (this.ruleset.evalErrors > errorsBefore && !this.reportedEvalErrors.has(this.ruleset.lastEvalError)) {
-      this.reportedEvalErrors.add(this.ruleset.lastEvalError);
-      this.daemonAlert('redline.rule-eval-error', 'monitor.degraded', 'high', `a rule failed to evaluate: ${this.ruleset.lastEvalError}`, { event: e.event });
+    if (this.ruleset.evalErrors > errorsBefore && this.funnel.firstTime(`rule: ${this.ruleset.lastEvalError}`)) {
+      this.blinded('redline.rule-eval-error', `a rule failed to evaluate: ${this.ruleset.lastEvalError}`, { event: e.event });
     }
+  }
+
+  /**
+   * The monitor cannot see all it should (an internal error, a rule that fails): a high
+   * monitor.degraded alert, and the subject frozen in enforce mode or with --fail-closed.
+   */
+  private blinded(rule: string, summary: string, extra: Record<string, unknown>): void {
+    this.daemonAlert(rule, 'monitor.degraded', 'high', summary, extra);
+    if (this.mode === 'enforce' || this.o.failClosed) this.guarded(this.freezeOnce(rule), 'freeze');
+  }
+
+  /** an action under way: a failure of its own is funnelled, not left unhandled */
+  private guarded(p: Promise<unknown>, what: string): void {
+    p.catch((err: unknown) => this.funnel.report(`${what} action`, err));
   }
 
   private raise(m: Match, e: Enriched): void {
@@ -144,12 +265,15 @@ export class Pipeline extends EventEmitter {
       target: procSummary(e.target),
       generation: e.generation,
       live_replicas: e.liveReplicas,
+      // a sensor's trouble keeps its name and loss at the top, as log readers expect of monitor alerts
+      ...(e.event.type === 'sensor_trouble' ? { sensor: e.event.sensor, lost: e.event.lost } : {}),
       latency_ms: Math.round((nowMs() - e.event.time) * 1000) / 1000,
     });
     // measured after the synchronous write: event in the kernel → alert on disk
     const onDiskMs = nowMs() - e.event.time;
+    // actions start before anyone is told: observers never delay a freeze
+    for (const a of m.rule.actions) this.guarded(this.act(a, m.rule.id, e.event.time), a);
     this.counted(m.rule.severity, { rule: m.rule.id, category: m.rule.category, severity: m.rule.severity, summary: m.summary, pid: e.proc.pid, seq: rec.seq, on_disk_ms: onDiskMs });
-    for (const a of m.rule.actions) void this.act(a, m.rule.id, e.event.time);
   }
 
   private counted(severity: Severity, info: AlertInfo): void {
@@ -164,12 +288,9 @@ export class Pipeline extends EventEmitter {
     this.counted(severity, { rule, category, severity, summary, pid: process.pid, seq: rec.seq });
   }
 
+  /** a sensor can no longer see everything: an event of the daemon's own, judged by rules/monitor.yaml */
   sensorTrouble(t: SensorTrouble): void {
-    // losing the process sensor blinds redline; a GPU query hiccup only dims one view
-    const severity: Severity = t.reason === 'stderr' ? 'low' : t.sensor === 'gpu' || t.sensor === 'watch' ? 'medium' : 'high';
-    const rule = `redline.sensor-${t.reason}`;
-    this.daemonAlert(rule, 'monitor.degraded', severity, `${t.sensor} sensor: ${t.detail}`, { sensor: t.sensor, lost: t.lost });
-    if (this.o.failClosed && severity === 'high') void this.act('freeze', rule);
+    this.ingest({ type: 'sensor_trouble', time: nowMs(), pid: process.pid, comm: 'redline', sensor: t.sensor, reason: t.reason, detail: t.detail, lost: t.lost, fail_closed: this.o.failClosed === true });
   }
 
   /** only the last few seconds matter: a subject signalling the monitor in a loop must not grow memory */
@@ -185,8 +306,11 @@ export class Pipeline extends EventEmitter {
     return this.monitorSignals.some((s) => s.sig === sig && now - s.time <= withinMs);
   }
 
-  /** carries out (or, in observe mode, records as skipped) one action; never throws */
-  async act(action: 'freeze' | 'kill', cause: string, eventTime?: number): Promise<ActionResult> {
+  /** carries out (or, in observe mode, records as skipped) one action */
+  async act(ruleAction: RuleAction, cause: string, eventTime?: number): Promise<ActionResult | null> {
+    // `fail-closed`: a freeze only when the daemon runs with --fail-closed
+    if (ruleAction === 'fail-closed' && !this.o.failClosed) return null;
+    const action = ruleAction === 'fail-closed' ? 'freeze' : ruleAction;
     if (this.mode === 'observe') {
       const r: ActionResult = { action, ok: false, skipped: true, latency_ms: 0 };
       this.write({ kind: 'action', ...r, cause, reason: 'observe mode' });
@@ -199,19 +323,26 @@ export class Pipeline extends EventEmitter {
 
   private freezeOnce(cause: string, eventTime?: number): Promise<ActionResult> {
     if (this.frozen) return Promise.resolve({ action: 'freeze', ok: true, latency_ms: 0, detail: { already: true } });
-    if (!this.freezing) {
-      this.freezing = this.runAction('freeze', () => freeze(this.o.subject), cause, eventTime).then((r) => {
-        if (r.ok) {
-          this.frozen = true;
-          const snap = snapshot(this.o.subject);
-          this.write({ kind: 'snapshot', cause, processes: snap.processes, latency_ms: snap.latency_ms });
-          this.emit('frozen', r);
-        }
-        this.freezing = null;
-        return r;
-      });
-    }
+    this.freezing ??= this.freezeAndSnapshot(cause, eventTime).finally(() => {
+      // whatever threw on the way, the next freeze is not wedged behind this one
+      this.freezing = null;
+    });
     return this.freezing;
+  }
+
+  private async freezeAndSnapshot(cause: string, eventTime?: number): Promise<ActionResult> {
+    const r = await this.runAction('freeze', () => freeze(this.o.subject), cause, eventTime);
+    if (!r.ok) return r;
+    this.frozen = true;
+    try {
+      const snap = (this.o.snapshot ?? snapshot)(this.o.subject);
+      this.write({ kind: 'snapshot', cause, processes: snap.processes, latency_ms: snap.latency_ms });
+    } catch (err) {
+      // the freeze holds; only the evidence is missing, and the log says why
+      this.funnel.report('snapshot', err);
+    }
+    this.emit('frozen', r);
+    return r;
   }
 
   async runAction(name: ActionName, run: () => Promise<ActionResult>, cause: string, eventTime?: number): Promise<ActionResult> {

@@ -31,7 +31,7 @@ export function warmUp(ruleset: Ruleset, rounds = 3): void {
       { type: 'weights_load', time: t, pid: FAKE + 1, comm: 'sh', path: '/nonexistent/w', weight: '/nonexistent/w', generation: 0, how: 'mmap' },
       { type: 'exit', time: t, pid: FAKE + 1, comm: 'sh' },
     ];
-    for (const ev of events) p.handle(ev);
+    for (const ev of events) p.ingest(ev);
     sink.close();
   }
 }

@@ -2,7 +2,7 @@
 // signal reaches), typed for CEL so unknown fields fail at load time, not per event.
 import { Environment } from '@marcbachmann/cel-js';
 import { signalName } from '../signals.js';
-import { ancestorsOf, type Enriched, type ProcInfo } from '../process-table.js';
+import { ancestorsOf, type Enriched, type ProcInfo } from '../process.js';
 
 export const PROCESS_FIELDS = {
   pid: 'int',
@@ -70,6 +70,11 @@ export const EVENT_FIELDS = {
   inference: 'bool',
   excerpt: 'string',
   live_replicas: 'int',
+  sensor: 'string',
+  reason: 'string',
+  detail: 'string',
+  lost: 'int',
+  fail_closed: 'bool',
 } as const;
 
 const NO_PROCESS: ProcInfo = {
@@ -150,6 +155,11 @@ export class EventView {
   get inference() { return this.ev.inference === true; }
   get excerpt() { return this.str('excerpt'); }
   get live_replicas() { return BigInt(this.e.liveReplicas ?? 0); }
+  get sensor() { return this.str('sensor'); }
+  get reason() { return this.str('reason'); }
+  get detail() { return this.str('detail'); }
+  get lost() { return this.int('lost'); }
+  get fail_closed() { return this.ev.fail_closed === true; }
 }
 
 export interface CelContext {

@@ -4,8 +4,8 @@
 // a recorded trial and say what it would have fired. A fixture file of the same objects
 // works too (fields left out take neutral defaults).
 import type { SensorEvent } from '../events.js';
-import type { Enriched, ProcInfo } from '../process-table.js';
-import { ancestorsOf } from '../process-table.js';
+import type { Enriched, ProcInfo } from '../process.js';
+import { ancestorsOf } from '../process.js';
 import type { Match, Ruleset } from './ruleset.js';
 
 export interface ProcSnapshot {

@@ -1,7 +1,7 @@
 // The ruleset: compiled rules indexed by event type, with per-rule de-duplication so one
 // noisy process cannot flood the log. Pure: no I/O.
 import type { EventType } from '../events.js';
-import type { Enriched } from '../process-table.js';
+import type { Enriched } from '../process.js';
 import type { CompiledRule } from './compiler.js';
 import { type CelContext, celContext, fieldValue } from './context.js';
 

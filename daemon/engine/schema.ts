@@ -5,7 +5,9 @@ import { CATEGORIES, EVENT_TYPES, SEVERITIES } from '../events.js';
 const name = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an identifier (letters, digits, _)');
 const ruleId = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'must be lower-case letters, digits, ".", "-" or "_"');
 
-export const ACTIONS = ['freeze', 'kill'] as const;
+// fail-closed: freeze only when the daemon runs with --fail-closed (for the monitor's own trouble)
+export const ACTIONS = ['freeze', 'kill', 'fail-closed'] as const;
+export type RuleAction = (typeof ACTIONS)[number];
 
 export const listItem = z.strictObject({
   list: name,

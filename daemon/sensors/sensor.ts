@@ -1,10 +1,10 @@
 import type { EventEmitter } from 'node:events';
-import type { SensorEvent } from '../events.js';
+import type { SensorEvent, SensorTroubleEvent } from '../events.js';
 
 /** what a sensor reports about itself when it can no longer see everything */
 export interface SensorTrouble {
   sensor: string;
-  reason: 'lost-events' | 'died' | 'restart-failed' | 'stderr' | 'timeout' | 'garbage' | 'failed';
+  reason: SensorTroubleEvent['reason'];
   detail: string;
   lost?: number;
 }

@@ -100,16 +100,21 @@ export class EbpfSensor extends EventEmitter implements Sensor {
         while (nl >= 0) {
           const line = buf.slice(0, nl);
           buf = buf.slice(nl + 1);
-          const parsed = parseLine(line, this.clock);
-          if (parsed.kind === 'ready' && !attached) {
-            attached = true;
-            clearTimeout(timer);
-            resolve();
-          } else if (parsed.kind === 'event') this.deliver(parsed.event);
-          else if (parsed.kind === 'lost') {
-            this.lost += parsed.count;
-            this.trouble({ sensor: this.name, reason: 'lost-events', detail: `bpftrace lost ${parsed.count} events`, lost: parsed.count });
-          } else if (parsed.kind === 'error') this.trouble({ sensor: this.name, reason: 'stderr', detail: parsed.message });
+          try {
+            const parsed = parseLine(line, this.clock);
+            if (parsed.kind === 'ready' && !attached) {
+              attached = true;
+              clearTimeout(timer);
+              resolve();
+            } else if (parsed.kind === 'event') this.deliver(parsed.event);
+            else if (parsed.kind === 'lost') {
+              this.lost += parsed.count;
+              this.trouble({ sensor: this.name, reason: 'lost-events', detail: `bpftrace lost ${parsed.count} events`, lost: parsed.count });
+            } else if (parsed.kind === 'error') this.trouble({ sensor: this.name, reason: 'stderr', detail: parsed.message });
+          } catch (err) {
+            // one line that cannot be handled is one event lost, not the sensor
+            this.trouble({ sensor: this.name, reason: 'garbage', detail: `a bpftrace line could not be handled: ${(err as Error).message}`, lost: 1 });
+          }
           nl = buf.indexOf('\n');
         }
       });

@@ -1,13 +1,13 @@
-// The /proc/net poll: listeners eBPF cannot report — ones that existed before redline
-// started, ones whose listen() was missed — and every listener's close. Each tick reads the
-// socket tables of each network namespace the subject's processes live in; only a listening
-// inode not seen before costs a walk of the subject's fds to find its owner.
+// The ports sensor, a /proc/net poll: listeners eBPF cannot report — ones that existed
+// before redline started, ones whose listen() was missed — and every listener's close. Each
+// tick reads the socket tables of each network namespace the subject's processes live in;
+// only a listening inode not seen before costs a walk of the subject's fds to find its owner.
 import { EventEmitter } from 'node:events';
 import { readlinkSync } from 'node:fs';
 import type { ListenCloseEvent, ListenEvent } from '../../events.js';
-import type { SensorHealth } from '../sensor.js';
+import type { Sensor, SensorHealth } from '../sensor.js';
 import { isLoopback, type NetSocket } from './parse-net.js';
-import { isListening, netSocketsAsync, socketInodes } from './resolve.js';
+import { isListening, listeningSockets, netSocketsAsync, socketInodes } from './resolve.js';
 
 export interface PortPollerOptions {
   /** the subject's processes now */
@@ -29,7 +29,8 @@ function netnsOf(pid: number): string | null {
   }
 }
 
-export class PortPoller extends EventEmitter<{ event: [ListenEvent | ListenCloseEvent] }> {
+export class PortPoller extends EventEmitter<{ event: [ListenEvent | ListenCloseEvent] }> implements Sensor {
+  readonly name = 'ports';
   /** listening sockets of subject processes, by inode: reported, and to be closed */
   private readonly held = new Map<number, Held>();
   /** listening sockets no subject process held when they were first seen (the host's sshd…) */
@@ -42,15 +43,22 @@ export class PortPoller extends EventEmitter<{ event: [ListenEvent | ListenClose
     super();
   }
 
-  start(): void {
+  // eslint-disable-next-line @typescript-eslint/require-await -- a Sensor's start is async
+  async start(): Promise<void> {
     void this.tick();
     this.timer = setInterval(() => void this.tick(), this.o.intervalMs);
     this.timer.unref();
   }
 
-  stop(): void {
+  /** a last look first, so the log has the close of every port that closed with the subject */
+  async stop(): Promise<void> {
+    if (this.timer) await this.tick();
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+  }
+
+  ownPids(): number[] {
+    return [];
   }
 
   health(): SensorHealth {
@@ -63,6 +71,13 @@ export class PortPoller extends EventEmitter<{ event: [ListenEvent | ListenClose
     const socket: NetSocket = { proto: ev.proto as NetSocket['proto'], localAddr: ev.addr, localPort: ev.port, remoteAddr: '', remotePort: 0, state: 0, uid: 0, inode: ev.inode };
     this.held.set(ev.inode, { pid: ev.pid, comm: ev.comm, socket });
     this.foreign.delete(ev.inode);
+  }
+
+  /** what `pid` listens on now, as listen events (a process just found to be a replica: its ports count from now) */
+  listenersOf(pid: number, comm: string | undefined): ListenEvent[] {
+    return listeningSockets(pid).map(({ fd, socket: s }) => ({
+      type: 'listen', time: Date.now(), pid, comm, fd, seen_by: 'poll', proto: s.proto, addr: s.localAddr, port: s.localPort, inode: s.inode, loopback: isLoopback(s.localAddr),
+    }));
   }
 
   private inFlight: Promise<void> | null = null;

@@ -1,15 +1,20 @@
-// The weights sensor: turns raw open/link events of subject processes into weights
-// events. Files opened for writing are fingerprinted as they grow (off the main thread)
-// until they stop growing; registered weights opened for reading are watched through
-// /proc/PID/maps and fdinfo to tell a loader (mmap, read whole) from a glance.
+// The weights sensor: turns open/link events of subject processes (their paths already
+// named by the ingress) into weights events. Files opened for writing are fingerprinted as
+// they grow (off the main thread) until they stop growing; registered weights opened for
+// reading are watched through /proc/PID/maps and fdinfo to tell a loader (mmap, read whole)
+// from a glance. What it keeps per process is keyed by the process's identity (pid + start
+// time), so a pid the kernel hands to a new process inherits nothing.
 import { EventEmitter } from 'node:events';
-import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
 import type { FileCloseEvent, LinkEvent, OpenEvent, SensorEvent } from '../../events.js';
+import { type FileStat, statOf } from '../../ingress.js';
 import type { Sensor, SensorHealth } from '../sensor.js';
 import { fingerprint } from './fingerprint.js';
 import { type CandidateMatch, matchCandidate } from './match.js';
-import { resolveName, resolveOpened } from './paths.js';
 import type { WeightFile, WeightRegistry } from './registry.js';
+
+/** a process's identity, `${pid}:${start}` as the process table keys it */
+export type ProcessKey = string;
 
 export interface TrackerOptions {
   registry: WeightRegistry;
@@ -20,12 +25,7 @@ export interface TrackerOptions {
   /** how long a reader of the weights is watched for mmap / reading them whole */
   loadWatchMs?: number;
   maxCandidates?: number;
-  /** the daemon's own files (log, config, rules): a subject writing one is tampering */
-  monitorPaths?: readonly string[];
 }
-
-// writing these moves a process between cgroups or changes the group's state
-const CGROUP_CONTROL = /\/cgroup\.(procs|threads|freeze|kill|subtree_control)$|\/freezer\.state$|\/tasks$/;
 
 const MIB = 1 << 20;
 // a reader that got this far through a weight file and is still alive a while later loads it
@@ -33,6 +33,8 @@ const READ_WHOLE_SHARE = 0.9;
 const READ_WHOLE_ALIVE_MS = 2000;
 // maps and fdinfo are read less often than candidates are sized
 const LOAD_CHECK_MS = 250;
+// what is known of an exited process is kept this long for events reported after its exit
+const EXITED_GRACE_MS = 10_000;
 
 interface Candidate {
   /** the name it was opened under (what the alert reports) */
@@ -42,6 +44,8 @@ interface Candidate {
   dev: number;
   ino: number;
   pid: number;
+  /** the writer's identity */
+  key: ProcessKey;
   comm: string;
   size: number;
   lastGrowth: number;
@@ -50,11 +54,12 @@ interface Candidate {
   /** a match was attempted at least once (false: a first look is still due) */
   checked: boolean;
   /** reads of this file seen before it was known to be the weights (a copy read right after it is made) */
-  pendingReads: { ev: OpenEvent; path: string }[];
+  pendingReads: { ev: OpenEvent; key: ProcessKey; path: string }[];
 }
 
 interface LoadWatch {
   pid: number;
+  key: ProcessKey;
   fd: number;
   weight: WeightFile;
   path: string;
@@ -63,25 +68,18 @@ interface LoadWatch {
   readWholeAt: number | null;
 }
 
-function statOf(path: string): { dev: number; ino: number; size: number; file: boolean } | null {
-  try {
-    const st = statSync(path);
-    return { dev: st.dev, ino: st.ino, size: st.size, file: st.isFile() };
-  } catch {
-    return null;
-  }
-}
-
 export class WeightsTracker extends EventEmitter implements Sensor {
   readonly name = 'weights';
   private readonly candidates = new Map<string, Candidate>();
   private readonly loads = new Map<string, LoadWatch>();
-  /** weight files each pid opened for reading: the likely source of what it writes */
-  private readonly readers = new Map<number, Set<WeightFile>>();
+  /** weight files each process opened for reading: the likely source of what it writes */
+  private readonly readers = new Map<ProcessKey, Set<WeightFile>>();
   /** link checks scheduled and not yet run */
   private linkChecks = 0;
-  /** pids that wrote a copy: copiers read the weights whole too, but are not servers */
-  private readonly writers = new Set<number>();
+  /** processes that wrote a copy: copiers read the weights whole too, but are not servers */
+  private readonly writers = new Set<ProcessKey>();
+  /** processes that exited, with when: their state goes once late events had time to land */
+  private exitedAt = new Map<ProcessKey, number>();
   /** inodes written by subject processes and paths of links they made: the watcher leaves these alone */
   private readonly claimedInodes = new Set<string>();
   private readonly claimedPaths = new Set<string>();
@@ -92,7 +90,6 @@ export class WeightsTracker extends EventEmitter implements Sensor {
   private readonly idleMs: number;
   private readonly loadWatchMs: number;
   private readonly maxCandidates: number;
-  private readonly monitorPaths: Set<string>;
 
   constructor(private readonly o: TrackerOptions) {
     super();
@@ -100,7 +97,6 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     this.idleMs = o.idleMs ?? 2000;
     this.loadWatchMs = o.loadWatchMs ?? 60_000;
     this.maxCandidates = o.maxCandidates ?? 512;
-    this.monitorPaths = new Set(o.monitorPaths ?? []);
   }
 
   async start(): Promise<void> {}
@@ -123,10 +119,28 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     return this.claimedInodes.has(`${dev}:${ino}`) || this.claimedPaths.has(path);
   }
 
-  /** called with every raw open/link event, before the pipeline sees it (it fills in `path`) */
-  observe(ev: OpenEvent | LinkEvent): void {
-    if (ev.type === 'open') this.onOpen(ev);
+  /** every open/link of a subject process, named by the ingress; `file` is what stat() said of an open */
+  observe(ev: OpenEvent | LinkEvent, file: FileStat | null, key: ProcessKey): void {
+    if (ev.type === 'open') this.onOpen(ev, file, key);
     else this.onLink(ev);
+  }
+
+  /**
+   * The process exited: what was kept about it goes after a grace period (a close or a copy
+   * match may still be reported about it), so the state never outgrows the live processes.
+   */
+  exited(key: ProcessKey): void {
+    this.exitedAt.set(key, Date.now());
+    if (this.exitedAt.size >= 4096) this.forgetExited(Date.now());
+  }
+
+  private forgetExited(now: number): void {
+    for (const [key, at] of this.exitedAt) {
+      if (now - at < EXITED_GRACE_MS) break; // in order of exit
+      this.exitedAt.delete(key);
+      this.readers.delete(key);
+      this.writers.delete(key);
+    }
   }
 
   private emitEvent(ev: SensorEvent): void {
@@ -134,38 +148,28 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     this.emit('event', ev);
   }
 
-  private onOpen(ev: OpenEvent): void {
-    // The name as given is what the syscall opened. The fd is only the fallback for a name
-    // that is already gone (renamed, deleted): in a fast loop (split, tar) the same fd number
-    // names the next file by the time this runs. A negative fd is a refused attempt to write.
-    const named = resolveName(ev.pid, ev.dfd, ev.filename);
-    const byName = named ? statOf(named) : null;
-    const byFd = !byName && ev.fd >= 0 ? statOf(`/proc/${ev.pid}/fd/${ev.fd}`) : null;
-    const path = byName ? named : byFd ? resolveOpened(ev.pid, ev.fd, ev.dfd, ev.filename) : named;
-    const st = byName ?? byFd;
-    if (path) ev.path = path;
-    if (ev.write && path && (CGROUP_CONTROL.test(path) || this.monitorPaths.has(path))) ev.monitor_file = true;
+  private onOpen(ev: OpenEvent, st: FileStat | null, key: ProcessKey): void {
+    const path = ev.path;
     if (ev.fd < 0 || !st || !st.file) return;
     const w = this.o.registry.byInode(st.dev, st.ino);
-    if (w) return this.weightsOpened(ev, w, path ?? w.path);
+    if (w) return this.weightsOpened(ev, key, w, path ?? w.path);
     const pending = this.candidates.get(`${st.dev}:${st.ino}`);
-    if (pending && !pending.match && !ev.write && path && pending.pendingReads.length < 32) pending.pendingReads.push({ ev, path });
-    if (ev.write && path) this.addCandidate(ev, path, st);
+    if (pending && !pending.match && !ev.write && path && pending.pendingReads.length < 32) pending.pendingReads.push({ ev, key, path });
+    if (ev.write && path) this.addCandidate(ev, key, path, st);
   }
 
-  private weightsOpened(ev: OpenEvent, w: WeightFile, path: string): void {
+  private weightsOpened(ev: OpenEvent, key: ProcessKey, w: WeightFile, path: string): void {
     this.emitEvent({ type: 'weights_open', time: ev.time, pid: ev.pid, comm: ev.comm, path, weight: w.path, generation: w.generation, write: ev.write });
     if (ev.write) return;
-    let set = this.readers.get(ev.pid);
-    if (!set) this.readers.set(ev.pid, (set = new Set()));
+    let set = this.readers.get(key);
+    if (!set) this.readers.set(key, (set = new Set()));
     set.add(w);
-    this.watchLoad(ev, w, path);
+    this.watchLoad(ev, key, w, path);
   }
 
   private onLink(ev: LinkEvent): void {
-    const path = resolveName(ev.pid, ev.dfd, ev.filename);
+    const path = ev.path;
     if (!path) return;
-    ev.path = path;
     this.claimedPaths.add(path);
     // the syscall is on its way in; look once it has had time to finish
     this.linkChecks++;
@@ -181,7 +185,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     }, 10).unref();
   }
 
-  private addCandidate(ev: OpenEvent, path: string, st: { dev: number; ino: number; size: number }): void {
+  private addCandidate(ev: OpenEvent, writer: ProcessKey, path: string, st: FileStat): void {
     const key = `${st.dev}:${st.ino}`;
     if (this.candidates.has(key)) return;
     this.claimedInodes.add(key);
@@ -191,14 +195,14 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     }
     const own = openSame(path, st) ?? openSame(`/proc/${ev.pid}/fd/${ev.fd}`, st);
     if (own === null) return;
-    this.candidates.set(key, { path, own, dev: st.dev, ino: st.ino, pid: ev.pid, comm: ev.comm ?? '', size: -1, lastGrowth: Date.now(), match: null, busy: false, checked: false, pendingReads: [] });
+    this.candidates.set(key, { path, own, dev: st.dev, ino: st.ino, pid: ev.pid, key: writer, comm: ev.comm ?? '', size: -1, lastGrowth: Date.now(), match: null, busy: false, checked: false, pendingReads: [] });
     this.arm();
   }
 
-  private watchLoad(ev: OpenEvent, weight: WeightFile, path: string): void {
-    const key = `${ev.pid}:${weight.fp.dev}:${weight.fp.ino}`;
+  private watchLoad(ev: OpenEvent, proc: ProcessKey, weight: WeightFile, path: string): void {
+    const key = `${proc}:${weight.fp.dev}:${weight.fp.ino}`;
     if (this.loads.has(key)) return;
-    this.loads.set(key, { pid: ev.pid, fd: ev.fd, weight, path, comm: ev.comm ?? '', until: Date.now() + this.loadWatchMs, readWholeAt: null });
+    this.loads.set(key, { pid: ev.pid, key: proc, fd: ev.fd, weight, path, comm: ev.comm ?? '', until: Date.now() + this.loadWatchMs, readWholeAt: null });
     this.arm();
   }
 
@@ -213,6 +217,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     if (now - this.lastLoadCheck >= LOAD_CHECK_MS) {
       this.lastLoadCheck = now;
       for (const [key, l] of this.loads) this.checkLoad(key, l, now);
+      this.forgetExited(now);
     }
     if (this.candidates.size === 0 && this.loads.size === 0 && this.timer) {
       clearInterval(this.timer);
@@ -243,17 +248,17 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     const wantsUpgrade = c.match?.kind === 'partial' && idle >= 200 && c.size >= c.match.source.fp.size;
     if (!wantsFirst && !wantsUpgrade) return;
     c.busy = true;
-    void matchCandidate(ownPath(c), this.o.registry, { preferSources: this.sourcesOf(c.pid), ignoreOwnInode: c.match !== null })
+    void matchCandidate(ownPath(c), this.o.registry, { preferSources: this.sourcesOf(c.key), ignoreOwnInode: c.match !== null })
       .then((m) => {
         if (!m) return;
         if (c.match && m.kind === c.match.kind) return;
         c.match = m;
-        this.writers.add(c.pid);
+        this.writers.add(c.key);
         // known by its inode from now on, so a rename or a later read of it is still the weights;
         // the fingerprint is completed when the copy stops growing (an archive is not itself weights)
         if (m.kind !== 'archive' && !this.o.registry.byInode(c.dev, c.ino)) {
           const copy = this.o.registry.addCopy(c.path, { ...m.source.fp, dev: c.dev, ino: c.ino, size: m.bytes }, m.source, m.kind);
-          for (const r of c.pendingReads.splice(0)) this.weightsOpened(r.ev, copy, r.path);
+          for (const r of c.pendingReads.splice(0)) this.weightsOpened(r.ev, r.key, copy, r.path);
         }
         this.emitEvent({
           type: 'weights_copy', time: Date.now(), pid: c.pid, comm: c.comm, path: c.path, weight: m.source.path, generation: m.source.generation + 1,
@@ -275,8 +280,8 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     closeQuietly(c.own);
   }
 
-  private sourcesOf(pid: number): string[] {
-    return [...(this.readers.get(pid) ?? [])].map((w) => w.path);
+  private sourcesOf(key: ProcessKey): string[] {
+    return [...(this.readers.get(key) ?? [])].map((w) => w.path);
   }
 
   /** a finished copy becomes a weight file itself, with its lineage */
@@ -313,12 +318,12 @@ export class WeightsTracker extends EventEmitter implements Sensor {
    * them whole (a loader that reads and closes, as transformers does, leaves no fd or
    * mapping to look at). Still alive READ_WHOLE_ALIVE_MS later, it is a replica.
    */
-  observeClose(ev: FileCloseEvent): void {
+  observeClose(ev: FileCloseEvent, proc: ProcessKey): void {
     const w = this.o.registry.byInode(ev.dev, ev.ino);
-    if (!w || ev.pos < READ_WHOLE_SHARE * w.fp.size || this.writers.has(ev.pid)) return;
-    const key = `${ev.pid}:${w.fp.dev}:${w.fp.ino}`;
+    if (!w || ev.pos < READ_WHOLE_SHARE * w.fp.size || this.writers.has(proc)) return;
+    const key = `${proc}:${w.fp.dev}:${w.fp.ino}`;
     const now = Date.now();
-    const l = this.loads.get(key) ?? { pid: ev.pid, fd: ev.fd, weight: w, path: w.path, comm: ev.comm ?? '', until: now, readWholeAt: null };
+    const l = this.loads.get(key) ?? { pid: ev.pid, key: proc, fd: ev.fd, weight: w, path: w.path, comm: ev.comm ?? '', until: now, readWholeAt: null };
     l.readWholeAt ??= now;
     l.until = Math.max(l.until, now + READ_WHOLE_ALIVE_MS + 1000);
     this.loads.set(key, l);
@@ -341,11 +346,11 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     }
     const ino = ` ${l.weight.fp.ino} `;
     if (maps.includes(ino) && mapsHoldInode(maps, l.weight.fp.ino)) return this.loaded(key, l, 'mmap');
-    if (l.readWholeAt === null && !this.writers.has(l.pid)) {
+    if (l.readWholeAt === null && !this.writers.has(l.key)) {
       const pos = fdPos(l.pid, l.fd);
       if (pos !== null && pos >= READ_WHOLE_SHARE * l.weight.fp.size) l.readWholeAt = now;
     }
-    if (l.readWholeAt !== null && now - l.readWholeAt >= READ_WHOLE_ALIVE_MS && !this.writers.has(l.pid)) return this.loaded(key, l, 'read');
+    if (l.readWholeAt !== null && now - l.readWholeAt >= READ_WHOLE_ALIVE_MS && !this.writers.has(l.key)) return this.loaded(key, l, 'read');
     if (now > l.until) this.loads.delete(key);
   }
 

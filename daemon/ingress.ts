@@ -1,0 +1,66 @@
+// The first stage every sensor event passes: it names the file behind a raw open/link (the
+// kernel gave a name relative to a dirfd or the cwd) and tags the monitor's own files. It
+// returns a new event; the one it got stays as the sensor made it.
+import { statSync } from 'node:fs';
+import type { LinkEvent, OpenEvent, SensorEvent } from './events.js';
+import { resolveName, resolveOpened } from './sensors/weights/paths.js';
+
+/** what stat() said of an opened file, while the process still held it */
+export interface FileStat {
+  dev: number;
+  ino: number;
+  size: number;
+  file: boolean;
+}
+
+export interface Ingested {
+  event: SensorEvent;
+  /** for opens: the file that was opened, when it could be looked at */
+  file: FileStat | null;
+}
+
+// writing these moves a process between cgroups or changes the group's state
+const CGROUP_CONTROL = /\/cgroup\.(procs|threads|freeze|kill|subtree_control)$|\/freezer\.state$|\/tasks$/;
+
+export function statOf(path: string): FileStat | null {
+  try {
+    const st = statSync(path);
+    return { dev: st.dev, ino: st.ino, size: st.size, file: st.isFile() };
+  } catch {
+    return null;
+  }
+}
+
+export class Ingress {
+  private readonly monitorPaths: ReadonlySet<string>;
+
+  /** monitorPaths: the daemon's own files (log, config, rules); a subject writing one is tampering */
+  constructor(monitorPaths: readonly string[] = []) {
+    this.monitorPaths = new Set(monitorPaths);
+  }
+
+  enrich(ev: SensorEvent): Ingested {
+    if (ev.type === 'open') return this.opened(ev);
+    if (ev.type === 'link') return { event: this.linked(ev), file: null };
+    return { event: ev, file: null };
+  }
+
+  private opened(ev: OpenEvent): Ingested {
+    // The name as given is what the syscall opened. The fd is only the fallback for a name
+    // that is already gone (renamed, deleted): in a fast loop (split, tar) the same fd number
+    // names the next file by the time this runs. A negative fd is a refused attempt to write.
+    const named = resolveName(ev.pid, ev.dfd, ev.filename);
+    const byName = named ? statOf(named) : null;
+    const byFd = !byName && ev.fd >= 0 ? statOf(`/proc/${ev.pid}/fd/${ev.fd}`) : null;
+    const path = byName ? named : byFd ? resolveOpened(ev.pid, ev.fd, ev.dfd, ev.filename) : named;
+    if (!path) return { event: ev, file: byName ?? byFd };
+    const out: OpenEvent = { ...ev, path };
+    if (ev.write && (CGROUP_CONTROL.test(path) || this.monitorPaths.has(path))) out.monitor_file = true;
+    return { event: out, file: byName ?? byFd };
+  }
+
+  private linked(ev: LinkEvent): LinkEvent {
+    const path = resolveName(ev.pid, ev.dfd, ev.filename);
+    return path ? { ...ev, path } : ev;
+  }
+}
