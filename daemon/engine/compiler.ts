@@ -6,7 +6,7 @@ import { offsetPosition } from '../yaml-doc.js';
 import { type CelContext, fieldValue, isKnownPath, makeEnvironment } from './context.js';
 import { expandMacros, MacroCycleError } from './macros.js';
 import { itemPos, type ReadItem } from './reader.js';
-import { durationMs, type ExceptionItem, type ListItem, type MacroItem, RULE_REQUIRED, type RuleItem } from './schema.js';
+import { durationMs, type ExceptionItem, type ListItem, type MacroItem, RULE_REQUIRED, type RuleAction, type RuleItem } from './schema.js';
 
 export type Condition = (ctx: CelContext) => unknown;
 
@@ -19,7 +19,7 @@ export interface CompiledRule {
   condition: Condition;
   exceptions: { name: string; condition: Condition }[];
   summary: (ctx: CelContext) => string;
-  actions: ('freeze' | 'kill')[];
+  actions: RuleAction[];
   tags: string[];
   dedup: { windowMs: number; by: string[] } | null;
   file: string;
