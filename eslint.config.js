@@ -1,4 +1,6 @@
-// Lint: eslint with typescript-eslint's recommended rules, on the TypeScript sources.
+// Lint: eslint with typescript-eslint's recommended rules, on the TypeScript sources, plus the
+// type-aware rules that catch a promise nobody waits for or handles: on the event → alert →
+// freeze path an unhandled rejection would end the daemon.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -8,9 +10,18 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-constant-condition': ['error', { checkLoops: false }],
+      // node:test's test() and describe() return promises the runner itself waits for
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] }] },
+      ],
+      '@typescript-eslint/no-misused-promises': 'error',
     },
   },
 );

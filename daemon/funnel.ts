@@ -15,6 +15,7 @@ export class ErrorFunnel {
   count = 0;
   /** vanished processes and files: dropped, as expected */
   races = 0;
+  private reporting = false;
 
   constructor(private readonly onNew: ErrorReport) {}
 
@@ -28,12 +29,21 @@ export class ErrorFunnel {
       return;
     }
     const key = `${where}: ${err.message.split('\n')[0] ?? ''}`;
+    // an error raised while an error is being reported (a listener that throws on every
+    // alert, this one included) would report itself without end: stderr gets it instead
+    if (this.reporting) {
+      process.stderr.write(`redline: internal error while reporting one: ${key}\n`);
+      return;
+    }
     if (!this.firstTime(key)) return;
+    this.reporting = true;
     try {
       this.onNew(key, err, where);
     } catch (again) {
       // reporting failed too (the log is gone): stderr is all that is left
       process.stderr.write(`redline: internal error (${key}) could not be logged: ${String(again)}\n`);
+    } finally {
+      this.reporting = false;
     }
   }
 

@@ -129,7 +129,8 @@ export class GpuSensor extends EventEmitter implements Sensor {
       this.timer = null;
       const t0 = Date.now();
       // fixed rate while polls are quick; never overlapping when they are slow
-      this.poll(false)
+      // schedule() only arms a timer; were it to throw, the crash handler fails closed
+      void this.poll(false)
         .catch((err: unknown) => this.listenerFailed(err))
         .then(() => this.schedule(Math.max(0, this.o.intervalMs - (Date.now() - t0))));
     }, delayMs);

@@ -43,7 +43,6 @@ export class PortPoller extends EventEmitter<{ event: [ListenEvent | ListenClose
     super();
   }
 
-  // eslint-disable-next-line @typescript-eslint/require-await -- a Sensor's start is async
   async start(): Promise<void> {
     void this.tick();
     this.timer = setInterval(() => void this.tick(), this.o.intervalMs);

@@ -37,7 +37,6 @@ export class ProbeScheduler extends EventEmitter<{ event: [ProbeEvent] }> implem
 
   async start(): Promise<void> {}
 
-  // eslint-disable-next-line @typescript-eslint/require-await -- a Sensor's stop is async
   async stop(): Promise<void> {
     this.stopped = true;
   }
