@@ -3,13 +3,12 @@
 import { rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { freeze } from './actions/freeze.js';
-import type { ActionResult } from './actions/result.js';
 import type { ResolvedConfig } from './config/schema.js';
 import { loadRules } from './engine/load.js';
 import type { Ruleset } from './engine/ruleset.js';
 import { formatProblem } from './events.js';
 import { Ingress } from './ingress.js';
+import { onCrash } from './crash.js';
 import { controlHandler } from './control/commands.js';
 import { Operator } from './control/operator.js';
 import { ControlServer } from './control/server.js';
@@ -43,8 +42,6 @@ export interface MonitorOptions {
 const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 // how long to wait for the sensor to report who sent us a signal
 const SENDER_GRACE_MS = 300;
-/** the exit status of a daemon stopped by an error nothing else caught */
-export const EXIT_CRASHED = 1;
 
 export class Monitor {
   readonly log: AuditLog;
@@ -139,45 +136,16 @@ export class Monitor {
     s.on('trouble', (t) => this.pipeline.sensorTrouble(t));
   }
 
-  /**
-   * An error nothing else caught ends the daemon, but not with the subject left running
-   * unwatched: in enforce mode or with --fail-closed it is frozen first, and the log says why.
-   */
+  /** an error nothing else caught: the subject frozen first (enforce or --fail-closed), then the last records */
   private catchCrashes(): void {
-    const crash = (err: unknown) => this.crashed(err);
-    for (const ev of ['uncaughtException', 'unhandledRejection'] as const) {
-      process.on(ev, crash);
-      this.unhookCrash.push(() => process.off(ev, crash));
-    }
-  }
-
-  private crashing = false;
-
-  private crashed(err: unknown): void {
-    if (this.crashing) return;
-    this.crashing = true;
-    const message = err instanceof Error ? err.message : String(err);
-    const freezeIt = this.pipeline.mode === 'enforce' || this.o.config.failClosed;
-    let frozen: Promise<ActionResult> | null = null;
-    // the freeze is written to the cgroup before anything else is attempted
-    if (freezeIt) frozen = freeze(this.o.subject).catch((e: unknown) => ({ action: 'freeze', ok: false, latency_ms: 0, error: String(e) }));
-    const attempt = (fn: () => unknown) => {
-      try {
-        fn();
-      } catch {
-        // the log itself may be what failed; stderr below still says it
-      }
-    };
-    process.stderr.write(`redline: stopping on an internal error: ${err instanceof Error ? (err.stack ?? message) : message}
-`);
-    attempt(() => this.pipeline.daemonAlert('redline.crashed', 'monitor.degraded', 'critical', `redline stopped on an internal error: ${message}`, { error: err instanceof Error ? err.stack?.split('\n').slice(0, 8).join('\n') : message }));
-    void (async () => {
-      const r = frozen ? await frozen : null;
-      if (r) attempt(() => this.log.append({ kind: 'action', ...r, cause: 'redline.crashed', ...(this.pipeline.trial ? { trial: this.pipeline.trial } : {}) }));
-      attempt(() => this.log.append({ kind: 'daemon', phase: 'crash', error: message, subject_frozen: r?.ok ?? false }));
-      attempt(() => this.log.close());
-      process.exit(EXIT_CRASHED);
-    })();
+    this.unhookCrash.push(
+      onCrash({
+        freezeFirst: () => this.pipeline.mode === 'enforce' || this.o.config.failClosed,
+        subject: this.o.subject,
+        pipeline: this.pipeline,
+        log: this.log,
+      }),
+    );
   }
 
   /** the websocket stream, when configured; a failure to start is an alert, not a stop */

@@ -1,0 +1,58 @@
+// The last resort: an error nothing on the event path caught ends the daemon, but not with
+// the subject running unwatched. The freeze is written to the cgroup before anything else
+// is tried; the log then gets a critical alert, the freeze's result and a `crash` record.
+import { freeze } from './actions/freeze.js';
+import type { ActionResult } from './actions/result.js';
+import type { AuditLog } from './outputs/audit-log.js';
+import type { Pipeline } from './pipeline.js';
+import type { Subject } from './subject.js';
+
+/** the exit status of a daemon stopped by an error nothing else caught */
+export const EXIT_CRASHED = 1;
+
+export interface CrashOptions {
+  /** enforce mode or --fail-closed, as it is at the moment of the crash */
+  freezeFirst: () => boolean;
+  subject: Subject;
+  pipeline: Pipeline;
+  log: AuditLog;
+}
+
+/** installs the process-wide handlers; returns what removes them */
+export function onCrash(o: CrashOptions): () => void {
+  let crashing = false;
+  const crash = (err: unknown) => {
+    if (crashing) return;
+    crashing = true;
+    const frozen = o.freezeFirst() ? freeze(o.subject).catch((e: unknown): ActionResult => ({ action: 'freeze', ok: false, latency_ms: 0, error: String(e) })) : null;
+    void lastRecords(o, err, frozen);
+  };
+  process.on('uncaughtException', crash);
+  process.on('unhandledRejection', crash);
+  return () => {
+    process.off('uncaughtException', crash);
+    process.off('unhandledRejection', crash);
+  };
+}
+
+/** each step on its own: the log itself may be what failed, and stderr still says it */
+function attempt(fn: () => unknown): void {
+  try {
+    fn();
+  } catch {
+    // nothing left to tell
+  }
+}
+
+async function lastRecords(o: CrashOptions, err: unknown, frozen: Promise<ActionResult> | null): Promise<never> {
+  const message = err instanceof Error ? err.message : String(err);
+  const stack = err instanceof Error ? (err.stack ?? message) : message;
+  process.stderr.write(`redline: stopping on an internal error: ${stack}\n`);
+  attempt(() => o.pipeline.daemonAlert('redline.crashed', 'monitor.degraded', 'critical', `redline stopped on an internal error: ${message}`, { error: stack.split('\n').slice(0, 8).join('\n') }));
+  const r = frozen ? await frozen : null;
+  const trial = o.pipeline.trial ? { trial: o.pipeline.trial } : {};
+  if (r) attempt(() => o.log.append({ kind: 'action', ...r, cause: 'redline.crashed', ...trial }));
+  attempt(() => o.log.append({ kind: 'daemon', phase: 'crash', error: message, subject_frozen: r?.ok ?? false, ...trial }));
+  attempt(() => o.log.close());
+  process.exit(EXIT_CRASHED);
+}
