@@ -2,13 +2,15 @@
 import type { GpuEvent } from '../../events.js';
 import type { ComputeApp, GpuInfo } from './parse.js';
 
-/** MiB last reported, per `pid:gpu_uuid` */
+/** MiB last reported, per `identity:gpu_uuid` (the process identity, so a reused pid starts afresh) */
 export type Reported = ReadonlyMap<string, number>;
 
 export interface DiffOptions {
   changeMib: number;
   replicaShare: number;
   allowPids: ReadonlySet<number>;
+  /** the process behind a pid now (default: the pid alone) */
+  identity?: (pid: number) => string;
 }
 
 export interface Diff {
@@ -27,7 +29,7 @@ export function diffApps(prev: Reported, apps: readonly ComputeApp[], gpus: read
   for (const a of apps) {
     // without a pid there is no process to attribute the memory to
     if (a.pid === null) continue;
-    const key = `${a.pid}:${a.gpu_uuid}`;
+    const key = `${o.identity ? o.identity(a.pid) : a.pid}:${a.gpu_uuid}`;
     const mib = a.used_mib ?? 0;
     const u = usage.get(key) ?? { pid: a.pid, uuid: a.gpu_uuid, mib: 0, unknown: false };
     u.mib += mib;

@@ -7,6 +7,7 @@ import type { Sensor, SensorHealth, SensorTrouble } from '../sensor.js';
 import { diffApps, type Reported } from './diff.js';
 import { APPS_ARGS, GPUS_ARGS, parseComputeApps, parseGpus } from './parse.js';
 import { type Run, type RunOutcome, runBounded } from './run.js';
+import { readStat } from '../proc/read.js';
 
 export interface GpuOptions {
   /** the nvidia-smi binary: a path, or a name looked up on PATH */
@@ -167,7 +168,7 @@ export class GpuSensor extends EventEmitter implements Sensor {
     const g = parseGpus(gpus.stdout);
     if (!g.ok) return this.trouble({ kind: 'garbage', detail: `unreadable output from ${this.bin} ${GPUS_ARGS[0]}: ${g.error}` }, first);
     this.recovered();
-    const d = diffApps(this.reported, a.records, g.records, this.o, Date.now());
+    const d = diffApps(this.reported, a.records, g.records, { ...this.o, identity: processIdentity }, Date.now());
     this.reported = d.reported;
     for (const ev of d.events) this.deliver(ev);
     return OK;
@@ -211,4 +212,9 @@ export class GpuSensor extends EventEmitter implements Sensor {
     this.problems.clear();
     this.emit('recovered', { sensor: this.name, detail: `${this.bin} answers again (after: ${after})` } satisfies GpuRecovery);
   }
+}
+
+/** pid and start time, as the process table keys a process; a pid /proc does not show stays bare */
+function processIdentity(pid: number): string {
+  return `${pid}:${readStat(pid)?.starttime ?? '?'}`;
 }
