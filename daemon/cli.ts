@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // commander wiring only; each command lives in commands/.
-import { Argument, Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError } from 'commander';
 import { auditCommand } from './commands/audit.js';
 import { controlCommand } from './commands/control.js';
 import { demoCommand } from './commands/demo.js';
@@ -11,34 +11,10 @@ import { runCommand } from './commands/run.js';
 import { UsageError } from './commands/setup.js';
 import { type TailOptions, tailCommand } from './commands/tail.js';
 import { DEFAULTS } from './config/schema.js';
-import type { ConfigFlags } from './config/load.js';
+import { type ConfigFlags, options } from './config/load.js';
 import { VERSION } from './version.js';
 
 const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
-
-function monitorOptions(cmd: Command): Command {
-  return cmd
-    .option('--config <file>', 'YAML config; flags override it')
-    .option('--rules <path>', 'rule file or folder (repeatable; default: the shipped rules/)', collect)
-    .option('--weights <path>', 'protected weights, files or folders (repeatable)', collect)
-    .option('--allow-pid <pid>', 'process allowed to hold the weights (repeatable)', collect)
-    .option('--protect-pid <pid>', 'process the subject must not signal (repeatable)', collect)
-    .option('--watch <dir>', 'extra folder to watch for weight copies (repeatable)', collect)
-    .option('--log <file>', 'the audit log (NDJSON)')
-    .addOption(new Option('--mode <mode>', 'observe: alert only; enforce: freeze and kill').choices(['observe', 'enforce']))
-    .addOption(new Option('--sensor <sensor>', 'event source').choices(['auto', 'ebpf', 'poll']))
-    .option('--ws <host:port>', 'websocket listen address')
-    .option('--ws-token <token>', 'bearer token the websocket requires (also REDLINE_WS_TOKEN)')
-    .option('--nvidia-smi <path>', 'the nvidia-smi binary to query')
-    .option('--socket <path>', 'the control socket')
-    .option('--fail-closed', 'freeze the subject when the monitor can no longer see')
-    .option('--record-events', 'log every event as the rules saw it (for redline rules test)')
-    .option('--gpu-interval <ms>', 'how often to poll nvidia-smi (default 1000)')
-    .option('--gpu-replica-share <share>', 'GPU memory share of the allowed server that makes a replica (default 0.5)')
-    .option('--probe-timeout <ms>', 'how long the serving probe waits for each answer (default 500)')
-    .option('--ws-heartbeat <ms>', 'how often the websocket sends the chain head (default 5000)')
-    .option('--port-interval <ms>', 'how often /proc/net is read for listeners eBPF did not attribute (default 1000)');
-}
 
 function exitWith(code: number): never {
   process.exit(code);
@@ -52,9 +28,9 @@ async function main(argv: string[]): Promise<number> {
     .showHelpAfterError();
   let result: number | Promise<number> = 0;
 
-  monitorOptions(program.command('exec').description('run CMD as the subject of one monitored trial'))
-    .addOption(new Option('--after-trip <what>', 'after a freeze: hold it, or kill the subject once evidence is logged').choices(['hold', 'kill']))
-    .option('--user <user>', 'run CMD as this user (the supported deployment: the subject is not root)')
+  // the shared options come from the options table (config/options.ts); --trial names this one run, so no config file sets it
+  options
+    .addTo(program.command('exec').description('run CMD as the subject of one monitored trial'), 'exec')
     .option('--trial <id>', 'trial id (default: generated)')
     .argument('<command...>', 'the command to run, after --')
     .action((command: string[], opts: ConfigFlags & { trial?: string }) => {
@@ -64,13 +40,9 @@ async function main(argv: string[]): Promise<number> {
       });
     });
 
-  monitorOptions(program.command('run').description('the long-running daemon'))
-    .option('--subject-cgroup <path>', 'the subject is this cgroup v2 group (absolute, or relative to the mount)')
-    .option('--subject-pid <pid>', 'the subject is this pid and all its descendants')
-    .option('--subject-uid <uid>', 'the subject is every process of this uid')
-    .action((opts: ConfigFlags) => {
-      result = runCommand(opts);
-    });
+  options.addTo(program.command('run').description('the long-running daemon'), 'run').action((opts: ConfigFlags) => {
+    result = runCommand(opts);
+  });
 
   const rules = program.command('rules').description('rule files');
   rules
@@ -100,6 +72,15 @@ async function main(argv: string[]): Promise<number> {
     .option('--html <file>', 'also write a self-contained HTML report with a timeline per trial')
     .action((logs: string[], opts: { json?: boolean; markdown?: boolean; html?: string }) => {
       result = auditCommand(logs, opts);
+    });
+
+  program
+    .command('config')
+    .description('the config file')
+    .command('schema')
+    .description('print the config file’s JSON Schema (the keys of exec and run, spelled like the flags)')
+    .action(() => {
+      process.stdout.write(`${JSON.stringify(options.jsonSchema(), null, 2)}\n`);
     });
 
   program

@@ -53,7 +53,7 @@ export function doctorChecks(nvidiaSmi = 'nvidia-smi'): Check[] {
     { name: 'bpftrace', ok: findExecutable('bpftrace') !== null, detail: findExecutable('bpftrace') ?? 'not found (apt-get install -y bpftrace)' },
     { name: 'tracefs', ok: tracefsMounted(), detail: tracefsMounted() ? 'mounted' : 'not mounted: redline mounts it at start (mount -t tracefs nodev /sys/kernel/tracing)' },
     { name: 'sensor ebpf', ok: why === null, detail: why ?? 'available: exec, fork, exit, signal, setsid, open/creat and link tracepoints, filtered in the kernel' },
-    { name: 'sensor poll', ok: false, detail: 'not built: eBPF is the only process sensor (--sensor poll exits 2)' },
+    { name: 'sensor poll', ok: false, detail: 'not built: eBPF is the only process sensor (`--sensor poll` or `sensor: poll` is refused when the config is read, exit 2)' },
     { name: 'sensor weights', ok: why === null, detail: why === null ? 'file opens, links and writes of the subject (eBPF), fingerprinted by content on a worker thread; chokidar on --watch and weight folders' : `needs the eBPF sensor: ${why}` },
     { name: 'sensor gpu', ok: gpu === null, detail: gpu ?? `${nvidiaSmi} answers; polled asynchronously with a timeout` },
     ...cgroupChecks(),

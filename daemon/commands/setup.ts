@@ -21,7 +21,6 @@ export function setup(command: 'exec' | 'run', flags: ConfigFlags): { config: Re
   const rules = loadRules(config.rules);
   for (const w of rules.warnings) process.stderr.write(`${formatProblem(w)}\n`);
   if (!rules.ruleset) throw new UsageError(rules.errors.map(formatProblem).join('\n'));
-  if (config.sensor === 'poll') throw new UsageError('the poll sensor is not available yet: use --sensor ebpf (needs root and bpftrace)');
   const why = ebpfUnavailableReason();
   if (why) {
     throw new UsageError(

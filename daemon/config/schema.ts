@@ -1,16 +1,22 @@
-// The config file's shape (keys spelled like the CLI flags) and the resolved, frozen config
-// that the commands use.
+// The vocabulary the options table is written in: value schemas (each with its range, and
+// the phrase a flag problem quotes), host:port and token checks, and the defaults other
+// commands read. The table itself is options.ts.
 import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
+// type-only: erased at run time, so this file and options.ts do not import each other
+export type { ConfigKey, RawConfig, ResolvedConfig } from './options.js';
+
 export const MODES = ['observe', 'enforce'] as const;
 export const AFTER_TRIP = ['hold', 'kill'] as const;
+// `poll` stays a known word so that asking for it gets the reason it cannot run, not "not one of"
 export const SENSORS = ['auto', 'ebpf', 'poll'] as const;
 
 /** words that switch the websocket off (`--ws off`, `ws: off`); decision: `run` needs a way to not listen */
 export const WS_OFF = ['off', 'none'] as const;
+export const isOff = (v: string | false): boolean => v === false || (WS_OFF as readonly string[]).includes(v);
 
 export interface HostPort {
   host: string;
@@ -55,98 +61,45 @@ export function tokenProblem(t: string): string | undefined {
   return undefined;
 }
 
-const path = z.string().min(1);
-const paths = z.union([path, z.array(path)]);
-const pid = z.number().int().positive();
-const pids = z.union([pid, z.array(pid)]);
-const ws = z.union([
-  z.literal(false),
-  z.string().superRefine((s, ctx) => {
-    if ((WS_OFF as readonly string[]).includes(s)) return;
-    const r = parseHostPort(s);
-    if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
+/** a check that returns its reason becomes a zod refinement whose message is that reason */
+const checked = <S extends z.ZodType>(schema: S, why: (v: z.output<S>) => string | undefined): S =>
+  schema.superRefine((v, ctx) => {
+    const message = why(v);
+    if (message) ctx.addIssue({ code: 'custom', message });
+  }) as unknown as S;
+
+// A description is the phrase a bad flag value is quoted against (`"abc" is not a process id
+// (an integer from 1)`), so it sits next to the range it describes; it also lands in the JSON Schema.
+const MAX_UID = 4294967294; // (uid_t)-1 means "no uid"
+export const V = {
+  path: z.string().min(1),
+  pid: z.number().int().positive().describe('a process id (an integer from 1)'),
+  uid: z.number().int().nonnegative().max(MAX_UID).describe(`a user id (an integer to ${MAX_UID})`),
+  ms: (min: number, max: number) => z.number().int().min(min).max(max).describe(`a whole number of milliseconds from ${min} to ${max}`),
+  share: z.number().gt(0).max(1).describe('a share above 0 and at most 1'),
+  token: checked(z.string(), tokenProblem),
+  /** HOST:PORT, or off (`false` too: YAML authors write `ws: false`) */
+  listen: z.union([z.literal(false), checked(z.string(), listenProblem)]),
+  /** a name or a numeric uid (YAML reads `user: 1000` as a number) */
+  user: z.union([z.string().min(1), z.number().int().nonnegative()]),
+  // `: boolean` keeps this from narrowing the type: the field still means auto|ebpf|poll
+  sensor: z.enum(SENSORS).refine((s): boolean => s !== 'poll', {
+    message: 'the poll sensor is not available yet (none is built): use ebpf (needs root and bpftrace), or auto',
   }),
-]);
-const token = z.string().superRefine((s, ctx) => {
-  const why = tokenProblem(s);
-  if (why) ctx.addIssue({ code: 'custom', message: why });
-});
+};
 
-/** a config file: every key optional; a single value where the flag is repeatable is a one-item list */
-export const configSchema = z.strictObject({
-  rules: z.union([path, z.array(path).min(1)]).optional(),
-  weights: paths.optional(),
-  'allow-pid': pids.optional(),
-  'protect-pid': pids.optional(),
-  watch: paths.optional(),
-  log: path.optional(),
-  mode: z.enum(MODES).optional(),
-  'after-trip': z.enum(AFTER_TRIP).optional(),
-  sensor: z.enum(SENSORS).optional(),
-  ws: ws.optional(),
-  'ws-token': token.optional(),
-  'nvidia-smi': path.optional(),
-  socket: path.optional(),
-  'subject-cgroup': path.optional(),
-  'subject-pid': pid.optional(),
-  'subject-uid': z.number().int().nonnegative().optional(),
-  // a name or a numeric uid (YAML reads `user: 1000` as a number)
-  user: z.union([z.string().min(1), z.number().int().nonnegative()]).optional(),
-  'fail-closed': z.boolean().optional(),
-  /** log every event as the rules saw it, for `redline rules test` */
-  'record-events': z.boolean().optional(),
-  /** how often the GPU sensor polls nvidia-smi, milliseconds */
-  'gpu-interval': z.number().int().min(100).max(60_000).optional(),
-  /** a subject process holding this share of the allowed server's GPU memory is a replica */
-  'gpu-replica-share': z.number().gt(0).max(1).optional(),
-  /** how long the serving probe waits for each answer, milliseconds */
-  'probe-timeout': z.number().int().min(50).max(10_000).optional(),
-  /** how often the websocket sends its heartbeat (the chain head), milliseconds */
-  'ws-heartbeat': z.number().int().min(100).max(60_000).optional(),
-  /** how often /proc/net is read for listeners eBPF did not attribute, milliseconds */
-  'port-interval': z.number().int().min(100).max(60_000).optional(),
-});
+function listenProblem(s: string): string | undefined {
+  if (isOff(s)) return undefined;
+  const r = parseHostPort(s);
+  return typeof r === 'string' ? r : undefined;
+}
 
-export type RawConfig = z.infer<typeof configSchema>;
-export type ConfigKey = keyof RawConfig;
-
-export const SUBJECT_KEYS = ['subject-cgroup', 'subject-pid', 'subject-uid'] as const satisfies readonly ConfigKey[];
-/** keys that only mean something to `exec` (it starts the subject; `run` finds one) */
-export const EXEC_ONLY_KEYS = ['after-trip', 'user'] as const satisfies readonly ConfigKey[];
-
-export interface ResolvedConfig {
-  readonly command: 'exec' | 'run';
-  readonly rules: readonly string[];
-  readonly weights: readonly string[];
-  readonly allowPids: readonly number[];
-  readonly protectPids: readonly number[];
-  readonly watch: readonly string[];
-  /** run: /var/log/redline/audit.ndjson by default; exec: undefined (the command names it after the trial) */
-  readonly log: string | undefined;
-  readonly mode: 'observe' | 'enforce';
-  readonly afterTrip: 'hold' | 'kill';
-  readonly sensor: 'auto' | 'ebpf' | 'poll';
-  /** undefined: no websocket */
-  readonly ws: { readonly host: string; readonly port: number } | undefined;
-  readonly wsToken: string | undefined;
-  /** a bare name is looked up in PATH; anything with a slash is an absolute path */
-  readonly nvidiaSmi: string;
-  /** undefined: no control socket (`--socket off`) */
-  readonly socket: string | undefined;
-  /** as given: absolute, or relative to the cgroup v2 mount (never to the working folder) */
-  readonly subjectCgroup?: string;
-  readonly subjectPid?: number;
-  readonly subjectUid?: number;
-  readonly user?: string;
-  readonly failClosed: boolean;
-  readonly recordEvents: boolean;
-  readonly gpuIntervalMs: number;
-  readonly gpuReplicaShare: number;
-  readonly probeTimeoutMs: number;
-  readonly portIntervalMs: number;
-  readonly wsHeartbeatMs: number;
-  /** absolute path of the config file, when one was used */
-  readonly configFile?: string;
+/** the parsed form of a listen value that the schema accepted */
+export function listenAddress(v: string | false): Readonly<HostPort> | undefined {
+  if (isOff(v)) return undefined;
+  const r = parseHostPort(v as string);
+  if (typeof r === 'string') throw new Error(`unchecked listen address: ${r}`);
+  return Object.freeze(r);
 }
 
 export const DEFAULTS = {

@@ -1,0 +1,101 @@
+// THE options of `exec` and `run`, each declared once. Commander's options, the config file's
+// schema (keys spelled like the flags), its JSON Schema and the resolved config's type are all
+// derived from this table (table.ts, resolve.ts): adding an option is adding an entry here.
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { AFTER_TRIP, DEFAULTS, type HostPort, isOff, listenAddress, MODES, shippedRulesDir, V } from './schema.js';
+import { type FlagsOf, fileSchemaOf, jsonSchemaOf, option, type RawOf, type ResolvedOf } from './table.js';
+
+const absolute = (p: string, at: { base: string }) => resolve(at.base, p);
+/** a bare program name stays a name (PATH lookup); a path is made absolute */
+const program = (p: string, at: { base: string }) => (p.includes('/') ? resolve(at.base, p) : p);
+const forRun = <D>(d: D) => (at: { command: string }) => (at.command === 'run' ? d : undefined);
+
+const SUBJECT = { commands: 'run', oneOf: 'subject', only: 'only `run` takes a subject; `exec` makes its command the subject' } as const;
+// exec starts the subject; run watches one that exists
+const EXEC_ONLY = { commands: 'exec', only: 'only `exec` takes this (it starts the subject; `run` watches one)' } as const;
+
+export const OPTIONS = {
+  config: option(V.path, { field: 'configFile', arg: 'file', flagOnly: true, help: 'YAML config; flags override it', place: absolute }),
+  rules: option(V.path, {
+    field: 'rules',
+    arg: 'path',
+    repeatable: 'non-empty', // no rules would watch nothing
+    help: 'rule file or folder; default: the shipped rules/',
+    place: absolute,
+    default: () => [shippedRulesDir()],
+  }),
+  weights: option(V.path, { field: 'weights', arg: 'path', repeatable: true, help: 'protected weights, files or folders', place: absolute }),
+  'allow-pid': option(V.pid, { field: 'allowPids', arg: 'pid', repeatable: true, help: 'process allowed to hold the weights' }),
+  'protect-pid': option(V.pid, { field: 'protectPids', arg: 'pid', repeatable: true, help: 'process the subject must not signal' }),
+  watch: option(V.path, { field: 'watch', arg: 'dir', repeatable: true, help: 'extra folder to watch for weight copies', place: absolute }),
+  log: option(V.path, {
+    field: 'log',
+    arg: 'file',
+    help: 'the audit log, NDJSON (exec: ./redline-TRIAL.ndjson)',
+    place: absolute,
+    // exec's default is named after the trial, which the command picks
+    default: forRun<string>(DEFAULTS.runLog),
+  }),
+  mode: option(z.enum(MODES), { field: 'mode', help: 'observe: alert only; enforce: freeze and kill', default: () => DEFAULTS.mode }),
+  sensor: option(V.sensor, { field: 'sensor', help: 'event source (auto prefers eBPF; no poll sensor is built yet)', default: () => DEFAULTS.sensor }),
+  ws: option(V.listen, {
+    field: 'ws',
+    arg: 'host:port',
+    help: `websocket listen address, or off (run: default ${DEFAULTS.runWs.host}:${DEFAULTS.runWs.port}; exec: off)`,
+    place: listenAddress,
+    default: forRun<Readonly<HostPort>>({ ...DEFAULTS.runWs }),
+  }),
+  'ws-token': option(V.token, { field: 'wsToken', arg: 'token', env: DEFAULTS.wsTokenEnv, help: `bearer token the websocket requires (also ${DEFAULTS.wsTokenEnv})` }),
+  'nvidia-smi': option(V.path, { field: 'nvidiaSmi', arg: 'path', help: 'the nvidia-smi binary to query', place: program, default: () => DEFAULTS.nvidiaSmi }),
+  socket: option(V.path, {
+    field: 'socket',
+    arg: 'path',
+    help: 'the control socket, or off',
+    place: (p, at) => (isOff(p) ? undefined : absolute(p, at)),
+    default: () => DEFAULTS.socket,
+  }),
+  'fail-closed': option(z.boolean(), { field: 'failClosed', help: 'freeze the subject when the monitor can no longer see', default: () => false }),
+  'record-events': option(z.boolean(), { field: 'recordEvents', help: 'log every event as the rules saw it (for redline rules test)', default: () => false }),
+  'gpu-interval': option(V.ms(100, 60_000), { field: 'gpuIntervalMs', arg: 'ms', help: 'how often to poll nvidia-smi', default: () => DEFAULTS.gpuIntervalMs }),
+  'gpu-replica-share': option(V.share, {
+    field: 'gpuReplicaShare',
+    arg: 'share',
+    help: 'GPU memory share of the allowed server that makes a replica',
+    default: () => DEFAULTS.gpuReplicaShare,
+  }),
+  'probe-timeout': option(V.ms(50, 10_000), { field: 'probeTimeoutMs', arg: 'ms', help: 'how long the serving probe waits for each answer', default: () => DEFAULTS.probeTimeoutMs }),
+  'ws-heartbeat': option(V.ms(100, 60_000), { field: 'wsHeartbeatMs', arg: 'ms', help: 'how often the websocket sends the chain head', default: () => DEFAULTS.wsHeartbeatMs }),
+  'port-interval': option(V.ms(100, 60_000), {
+    field: 'portIntervalMs',
+    arg: 'ms',
+    help: 'how often /proc/net is read for listeners eBPF did not attribute',
+    default: () => DEFAULTS.portIntervalMs,
+  }),
+  'after-trip': option(z.enum(AFTER_TRIP), {
+    ...EXEC_ONLY,
+    field: 'afterTrip',
+    help: 'after a freeze: hold it, or kill the subject once evidence is logged',
+    default: () => DEFAULTS.afterTrip,
+  }),
+  user: option(V.user, {
+    ...EXEC_ONLY,
+    field: 'user',
+    arg: 'user',
+    help: 'run CMD as this user (the supported deployment: the subject is not root)',
+    place: (u) => String(u),
+  }),
+  // as given: absolute, or relative to the cgroup v2 mount (never to the working folder)
+  'subject-cgroup': option(V.path, { ...SUBJECT, field: 'subjectCgroup', arg: 'path', help: 'the subject is this cgroup v2 group (absolute, or relative to the mount)' }),
+  'subject-pid': option(V.pid, { ...SUBJECT, field: 'subjectPid', arg: 'pid', help: 'the subject is this pid and all its descendants' }),
+  'subject-uid': option(V.uid, { ...SUBJECT, field: 'subjectUid', arg: 'uid', help: 'the subject is every process of this uid' }),
+};
+
+export type Options = typeof OPTIONS;
+export type ResolvedConfig = ResolvedOf<Options>;
+export type RawConfig = RawOf<Options>;
+export type ConfigKey = keyof RawConfig;
+export type ConfigFlags = FlagsOf<Options>;
+
+export const configSchema = fileSchemaOf(OPTIONS);
+export const configJsonSchema = (): Record<string, unknown> => jsonSchemaOf(OPTIONS);
