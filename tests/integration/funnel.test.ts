@@ -207,13 +207,29 @@ describe('a daemon with an error nothing catches', { skip: monitorSkipReason() ?
     tmp.cleanup();
   });
 
+  test('a rule that throws at run time: the trial goes on to its end, the alert is logged, the subject was frozen', async () => {
+    const bad = join(tmp.dir, 'bad-helper.yaml');
+    writeFileSync(bad, ['- rule: comm-number', '  description: fails on every name that is not a number', '  category: process.detach', '  severity: low', '  events: [exec]', '  condition: int(proc.comm) > 0', '  summary: "{proc.comm}"', ''].join('\n'));
+    const log = join(tmp.dir, 'rule-throws.ndjson');
+    const run = await redline(['exec', '--mode', 'enforce', '--rules', join(ROOT, 'rules'), '--rules', bad, '--log', log, '--socket', 'off', '--', 'sh', '-c', 'sleep 0.5; /bin/true; sleep 5'], {}, 60_000);
+    assert.equal(run.code, 3, run.stderr);
+    const recs = readLog(log);
+    const err = alertsOf(recs).find((a) => a.rule === 'redline.rule-eval-error');
+    assert.ok(err, 'the rule error is an alert');
+    assert.equal(err.severity, 'high');
+    assert.ok(recs.some((r) => r.kind === 'action' && r.action === 'freeze' && r.ok === true && r.cause === 'redline.rule-eval-error'), 'the subject was frozen for it');
+    assert.ok(recs.some((r) => r.kind === 'trial' && r.phase === 'end'), 'the daemon ran on to the end of the trial');
+    assert.equal(recs.at(-1)?.phase, 'stop');
+  });
+
   for (const mode of ['enforce', 'observe'] as const) {
     test(`${mode}: the last record says why it stopped${mode === 'enforce' ? ', and the subject is left frozen' : ''}`, async () => {
       const trial = `crash-${mode}-${process.pid}`;
       const group = join(mount, 'redline', trial);
       groups.push(group);
       const log = join(tmp.dir, `${trial}.ndjson`);
-      const run = await redline(['exec', '--mode', mode, '--trial', trial, '--log', log, '--socket', 'off', '--', 'sleep', '30'], { REDLINE_TEST_FAULT: 'uncaught', REDLINE_TEST_FAULT_MS: '500' }, 40_000);
+      // the subject's output goes elsewhere: a subject left frozen would hold the test's pipes open
+      const run = await redline(['exec', '--mode', mode, '--trial', trial, '--log', log, '--socket', 'off', '--', 'sh', '-c', 'exec sleep 30 </dev/null >/dev/null 2>&1'], { REDLINE_TEST_FAULT: 'uncaught', REDLINE_TEST_FAULT_MS: '500' }, 40_000);
       assert.equal(run.code, 1, run.stderr);
       const recs = readLog(log);
       const crash = alertsOf(recs).find((a) => a.rule === 'redline.crashed');
