@@ -115,6 +115,7 @@ export class Pipeline extends EventEmitter {
    * reaches the caller's path nor keeps the event from the others; it is an internal error.
    */
   override emit(name: string | symbol, ...args: unknown[]): boolean {
+    if (this.listenerCount(name) === 0) return false;
     // a once-listener's wrapper removes itself when called
     const listeners = this.rawListeners(name);
     for (const l of listeners) {
@@ -266,7 +267,8 @@ export class Pipeline extends EventEmitter {
       generation: e.generation,
       live_replicas: e.liveReplicas,
       // a sensor's trouble keeps its name and loss at the top, as log readers expect of monitor alerts
-      ...(e.event.type === 'sensor_trouble' ? { sensor: e.event.sensor, lost: e.event.lost } : {}),
+      sensor: e.event.type === 'sensor_trouble' ? e.event.sensor : undefined,
+      lost: e.event.type === 'sensor_trouble' ? e.event.lost : undefined,
       latency_ms: Math.round((nowMs() - e.event.time) * 1000) / 1000,
     });
     // measured after the synchronous write: event in the kernel → alert on disk
