@@ -154,20 +154,20 @@ export class Pipeline extends EventEmitter {
     switch (ev.type) {
       case 'file_close':
         // the weights sensor's alone: a loader that read the weights whole and closed them
-        return st.weights?.observeClose(ev, this.o.table.get(ev.pid)?.key ?? `${ev.pid}:?`);
+        return this.stage('weights', () => st.weights?.observeClose(ev, this.o.table.get(ev.pid)?.key ?? `${ev.pid}:?`));
       case 'open':
       case 'link': {
         const e = this.apply(ev);
         // the weights sensor first: a weights_open it reports is judged before the open
-        st.weights?.observe(ev, file, e.proc.key);
+        this.stage('weights', () => st.weights?.observe(ev, file, e.proc.key));
         return this.evaluate(e);
       }
       case 'listen':
         // eBPF saw it: the ports sensor need only see it close
-        if (ev.seen_by !== 'poll') st.ports?.claim(ev);
+        if (ev.seen_by !== 'poll') this.stage('ports', () => st.ports?.claim(ev));
         this.record({ kind: 'event', type: 'port.listen', pid: ev.pid, comm: ev.comm ?? this.o.table.get(ev.pid)?.comm, proto: ev.proto, addr: ev.addr, port: ev.port, inode: ev.inode, seen_by: ev.seen_by });
         // a server maps its weights and listens within milliseconds: settle which it is first
-        st.weights?.checkNow(ev.pid);
+        this.stage('weights', () => st.weights?.checkNow(ev.pid));
         return this.judgeListen(ev);
       case 'listen_close':
         this.record({ kind: 'event', type: 'port.close', pid: ev.pid, comm: ev.comm, proto: ev.proto, addr: ev.addr, port: ev.port, inode: ev.inode });
@@ -178,12 +178,12 @@ export class Pipeline extends EventEmitter {
       case 'weights_load':
         this.handle(ev);
         // found to be a replica after it began listening: its listeners count from now
-        for (const l of st.ports?.listenersOf(ev.pid, ev.comm) ?? []) this.judgeListen(l);
+        for (const l of this.stage('ports', () => st.ports?.listenersOf(ev.pid, ev.comm)) ?? []) this.judgeListen(l);
         return;
       case 'exit': {
         const e = this.apply(ev);
-        st.orphans?.exited(e.proc);
-        st.weights?.exited(e.proc.key);
+        this.stage('orphans', () => st.orphans?.exited(e.proc));
+        this.stage('weights', () => st.weights?.exited(e.proc.key));
         return this.evaluate(e);
       }
       default:
@@ -195,7 +195,17 @@ export class Pipeline extends EventEmitter {
   private judgeListen(ev: ListenEvent): void {
     this.handle(ev);
     const p = this.o.table.get(ev.pid);
-    if (p && (p.replica || ancestorsOf(p).some((a) => a.replica))) this.stages.probes?.replicaListens(ev);
+    if (p && (p.replica || ancestorsOf(p).some((a) => a.replica))) this.stage('probe', () => this.stages.probes?.replicaListens(ev));
+  }
+
+  /** one stage on its own: a sensor that throws is reported, and the rules still judge the event */
+  private stage<T>(name: string, fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (err) {
+      this.funnel.report(`${name} sensor`, err);
+      return undefined;
+    }
   }
 
   /** one event through the table and the rules (already past the ingress) */

@@ -62,6 +62,7 @@ describe('the error funnel on a pipeline over a real cgroup', { skip: cgroupSkip
   const tmp = tempDir('redline-funnel-');
   let shipped: Ruleset;
   let withBadHelper: Ruleset;
+  let withOpenRule: Ruleset;
   let subjectPid = 0;
 
   before(async () => {
@@ -84,6 +85,9 @@ describe('the error funnel on a pipeline over a real cgroup', { skip: cgroupSkip
     const res = loadRules([join(ROOT, 'rules'), bad]);
     assert.ok(res.ruleset, res.errors.map((e) => e.message).join('; '));
     withBadHelper = res.ruleset;
+    const open = join(tmp.dir, 'open-rule.yaml');
+    writeFileSync(open, ['- rule: open-hostname', '  description: a subject process opened /etc/hostname', '  category: weights.read', '  severity: low', '  events: [open]', "  condition: evt.path == '/etc/hostname'", '  summary: "{evt.path}"', '  dedup: false', ''].join('\n'));
+    withOpenRule = loadRules([join(ROOT, 'rules'), open]).ruleset as Ruleset;
     mkdirSync(path, { recursive: true });
     const c = spawn('/bin/sh', ['-c', `echo $$ > ${path}/cgroup.procs; exec sleep 60`], { stdio: 'ignore', detached: true });
     await until(() => groupPids(path).length > 0 || c.exitCode !== null);
@@ -123,9 +127,11 @@ describe('the error funnel on a pipeline over a real cgroup', { skip: cgroupSkip
   });
 
   test('a sensor handler that throws: the daemon goes on, one high monitor.degraded alert, the subject frozen (enforce)', async () => {
-    const { sink, p } = make('enforce', { stages: throwingWeights() });
+    const { sink, p } = make('enforce', { stages: throwingWeights(), ruleset: withOpenRule });
     assert.doesNotThrow(() => p.ingest(openEv()));
     assert.doesNotThrow(() => p.ingest(openEv()));
+    // the sensor's failure does not keep the event from the rules
+    assert.equal(sink.alerts('open-hostname').length, 2);
     const errs = sink.alerts('redline.internal-error');
     assert.equal(errs.length, 1, 'reported once per distinct error');
     assert.equal(errs[0]?.category, 'monitor.degraded');
