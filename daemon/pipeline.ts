@@ -4,10 +4,9 @@
 // becomes a monitor.degraded alert and, where the subject can no longer be watched, a freeze.
 import { EventEmitter } from 'node:events';
 import { nowMs } from './clock.js';
-import { freeze, thaw } from './actions/freeze.js';
-import { kill } from './actions/kill.js';
 import type { ActionName, ActionResult } from './actions/result.js';
-import { type Snapshot, snapshot } from './actions/snapshot.js';
+import { ActionRunner } from './actions/runner.js';
+import type { Snapshot } from './actions/snapshot.js';
 import type { RuleAction } from './engine/schema.js';
 import { observedRecord } from './engine/replay.js';
 import type { Ruleset, Match } from './engine/ruleset.js';
@@ -92,8 +91,7 @@ export class Pipeline extends EventEmitter {
   ruleset: Ruleset;
   mode: 'observe' | 'enforce';
   trial: string | undefined;
-  frozen = false;
-  private freezing: Promise<ActionResult> | null = null;
+  readonly actions: ActionRunner;
   private readonly stages: Stages;
   private readonly ingress: Ingress;
   private readonly funnel: ErrorFunnel;
@@ -107,7 +105,20 @@ export class Pipeline extends EventEmitter {
     this.trial = o.trial;
     this.stages = o.stages ?? {};
     this.ingress = this.stages.ingress ?? new Ingress();
+    this.actions = new ActionRunner({
+      subject: o.subject,
+      mode: () => this.mode,
+      failClosed: o.failClosed === true,
+      write: (fields) => this.write(fields),
+      ...(o.snapshot ? { snapshot: o.snapshot } : {}),
+      frozen: (r) => this.emit('frozen', r),
+      report: (where, err) => this.funnel.report(where, err),
+    });
     this.funnel = new ErrorFunnel((key, err, where) => this.blinded('redline.internal-error', `internal error: ${key}`, { where, error: err.stack?.split('\n').slice(0, 6).join('\n') }));
+  }
+
+  get frozen(): boolean {
+    return this.actions.frozen;
   }
 
   /**
@@ -250,7 +261,7 @@ export class Pipeline extends EventEmitter {
    */
   private blinded(rule: string, summary: string, extra: Record<string, unknown>): void {
     this.daemonAlert(rule, 'monitor.degraded', 'high', summary, extra);
-    if (this.mode === 'enforce' || this.o.failClosed) this.guarded(this.freezeOnce(rule), 'freeze');
+    if (this.mode === 'enforce' || this.o.failClosed) this.guarded(this.actions.freezeOnce(rule), 'freeze');
   }
 
   /** an action under way: a failure of its own is funnelled, not left unhandled */
@@ -319,67 +330,26 @@ export class Pipeline extends EventEmitter {
   }
 
   /** carries out (or, in observe mode, records as skipped) one action */
-  async act(ruleAction: RuleAction, cause: string, eventTime?: number): Promise<ActionResult | null> {
-    // `fail-closed`: a freeze only when the daemon runs with --fail-closed
-    if (ruleAction === 'fail-closed' && !this.o.failClosed) return null;
-    const action = ruleAction === 'fail-closed' ? 'freeze' : ruleAction;
-    if (this.mode === 'observe') {
-      const r: ActionResult = { action, ok: false, skipped: true, latency_ms: 0 };
-      this.write({ kind: 'action', ...r, cause, reason: 'observe mode' });
-      return r;
-    }
-    const fr = await this.freezeOnce(cause, eventTime);
-    if (action === 'freeze') return fr;
-    return this.runAction('kill', () => kill(this.o.subject), cause);
+  act(action: RuleAction, cause: string, eventTime?: number): Promise<ActionResult | null> {
+    return this.actions.act(action, cause, eventTime);
   }
 
-  private freezeOnce(cause: string, eventTime?: number): Promise<ActionResult> {
-    if (this.frozen) return Promise.resolve({ action: 'freeze', ok: true, latency_ms: 0, detail: { already: true } });
-    this.freezing ??= this.freezeAndSnapshot(cause, eventTime).finally(() => {
-      // whatever threw on the way, the next freeze is not wedged behind this one
-      this.freezing = null;
-    });
-    return this.freezing;
+  runAction(name: ActionName, run: () => Promise<ActionResult>, cause: string, eventTime?: number): Promise<ActionResult> {
+    return this.actions.runAction(name, run, cause, eventTime);
   }
 
-  private async freezeAndSnapshot(cause: string, eventTime?: number): Promise<ActionResult> {
-    const r = await this.runAction('freeze', () => freeze(this.o.subject), cause, eventTime);
-    if (!r.ok) return r;
-    this.frozen = true;
-    try {
-      const snap = (this.o.snapshot ?? snapshot)(this.o.subject);
-      this.write({ kind: 'snapshot', cause, processes: snap.processes, latency_ms: snap.latency_ms });
-    } catch (err) {
-      // the freeze holds; only the evidence is missing, and the log says why
-      this.funnel.report('snapshot', err);
-    }
-    this.emit('frozen', r);
-    return r;
-  }
-
-  async runAction(name: ActionName, run: () => Promise<ActionResult>, cause: string, eventTime?: number): Promise<ActionResult> {
-    const r = await run();
-    // for a trip: from the kernel event that caused it to the action done
-    const since = eventTime === undefined ? undefined : Math.round((nowMs() - eventTime) * 1000) / 1000;
-    this.write({ kind: 'action', ...r, cause, since_event_ms: since });
-    if (name === 'thaw' && r.ok) this.frozen = false;
-    return r;
-  }
-
-  /** an operator's kill (a stop signal, later the control socket): carried out in either mode */
-  async operatorKill(cause: string): Promise<ActionResult> {
-    await this.freezeOnce(cause);
-    return this.runAction('kill', () => kill(this.o.subject), cause);
+  /** an operator's kill (a stop signal, the control socket): carried out in either mode */
+  operatorKill(cause: string): Promise<ActionResult> {
+    return this.actions.operatorKill(cause);
   }
 
   /** an operator's freeze: carried out in either mode, and logged even when already frozen */
-  async operatorFreeze(cause: string): Promise<ActionResult> {
-    if (this.frozen) {
-      const r: ActionResult = { action: 'freeze', ok: true, latency_ms: 0, detail: { already: true } };
-      this.write({ kind: 'action', ...r, cause });
-      return r;
-    }
-    return this.freezeOnce(cause);
+  operatorFreeze(cause: string): Promise<ActionResult> {
+    return this.actions.operatorFreeze(cause);
+  }
+
+  operatorThaw(cause: string): Promise<ActionResult> {
+    return this.actions.operatorThaw(cause);
   }
 
   /** the counts at the start of the current trial (a long-running daemon runs many) */
@@ -398,10 +368,6 @@ export class Pipeline extends EventEmitter {
     this.trial = undefined;
     this.trialBase = null;
     return { alerts: this.counts.alerts - base.alerts, by_severity: by, tripped: by.high + by.critical > 0 };
-  }
-
-  async operatorThaw(cause: string): Promise<ActionResult> {
-    return this.runAction('thaw', () => thaw(this.o.subject), cause);
   }
 
   worst(): Severity | null {
