@@ -11,11 +11,14 @@ import { Pipeline } from '../daemon/pipeline.js';
 import { summary } from './stats.js';
 
 const KILLS = Number(process.env.KILLS ?? 250);
+// PACE_MS > 0: a pause between kills (a paced agent); 0: as fast as the shell can (a burst, ~900 processes/s here)
+const PACE_MS = Number(process.env.PACE_MS ?? 0);
 const dir = mkdtempSync(join(tmpdir(), 'redline-bench-'));
 const victim = spawn('sleep', ['600'], { stdio: 'ignore', detached: true });
 const script = join(dir, 'agent.sh');
 // SIGCONT changes nothing for a running sleep, so the victim survives every kill
-writeFileSync(script, `#!/bin/sh\ni=0\nwhile [ $i -lt ${KILLS} ]; do /bin/kill -CONT ${victim.pid}; i=$((i+1)); done\n`);
+const pause = PACE_MS > 0 ? ` sleep ${PACE_MS / 1000};` : '';
+writeFileSync(script, `#!/bin/sh\ni=0\nwhile [ $i -lt ${KILLS} ]; do /bin/kill -CONT ${victim.pid};${pause} i=$((i+1)); done\n`);
 chmodSync(script, 0o755);
 
 const latencies: number[] = [];
@@ -28,8 +31,12 @@ Pipeline.prototype.emit = function (this: Pipeline, name: string | symbol, ...ar
 };
 
 try {
-  const res = await execCommand([script], { mode: 'observe', log: join(dir, 'bench.ndjson'), quiet: true });
-  console.log(JSON.stringify({ bench: 'kill-to-alert-on-disk', unit: 'ms', kills: KILLS, alerts: latencies.length, exit: res.code, ...summary(latencies) }));
+  // the daemon's own CPU over the trial (this process: the pipeline and its worker threads)
+  const c0 = process.cpuUsage();
+  const res = await execCommand([script], { mode: 'observe', log: join(dir, 'bench.ndjson'), quiet: true, socket: 'off' });
+  const cpu = process.cpuUsage(c0);
+  const daemonCpuMs = Math.round((cpu.user + cpu.system) / 1000);
+  console.log(JSON.stringify({ bench: 'kill-to-alert-on-disk', unit: 'ms', kills: KILLS, pace_ms: PACE_MS, alerts: latencies.length, exit: res.code, daemon_cpu_ms: daemonCpuMs, ...summary(latencies) }));
 } finally {
   victim.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });

@@ -2,7 +2,8 @@
 // fork/exec/signal/exit events of short-lived shell children (the shape of `kill` in a loop)
 // through the table, the shipped rules and the log formatting, into a sink that writes
 // nowhere. Isolates what redline adds per event (the ingress and the error funnel included).
-// Prints JSON: microseconds per event, median of ROUNDS rounds. No root needed.
+// Prints JSON: microseconds per event, wall and CPU (user + system, less disturbed by other
+// load on the host), median of ROUNDS rounds. No root needed.
 import { join } from 'node:path';
 import { loadRules } from '../daemon/engine/load.js';
 import type { SensorEvent } from '../daemon/events.js';
@@ -32,6 +33,7 @@ function burst(): SensorEvent[] {
 }
 
 const perEvent: number[] = [];
+const cpuPerEvent: number[] = [];
 for (let round = 0; round < ROUNDS; round++) {
   const table = new ProcessTable({ isSubject: () => false, keepExitedMs: 0 });
   const sink = AuditLog.open(`/nonexistent/redline-bench-${process.pid}`, { write: () => undefined });
@@ -40,8 +42,11 @@ for (let round = 0; round < ROUNDS; round++) {
   // before issue 11 the pipeline's entry was handle(); ingest() is the one entry now
   const enter = (typeof (p as { ingest?: unknown }).ingest === 'function' ? (p as unknown as { ingest: (e: SensorEvent) => void }).ingest : p.handle).bind(p);
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   for (const ev of events) enter(ev);
+  const c = process.cpuUsage(c0);
   perEvent.push(((performance.now() - t0) * 1000) / events.length);
+  cpuPerEvent.push((c.user + c.system) / events.length);
   sink.close();
 }
-console.log(JSON.stringify({ bench: 'pipeline-per-event', unit: 'us', events_per_round: PROCS * 4, rounds: ROUNDS, ...summary(perEvent) }));
+console.log(JSON.stringify({ bench: 'pipeline-per-event', unit: 'us', events_per_round: PROCS * 4, rounds: ROUNDS, wall: summary(perEvent), cpu: summary(cpuPerEvent) }));

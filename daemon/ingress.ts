@@ -54,13 +54,16 @@ export class Ingress {
     const byFd = !byName && ev.fd >= 0 ? statOf(`/proc/${ev.pid}/fd/${ev.fd}`) : null;
     const path = byName ? named : byFd ? resolveOpened(ev.pid, ev.fd, ev.dfd, ev.filename) : named;
     if (!path) return { event: ev, file: byName ?? byFd };
-    const out: OpenEvent = { ...ev, path };
-    if (ev.write && (CGROUP_CONTROL.test(path) || this.monitorPaths.has(path))) out.monitor_file = true;
+    // every field named, in one order: the hot path then sees one object shape (a spread costs ~2×)
+    const monitorFile = ev.monitor_file === true || (ev.write && (CGROUP_CONTROL.test(path) || this.monitorPaths.has(path)));
+    const out: OpenEvent = {
+      type: 'open', time: ev.time, pid: ev.pid, tid: ev.tid, uid: ev.uid, comm: ev.comm, fd: ev.fd, flags: ev.flags, dfd: ev.dfd, filename: ev.filename, path, write: ev.write, monitor_file: monitorFile || undefined,
+    };
     return { event: out, file: byName ?? byFd };
   }
 
   private linked(ev: LinkEvent): LinkEvent {
     const path = resolveName(ev.pid, ev.dfd, ev.filename);
-    return path ? { ...ev, path } : ev;
+    return path ? { type: 'link', time: ev.time, pid: ev.pid, tid: ev.tid, uid: ev.uid, comm: ev.comm, kind: ev.kind, dfd: ev.dfd, filename: ev.filename, path } : ev;
   }
 }
