@@ -6,6 +6,7 @@
 // load on the host), median of ROUNDS rounds. No root needed.
 import { join } from 'node:path';
 import { loadRules } from '../daemon/engine/load.js';
+import { Ruleset } from '../daemon/engine/ruleset.js';
 import type { SensorEvent } from '../daemon/events.js';
 import { AuditLog } from '../daemon/outputs/audit-log.js';
 import { Pipeline } from '../daemon/pipeline.js';
@@ -37,7 +38,11 @@ const cpuPerEvent: number[] = [];
 for (let round = 0; round < ROUNDS; round++) {
   const table = new ProcessTable({ isSubject: () => false, keepExitedMs: 0 });
   const sink = AuditLog.open(`/nonexistent/redline-bench-${process.pid}`, { write: () => undefined });
-  const p = new Pipeline({ table, ruleset, subject: { kind: 'uid', uid: 4294967294 }, sink, mode: 'observe' });
+  // a fresh de-duplication state each round, as a new trial has
+  const p = new Pipeline({ table, ruleset: new Ruleset(ruleset.rules), subject: { kind: 'uid', uid: 4294967294 }, sink, mode: 'observe' });
+  // as `exec` has: the terminal printer and the live hook
+  p.on('alert', () => undefined);
+  p.on('frozen', () => undefined);
   const events = burst();
   // before issue 11 the pipeline's entry was handle(); ingest() is the one entry now
   const enter = (typeof (p as { ingest?: unknown }).ingest === 'function' ? (p as unknown as { ingest: (e: SensorEvent) => void }).ingest : p.handle).bind(p);

@@ -1,6 +1,6 @@
-// The first stage every sensor event passes: it names the file behind a raw open/link (the
-// kernel gave a name relative to a dirfd or the cwd) and tags the monitor's own files. It
-// returns a new event; the one it got stays as the sensor made it.
+// The first stage of the pipeline: it names the file behind a raw open/link (the kernel gave
+// a name relative to a dirfd or the cwd) and tags the monitor's own files. It returns a new
+// event; the one it got stays as the sensor made it. Other event types pass it unchanged.
 import { statSync } from 'node:fs';
 import type { LinkEvent, OpenEvent, SensorEvent } from './events.js';
 import { resolveName, resolveOpened } from './sensors/weights/paths.js';
@@ -13,8 +13,8 @@ export interface FileStat {
   file: boolean;
 }
 
-export interface Ingested {
-  event: SensorEvent;
+export interface Ingested<E extends SensorEvent = SensorEvent> {
+  event: E;
   /** for opens: the file that was opened, when it could be looked at */
   file: FileStat | null;
 }
@@ -39,13 +39,8 @@ export class Ingress {
     this.monitorPaths = new Set(monitorPaths);
   }
 
-  enrich(ev: SensorEvent): Ingested {
-    if (ev.type === 'open') return this.opened(ev);
-    if (ev.type === 'link') return { event: this.linked(ev), file: null };
-    return { event: ev, file: null };
-  }
-
-  private opened(ev: OpenEvent): Ingested {
+  /** an open, its file named and tagged, with what stat() said of it */
+  opened(ev: OpenEvent): Ingested<OpenEvent> {
     // The name as given is what the syscall opened. The fd is only the fallback for a name
     // that is already gone (renamed, deleted): in a fast loop (split, tar) the same fd number
     // names the next file by the time this runs. A negative fd is a refused attempt to write.
@@ -62,7 +57,8 @@ export class Ingress {
     return { event: out, file: byName ?? byFd };
   }
 
-  private linked(ev: LinkEvent): LinkEvent {
+  /** a link, its new name made absolute */
+  linked(ev: LinkEvent): LinkEvent {
     const path = resolveName(ev.pid, ev.dfd, ev.filename);
     return path ? { type: 'link', time: ev.time, pid: ev.pid, tid: ev.tid, uid: ev.uid, comm: ev.comm, kind: ev.kind, dfd: ev.dfd, filename: ev.filename, path } : ev;
   }

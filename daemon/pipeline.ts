@@ -159,8 +159,7 @@ export class Pipeline extends EventEmitter {
   }
 
   /** which stages see which event, in the order that loses nothing */
-  private route(raw: SensorEvent): void {
-    const { event: ev, file } = this.ingress.enrich(raw);
+  private route(ev: SensorEvent): void {
     const st = this.stages;
     switch (ev.type) {
       case 'file_close':
@@ -168,9 +167,11 @@ export class Pipeline extends EventEmitter {
         return this.stage('weights', () => st.weights?.observeClose(ev, this.o.table.get(ev.pid)?.key ?? `${ev.pid}:?`));
       case 'open':
       case 'link': {
-        const e = this.apply(ev);
-        // the weights sensor first: a weights_open it reports is judged before the open
-        this.stage('weights', () => st.weights?.observe(ev, file, e.proc.key));
+        // the ingress names the file first (it changes only these two types)
+        const { event, file } = ev.type === 'open' ? this.ingress.opened(ev) : { event: this.ingress.linked(ev), file: null };
+        const e = this.apply(event);
+        // the weights sensor next: a weights_open it reports is judged before the open
+        this.stage('weights', () => st.weights?.observe(event, file, e.proc.key));
         return this.evaluate(e);
       }
       case 'listen':
