@@ -24,8 +24,9 @@ const CGROUP_CONTROL = /\/cgroup\.(procs|threads|freeze|kill|subtree_control)$|\
 
 export function statOf(path: string): FileStat | null {
   try {
-    const st = statSync(path);
-    return { dev: st.dev, ino: st.ino, size: st.size, file: st.isFile() };
+    // a name that is gone is common (short-lived files): no exception built for it
+    const st = statSync(path, { throwIfNoEntry: false });
+    return st ? { dev: st.dev, ino: st.ino, size: st.size, file: st.isFile() } : null;
   } catch {
     return null;
   }
