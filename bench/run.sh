@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 node --import tsx bench/kill-latency.ts
+PACE_MS=25 node --import tsx bench/kill-latency.ts
+node --import tsx bench/pipeline.ts
 node --import tsx bench/freeze.ts
 node --import tsx bench/trip.ts
 node --import tsx bench/idle.ts
