@@ -171,7 +171,12 @@ export class Pipeline extends EventEmitter {
         const { event, file } = ev.type === 'open' ? this.ingress.opened(ev) : { event: this.ingress.linked(ev), file: null };
         const e = this.apply(event);
         // the weights sensor next: a weights_open it reports is judged before the open
-        this.stage('weights', () => st.weights?.observe(event, file, e.proc.key));
+        // (guarded inline, not through stage(): every process opens files, a closure each adds up)
+        try {
+          st.weights?.observe(event, file, e.proc.key);
+        } catch (err) {
+          this.funnel.report('weights sensor', err);
+        }
         return this.evaluate(e);
       }
       case 'listen':
@@ -194,8 +199,12 @@ export class Pipeline extends EventEmitter {
         return;
       case 'exit': {
         const e = this.apply(ev);
-        this.stage('orphans', () => st.orphans?.exited(e.proc));
-        this.stage('weights', () => st.weights?.exited(e.proc.key));
+        try {
+          st.orphans?.exited(e.proc);
+          st.weights?.exited(e.proc.key);
+        } catch (err) {
+          this.funnel.report('exit stages', err);
+        }
         return this.evaluate(e);
       }
       default:
@@ -296,7 +305,11 @@ export class Pipeline extends EventEmitter {
     // measured after the synchronous write: event in the kernel → alert on disk
     const onDiskMs = nowMs() - e.event.time;
     // actions start before anyone is told: observers never delay a freeze
-    for (const a of m.rule.actions) this.guarded(this.act(a, m.rule.id, e.event.time), a);
+    for (const a of m.rule.actions) {
+      // observe mode only records the action as skipped: no promise on the hot path for it
+      if (this.mode === 'observe') this.actions.skip(a, m.rule.id);
+      else this.guarded(this.act(a, m.rule.id, e.event.time), a);
+    }
     this.counted(m.rule.severity, { rule: m.rule.id, category: m.rule.category, severity: m.rule.severity, summary: m.summary, pid: e.proc.pid, seq: rec.seq, on_disk_ms: onDiskMs });
   }
 

@@ -34,14 +34,18 @@ export class ActionRunner {
   async act(ruleAction: RuleAction, cause: string, eventTime?: number): Promise<ActionResult | null> {
     if (ruleAction === 'fail-closed' && !this.o.failClosed) return null;
     const action = ruleAction === 'fail-closed' ? 'freeze' : ruleAction;
-    if (this.o.mode() === 'observe') {
-      const r: ActionResult = { action, ok: false, skipped: true, latency_ms: 0 };
-      this.o.write({ kind: 'action', ...r, cause, reason: 'observe mode' });
-      return r;
-    }
+    if (this.o.mode() === 'observe') return this.skip(ruleAction, cause);
     const fr = await this.freezeOnce(cause, eventTime);
     if (action === 'freeze') return fr;
     return this.runAction('kill', () => kill(this.o.subject), cause);
+  }
+
+  /** observe mode: the action is recorded as skipped (a `fail-closed` without --fail-closed is not an action at all) */
+  skip(ruleAction: RuleAction, cause: string): ActionResult | null {
+    if (ruleAction === 'fail-closed' && !this.o.failClosed) return null;
+    const r: ActionResult = { action: ruleAction === 'fail-closed' ? 'freeze' : ruleAction, ok: false, skipped: true, latency_ms: 0 };
+    this.o.write({ kind: 'action', ...r, cause, reason: 'observe mode' });
+    return r;
   }
 
   /** one freeze however many ask for it at once; the freeze is written before this returns */
