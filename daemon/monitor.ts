@@ -107,27 +107,38 @@ export class Monitor {
       rule_files: o.ruleFiles,
     });
     m.catchCrashes();
-    m.table.seed();
-    warmUp(o.ruleset);
-    await m.registerWeights();
-    for (const s of [m.sensor, m.tracker, m.ports, m.probes, m.orphans]) m.feed(s);
-    m.sensor.on('restarted', () => {
-      m.table.setMonitorPids(m.sensor.ownPids());
-      m.log.append({ kind: 'daemon', phase: 'sensor-restarted', sensor: m.sensor.name, sensor_pids: m.sensor.ownPids() });
-    });
-    await m.sensor.start();
-    m.table.setMonitorPids(m.sensor.ownPids());
-    m.log.append({ kind: 'daemon', phase: 'sensor', sensor: m.sensor.name, sensor_pids: m.sensor.ownPids(), detail: 'probes attached' });
-    await m.ports.start();
-    m.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'ports', detail: `reading /proc/net every ${o.config.portIntervalMs} ms` });
-    await m.startGpu();
-    await m.startStream();
-    await m.startControl();
-    injectFault();
-    const rotate = () => m.rotateLog();
-    process.on('SIGUSR2', rotate);
-    m.unhook.push(() => process.off('SIGUSR2', rotate));
+    try {
+      await m.attach();
+    } catch (err) {
+      // a daemon that never started must not leave its crash handlers in the process
+      for (const off of m.unhookCrash) off();
+      throw err;
+    }
     return m;
+  }
+
+  /** the table, the weights and every sensor, in the order that loses nothing */
+  private async attach(): Promise<void> {
+    this.table.seed();
+    warmUp(this.o.ruleset);
+    await this.registerWeights();
+    for (const s of [this.sensor, this.tracker, this.ports, this.probes, this.orphans]) this.feed(s);
+    this.sensor.on('restarted', () => {
+      this.table.setMonitorPids(this.sensor.ownPids());
+      this.log.append({ kind: 'daemon', phase: 'sensor-restarted', sensor: this.sensor.name, sensor_pids: this.sensor.ownPids() });
+    });
+    await this.sensor.start();
+    this.table.setMonitorPids(this.sensor.ownPids());
+    this.log.append({ kind: 'daemon', phase: 'sensor', sensor: this.sensor.name, sensor_pids: this.sensor.ownPids(), detail: 'probes attached' });
+    await this.ports.start();
+    this.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'ports', detail: `reading /proc/net every ${this.o.config.portIntervalMs} ms` });
+    await this.startGpu();
+    await this.startStream();
+    await this.startControl();
+    injectFault();
+    const rotate = () => this.rotateLog();
+    process.on('SIGUSR2', rotate);
+    this.unhook.push(() => process.off('SIGUSR2', rotate));
   }
 
   /** every sensor's events and trouble go into the pipeline, and only there */
