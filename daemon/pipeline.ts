@@ -11,6 +11,7 @@ import type { RuleAction } from './engine/schema.js';
 import { observedRecord } from './engine/replay.js';
 import type { Ruleset, Match } from './engine/ruleset.js';
 import { type Category, type ListenEvent, type SensorEvent, type Severity, severityRank } from './events.js';
+import { emitEach } from './emit-each.js';
 import { ErrorFunnel } from './funnel.js';
 import { Ingress } from './ingress.js';
 import { ancestorsOf, type Enriched, type ProcInfo } from './process.js';
@@ -126,18 +127,7 @@ export class Pipeline extends EventEmitter {
    * reaches the caller's path nor keeps the event from the others; it is an internal error.
    */
   override emit(name: string | symbol, ...args: unknown[]): boolean {
-    if (this.listenerCount(name) === 0) return false;
-    // a once-listener's wrapper removes itself when called
-    const listeners = this.rawListeners(name);
-    for (const l of listeners) {
-      try {
-        (l as (...a: unknown[]) => void).apply(this, args);
-      } catch (err) {
-        if (name === 'error') continue;
-        this.funnel.report(`${String(name)} listener`, err);
-      }
-    }
-    return listeners.length > 0;
+    return emitEach(this, name, args, (err) => this.funnel.report(`${String(name)} listener`, err));
   }
 
   private write(fields: { kind: string } & Record<string, unknown>): { seq: number; hash: string } {

@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { Chain, type ChainHead, type ChainRecord } from './chain.js';
+import { emitEach } from '../emit-each.js';
 
 export interface AuditRecord extends ChainRecord {
   kind: string;
@@ -347,13 +348,7 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
   // Each listener on its own, so one that throws neither reaches the caller nor keeps
   // the record from the other outputs.
   #emitRecord(record: AuditRecord, line: string): void {
-    for (const listener of this.rawListeners('record')) {
-      try {
-        (listener as (r: AuditRecord, l: string) => void).call(this, record, line);
-      } catch (e) {
-        this.#report(e);
-      }
-    }
+    emitEach(this, 'record', [record, line], (e) => this.#report(e));
   }
 
   #armTimer(): void {
