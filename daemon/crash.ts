@@ -7,10 +7,12 @@ import type { AuditLog } from './outputs/audit-log.js';
 import type { Pipeline } from './pipeline.js';
 import type { Subject } from './subject.js';
 
-/** the exit status of a daemon stopped by an error nothing else caught */
-export const EXIT_CRASHED = 1;
-
 export interface CrashOptions {
+  /**
+   * The exit status: `exec` exits 3 (CONTRACT.md: tripped; the crash alert is critical),
+   * `run` exits 1 (not a clean stop, not a config error).
+   */
+  exitCode: number;
   /** enforce mode or --fail-closed, as it is at the moment of the crash */
   freezeFirst: () => boolean;
   subject: Subject;
@@ -54,5 +56,5 @@ async function lastRecords(o: CrashOptions, err: unknown, frozen: Promise<Action
   if (r) attempt(() => o.log.append({ kind: 'action', ...r, cause: 'redline.crashed', ...trial }));
   attempt(() => o.log.append({ kind: 'daemon', phase: 'crash', error: message, subject_frozen: r?.ok ?? false, ...trial }));
   attempt(() => o.log.close());
-  process.exit(EXIT_CRASHED);
+  process.exit(o.exitCode);
 }

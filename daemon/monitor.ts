@@ -152,6 +152,7 @@ export class Monitor {
     this.unhookCrash.push(
       onCrash({
         freezeFirst: () => this.pipeline.mode === 'enforce' || this.o.config.failClosed,
+        exitCode: this.o.config.command === 'exec' ? 3 : 1,
         subject: this.o.subject,
         pipeline: this.pipeline,
         log: this.log,

@@ -236,7 +236,8 @@ describe('a daemon with an error nothing catches', { skip: monitorSkipReason() ?
       const log = join(tmp.dir, `${trial}.ndjson`);
       // the subject's output goes elsewhere: a subject left frozen would hold the test's pipes open
       const run = await redline(['exec', '--mode', mode, '--trial', trial, '--log', log, '--socket', 'off', '--', 'sh', '-c', 'exec sleep 30 </dev/null >/dev/null 2>&1'], { REDLINE_TEST_FAULT: 'uncaught', REDLINE_TEST_FAULT_MS: '500' }, 40_000);
-      assert.equal(run.code, 1, run.stderr);
+      // CONTRACT.md: exec exits 3 when an alert ≥ high was written (the crash alert is critical)
+      assert.equal(run.code, 3, run.stderr);
       const recs = readLog(log);
       const crash = alertsOf(recs).find((a) => a.rule === 'redline.crashed');
       assert.ok(crash, 'a crash alert is logged');
