@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 node --import tsx bench/kill-latency.ts
 PACE_MS=25 node --import tsx bench/kill-latency.ts
+node --import tsx bench/kill-floor.ts
+PACE_MS=25 node --import tsx bench/kill-floor.ts
 node --import tsx bench/pipeline.ts
 node --import tsx bench/freeze.ts
 node --import tsx bench/trip.ts
