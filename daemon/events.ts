@@ -36,7 +36,7 @@ export const EVENT_TYPES = [
   'reparent',
   'open',
   'link',
-  'file_close',
+  'file_bytes',
   'listen',
   'listen_close',
   'connect',
@@ -125,14 +125,31 @@ export interface LinkEvent extends EventBase {
 }
 
 /** a subject process closed a regular file it had read (or written) at least 1 MiB into */
-export interface FileCloseEvent extends EventBase {
-  type: 'file_close';
+/** what moved bytes through a file: the syscall, or a map (writable and shared: a write) */
+export const READ_OPS = ['read', 'pread', 'readv', 'preadv', 'preadv2', 'sendfile', 'splice', 'copy_file_range', 'mmap'] as const;
+export const WRITE_OPS = ['write', 'pwrite', 'writev', 'pwritev', 'pwritev2', 'sendfile', 'splice', 'copy_file_range', 'mmap_write'] as const;
+
+/**
+ * Bytes of a large file read, mapped or written by any process on the host, counted in the
+ * kernel per (process, file) and reported at steps (an eighth of the file, at most 64 MiB,
+ * for reads; 1 MiB then each 16 MiB for writes).
+ */
+export interface FileBytesEvent extends EventBase {
+  type: 'file_bytes';
+  op: (typeof READ_OPS)[number] | (typeof WRITE_OPS)[number];
+  /** the bytes went into the file (a write), not out of it */
+  write: boolean;
+  /** the process's fd on the file (writes and maps), -1 where the kernel did not say */
   fd: number;
-  /** the file position at close: bytes read, for a file read from the start */
-  pos: number;
+  /** bytes moved since this process's previous report on this file; for `mmap`, the total mapped so far (capped at the file's size) */
+  bytes: number;
   ino: number;
   /** st_dev as stat() reports it */
   dev: number;
+  /** the file's size when the bytes moved */
+  size: number;
+  /** the kernel counted the process as the subject's (in its scope, or descended from a process that was) */
+  subject: boolean;
 }
 
 /**
@@ -218,9 +235,20 @@ export interface WeightsCopyEvent extends WeightsBase {
 }
 
 /** a process keeps the weights mapped or read them whole, as an inference server does */
+/**
+ * A process mapped or read at least the configured share of a model (its registered files in
+ * one folder, shards summed), counted in bytes by the kernel whatever the read path.
+ */
 export interface WeightsLoadEvent extends WeightsBase {
   type: 'weights_load';
-  how: 'mmap' | 'read';
+  /** mapped, read in order, read at positions (pread/preadv, as io_uring and O_DIRECT loaders do), or more than one */
+  how: 'mmap' | 'read' | 'pread' | 'mixed';
+  /** bytes of the model mapped or read */
+  bytes: number;
+  /** of the model's registered bytes, 0–1 */
+  share: number;
+  /** the process is not the subject's (started for it by a host service, say): a replica wherever it runs */
+  outside_subject?: boolean;
 }
 
 /**
@@ -270,7 +298,7 @@ export type SensorEvent =
   | ReparentEvent
   | OpenEvent
   | LinkEvent
-  | FileCloseEvent
+  | FileBytesEvent
   | ListenEvent
   | ListenCloseEvent
   | ConnectEvent

@@ -78,7 +78,7 @@ export class Monitor {
     const filter = subjectFilter(o.subject);
     if (!filter) throw new Error(`the eBPF sensor cannot filter on ${describeSubject(o.subject)}: it needs a cgroup v2 group or a uid`);
     this.sensor = new EbpfSensor({ filter });
-    this.tracker = new WeightsTracker({ registry: this.registry });
+    this.tracker = new WeightsTracker({ registry: this.registry, loadShare: o.config.loadShare });
     this.ports = new PortPoller({ pids: () => subjectPids(o.subject), intervalMs: o.config.portIntervalMs });
     this.probes = new ProbeScheduler({ probeTimeoutMs: o.config.probeTimeoutMs });
     const ingress = new Ingress([resolve(o.logPath), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : [])]);

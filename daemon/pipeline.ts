@@ -50,7 +50,7 @@ export interface Stages {
   /** names opened and linked files, tags the monitor's own */
   ingress?: Ingress;
   /** follows the weights through opens, links and closes */
-  weights?: Pick<WeightsTracker, 'observe' | 'observeClose' | 'checkNow' | 'exited'>;
+  weights?: Pick<WeightsTracker, 'observe' | 'observeBytes' | 'concerns' | 'exited'>;
   /** the ports sensor: eBPF's listeners are claimed so it need only see them close */
   ports?: Pick<PortPoller, 'claim' | 'listenersOf'>;
   /** probes a replica's ports */
@@ -152,9 +152,14 @@ export class Pipeline extends EventEmitter {
   private route(ev: SensorEvent): void {
     const st = this.stages;
     switch (ev.type) {
-      case 'file_close':
-        // the weights sensor's alone: a loader that read the weights whole and closed them
-        return this.stage('weights', () => st.weights?.observeClose(ev, this.o.table.get(ev.pid)?.key ?? `${ev.pid}:?`));
+      case 'file_bytes': {
+        // host-wide: most of it is other processes' business and goes no further
+        if (!ev.subject && !st.weights?.concerns(ev)) return;
+        const e = this.apply(ev);
+        this.stage('weights', () => st.weights?.observeBytes(ev, e.proc.key));
+        if (ev.subject) this.evaluate(e);
+        return;
+      }
       case 'open':
       case 'link': {
         // the ingress names the file first (it changes only these two types)
@@ -173,8 +178,6 @@ export class Pipeline extends EventEmitter {
         // eBPF saw it: the ports sensor need only see it close
         if (ev.seen_by !== 'poll') this.stage('ports', () => st.ports?.claim(ev));
         this.record({ kind: 'event', type: 'port.listen', pid: ev.pid, comm: ev.comm ?? this.o.table.get(ev.pid)?.comm, proto: ev.proto, addr: ev.addr, port: ev.port, inode: ev.inode, seen_by: ev.seen_by });
-        // a server maps its weights and listens within milliseconds: settle which it is first
-        this.stage('weights', () => st.weights?.checkNow(ev.pid));
         return this.judgeListen(ev);
       case 'listen_close':
         this.record({ kind: 'event', type: 'port.close', pid: ev.pid, comm: ev.comm, proto: ev.proto, addr: ev.addr, port: ev.port, inode: ev.inode });
@@ -191,7 +194,7 @@ export class Pipeline extends EventEmitter {
         const e = this.apply(ev);
         try {
           st.orphans?.exited(e.proc);
-          st.weights?.exited(e.proc.key);
+          st.weights?.exited(e.proc.key, ev.time);
         } catch (err) {
           this.funnel.report('exit stages', err);
         }

@@ -147,6 +147,8 @@ export class ProcessTable {
     if (parent && parent !== p) {
       p.parent = parent;
       parent.children.add(p);
+      // the allowed server's workers map the weights too: outside the subject, they are its
+      if (parent.allowed && !p.subject) p.allowed = true;
     }
   }
 
@@ -203,7 +205,9 @@ export class ProcessTable {
       case 'listen':
       case 'connect':
         return this.plain(ev, this.subjectProc(ev.pid, ev));
-      case 'file_close':
+      case 'file_bytes':
+        // counted for every process on the host: the subject's only when the kernel said so
+        return this.plain(ev, ev.subject ? this.subjectProc(ev.pid, ev) : this.lookup(ev.pid));
       case 'listen_close':
         // the process may be gone: closing was its exit
         return this.plain(ev, this.lookup(ev.pid));
@@ -215,7 +219,8 @@ export class ProcessTable {
         return this.plain(ev, this.lookup(ev.pid));
       case 'weights_load': {
         // it holds the weights as a server does: a replica, and so are the children it starts
-        const p = this.subjectProc(ev.pid, ev);
+        // (one outside the subject is a replica too, though not the subject's)
+        const p = ev.outside_subject ? this.lookup(ev.pid) : this.subjectProc(ev.pid, ev);
         this.becomeReplica(p);
         return { ...this.plain(ev, p), generation: p.replicaGen, liveReplicas: this.liveReplicas() };
       }

@@ -28,7 +28,8 @@ export function warmUp(ruleset: Ruleset, rounds = 3): void {
       { type: 'open', time: t, pid: FAKE + 1, comm: 'sh', fd: 3, flags: 577, dfd: -100, filename: '/nonexistent/x', path: '/nonexistent/x', write: true, monitor_file: true },
       { type: 'weights_open', time: t, pid: FAKE + 1, comm: 'sh', path: '/nonexistent/w', weight: '/nonexistent/w', generation: 0, write: false },
       { type: 'weights_copy', time: t, pid: FAKE + 1, comm: 'sh', path: '/nonexistent/c', weight: '/nonexistent/w', generation: 1, match: 'partial', bytes: 1 << 20, offset: 0, seen_by: 'ebpf' },
-      { type: 'weights_load', time: t, pid: FAKE + 1, comm: 'sh', path: '/nonexistent/w', weight: '/nonexistent/w', generation: 0, how: 'mmap' },
+      { type: 'weights_load', time: t, pid: FAKE + 1, comm: 'sh', path: '/nonexistent/w', weight: '/nonexistent/w', generation: 0, how: 'mmap', bytes: 1 << 20, share: 1 },
+      { type: 'file_bytes', time: t, pid: FAKE + 1, comm: 'sh', op: 'read', write: false, fd: -1, bytes: 1 << 20, ino: 1, dev: 1, size: 8 << 20, subject: true },
       { type: 'exit', time: t, pid: FAKE + 1, comm: 'sh' },
     ];
     for (const ev of events) p.ingest(ev);

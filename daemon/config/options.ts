@@ -64,6 +64,12 @@ export const OPTIONS = {
     help: 'GPU memory share of the allowed server that makes a replica',
     default: () => DEFAULTS.gpuReplicaShare,
   }),
+  'load-share': option(V.share, {
+    field: 'loadShare',
+    arg: 'share',
+    help: 'share of a model (its shards summed) a process must map or read to be loading it',
+    default: () => DEFAULTS.loadShare,
+  }),
   'probe-timeout': option(V.ms(50, 10_000), { field: 'probeTimeoutMs', arg: 'ms', help: 'how long the serving probe waits for each answer', default: () => DEFAULTS.probeTimeoutMs }),
   'ws-heartbeat': option(V.ms(100, 60_000), { field: 'wsHeartbeatMs', arg: 'ms', help: 'how often the websocket sends the chain head', default: () => DEFAULTS.wsHeartbeatMs }),
   'port-interval': option(V.ms(100, 60_000), {

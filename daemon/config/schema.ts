@@ -113,6 +113,7 @@ export const DEFAULTS = {
   wsTokenEnv: 'REDLINE_WS_TOKEN',
   gpuIntervalMs: 1000,
   gpuReplicaShare: 0.5,
+  loadShare: 0.5,
   probeTimeoutMs: 500,
   portIntervalMs: 1000,
   wsHeartbeatMs: 5000,

@@ -75,6 +75,13 @@ export const EVENT_FIELDS = {
   detail: 'string',
   lost: 'int',
   fail_closed: 'bool',
+  share: 'double',
+  outside_subject: 'bool',
+  op: 'string',
+  ino: 'int',
+  dev: 'int',
+  size: 'int',
+  subject: 'bool',
 } as const;
 
 const NO_PROCESS: ProcInfo = {
@@ -160,6 +167,13 @@ export class EventView {
   get detail() { return this.str('detail'); }
   get lost() { return this.int('lost'); }
   get fail_closed() { return this.ev.fail_closed === true; }
+  get share() { const v = this.ev.share; return typeof v === 'number' ? v : 0; }
+  get outside_subject() { return this.ev.outside_subject === true; }
+  get op() { return this.str('op'); }
+  get ino() { return this.int('ino'); }
+  get dev() { return this.int('dev'); }
+  get size() { return this.int('size'); }
+  get subject() { return this.ev.subject === true; }
 }
 
 export interface CelContext {

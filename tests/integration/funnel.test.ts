@@ -120,8 +120,8 @@ describe('the error funnel on a pipeline over a real cgroup', { skip: cgroupSkip
       observe: () => {
         throw new TypeError('weights sensor broke');
       },
-      observeClose: () => undefined,
-      checkNow: () => undefined,
+      observeBytes: () => undefined,
+      concerns: () => false,
       exited: () => undefined,
     },
   });

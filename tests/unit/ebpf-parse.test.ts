@@ -57,19 +57,44 @@ test('other bpftrace message types are ignored', () => {
   assert.equal(parseLine('', clock).kind, 'ignored');
 });
 
-test('the generated script filters every probe on the subject', () => {
-  const s = generateScript({ kind: 'cgroup', path: '/sys/fs/cgroup/unified/redline/t1' });
+test('the generated script filters every probe on the subject, except the byte counts (host-wide, all but the daemon)', () => {
+  const s = generateScript({ kind: 'cgroup', path: '/sys/fs/cgroup/unified/redline/t1' }, { selfPid: 4242 });
   const probes = s.split('\n').filter((l) => l.startsWith('tracepoint:'));
-  assert.equal(probes.length, 24);
+  const subject = /\(cgroup == cgroupid\("\/sys\/fs\/cgroup\/unified\/redline\/t1"\) \|\| @subj\[pid\]\)/;
+  let hostWide = 0;
   for (const p of probes) {
     // syscall exits only report what a filtered entry recorded for that thread
     if (/sys_exit_(open|creat)/.test(p)) assert.match(p, /\/@oflags\[tid\]\//);
     else if (/sys_exit_listen/.test(p)) assert.match(p, /\/@lfd\[tid\]\//);
     else if (/sys_exit_bind/.test(p)) assert.match(p, /\/@bfd\[tid\]\//);
-    else assert.match(p, /cgroup == cgroupid\("\/sys\/fs\/cgroup\/unified\/redline\/t1"\)/);
+    else if (/sys_exit_(read|pread64|readv|preadv2?|write|pwrite64|writev|pwritev2?|sendfile64|splice|copy_file_range|mmap) /.test(p)) assert.match(p, /\/(@rf\[tid\]|@wf\[tid\]|@rf\[tid\] \|\| @wf\[tid\]|@mf\[tid\])\//);
+    else if (/sys_enter_(read|write|sendfile64|splice|copy_file_range|mmap)/.test(p)) {
+      assert.match(p, /pid != 4242/);
+      hostWide++;
+    } else assert.match(p, subject, p);
   }
+  // read, write, the three movers, mmap: their entries are the only probes not on the subject
+  assert.equal(hostWide, 6);
+  // a subject's children are followed in the kernel: set at fork and exec, dropped at exit
+  assert.match(s, /task_newtask[^{]*\{\n {2}@subj\[args->pid\] = 1;/);
+  assert.match(s, /sched_process_exit[^{]*\{\n {2}delete\(@subj\[pid\]\);/);
   assert.match(generateScript({ kind: 'uid', uid: 1000 }), /uid == 1000/);
   assert.throws(() => generateScript({ kind: 'cgroup', path: '/x"); system("rm' }), /not usable/);
+});
+
+test('byte counts: the op, the fd (writes), the bytes, the file and whether the kernel counted a subject', () => {
+  // captured: head reading 3 MB of a 4 MiB file, in steps of an eighth
+  const r = parseLine('{"type": "printf", "data": "Y\\t11205401393216\\t12449\\t12449\\tread\\t-1\\t532480\\t2146567\\t266338304\\t4194424\\t0\\thead\\n"}', clock);
+  assert.deepEqual(r, { kind: 'event', event: { type: 'file_bytes', time: 11205401.393216, pid: 12449, tid: 12449, op: 'read', write: false, fd: -1, bytes: 532480, ino: 2146567, dev: 65024, size: 4194424, subject: false, comm: 'head' } });
+  // cp's copy_file_range: the source side has no fd, the written side has one
+  const src = parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tcopy_file_range\\t-1\\t4194424\\t2146567\\t266338304\\t4194424\\t1\\tcp\\n"}', clock);
+  const dst = parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tcopy_file_range\\t4\\t4194424\\t2146375\\t266338304\\t4194424\\t1\\tcp\\n"}', clock);
+  assert.ok(src.kind === 'event' && src.event.type === 'file_bytes' && !src.event.write && src.event.subject);
+  assert.ok(dst.kind === 'event' && dst.event.type === 'file_bytes' && dst.event.write && dst.event.fd === 4);
+  const map = parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tmmap_write\\t3\\t1048576\\t9\\t266338304\\t1048576\\t1\\tpython3\\n"}', clock);
+  assert.ok(map.kind === 'event' && map.event.type === 'file_bytes' && map.event.write);
+  assert.equal(parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tpeek\\t3\\t1\\t9\\t2\\t1\\t1\\tx\\n"}', clock).kind, 'error');
+  assert.equal(parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tread\\t3\\t1\\t9\\t2\\t1\\tmaybe\\tx\\n"}', clock).kind, 'error');
 });
 
 test('opens carry fd, flags and the name; write flags are recognised', () => {
@@ -97,9 +122,6 @@ test('listen and connect lines (captured from the generated program)', () => {
   // a UDP server's bind: told apart by seen_by
   const b = parseLine('{"type": "printf", "data": "B\\t12719671108516\\t15909\\t15909\\t5\\t4\\t17\\t38687\\t504219\\t0.0.0.0\\tpython3\\n"}', clock);
   assert.deepEqual(b, { kind: 'event', event: { type: 'listen', time: 12719671.108516, pid: 15909, tid: 15909, fd: 5, seen_by: 'bind', proto: 'udp', addr: '0.0.0.0', port: 38687, inode: 504219, loopback: false, comm: 'python3' } });
-  // a file closed far into it (captured): position, inode, and the kernel's dev_t made stat()'s
-  const r = parseLine('{"type": "printf", "data": "R\\t15989450162029\\t18937\\t18937\\t3\\t3145728\\t2148994\\t266338304\\tpython3\\n"}', clock);
-  assert.deepEqual(r, { kind: 'event', event: { type: 'file_close', time: 15989450.162029, pid: 18937, tid: 18937, fd: 3, pos: 3145728, ino: 2148994, dev: 65024, comm: 'python3' } });
   // an unknown protocol number is a malformed line, not a guess
   assert.equal(parseLine('{"type": "printf", "data": "N\\t1\\t2\\t2\\t3\\t4\\t132\\t80\\t9\\t0.0.0.0\\tx\\n"}', clock).kind, 'error');
   const c4 = parseLine('{"type": "printf", "data": "C\\t6970701992051\\t31310\\t31310\\t4\\t4\\t38133\\t127.0.0.1\\tpython3\\n"}', clock);

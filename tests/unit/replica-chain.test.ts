@@ -29,7 +29,7 @@ function setup() {
 
 let t = 1_000;
 const fork = (pid: number, child: number): SensorEvent => ({ type: 'fork', time: t++, pid, child_pid: child, comm: 'sh' });
-const load = (pid: number, weight: string, generation: number): SensorEvent => ({ type: 'weights_load', time: t++, pid, comm: 'python3', path: weight, weight: '/models/m.safetensors', generation, how: 'mmap' });
+const load = (pid: number, weight: string, generation: number): SensorEvent => ({ type: 'weights_load', time: t++, pid, comm: 'python3', path: weight, weight: '/models/m.safetensors', generation, how: 'mmap', bytes: 8, share: 1 });
 const copy = (pid: number, path: string, generation: number): SensorEvent => ({ type: 'weights_copy', time: t++, pid, comm: 'cp', path, weight: '/models/m.safetensors', generation, match: 'full', bytes: 8, offset: 0, seen_by: 'ebpf' });
 
 describe('replica generations', () => {

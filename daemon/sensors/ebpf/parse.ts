@@ -1,5 +1,5 @@
 // Pure parser for `bpftrace -f json -B line` output produced by script.ts.
-import type { SensorEvent, SignalSyscall } from '../../events.js';
+import { type FileBytesEvent, READ_OPS, type SensorEvent, type SignalSyscall, WRITE_OPS } from '../../events.js';
 import { isLoopback } from '../ports/parse-net.js';
 import { READY } from './script.js';
 
@@ -15,6 +15,9 @@ export type BpftraceLine =
 export type Clock = (monotonicNs: bigint) => number;
 
 const SYSCALLS: ReadonlySet<string> = new Set(['kill', 'tkill', 'tgkill', 'pidfd_send_signal']);
+const OPS: ReadonlySet<string> = new Set([...READ_OPS, ...WRITE_OPS]);
+const MOVERS: ReadonlySet<string> = new Set(READ_OPS.filter((o) => (WRITE_OPS as readonly string[]).includes(o)));
+const WRITE_ONLY: ReadonlySet<string> = new Set(WRITE_OPS.filter((o) => !MOVERS.has(o)));
 
 function int(s: string | undefined): number | null {
   if (s === undefined || !/^-?\d+$/.test(s)) return null;
@@ -71,13 +74,18 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
       if ((kind !== 'hard' && kind !== 'sym') || dfd === null || f.length < 8) break;
       return { kind: 'event', event: { type: 'link', time, pid, tid, kind, dfd, comm: f[6], filename: f.slice(7).join('\t') } };
     }
-    case 'R': {
-      const fd = int(f[4]);
-      const pos = int(f[5]);
-      const ino = int(f[6]);
-      const kdev = int(f[7]);
-      if (fd === null || pos === null || ino === null || kdev === null) break;
-      return { kind: 'event', event: { type: 'file_close', time, pid, tid, fd, pos, ino, dev: userDev(kdev), comm: f.slice(8).join('\t') } };
+    case 'Y': {
+      const op = f[4] ?? '';
+      const fd = int(f[5]);
+      const bytes = int(f[6]);
+      const ino = int(f[7]);
+      const kdev = int(f[8]);
+      const size = int(f[9]);
+      const subj = f[10];
+      // the movers report both sides: the read side without an fd, the written side with it
+      const write = WRITE_ONLY.has(op) || (MOVERS.has(op) && fd !== -1);
+      if (!OPS.has(op) || fd === null || bytes === null || ino === null || kdev === null || size === null || (subj !== '0' && subj !== '1')) break;
+      return { kind: 'event', event: { type: 'file_bytes', time, pid, tid, op: op as FileBytesEvent['op'], write, fd, bytes, ino, dev: userDev(kdev), size, subject: subj === '1', comm: f.slice(11).join('\t') } };
     }
     case 'N':
     case 'B': {

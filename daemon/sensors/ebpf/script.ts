@@ -5,7 +5,8 @@ export type SubjectFilter =
   | { kind: 'cgroup'; path: string }
   | { kind: 'uid'; uid: number };
 
-function predicate(f: SubjectFilter): string {
+/** the kernel-side test of the subject's scope (its cgroup or uid), without the lineage map */
+function scope(f: SubjectFilter): string {
   if (f.kind === 'cgroup') {
     if (/["\\\n]/.test(f.path)) throw new Error(`cgroup path not usable in a bpftrace program: ${f.path}`);
     // cgroupid() is resolved when bpftrace compiles the program: the group must exist by then.
@@ -18,21 +19,35 @@ function predicate(f: SubjectFilter): string {
 export const CLONE_THREAD = 0x10000;
 export const READY = 'REDLINE-READY';
 
-export function generateScript(filter: SubjectFilter): string {
-  const p = predicate(filter);
+export interface ScriptOptions {
+  /** the daemon's own pid: its reads of the weights (fingerprints) are not loads */
+  selfPid?: number;
+}
+
+/**
+ * A process is the subject's when it is in the subject's scope, or when it descends from
+ * one that was (@subj, set in the kernel at fork and exec): a process that moves itself to
+ * another cgroup, or changes uid, stays a subject, and so do the children it starts there.
+ */
+export function generateScript(filter: SubjectFilter, opts: ScriptOptions = {}): string {
+  const s = scope(filter);
+  const p = `(${s} || @subj[pid])`;
   return [
     // BEGIN runs once every probe is attached; bpftrace's own attached_probes message
     // comes before the attaching, and a subject started on it could act unseen
     `BEGIN { printf("${READY}\\n"); }`,
     // task_newtask fires in the parent with the clone flags, so threads can be dropped in the kernel.
     `tracepoint:task:task_newtask /${p} && (args->clone_flags & ${CLONE_THREAD}) == 0/ {`,
+    `  @subj[args->pid] = 1;`,
     `  printf("F\\t%llu\\t%d\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, args->pid, comm);`,
     `}`,
     `tracepoint:sched:sched_process_exec /${p}/ {`,
+    `  @subj[pid] = 1;`,
     `  printf("X\\t%llu\\t%d\\t%d\\t%s\\t%s\\n", nsecs, pid, tid, comm, str(args->filename));`,
     `}`,
     // only the thread-group leader's exit ends the process
     `tracepoint:sched:sched_process_exit /${p} && pid == tid/ {`,
+    `  delete(@subj[pid]);`,
     `  printf("E\\t%llu\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, comm);`,
     `}`,
     `tracepoint:syscalls:sys_enter_kill /${p}/ {`,
@@ -54,12 +69,12 @@ export function generateScript(filter: SubjectFilter): string {
     `}`,
     ...fileProbes(p),
     ...netProbes(p),
+    ...byteProbes(s, opts.selfPid ?? process.pid),
+    // what is left in the maps is not printed when bpftrace stops
+    `END { clear(@subj); clear(@rb); clear(@mb); clear(@wb); clear(@wseen); clear(@rf); clear(@wf); clear(@wfd); clear(@mf); clear(@ml); clear(@mfd); clear(@mw); }`,
     '',
   ].join('\n');
 }
-
-/** closes of files read (or written) less far than this are not reported */
-export const READ_CLOSE_MIN = 1 << 20;
 
 /**
  * File opens (with the fd they returned, so userspace can name the file through
@@ -95,18 +110,6 @@ function fileProbes(p: string): string[] {
     // creat() is open(O_WRONLY|O_CREAT|O_TRUNC); GNU tar writes its archives through it
     ...enter('sys_enter_creat', '-100', String(0o1101), 'args->pathname'),
     ...exit('sys_exit_creat'),
-    // a file closed after reading past 1 MiB: its position, inode and device, read in the
-    // kernel (a loader that reads the weights whole and closes them leaves no fd to look at)
-    `tracepoint:syscalls:sys_enter_close /${p}/ {`,
-    `  $files = curtask->files;`,
-    `  if (args->fd < $files->fdt->max_fds) {`,
-    `    $f = (struct file *)*($files->fdt->fd + args->fd);`,
-    // regular files only (a directory's position says nothing about bytes read)
-    `    if ($f != 0 && $f->f_pos >= ${READ_CLOSE_MIN} && ($f->f_inode->i_mode & 0xf000) == 0x8000) {`,
-    `      printf("R\\t%llu\\t%d\\t%d\\t%d\\t%lld\\t%lu\\t%u\\t%s\\n", nsecs, pid, tid, args->fd, $f->f_pos, $f->f_inode->i_ino, $f->f_inode->i_sb->s_dev, comm);`,
-    `    }`,
-    `  }`,
-    `}`,
     ...link('sys_enter_linkat', 'hard', 'args->newdfd'),
     ...link('sys_enter_link', 'hard', '-100'),
     ...link('sys_enter_symlinkat', 'sym', 'args->newdfd'),
@@ -164,5 +167,132 @@ function netProbes(p: string): string[] {
     `    printf("C\\t%llu\\t%d\\t%d\\t%d\\t6\\t%d\\t%s\\t%s\\n", nsecs, pid, tid, args->fd, bswap($s6->sin6_port), ntop(10, $s6->sin6_addr.in6_u.u6_addr8), comm);`,
     `  }`,
     `}`,
+  ];
+}
+
+/** files smaller than this are never weights worth following: their reads are not counted */
+export const BYTES_MIN_FILE = 1 << 20;
+/** reads and maps of a file are reported each time an eighth of it (at most 64 MiB) adds up */
+export const READ_STEP_MAX = 64 << 20;
+/** writes are reported at the first MiB, then each 16 MiB */
+export const WRITE_FIRST = 1 << 20;
+export const WRITE_STEP = 16 << 20;
+// unreported remainders are dropped this often, so the maps never outgrow the host's work
+const CLEAR_EVERY_S = 60;
+
+/** the struct file behind `fd` of the current task, as `$f` (0 when there is none) */
+function fileOf(fd: string): string {
+  return `$t = curtask->files->fdt; $f = (struct file *)0; if ((uint64)${fd} < (uint64)$t->max_fds) { $f = (struct file *)*($t->fd + ${fd}); }`;
+}
+
+const REGULAR = '($f->f_inode->i_mode & 0xf000) == 0x8000';
+
+/**
+ * One "Y" line: bytes that `op` moved through (pid, file) since its last line. Bytes add up
+ * per (process, device, inode) in the kernel, in `map`, and a line goes out only when they
+ * reach the step: a loader reading a 10 GiB shard prints eight lines, not a million.
+ */
+function account(map: string, op: string, file: string, bytes: string, fd: string, s: string, write: boolean): string[] {
+  const key = `${map}[pid, $i->i_sb->s_dev, $i->i_ino]`;
+  const step = write
+    ? [`  $step = @wseen[pid, $i->i_sb->s_dev, $i->i_ino] ? ${WRITE_STEP} : ${WRITE_FIRST};`]
+    : [`  $step = $size / 8; if ($step > ${READ_STEP_MAX}) { $step = ${READ_STEP_MAX}; } if ($step == 0) { $step = 1; }`];
+  return [
+    `  $i = ((struct file *)${file})->f_inode; $size = (uint64)$i->i_size; $n = ${key} + (uint64)${bytes};`,
+    ...step,
+    `  if ($n >= $step) {`,
+    `    $s = @subj[pid]; if (${s}) { $s = 1; }`,
+    `    printf("Y\\t%llu\\t%d\\t%d\\t${op}\\t%d\\t%llu\\t%lu\\t%u\\t%llu\\t%d\\t%s\\n", nsecs, pid, tid, ${fd}, $n, $i->i_ino, $i->i_sb->s_dev, $size, $s, comm);`,
+    `    delete(${key});`,
+    ...(write ? [`    @wseen[pid, $i->i_sb->s_dev, $i->i_ino] = 1;`] : []),
+    `  } else { ${key} = $n; }`,
+  ];
+}
+
+/**
+ * Bytes of large files read, mapped and written, for every process on the host (the
+ * weights are followed wherever they go, not only into the subject). Userspace keeps the
+ * lines about registered weights and copies in progress and ignores the rest.
+ *
+ * Reads: read, pread64, readv, preadv, preadv2, and the source side of sendfile, splice and
+ * copy_file_range. Maps: file-backed mmap, with its length (a writable shared map is a
+ * write). Writes: write, pwrite64, writev, pwritev, pwritev2 and the destination side of the
+ * three. The struct file is taken at entry (regular files only; reads of files over 1 MiB),
+ * the byte count at exit.
+ */
+function byteProbes(s: string, self: number): string[] {
+  if (!Number.isInteger(self) || self < 0) throw new Error(`bad pid ${self}`);
+  const not = `pid != ${self}`;
+  const readers = ['read', 'pread64', 'readv', 'preadv', 'preadv2'];
+  const writers = ['write', 'pwrite64', 'writev', 'pwritev', 'pwritev2'];
+  const movers: [string, string, string][] = [['sendfile64', 'in_fd', 'out_fd'], ['splice', 'fd_in', 'fd_out'], ['copy_file_range', 'fd_in', 'fd_out']];
+  const keepRead = (fd: string) => [`  ${fileOf(fd)}`, `  if ($f != 0 && ${REGULAR} && $f->f_inode->i_size >= ${BYTES_MIN_FILE}) { @rf[tid] = (uint64)$f; }`];
+  const keepWrite = (fd: string) => [`  ${fileOf(fd)}`, `  if ($f != 0 && ${REGULAR}) { @wf[tid] = (uint64)$f; @wfd[tid] = ${fd}; }`];
+  const readExit = (sys: string, op: string) => [
+    `tracepoint:syscalls:sys_exit_${sys} /@rf[tid]/ {`,
+    `  $rf = @rf[tid]; delete(@rf[tid]);`,
+    `  if (args->ret > 0) {`,
+    ...account('@rb', op, '$rf', 'args->ret', '-1', s, false).map((l) => `  ${l}`),
+    `  }`,
+    `}`,
+  ];
+  const writeExit = (sys: string, op: string) => [
+    `tracepoint:syscalls:sys_exit_${sys} /@wf[tid]/ {`,
+    `  $wf = @wf[tid]; $wfd = @wfd[tid]; delete(@wf[tid]); delete(@wfd[tid]);`,
+    `  if (args->ret > 0) {`,
+    ...account('@wb', op, '$wf', 'args->ret', '$wfd', s, true).map((l) => `  ${l}`),
+    `  }`,
+    `}`,
+  ];
+  return [
+    `${readers.map((r) => `tracepoint:syscalls:sys_enter_${r}`).join(',')} /${not}/ {`,
+    ...keepRead('args->fd'),
+    `}`,
+    ...readers.flatMap((r) => readExit(r, r === 'pread64' ? 'pread' : r)),
+    `${writers.map((w) => `tracepoint:syscalls:sys_enter_${w}`).join(',')} /${not}/ {`,
+    ...keepWrite('args->fd'),
+    `}`,
+    ...writers.flatMap((w) => writeExit(w, w === 'pwrite64' ? 'pwrite' : w)),
+    // the movers read one fd and write another: both sides are kept and both get the bytes
+    ...movers.flatMap(([sys, inFd, outFd]) => [
+      `tracepoint:syscalls:sys_enter_${sys} /${not}/ {`,
+      ...keepRead(`args->${inFd}`),
+      ...keepWrite(`args->${outFd}`),
+      `}`,
+      `tracepoint:syscalls:sys_exit_${sys} /@rf[tid] || @wf[tid]/ {`,
+      `  $rf = @rf[tid]; $wf = @wf[tid]; $wfd = @wfd[tid]; delete(@rf[tid]); delete(@wf[tid]); delete(@wfd[tid]);`,
+      `  if (args->ret > 0 && $rf != 0) {`,
+      ...account('@rb', sys === 'sendfile64' ? 'sendfile' : sys, '$rf', 'args->ret', '-1', s, false).map((l) => `  ${l}`),
+      `  }`,
+      `  if (args->ret > 0 && $wf != 0) {`,
+      ...account('@wb', sys === 'sendfile64' ? 'sendfile' : sys, '$wf', 'args->ret', '$wfd', s, true).map((l) => `  ${l}`),
+      `  }`,
+      `}`,
+    ]),
+    // file-backed maps (not MAP_ANONYMOUS): the length mapped counts as bytes loaded; a
+    // shared writable map is a write to the file (a copy written through memory)
+    `tracepoint:syscalls:sys_enter_mmap /${not} && (args->flags & 0x20) == 0/ {`,
+    `  ${fileOf('args->fd')}`,
+    `  if ($f != 0 && ${REGULAR}) { @mf[tid] = (uint64)$f; @ml[tid] = args->len; @mfd[tid] = args->fd; @mw[tid] = (args->flags & 1) && (args->prot & 2); }`,
+    `}`,
+    `tracepoint:syscalls:sys_exit_mmap /@mf[tid]/ {`,
+    `  $mf = @mf[tid]; $len = @ml[tid]; $mfd = @mfd[tid]; $mw = @mw[tid]; delete(@mf[tid]); delete(@ml[tid]); delete(@mfd[tid]); delete(@mw[tid]);`,
+    `  if (args->ret >= 0 && $mw) {`,
+    ...account('@wb', 'mmap_write', '$mf', '$len', '$mfd', s, true).map((l) => `  ${l}`),
+    `  } else if (args->ret >= 0 && ((struct file *)$mf)->f_inode->i_size >= ${BYTES_MIN_FILE}) {`,
+    // maps are counted as a running total, capped at the file's size: the dynamic loader
+    // maps a library three times, and a file mapped whole says all there is to say
+    `    $i = ((struct file *)$mf)->f_inode; $size = (uint64)$i->i_size; $old = @mb[pid, $i->i_sb->s_dev, $i->i_ino];`,
+    `    if ($old < $size) {`,
+    `      $n = $old + $len; if ($n > $size) { $n = $size; } @mb[pid, $i->i_sb->s_dev, $i->i_ino] = $n;`,
+    `      $step = $size / 8; if ($step > ${READ_STEP_MAX}) { $step = ${READ_STEP_MAX}; }`,
+    `      if ($n / $step != $old / $step) {`,
+    `        $s = @subj[pid]; if (${s}) { $s = 1; }`,
+    `        printf("Y\\t%llu\\t%d\\t%d\\tmmap\\t%d\\t%llu\\t%lu\\t%u\\t%llu\\t%d\\t%s\\n", nsecs, pid, tid, $mfd, $n, $i->i_ino, $i->i_sb->s_dev, $size, $s, comm);`,
+    `      }`,
+    `    }`,
+    `  }`,
+    `}`,
+    `interval:s:${CLEAR_EVERY_S} { clear(@rb); clear(@mb); clear(@wb); clear(@wseen); }`,
   ];
 }

@@ -1,15 +1,18 @@
 // The weights sensor: turns open/link events of subject processes (their paths already
-// named by the ingress) into weights events. Files opened for writing are fingerprinted as
-// they grow (off the main thread) until they stop growing; registered weights opened for
-// reading are watched through /proc/PID/maps and fdinfo to tell a loader (mmap, read whole)
-// from a glance. What it keeps per process is keyed by the process's identity (pid + start
-// time), so a pid the kernel hands to a new process inherits nothing.
+// named by the ingress) and the kernel's byte counts of every process (file_bytes) into
+// weights events. Files written — opened for writing by the subject, or written by anyone
+// who read the weights, named or not (O_TMPFILE), through write() or a shared map — are
+// fingerprinted as they grow (off the main thread) until they stop growing. Loads are the
+// bytes of a model mapped or read (loads.ts). What it keeps per process is keyed by the
+// process's identity (pid + start time), so a pid the kernel hands to a new process inherits
+// nothing.
 import { EventEmitter } from 'node:events';
-import { closeSync, fstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
-import type { FileCloseEvent, LinkEvent, OpenEvent, SensorEvent } from '../../events.js';
+import { closeSync, fstatSync, openSync, readlinkSync } from 'node:fs';
+import type { FileBytesEvent, LinkEvent, OpenEvent, SensorEvent } from '../../events.js';
 import { type FileStat, statOf } from '../../ingress.js';
 import type { Sensor, SensorHealth } from '../sensor.js';
 import { fingerprint } from './fingerprint.js';
+import { type Load, LoadAccounting } from './loads.js';
 import { type CandidateMatch, matchCandidate } from './match.js';
 import type { WeightFile, WeightRegistry } from './registry.js';
 
@@ -22,16 +25,13 @@ export interface TrackerOptions {
   pollMs?: number;
   /** a candidate that has not grown for this long is done */
   idleMs?: number;
-  /** how long a reader of the weights is watched for mmap / reading them whole */
-  loadWatchMs?: number;
+  /** the share of a model a process must map or read to be loading it (default 0.5) */
+  loadShare?: number;
   maxCandidates?: number;
 }
 
 const MIB = 1 << 20;
-// a reader that got this far through a weight file and is still alive a while later loads it
-const READ_WHOLE_SHARE = 0.9;
-const READ_WHOLE_ALIVE_MS = 2000;
-// maps and fdinfo are read less often than candidates are sized
+// readers past the share are looked at less often than candidates are sized
 const LOAD_CHECK_MS = 250;
 // what is known of an exited process is kept this long for events reported after its exit
 const EXITED_GRACE_MS = 10_000;
@@ -55,23 +55,14 @@ interface Candidate {
   checked: boolean;
   /** reads of this file seen before it was known to be the weights (a copy read right after it is made) */
   pendingReads: { ev: OpenEvent; key: ProcessKey; path: string }[];
-}
-
-interface LoadWatch {
-  pid: number;
-  key: ProcessKey;
-  fd: number;
-  weight: WeightFile;
-  path: string;
-  comm: string;
-  until: number;
-  readWholeAt: number | null;
+  /** bytes read or mapped from it before it was known to be the weights (a copy served at once) */
+  pendingBytes: { ev: FileBytesEvent; key: ProcessKey }[];
 }
 
 export class WeightsTracker extends EventEmitter implements Sensor {
   readonly name = 'weights';
   private readonly candidates = new Map<string, Candidate>();
-  private readonly loads = new Map<string, LoadWatch>();
+  private readonly loads: LoadAccounting;
   /** weight files each process opened for reading: the likely source of what it writes */
   private readonly readers = new Map<ProcessKey, Set<WeightFile>>();
   /** link checks scheduled and not yet run */
@@ -88,15 +79,14 @@ export class WeightsTracker extends EventEmitter implements Sensor {
   private events = 0;
   private readonly pollMs: number;
   private readonly idleMs: number;
-  private readonly loadWatchMs: number;
   private readonly maxCandidates: number;
 
   constructor(private readonly o: TrackerOptions) {
     super();
     this.pollMs = o.pollMs ?? 20;
     this.idleMs = o.idleMs ?? 2000;
-    this.loadWatchMs = o.loadWatchMs ?? 60_000;
     this.maxCandidates = o.maxCandidates ?? 512;
+    this.loads = new LoadAccounting(o.registry, o.loadShare ?? 0.5, (l) => this.loaded(l));
   }
 
   async start(): Promise<void> {}
@@ -126,10 +116,12 @@ export class WeightsTracker extends EventEmitter implements Sensor {
   }
 
   /**
-   * The process exited: what was kept about it goes after a grace period (a close or a copy
-   * match may still be reported about it), so the state never outgrows the live processes.
+   * The process exited (at `time`, the kernel's): a reader past the share is judged by how
+   * long it lived; what was kept about it goes after a grace period (a copy match may still
+   * be reported about it), so the state never outgrows the live processes.
    */
-  exited(key: ProcessKey): void {
+  exited(key: ProcessKey, time = Date.now()): void {
+    this.loads.exited(key, time);
     this.exitedAt.set(key, Date.now());
     if (this.exitedAt.size >= 4096) this.forgetExited(Date.now());
   }
@@ -155,7 +147,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     if (w) return this.weightsOpened(ev, key, w, path ?? w.path);
     const pending = this.candidates.get(`${st.dev}:${st.ino}`);
     if (pending && !pending.match && !ev.write && path && pending.pendingReads.length < 32) pending.pendingReads.push({ ev, key, path });
-    if (ev.write && path) this.addCandidate(ev, key, path, st);
+    if (ev.write && path) this.addCandidate(ev.pid, ev.fd, ev.comm ?? '', key, path, st);
   }
 
   private weightsOpened(ev: OpenEvent, key: ProcessKey, w: WeightFile, path: string): void {
@@ -164,7 +156,49 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     let set = this.readers.get(key);
     if (!set) this.readers.set(key, (set = new Set()));
     set.add(w);
-    this.watchLoad(ev, key, w, path);
+  }
+
+  /**
+   * Bytes a process (any on the host) moved through a large file. Bytes of the weights count
+   * towards a load; a write by a subject process, or by one that read the weights, makes the
+   * file a candidate copy (through the writer's fd: it may have no name yet).
+   */
+  observeBytes(ev: FileBytesEvent, key: ProcessKey): void {
+    if (ev.write) this.loads.wrote(key, ev.bytes);
+    const w = this.o.registry.byInode(ev.dev, ev.ino);
+    if (w) {
+      if (ev.write) return;
+      this.arm();
+      return this.loads.bytes(ev, key, w);
+    }
+    const c = this.candidates.get(`${ev.dev}:${ev.ino}`);
+    if (c) {
+      if (!ev.write && !c.match && c.pendingBytes.length < 64) c.pendingBytes.push({ ev, key });
+      return;
+    }
+    if (!ev.write || ev.fd < 0 || (!ev.subject && !this.loads.has(key))) return;
+    const via = `/proc/${ev.pid}/fd/${ev.fd}`;
+    let path: string;
+    try {
+      path = readlinkSync(via);
+    } catch {
+      return;
+    }
+    if (!path.startsWith('/')) return;
+    this.addCandidate(ev.pid, ev.fd, ev.comm ?? '', key, path, { dev: ev.dev, ino: ev.ino });
+  }
+
+  /** is this line about the weights (bytes of them, of a copy being made, or written by a process that read them)? */
+  concerns(ev: FileBytesEvent): boolean {
+    const k = `${ev.dev}:${ev.ino}`;
+    return this.o.registry.byInode(ev.dev, ev.ino) !== undefined || this.candidates.has(k) || (ev.write && this.loads.hasPid(ev.pid));
+  }
+
+  private loaded(l: Load): void {
+    this.emitEvent({
+      type: 'weights_load', time: l.time, pid: l.pid, comm: l.comm, path: l.weight.path, weight: l.weight.path, generation: l.weight.generation,
+      how: l.how, bytes: l.bytes, share: Math.round(l.share * 1000) / 1000, outside_subject: l.outside || undefined,
+    });
   }
 
   private onLink(ev: LinkEvent): void {
@@ -185,7 +219,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     }, 10).unref();
   }
 
-  private addCandidate(ev: OpenEvent, writer: ProcessKey, path: string, st: FileStat): void {
+  private addCandidate(pid: number, fd: number, comm: string, writer: ProcessKey, path: string, st: { dev: number; ino: number }): void {
     const key = `${st.dev}:${st.ino}`;
     if (this.candidates.has(key)) return;
     this.claimedInodes.add(key);
@@ -193,16 +227,10 @@ export class WeightsTracker extends EventEmitter implements Sensor {
       const oldest = this.candidates.keys().next().value;
       if (oldest !== undefined) this.dropCandidate(oldest);
     }
-    const own = openSame(path, st) ?? openSame(`/proc/${ev.pid}/fd/${ev.fd}`, st);
+    // through the writer's fd first when the name is gone (O_TMPFILE, unlinked): it is the file
+    const own = path.endsWith(' (deleted)') ? openSame(`/proc/${pid}/fd/${fd}`, st) : (openSame(path, st) ?? openSame(`/proc/${pid}/fd/${fd}`, st));
     if (own === null) return;
-    this.candidates.set(key, { path, own, dev: st.dev, ino: st.ino, pid: ev.pid, key: writer, comm: ev.comm ?? '', size: -1, lastGrowth: Date.now(), match: null, busy: false, checked: false, pendingReads: [] });
-    this.arm();
-  }
-
-  private watchLoad(ev: OpenEvent, proc: ProcessKey, weight: WeightFile, path: string): void {
-    const key = `${proc}:${weight.fp.dev}:${weight.fp.ino}`;
-    if (this.loads.has(key)) return;
-    this.loads.set(key, { pid: ev.pid, key: proc, fd: ev.fd, weight, path, comm: ev.comm ?? '', until: Date.now() + this.loadWatchMs, readWholeAt: null });
+    this.candidates.set(key, { path, own, dev: st.dev, ino: st.ino, pid, key: writer, comm, size: -1, lastGrowth: Date.now(), match: null, busy: false, checked: false, pendingReads: [], pendingBytes: [] });
     this.arm();
   }
 
@@ -216,7 +244,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     for (const [key, c] of this.candidates) this.checkCandidate(key, c, now);
     if (now - this.lastLoadCheck >= LOAD_CHECK_MS) {
       this.lastLoadCheck = now;
-      for (const [key, l] of this.loads) this.checkLoad(key, l, now);
+      this.loads.tick(now);
       this.forgetExited(now);
     }
     if (this.candidates.size === 0 && this.loads.size === 0 && this.timer) {
@@ -259,6 +287,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
         if (m.kind !== 'archive' && !this.o.registry.byInode(c.dev, c.ino)) {
           const copy = this.o.registry.addCopy(c.path, { ...m.source.fp, dev: c.dev, ino: c.ino, size: m.bytes }, m.source, m.kind);
           for (const r of c.pendingReads.splice(0)) this.weightsOpened(r.ev, r.key, copy, r.path);
+          for (const b of c.pendingBytes.splice(0)) this.loads.bytes(b.ev, b.key, copy);
         }
         this.emitEvent({
           type: 'weights_copy', time: Date.now(), pid: c.pid, comm: c.comm, path: c.path, weight: m.source.path, generation: m.source.generation + 1,
@@ -311,70 +340,6 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     if (this.linkChecks > 0) return true;
     for (const c of this.candidates.values()) if (c.busy || (!c.checked && c.size >= MIB)) return true;
     return false;
-  }
-
-  /**
-   * A file closed after reading most of it: when it is registered weights, the process read
-   * them whole (a loader that reads and closes, as transformers does, leaves no fd or
-   * mapping to look at). Still alive READ_WHOLE_ALIVE_MS later, it is a replica.
-   */
-  observeClose(ev: FileCloseEvent, proc: ProcessKey): void {
-    const w = this.o.registry.byInode(ev.dev, ev.ino);
-    if (!w || ev.pos < READ_WHOLE_SHARE * w.fp.size || this.writers.has(proc)) return;
-    const key = `${proc}:${w.fp.dev}:${w.fp.ino}`;
-    const now = Date.now();
-    const l = this.loads.get(key) ?? { pid: ev.pid, key: proc, fd: ev.fd, weight: w, path: w.path, comm: ev.comm ?? '', until: now, readWholeAt: null };
-    l.readWholeAt ??= now;
-    l.until = Math.max(l.until, now + READ_WHOLE_ALIVE_MS + 1000);
-    this.loads.set(key, l);
-    this.arm();
-  }
-
-  /** looks at once whether `pid` holds weights it opened (before its listen() is judged) */
-  checkNow(pid: number): void {
-    const now = Date.now();
-    for (const [key, l] of this.loads) if (l.pid === pid) this.checkLoad(key, l, now);
-  }
-
-  private checkLoad(key: string, l: LoadWatch, now: number): void {
-    let maps: string;
-    try {
-      maps = readFileSync(`/proc/${l.pid}/maps`, 'utf8');
-    } catch {
-      this.loads.delete(key);
-      return;
-    }
-    const ino = ` ${l.weight.fp.ino} `;
-    if (maps.includes(ino) && mapsHoldInode(maps, l.weight.fp.ino)) return this.loaded(key, l, 'mmap');
-    if (l.readWholeAt === null && !this.writers.has(l.key)) {
-      const pos = fdPos(l.pid, l.fd);
-      if (pos !== null && pos >= READ_WHOLE_SHARE * l.weight.fp.size) l.readWholeAt = now;
-    }
-    if (l.readWholeAt !== null && now - l.readWholeAt >= READ_WHOLE_ALIVE_MS && !this.writers.has(l.key)) return this.loaded(key, l, 'read');
-    if (now > l.until) this.loads.delete(key);
-  }
-
-  private loaded(key: string, l: LoadWatch, how: 'mmap' | 'read'): void {
-    this.loads.delete(key);
-    this.emitEvent({ type: 'weights_load', time: Date.now(), pid: l.pid, comm: l.comm, path: l.path, weight: l.weight.path, generation: l.weight.generation, how });
-  }
-}
-
-/** /proc/PID/maps lines: address perms offset dev inode path */
-function mapsHoldInode(maps: string, ino: number): boolean {
-  for (const line of maps.split('\n')) {
-    const f = line.split(/\s+/);
-    if (f[4] === String(ino)) return true;
-  }
-  return false;
-}
-
-function fdPos(pid: number, fd: number): number | null {
-  try {
-    const m = /^pos:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
   }
 }
 

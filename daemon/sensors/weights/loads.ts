@@ -1,0 +1,179 @@
+// Loads by bytes: how much of a model each process has mapped or read, counted in the kernel
+// (file_bytes events) whatever the read path — read, pread, readv, sendfile, splice,
+// copy_file_range, mmap. A process that holds at least the configured share of a model (its
+// registered files in one folder, shards summed) is a loader:
+// - mapped (or mapped and read): at once — a mapping is what a server keeps;
+// - read only: when it is still alive 2 s after crossing the share and did not write as many
+//   bytes as it read (a checksum tool exits, a copier writes; a server reads and stays).
+// The verdict needs no look at /proc at the time: a daemon that falls behind judges late, but
+// on the kernel's own times.
+import { dirname } from 'node:path';
+import type { FileBytesEvent } from '../../events.js';
+import { readStat } from '../proc/read.js';
+import type { WeightFile, WeightRegistry } from './registry.js';
+
+export type ProcessKey = string;
+export type LoadHow = 'mmap' | 'read' | 'pread' | 'mixed';
+
+export interface Load {
+  pid: number;
+  comm: string;
+  /** the weight file whose bytes crossed the share (the alert names it) */
+  weight: WeightFile;
+  how: LoadHow;
+  /** bytes of the model mapped or read */
+  bytes: number;
+  /** of the model's registered bytes */
+  share: number;
+  /** the kernel did not count the process as the subject's */
+  outside: boolean;
+  /** kernel time the share was crossed */
+  time: number;
+}
+
+/** a reader is a loader only if it is still alive this long after crossing the share */
+export const READ_ALIVE_MS = 2000;
+// a process that wrote at least this share of what it read is copying, not loading
+const COPIER_SHARE = 0.5;
+
+interface PerFile {
+  weight: WeightFile;
+  read: number;
+  /** a running total from the kernel (capped at the size), not a delta */
+  mapped: number;
+}
+
+interface Reader {
+  pid: number;
+  comm: string;
+  files: Map<WeightFile, PerFile>;
+  classes: Set<'mmap' | 'read' | 'pread'>;
+  written: number;
+  outside: boolean;
+  /** crossed the share by reading alone: when (kernel time) and with what */
+  pending: Load | null;
+  done: boolean;
+}
+
+const CLASS: Record<string, 'read' | 'pread' | 'mmap'> = {
+  read: 'read', readv: 'read', sendfile: 'read', splice: 'read', copy_file_range: 'read',
+  pread: 'pread', preadv: 'pread', preadv2: 'pread', mmap: 'mmap',
+};
+
+export class LoadAccounting {
+  private readonly readers = new Map<ProcessKey, Reader>();
+  /** pids of the readers, for a cheap first test of a host-wide line */
+  private readonly pids = new Set<number>();
+
+  constructor(
+    private readonly registry: WeightRegistry,
+    /** the share of a model that makes a load (0–1) */
+    private readonly share: number,
+    private readonly found: (l: Load) => void,
+  ) {}
+
+  get size(): number {
+    return this.readers.size;
+  }
+
+  has(key: ProcessKey): boolean {
+    return this.readers.has(key);
+  }
+
+  hasPid(pid: number): boolean {
+    return this.pids.has(pid);
+  }
+
+  /** bytes a process read or mapped from a registered weight file */
+  bytes(ev: FileBytesEvent, key: ProcessKey, w: WeightFile): void {
+    let r = this.readers.get(key);
+    this.pids.add(ev.pid);
+    if (!r) this.readers.set(key, (r = { pid: ev.pid, comm: ev.comm ?? '', files: new Map(), classes: new Set(), written: 0, outside: !ev.subject, pending: null, done: false }));
+    if (r.done) return;
+    if (ev.subject) r.outside = false;
+    let f = r.files.get(w);
+    if (!f) r.files.set(w, (f = { weight: w, read: 0, mapped: 0 }));
+    const cls = CLASS[ev.op] ?? 'read';
+    r.classes.add(cls);
+    if (cls === 'mmap') f.mapped = Math.max(f.mapped, ev.bytes);
+    else f.read += ev.bytes;
+    const load = this.measure(r, w, ev.time);
+    if (load.share < this.share) return;
+    if (r.classes.has('mmap')) return this.decide(r, load);
+    r.pending ??= load;
+  }
+
+  /** a process that moved bytes of any file: what it wrote tells a copier from a loader */
+  wrote(key: ProcessKey, bytes: number): void {
+    const r = this.readers.get(key);
+    if (r) r.written += bytes;
+  }
+
+  /**
+   * Readers past the share that have lived long enough by now, and are still there. A reader
+   * whose process is gone without an exit seen (one outside the subject: its exit is not
+   * traced) is dropped; gone, it serves nothing.
+   */
+  tick(now: number): void {
+    for (const [key, r] of this.readers) {
+      if (!r.outside && (!r.pending || r.done || now - r.pending.time < READ_ALIVE_MS)) continue;
+      const alive = isAlive(key);
+      if (!alive && r.outside) this.forget(key);
+      else if (alive && r.pending && !r.done && now - r.pending.time >= READ_ALIVE_MS) this.settle(r);
+    }
+  }
+
+  /** the process exited at `time` (kernel time): a pending reader is judged by how long it lived */
+  exited(key: ProcessKey, time: number): void {
+    const r = this.readers.get(key);
+    if (!r) return;
+    if (r.pending && !r.done && time - r.pending.time >= READ_ALIVE_MS) this.settle(r);
+    this.forget(key);
+  }
+
+  forget(key: ProcessKey): void {
+    const r = this.readers.get(key);
+    if (!r) return;
+    this.readers.delete(key);
+    this.pids.delete(r.pid);
+  }
+
+  private settle(r: Reader): void {
+    const load = r.pending;
+    if (!load) return;
+    const read = [...r.files.values()].reduce((n, f) => n + f.read, 0);
+    // it wrote about as much as it read: a copy (the candidates judge it), not a server
+    if (r.written >= COPIER_SHARE * read) {
+      r.pending = null;
+      r.done = true;
+      return;
+    }
+    this.decide(r, load);
+  }
+
+  private decide(r: Reader, load: Load): void {
+    r.done = true;
+    r.pending = null;
+    this.found(load);
+  }
+
+  /** the reader's bytes of the model `w` belongs to, over the model's registered bytes */
+  private measure(r: Reader, w: WeightFile, time: number): Load {
+    const dir = dirname(w.path);
+    let total = 0;
+    for (const f of this.registry.files()) if (dirname(f.path) === dir) total += f.fp.size;
+    let bytes = 0;
+    for (const f of r.files.values()) {
+      if (dirname(f.weight.path) === dir) bytes += Math.min(f.weight.fp.size, f.read + f.mapped);
+    }
+    const how: LoadHow = r.classes.size > 1 ? 'mixed' : ([...r.classes][0] ?? 'read');
+    return { pid: r.pid, comm: r.comm, weight: w, how, bytes, share: total > 0 ? bytes / total : 0, outside: r.outside, time };
+  }
+}
+
+/** the process behind `${pid}:${start}` is still the one running under that pid */
+function isAlive(key: ProcessKey): boolean {
+  const [pid, start] = key.split(':');
+  const st = readStat(Number(pid));
+  return st !== null && (start === '?' || String(st.starttime) === start);
+}
