@@ -79,7 +79,8 @@ export class Monitor {
     if (!filter) throw new Error(`the eBPF sensor cannot filter on ${describeSubject(o.subject)}: it needs a cgroup v2 group or a uid`);
     this.sensor = new EbpfSensor({ filter });
     this.tracker = new WeightsTracker({ registry: this.registry, loadShare: o.config.loadShare });
-    this.ports = new PortPoller({ pids: () => subjectPids(o.subject), intervalMs: o.config.portIntervalMs });
+    // the strays too: a replica a host service started for the subject listens like any other
+    this.ports = new PortPoller({ pids: () => [...subjectPids(o.subject), ...this.pipeline.strayPids()], intervalMs: o.config.portIntervalMs });
     this.probes = new ProbeScheduler({ probeTimeoutMs: o.config.probeTimeoutMs });
     const ingress = new Ingress([resolve(o.logPath), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : [])]);
     this.pipeline = new Pipeline({

@@ -21,7 +21,8 @@ import type { ProbeScheduler } from './sensors/ports/probes.js';
 import type { OrphanCheck } from './sensors/proc/orphans.js';
 import type { SensorTrouble } from './sensors/sensor.js';
 import type { WeightsTracker } from './sensors/weights/tracker.js';
-import type { Subject } from './subject.js';
+import { readStat } from './sensors/proc/read.js';
+import { type Subject, subjectPids } from './subject.js';
 
 /** the log the pipeline writes to: append never throws and returns the sealed record */
 export interface RecordSink {
@@ -114,8 +115,25 @@ export class Pipeline extends EventEmitter {
       ...(o.snapshot ? { snapshot: o.snapshot } : {}),
       frozen: (r) => this.emit('frozen', r),
       report: (where, err) => this.funnel.report(where, err),
+      strays: () => this.strayPids(),
     });
     this.funnel = new ErrorFunnel((key, err, where) => this.blinded('redline.internal-error', `internal error: ${key}`, { where, error: err.stack?.split('\n').slice(0, 6).join('\n') }));
+  }
+
+  /** live processes that are the subject's business outside its group (see RunnerOptions.strays) */
+  strayPids(): number[] {
+    const out: number[] = [];
+    let inScope: Set<number> | null = null;
+    for (const p of this.o.table.processes()) {
+      if (!p.alive || p.monitor || p.allowed || !(p.subject || p.replica)) continue;
+      // one read of the group's member list, only when there is someone to test
+      inScope ??= new Set(subjectPids(this.o.subject));
+      if (inScope.has(p.pid)) continue;
+      // the exits of processes outside the group are not traced: the pid must still be that process
+      if (readStat(p.pid)?.starttime === p.start) out.push(p.pid);
+      else p.alive = false;
+    }
+    return out;
   }
 
   get frozen(): boolean {

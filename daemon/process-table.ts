@@ -65,6 +65,11 @@ export class ProcessTable {
     return this.monitor.has(pid);
   }
 
+  /** every process the table holds now (live, and exited ones kept for a while) */
+  processes(): IterableIterator<ProcInfo> {
+    return this.byPid.values();
+  }
+
   get(pid: number): ProcInfo | undefined {
     return this.byPid.get(pid);
   }

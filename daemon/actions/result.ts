@@ -1,4 +1,4 @@
-export type ActionName = 'freeze' | 'thaw' | 'kill' | 'snapshot';
+export type ActionName = 'freeze' | 'thaw' | 'kill' | 'snapshot' | 'stop';
 
 /** actions never throw; they report */
 export interface ActionResult {

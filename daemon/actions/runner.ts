@@ -22,11 +22,19 @@ export interface RunnerOptions {
   frozen: (r: ActionResult) => void;
   /** an error that is not the action's own result */
   report: (where: string, err: unknown) => void;
+  /**
+   * Live processes that are the subject's business but outside its group: subject processes
+   * that moved out, replicas a host service started for it. A freeze cannot reach them; they
+   * get SIGSTOP (never SIGTERM: that is the agent's cue).
+   */
+  strays?: () => number[];
 }
 
 export class ActionRunner {
   frozen = false;
   private freezing: Promise<ActionResult> | null = null;
+  /** strays this runner stopped (a thaw lets them go on) */
+  private readonly stopped = new Set<number>();
 
   constructor(private readonly o: RunnerOptions) {}
 
@@ -36,6 +44,7 @@ export class ActionRunner {
     const action = ruleAction === 'fail-closed' ? 'freeze' : ruleAction;
     if (this.o.mode() === 'observe') return this.skip(ruleAction, cause);
     const fr = await this.freezeOnce(cause, eventTime);
+    this.stopStrays(cause);
     if (action === 'freeze') return fr;
     return this.runAction('kill', () => kill(this.o.subject), cause);
   }
@@ -73,6 +82,27 @@ export class ActionRunner {
     return r;
   }
 
+  /** SIGSTOP for the strays not stopped yet; one action record for those it stopped */
+  stopStrays(cause: string): void {
+    const t0 = performance.now();
+    const stopped: number[] = [];
+    const failed: string[] = [];
+    for (const pid of this.o.strays?.() ?? []) {
+      if (this.stopped.has(pid) || pid === process.pid) continue;
+      try {
+        process.kill(pid, 'SIGSTOP');
+        this.stopped.add(pid);
+        stopped.push(pid);
+      } catch (err) {
+        // gone since: nothing left to stop
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') failed.push(`${pid}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      }
+    }
+    if (stopped.length === 0 && failed.length === 0) return;
+    const r: ActionResult = { action: 'stop', ok: failed.length === 0, latency_ms: Math.round((performance.now() - t0) * 1000) / 1000, method: 'sigstop', detail: { pids: stopped }, error: failed.length > 0 ? failed.join('; ') : undefined };
+    this.o.write({ kind: 'action', ...r, cause });
+  }
+
   async runAction(name: ActionName, run: () => Promise<ActionResult>, cause: string, eventTime?: number): Promise<ActionResult> {
     const r = await run();
     // for a trip: from the kernel event that caused it to the action done
@@ -97,6 +127,15 @@ export class ActionRunner {
   }
 
   operatorThaw(cause: string): Promise<ActionResult> {
+    // the strays go on with the group
+    for (const pid of this.stopped) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // gone
+      }
+    }
+    this.stopped.clear();
     return this.runAction('thaw', () => thaw(this.o.subject), cause);
   }
 }

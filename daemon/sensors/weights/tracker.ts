@@ -210,8 +210,20 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     setTimeout(() => {
       this.linkChecks--;
       const st = statOf(path);
-      const w = st ? this.o.registry.byInode(st.dev, st.ino) : undefined;
+      if (!st) return;
+      // a file written with no name (O_TMPFILE) and named by linkat: the same copy, named now
+      const c = this.candidates.get(`${st.dev}:${st.ino}`);
+      if (c?.path.endsWith(' (deleted)')) c.path = path;
+      const w = this.o.registry.byInode(st.dev, st.ino);
       if (!w) return;
+      if (w.path.endsWith(' (deleted)')) {
+        this.o.registry.updatePath(st.dev, st.ino, path);
+        this.emitEvent({
+          type: 'weights_copy', time: ev.time, pid: ev.pid, comm: ev.comm, path, weight: w.source ?? w.path, generation: w.generation,
+          match: w.match ?? 'full', bytes: st.size, offset: 0, seen_by: 'ebpf',
+        });
+        return;
+      }
       this.emitEvent({
         type: 'weights_copy', time: ev.time, pid: ev.pid, comm: ev.comm, path, weight: w.path, generation: w.generation + 1,
         match: ev.kind === 'sym' ? 'symlink' : 'hardlink', bytes: st?.size ?? 0, offset: 0, seen_by: 'ebpf',
