@@ -1,7 +1,9 @@
 // The daemon's idle cost: CPU share and RSS of `redline run` (node + bpftrace) watching an
-// empty subject group for a while. Prints JSON. Needs root, bpftrace and cgroup v2.
-import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+// empty subject group for a while. With IDLE_LOAD=copy, a 1 GiB file is copied outside the
+// subject during the window (the host-wide byte counts see it), and the copy is timed
+// with and without redline running. Prints JSON. Needs root, bpftrace and cgroup v2.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { findCgroupV2Mount, removeGroup } from '../daemon/cgroup.js';
 
@@ -11,6 +13,24 @@ if (!mount) throw new Error('needs cgroup v2');
 const group = join(mount, `redline-bench-idle-${process.pid}`);
 mkdirSync(group, { recursive: true });
 const CLK_TCK = 100;
+const LOAD = process.env.IDLE_LOAD ?? 'none';
+const BIG = `/var/tmp/redline-bench-big-${process.pid}`;
+
+/** seconds to copy the 1 GiB file (page cache warm: the syscalls and their probes are what is timed) */
+function copySeconds(): number {
+  const t0 = performance.now();
+  execFileSync('cp', [BIG, `${BIG}.copy`]);
+  const s = (performance.now() - t0) / 1000;
+  rmSync(`${BIG}.copy`, { force: true });
+  return Math.round(s * 1000) / 1000;
+}
+
+let bareCopyS: number | null = null;
+if (LOAD === 'copy') {
+  execFileSync('dd', ['if=/dev/urandom', `of=${BIG}`, 'bs=1M', 'count=1024', 'status=none']);
+  copySeconds();
+  bareCopyS = copySeconds();
+}
 
 function cpuTicks(pid: number): number {
   const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -35,13 +55,18 @@ try {
   const bpf = childrenOf(pid)[0];
   const c0 = cpuTicks(pid);
   const b0 = bpf ? cpuTicks(bpf) : 0;
-  await new Promise((r) => setTimeout(r, SECONDS * 1000));
+  const t0 = performance.now();
+  const watchedCopyS = LOAD === 'copy' ? copySeconds() : null;
+  await new Promise((r) => setTimeout(r, Math.max(0, SECONDS * 1000 - (performance.now() - t0))));
   const c1 = cpuTicks(pid);
   const b1 = bpf ? cpuTicks(bpf) : 0;
   console.log(
     JSON.stringify({
       bench: 'idle',
+      load: LOAD === 'copy' ? 'a 1 GiB cp outside the subject during the window' : 'none',
       seconds: SECONDS,
+      copy_s_without_redline: bareCopyS,
+      copy_s_with_redline: watchedCopyS,
       daemon_cpu_pct: Math.round(((c1 - c0) / CLK_TCK / SECONDS) * 10000) / 100,
       bpftrace_cpu_pct: Math.round(((b1 - b0) / CLK_TCK / SECONDS) * 10000) / 100,
       daemon_rss_mb: Math.round(rssKb(pid) / 102.4) / 10,
@@ -52,4 +77,5 @@ try {
   daemon.kill('SIGTERM');
   await new Promise((r) => daemon.once('exit', r));
   removeGroup(group);
+  rmSync(BIG, { force: true });
 }

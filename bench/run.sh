@@ -10,6 +10,7 @@ node --import tsx bench/pipeline.ts
 node --import tsx bench/freeze.ts
 node --import tsx bench/trip.ts
 node --import tsx bench/idle.ts
+IDLE_LOAD=copy node --import tsx bench/idle.ts
 node --import tsx bench/fingerprint.ts
 node --import tsx bench/copy-alert.ts
 node --import tsx bench/listen-latency.ts

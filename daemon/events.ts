@@ -127,7 +127,8 @@ export interface LinkEvent extends EventBase {
 /** a subject process closed a regular file it had read (or written) at least 1 MiB into */
 /** what moved bytes through a file: the syscall, or a map (writable and shared: a write) */
 export const READ_OPS = ['read', 'pread', 'readv', 'preadv', 'preadv2', 'sendfile', 'splice', 'copy_file_range', 'mmap'] as const;
-export const WRITE_OPS = ['write', 'pwrite', 'writev', 'pwritev', 'pwritev2', 'sendfile', 'splice', 'copy_file_range', 'mmap_write'] as const;
+// the movers' written side is named apart: one syscall reports both sides
+export const WRITE_OPS = ['write', 'pwrite', 'writev', 'pwritev', 'pwritev2', 'sendto', 'sendmsg', 'sendfile_write', 'splice_write', 'copy_file_range_write', 'mmap_write'] as const;
 
 /**
  * Bytes of a large file read, mapped or written by any process on the host, counted in the
@@ -139,7 +140,7 @@ export interface FileBytesEvent extends EventBase {
   op: (typeof READ_OPS)[number] | (typeof WRITE_OPS)[number];
   /** the bytes went into the file (a write), not out of it */
   write: boolean;
-  /** the process's fd on the file (writes and maps), -1 where the kernel did not say */
+  /** the process's fd on the file (through which redline can open it while the process lives) */
   fd: number;
   /** bytes moved since this process's previous report on this file; for `mmap`, the total mapped so far (capped at the file's size) */
   bytes: number;
@@ -150,6 +151,8 @@ export interface FileBytesEvent extends EventBase {
   size: number;
   /** the kernel counted the process as the subject's (in its scope, or descended from a process that was) */
   subject: boolean;
+  /** the file is a socket (ino is the socket's inode): bytes sent */
+  socket: boolean;
 }
 
 /**
@@ -220,7 +223,8 @@ export interface WeightsOpenEvent extends WeightsBase {
   write: boolean;
 }
 
-export type CopyMatch = 'full' | 'partial' | 'hardlink' | 'symlink' | 'archive';
+/** derived: not the bytes themselves, but as many as were read, written by the reader (compressed, encrypted, encoded, sent) */
+export type CopyMatch = 'full' | 'partial' | 'hardlink' | 'symlink' | 'archive' | 'derived';
 
 /** a file whose content is the weights (or the start of them), made by `pid` */
 export interface WeightsCopyEvent extends WeightsBase {
@@ -232,9 +236,16 @@ export interface WeightsCopyEvent extends WeightsBase {
   offset: number;
   /** how the copy was seen: 'ebpf' (the writer is known) or 'watch' (a folder watcher) */
   seen_by: 'ebpf' | 'watch';
+  /** the writer is not the subject's (a host service copying the weights) */
+  outside_subject?: boolean;
+  /** derived copies: bytes of the weights the writer read */
+  read_bytes?: number;
+  /** derived copies sent on a socket: where to */
+  dest_addr?: string;
+  dest_port?: number;
+  loopback?: boolean;
 }
 
-/** a process keeps the weights mapped or read them whole, as an inference server does */
 /**
  * A process mapped or read at least the configured share of a model (its registered files in
  * one folder, shards summed), counted in bytes by the kernel whatever the read path.

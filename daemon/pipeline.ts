@@ -51,7 +51,7 @@ export interface Stages {
   /** names opened and linked files, tags the monitor's own */
   ingress?: Ingress;
   /** follows the weights through opens, links and closes */
-  weights?: Pick<WeightsTracker, 'observe' | 'observeBytes' | 'concerns' | 'exited'>;
+  weights?: Pick<WeightsTracker, 'observe' | 'observeBytes' | 'concerns' | 'connected' | 'exited'>;
   /** the ports sensor: eBPF's listeners are claimed so it need only see them close */
   ports?: Pick<PortPoller, 'claim' | 'listenersOf'>;
   /** probes a replica's ports */
@@ -197,6 +197,11 @@ export class Pipeline extends EventEmitter {
         if (ev.seen_by !== 'poll') this.stage('ports', () => st.ports?.claim(ev));
         this.record({ kind: 'event', type: 'port.listen', pid: ev.pid, comm: ev.comm ?? this.o.table.get(ev.pid)?.comm, proto: ev.proto, addr: ev.addr, port: ev.port, inode: ev.inode, seen_by: ev.seen_by });
         return this.judgeListen(ev);
+      case 'connect': {
+        const e = this.apply(ev);
+        this.stage('weights', () => st.weights?.connected(ev, e.proc.key));
+        return this.evaluate(e);
+      }
       case 'listen_close':
         this.record({ kind: 'event', type: 'port.close', pid: ev.pid, comm: ev.comm, proto: ev.proto, addr: ev.addr, port: ev.port, inode: ev.inode });
         return this.handle(ev);

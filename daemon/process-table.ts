@@ -197,7 +197,8 @@ export class ProcessTable {
       }
       case 'weights_copy': {
         // a folder watcher's find has no known writer: never mark anyone a subject for it
-        const p = ev.seen_by === 'watch' ? this.lookup(ev.pid) : this.subjectProc(ev.pid, ev);
+        // (nor for a copy made outside the subject: it is not the subject's process)
+        const p = ev.seen_by === 'watch' || ev.outside_subject ? this.lookup(ev.pid) : this.subjectProc(ev.pid, ev);
         return { ...this.plain(ev, p), generation: ev.generation, liveReplicas: this.liveReplicas() };
       }
       case 'weights_open': {

@@ -82,6 +82,10 @@ export const EVENT_FIELDS = {
   dev: 'int',
   size: 'int',
   subject: 'bool',
+  socket: 'bool',
+  read_bytes: 'int',
+  dest_addr: 'string',
+  dest_port: 'int',
 } as const;
 
 const NO_PROCESS: ProcInfo = {
@@ -174,6 +178,10 @@ export class EventView {
   get dev() { return this.int('dev'); }
   get size() { return this.int('size'); }
   get subject() { return this.ev.subject === true; }
+  get socket() { return this.ev.socket === true; }
+  get read_bytes() { return this.int('read_bytes'); }
+  get dest_addr() { return this.str('dest_addr'); }
+  get dest_port() { return this.int('dest_port'); }
 }
 
 export interface CelContext {

@@ -122,6 +122,7 @@ describe('the error funnel on a pipeline over a real cgroup', { skip: cgroupSkip
       },
       observeBytes: () => undefined,
       concerns: () => false,
+      connected: () => undefined,
       exited: () => undefined,
     },
   });

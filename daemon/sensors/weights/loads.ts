@@ -7,6 +7,10 @@
 //   bytes as it read (a checksum tool exits, a copier writes; a server reads and stays).
 // The verdict needs no look at /proc at the time: a daemon that falls behind judges late, but
 // on the kernel's own times.
+//
+// The same counts make derived copies: a process that read the share and wrote at least a
+// quarter as many bytes to a file or a socket, with no copy of the weights found by content
+// among what it wrote, wrote them out in another form (compressed, encrypted, encoded, sent).
 import { dirname } from 'node:path';
 import type { FileBytesEvent } from '../../events.js';
 import { readStat } from '../proc/read.js';
@@ -33,6 +37,35 @@ export interface Load {
 
 /** a reader is a loader only if it is still alive this long after crossing the share */
 export const READ_ALIVE_MS = 2000;
+/** written bytes (files and sockets) of at least this share of the bytes read make a derived copy */
+export const DERIVED_SHARE = 0.25;
+// a content match of what it wrote, if there is one, lands well within this
+const DERIVED_SETTLE_MS = 1500;
+
+/** where a reader's bytes went: a file or a socket */
+export interface Destination {
+  dev: number;
+  ino: number;
+  fd: number;
+  socket: boolean;
+  bytes: number;
+  /** named when first written (the process may be gone when it is judged) */
+  path: string | null;
+  addr: string | null;
+  port: number | null;
+}
+
+export interface Derived {
+  key: ProcessKey;
+  pid: number;
+  comm: string;
+  weight: WeightFile;
+  read: number;
+  written: number;
+  dest: Destination;
+  outside: boolean;
+  time: number;
+}
 // a process that wrote at least this share of what it read is copying, not loading
 const COPIER_SHARE = 0.5;
 
@@ -53,6 +86,16 @@ interface Reader {
   /** crossed the share by reading alone: when (kernel time) and with what */
   pending: Load | null;
   done: boolean;
+  /** what it wrote, by file or socket */
+  dests: Map<string, Destination>;
+  /** a copy of the weights was found by content among what it wrote: a copier, never derived */
+  copied: boolean;
+  /** wrote enough to be a derived copy (kernel time), awaiting a content match that would say otherwise */
+  derivedAt: number | null;
+  derivedSeen: number;
+  derivedDone: boolean;
+  /** exited, kept only until its derived copy is judged */
+  gone: boolean;
 }
 
 const CLASS: Record<string, 'read' | 'pread' | 'mmap'> = {
@@ -70,6 +113,11 @@ export class LoadAccounting {
     /** the share of a model that makes a load (0–1) */
     private readonly share: number,
     private readonly found: (l: Load) => void,
+    private readonly derived: (d: Derived) => void = () => undefined,
+    /** names a destination while its writer is alive (path, or the socket's peer) */
+    private readonly name: (pid: number, d: Destination) => void = () => undefined,
+    /** a content match of this file is still due or running */
+    private readonly matching: (dev: number, ino: number) => boolean = () => false,
   ) {}
 
   get size(): number {
@@ -88,8 +136,7 @@ export class LoadAccounting {
   bytes(ev: FileBytesEvent, key: ProcessKey, w: WeightFile): void {
     let r = this.readers.get(key);
     this.pids.add(ev.pid);
-    if (!r) this.readers.set(key, (r = { pid: ev.pid, comm: ev.comm ?? '', files: new Map(), classes: new Set(), written: 0, outside: !ev.subject, pending: null, done: false }));
-    if (r.done) return;
+    if (!r) this.readers.set(key, (r = { pid: ev.pid, comm: ev.comm ?? '', files: new Map(), classes: new Set(), written: 0, outside: !ev.subject, pending: null, done: false, dests: new Map(), copied: false, derivedAt: null, derivedSeen: 0, derivedDone: false, gone: false }));
     if (ev.subject) r.outside = false;
     let f = r.files.get(w);
     if (!f) r.files.set(w, (f = { weight: w, read: 0, mapped: 0 }));
@@ -97,16 +144,42 @@ export class LoadAccounting {
     r.classes.add(cls);
     if (cls === 'mmap') f.mapped = Math.max(f.mapped, ev.bytes);
     else f.read += ev.bytes;
+    if (r.done) return;
     const load = this.measure(r, w, ev.time);
     if (load.share < this.share) return;
     if (r.classes.has('mmap')) return this.decide(r, load);
     r.pending ??= load;
   }
 
-  /** a process that moved bytes of any file: what it wrote tells a copier from a loader */
-  wrote(key: ProcessKey, bytes: number): void {
+  /** bytes a reader of the weights wrote to a file or a socket: a copier, or a derived copy */
+  wrote(key: ProcessKey, ev: FileBytesEvent): void {
     const r = this.readers.get(key);
-    if (r) r.written += bytes;
+    if (!r) return;
+    r.written += ev.bytes;
+    const k = `${ev.dev}:${ev.ino}`;
+    let d = r.dests.get(k);
+    if (!d && r.dests.size < 64) {
+      r.dests.set(k, (d = { dev: ev.dev, ino: ev.ino, fd: ev.fd, socket: ev.socket, bytes: 0, path: null, addr: null, port: null }));
+      this.name(ev.pid, d);
+    }
+    if (d) d.bytes += ev.bytes;
+    if (r.copied || r.derivedDone || r.derivedAt !== null) return;
+    const read = this.readBytes(r);
+    if (this.bestShare(r) >= this.share && r.written >= DERIVED_SHARE * read) {
+      r.derivedAt = ev.time;
+      // the wait for a content match runs on the daemon's clock: a daemon behind the kernel
+      // would otherwise judge before the match of what was written could land
+      r.derivedSeen = Date.now();
+    }
+  }
+
+  /** a copy of the weights was found by content among what this process wrote */
+  copied(key: ProcessKey): void {
+    const r = this.readers.get(key);
+    if (!r) return;
+    r.copied = true;
+    // a copier reads the weights whole too: not a server
+    if (r.pending) r.pending = null;
   }
 
   /**
@@ -115,6 +188,12 @@ export class LoadAccounting {
    * traced) is dropped; gone, it serves nothing.
    */
   tick(now: number): void {
+    for (const [key, r] of this.readers) {
+      if (r.derivedAt === null || r.derivedDone || now - r.derivedSeen < DERIVED_SETTLE_MS) continue;
+      if ([...r.dests.values()].some((d) => !d.socket && this.matching(d.dev, d.ino))) continue;
+      this.settleDerived(key, r);
+      if (r.gone) this.forget(key);
+    }
     for (const [key, r] of this.readers) {
       if (!r.outside && (!r.pending || r.done || now - r.pending.time < READ_ALIVE_MS)) continue;
       const alive = isAlive(key);
@@ -128,7 +207,10 @@ export class LoadAccounting {
     const r = this.readers.get(key);
     if (!r) return;
     if (r.pending && !r.done && time - r.pending.time >= READ_ALIVE_MS) this.settle(r);
-    this.forget(key);
+    r.pending = null;
+    // a derived copy waits for the content match of what it wrote, which may still be running
+    if (r.derivedAt !== null && !r.derivedDone) r.gone = true;
+    else this.forget(key);
   }
 
   forget(key: ProcessKey): void {
@@ -138,12 +220,35 @@ export class LoadAccounting {
     this.pids.delete(r.pid);
   }
 
+  private settleDerived(key: ProcessKey, r: Reader): void {
+    r.derivedDone = true;
+    if (r.copied) return;
+    let dest: Destination | null = null;
+    for (const d of r.dests.values()) if (!dest || d.bytes > dest.bytes) dest = d;
+    const w = [...r.files.values()].sort((a, b) => b.read + b.mapped - (a.read + a.mapped))[0]?.weight;
+    if (!dest || !w || (r.derivedAt ?? 0) === 0) return;
+    this.derived({ key, pid: r.pid, comm: r.comm, weight: w, read: this.readBytes(r), written: r.written, dest, outside: r.outside, time: r.derivedAt ?? 0 });
+  }
+
+  private readBytes(r: Reader): number {
+    let n = 0;
+    for (const f of r.files.values()) n += Math.min(f.weight.fp.size, f.read + f.mapped);
+    return n;
+  }
+
+  /** the largest share of any one model this reader holds */
+  private bestShare(r: Reader): number {
+    let best = 0;
+    for (const f of r.files.values()) best = Math.max(best, this.measure(r, f.weight, 0).share);
+    return best;
+  }
+
   private settle(r: Reader): void {
     const load = r.pending;
     if (!load) return;
     const read = [...r.files.values()].reduce((n, f) => n + f.read, 0);
     // it wrote about as much as it read: a copy (the candidates judge it), not a server
-    if (r.written >= COPIER_SHARE * read) {
+    if (r.copied || r.written >= COPIER_SHARE * read) {
       r.pending = null;
       r.done = true;
       return;

@@ -44,6 +44,7 @@ export class WeightRegistry {
   private readonly heads = new Map<string, WeightFile[]>();
   private readonly heads64 = new Map<string, WeightFile[]>();
   private targets: ScanTarget[] | null = null;
+  private sizes: Set<number> | null = null;
 
   /**
    * Explicit paths are always registered (a symlink given by name is followed). Folders are
@@ -121,6 +122,7 @@ export class WeightRegistry {
     if (w.fp.head !== ZERO_HEAD) this.push(this.heads, w.fp.head, w);
     if (w.fp.head4 !== ZERO_HEAD4 && w.fp.size >= HEAD4_BYTES) this.push(this.heads64, w.fp.head64, w);
     this.targets = null;
+    this.sizes = null;
     return w;
   }
 
@@ -147,6 +149,12 @@ export class WeightRegistry {
 
   byHead64(head64: string): WeightFile[] {
     return this.heads64.get(head64) ?? [];
+  }
+
+  /** is any registered file exactly this size? (a cheap first test of a file nobody was seen writing) */
+  hasSize(size: number): boolean {
+    this.sizes ??= new Set(this.files().map((w) => w.fp.size));
+    return this.sizes.has(size);
   }
 
   bySize(size: number): WeightFile[] {

@@ -1,19 +1,18 @@
 // The weights sensor: turns open/link events of subject processes (their paths already
 // named by the ingress) and the kernel's byte counts of every process (file_bytes) into
-// weights events. Files written — opened for writing by the subject, or written by anyone
-// who read the weights, named or not (O_TMPFILE), through write() or a shared map — are
-// fingerprinted as they grow (off the main thread) until they stop growing. Loads are the
-// bytes of a model mapped or read (loads.ts). What it keeps per process is keyed by the
-// process's identity (pid + start time), so a pid the kernel hands to a new process inherits
-// nothing.
+// weights events. The jobs are apart: candidate copies (candidates.ts: files being written,
+// matched by content), loads and derived copies (loads.ts: bytes of a model mapped, read and
+// written out), links and names (here). What it keeps per process is keyed by the process's
+// identity (pid + start time), so a pid the kernel hands to a new process inherits nothing.
 import { EventEmitter } from 'node:events';
-import { closeSync, fstatSync, openSync, readlinkSync } from 'node:fs';
-import type { FileBytesEvent, LinkEvent, OpenEvent, SensorEvent } from '../../events.js';
+import { readFileSync, readlinkSync } from 'node:fs';
+import type { ConnectEvent, FileBytesEvent, LinkEvent, OpenEvent, SensorEvent } from '../../events.js';
 import { type FileStat, statOf } from '../../ingress.js';
+import { isLoopback, parseProcNet, type Proto } from '../ports/parse-net.js';
 import type { Sensor, SensorHealth } from '../sensor.js';
-import { fingerprint } from './fingerprint.js';
-import { type Load, LoadAccounting } from './loads.js';
-import { type CandidateMatch, matchCandidate } from './match.js';
+import { type Candidate, CandidateCopies } from './candidates.js';
+import { type Derived, type Destination, type Load, LoadAccounting } from './loads.js';
+import type { CandidateMatch } from './match.js';
 import type { WeightFile, WeightRegistry } from './registry.js';
 
 /** a process's identity, `${pid}:${start}` as the process table keys it */
@@ -30,63 +29,38 @@ export interface TrackerOptions {
   maxCandidates?: number;
 }
 
-const MIB = 1 << 20;
 // readers past the share are looked at less often than candidates are sized
 const LOAD_CHECK_MS = 250;
 // what is known of an exited process is kept this long for events reported after its exit
 const EXITED_GRACE_MS = 10_000;
 
-interface Candidate {
-  /** the name it was opened under (what the alert reports) */
-  path: string;
-  /** redline's own fd on the file, opened through the writer's: it follows renames and outlives the writer's close */
-  own: number;
-  dev: number;
-  ino: number;
-  pid: number;
-  /** the writer's identity */
-  key: ProcessKey;
-  comm: string;
-  size: number;
-  lastGrowth: number;
-  match: CandidateMatch | null;
-  busy: boolean;
-  /** a match was attempted at least once (false: a first look is still due) */
-  checked: boolean;
-  /** reads of this file seen before it was known to be the weights (a copy read right after it is made) */
-  pendingReads: { ev: OpenEvent; key: ProcessKey; path: string }[];
-  /** bytes read or mapped from it before it was known to be the weights (a copy served at once) */
-  pendingBytes: { ev: FileBytesEvent; key: ProcessKey }[];
-}
-
 export class WeightsTracker extends EventEmitter implements Sensor {
   readonly name = 'weights';
-  private readonly candidates = new Map<string, Candidate>();
+  private readonly candidates: CandidateCopies;
   private readonly loads: LoadAccounting;
   /** weight files each process opened for reading: the likely source of what it writes */
   private readonly readers = new Map<ProcessKey, Set<WeightFile>>();
   /** link checks scheduled and not yet run */
   private linkChecks = 0;
-  /** processes that wrote a copy: copiers read the weights whole too, but are not servers */
-  private readonly writers = new Set<ProcessKey>();
   /** processes that exited, with when: their state goes once late events had time to land */
   private exitedAt = new Map<ProcessKey, number>();
   /** inodes written by subject processes and paths of links they made: the watcher leaves these alone */
   private readonly claimedInodes = new Set<string>();
   private readonly claimedPaths = new Set<string>();
+  /** files of a registered weight's size already looked at (dev:ino:size) */
+  private readonly sizeChecked = new Set<string>();
+  /** where subject processes connected, by identity and fd: a derived copy sent names its peer */
+  private readonly connections = new Map<string, { addr: string; port: number }>();
   private timer: NodeJS.Timeout | null = null;
   private lastLoadCheck = 0;
   private events = 0;
   private readonly pollMs: number;
-  private readonly idleMs: number;
-  private readonly maxCandidates: number;
 
   constructor(private readonly o: TrackerOptions) {
     super();
     this.pollMs = o.pollMs ?? 20;
-    this.idleMs = o.idleMs ?? 2000;
-    this.maxCandidates = o.maxCandidates ?? 512;
-    this.loads = new LoadAccounting(o.registry, o.loadShare ?? 0.5, (l) => this.loaded(l));
+    this.candidates = new CandidateCopies(o.registry, { sourcesOf: (k) => this.sourcesOf(k), matched: (c, m, copy) => this.matched(c, m, copy) }, o.idleMs ?? 2000, o.maxCandidates ?? 512);
+    this.loads = new LoadAccounting(o.registry, o.loadShare ?? 0.5, (l) => this.loaded(l), (d) => this.derived(d), nameDestination, (dev, ino) => this.candidates.matching(dev, ino));
   }
 
   async start(): Promise<void> {}
@@ -94,7 +68,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    for (const key of [...this.candidates.keys()]) this.dropCandidate(key);
+    this.candidates.stop();
   }
 
   ownPids(): number[] {
@@ -116,6 +90,72 @@ export class WeightsTracker extends EventEmitter implements Sensor {
   }
 
   /**
+   * Bytes a process (any on the host) moved through a large file or a socket. Bytes of the
+   * weights count towards a load; what a reader of them writes may be a derived copy; a write
+   * by a subject process, or by one that read the weights, makes the file a candidate copy
+   * (through the writer's fd: it may have no name yet).
+   */
+  observeBytes(ev: FileBytesEvent, key: ProcessKey): void {
+    if (ev.write) {
+      this.loads.wrote(key, ev);
+      this.arm();
+    }
+    const w = this.o.registry.byInode(ev.dev, ev.ino);
+    if (w) {
+      if (ev.write) return;
+      this.arm();
+      return this.loads.bytes(ev, key, w);
+    }
+    const c = this.candidates.get(ev.dev, ev.ino);
+    if (c) {
+      if (!ev.write && !c.match && c.pendingBytes.length < 64) c.pendingBytes.push({ ev, key });
+      return;
+    }
+    if (ev.socket || ev.fd < 0) return;
+    if (ev.write && !ev.subject && !this.loads.has(key)) return;
+    // read or mapped: a file the size of registered weights that nobody was seen writing (a
+    // copy made while redline was not looking, or by a writer gone before it could be opened)
+    if (!ev.write && !this.unseenCopy(ev)) return;
+    let path: string;
+    try {
+      path = readlinkSync(`/proc/${ev.pid}/fd/${ev.fd}`);
+    } catch {
+      return;
+    }
+    if (!path.startsWith('/')) return;
+    this.addCandidate(ev.pid, ev.fd, ev.comm ?? '', key, path, { dev: ev.dev, ino: ev.ino }, ev.write ? 'write' : 'read');
+    const added = this.candidates.get(ev.dev, ev.ino);
+    if (!added) return;
+    added.outside = !ev.subject;
+    if (!ev.write) added.pendingBytes.push({ ev, key });
+  }
+
+  /** a file of a registered weight's size, not looked at before */
+  private unseenCopy(ev: FileBytesEvent): boolean {
+    const k = `${ev.dev}:${ev.ino}:${ev.size}`;
+    if (this.sizeChecked.has(k) || !this.o.registry.hasSize(ev.size)) return false;
+    if (this.sizeChecked.size >= 4096) this.sizeChecked.clear();
+    this.sizeChecked.add(k);
+    return true;
+  }
+
+  /** a subject process connected a socket (the peer a derived copy may be sent to) */
+  connected(ev: ConnectEvent, key: ProcessKey): void {
+    if (this.connections.size >= 4096) {
+      const oldest = this.connections.keys().next().value;
+      if (oldest !== undefined) this.connections.delete(oldest);
+    }
+    this.connections.set(`${key}:${ev.fd}`, { addr: ev.addr, port: ev.port });
+  }
+
+  /** is this line about the weights (bytes of them, of a copy being made, or written by a process that read them)? */
+  concerns(ev: FileBytesEvent): boolean {
+    if (this.o.registry.byInode(ev.dev, ev.ino) !== undefined || this.candidates.get(ev.dev, ev.ino) !== undefined) return true;
+    if (ev.write) return this.loads.hasPid(ev.pid);
+    return !ev.socket && this.o.registry.hasSize(ev.size) && !this.sizeChecked.has(`${ev.dev}:${ev.ino}:${ev.size}`);
+  }
+
+  /**
    * The process exited (at `time`, the kernel's): a reader past the share is judged by how
    * long it lived; what was kept about it goes after a grace period (a copy match may still
    * be reported about it), so the state never outgrows the live processes.
@@ -126,12 +166,20 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     if (this.exitedAt.size >= 4096) this.forgetExited(Date.now());
   }
 
+  /**
+   * Work still under way that may yet report: a link to look at, a match running, a
+   * candidate big enough for a first look that has not had one. (`exec` waits for this
+   * before its verdict: a `ln` or `cp` the subject ran last is judged before the trial ends.)
+   */
+  busy(): boolean {
+    return this.linkChecks > 0 || this.candidates.busy();
+  }
+
   private forgetExited(now: number): void {
     for (const [key, at] of this.exitedAt) {
       if (now - at < EXITED_GRACE_MS) break; // in order of exit
       this.exitedAt.delete(key);
       this.readers.delete(key);
-      this.writers.delete(key);
     }
   }
 
@@ -145,7 +193,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     if (ev.fd < 0 || !st || !st.file) return;
     const w = this.o.registry.byInode(st.dev, st.ino);
     if (w) return this.weightsOpened(ev, key, w, path ?? w.path);
-    const pending = this.candidates.get(`${st.dev}:${st.ino}`);
+    const pending = this.candidates.get(st.dev, st.ino);
     if (pending && !pending.match && !ev.write && path && pending.pendingReads.length < 32) pending.pendingReads.push({ ev, key, path });
     if (ev.write && path) this.addCandidate(ev.pid, ev.fd, ev.comm ?? '', key, path, st);
   }
@@ -158,46 +206,46 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     set.add(w);
   }
 
-  /**
-   * Bytes a process (any on the host) moved through a large file. Bytes of the weights count
-   * towards a load; a write by a subject process, or by one that read the weights, makes the
-   * file a candidate copy (through the writer's fd: it may have no name yet).
-   */
-  observeBytes(ev: FileBytesEvent, key: ProcessKey): void {
-    if (ev.write) this.loads.wrote(key, ev.bytes);
-    const w = this.o.registry.byInode(ev.dev, ev.ino);
-    if (w) {
-      if (ev.write) return;
-      this.arm();
-      return this.loads.bytes(ev, key, w);
-    }
-    const c = this.candidates.get(`${ev.dev}:${ev.ino}`);
-    if (c) {
-      if (!ev.write && !c.match && c.pendingBytes.length < 64) c.pendingBytes.push({ ev, key });
-      return;
-    }
-    if (!ev.write || ev.fd < 0 || (!ev.subject && !this.loads.has(key))) return;
-    const via = `/proc/${ev.pid}/fd/${ev.fd}`;
-    let path: string;
-    try {
-      path = readlinkSync(via);
-    } catch {
-      return;
-    }
-    if (!path.startsWith('/')) return;
-    this.addCandidate(ev.pid, ev.fd, ev.comm ?? '', key, path, { dev: ev.dev, ino: ev.ino });
+  private addCandidate(pid: number, fd: number, comm: string, writer: ProcessKey, path: string, st: { dev: number; ino: number }, found: 'write' | 'read' = 'write'): void {
+    if (found === 'write') this.claimedInodes.add(`${st.dev}:${st.ino}`);
+    if (this.candidates.add(pid, fd, comm, writer, path, st, found)) this.arm();
   }
 
-  /** is this line about the weights (bytes of them, of a copy being made, or written by a process that read them)? */
-  concerns(ev: FileBytesEvent): boolean {
-    const k = `${ev.dev}:${ev.ino}`;
-    return this.o.registry.byInode(ev.dev, ev.ino) !== undefined || this.candidates.has(k) || (ev.write && this.loads.hasPid(ev.pid));
+  /** a candidate matched: reported, and what was held back about it (reads, bytes) now counts */
+  private matched(c: Candidate, m: CandidateMatch, copy: WeightFile | null): void {
+    if (c.found === 'write') this.loads.copied(c.key);
+    if (copy) {
+      for (const r of c.pendingReads.splice(0)) this.weightsOpened(r.ev, r.key, copy, r.path);
+      for (const b of c.pendingBytes.splice(0)) this.loads.bytes(b.ev, b.key, copy);
+    }
+    // found by its reader: who wrote it is not known; the load of it says the rest
+    if (c.found === 'read') return;
+    this.emitEvent({
+      type: 'weights_copy', time: Date.now(), pid: c.pid, comm: c.comm, path: c.path, weight: m.source.path, generation: m.source.generation + 1,
+      match: m.kind, bytes: m.bytes, offset: m.offset, seen_by: 'ebpf', outside_subject: c.outside || undefined,
+    });
   }
 
   private loaded(l: Load): void {
     this.emitEvent({
       type: 'weights_load', time: l.time, pid: l.pid, comm: l.comm, path: l.weight.path, weight: l.weight.path, generation: l.weight.generation,
       how: l.how, bytes: l.bytes, share: Math.round(l.share * 1000) / 1000, outside_subject: l.outside || undefined,
+    });
+  }
+
+  private derived(d: Derived): void {
+    // a file not named while its writer lived may be known by its inode still
+    const known = this.candidates.get(d.dest.dev, d.dest.ino)?.path ?? this.o.registry.byInode(d.dest.dev, d.dest.ino)?.path;
+    const peer = d.dest.socket && d.dest.addr === null ? this.connections.get(`${d.key}:${d.dest.fd}`) : undefined;
+    if (peer) {
+      d.dest.addr = peer.addr;
+      d.dest.port = peer.port;
+    }
+    const where = d.dest.socket ? (d.dest.addr === null ? `socket:[${d.dest.ino}]` : `${d.dest.addr}:${d.dest.port}`) : (d.dest.path ?? known ?? `inode ${d.dest.dev}:${d.dest.ino}`);
+    this.emitEvent({
+      type: 'weights_copy', time: d.time, pid: d.pid, comm: d.comm, path: where, weight: d.weight.path, generation: d.weight.generation + 1,
+      match: 'derived', bytes: d.written, read_bytes: d.read, offset: 0, seen_by: 'ebpf', outside_subject: d.outside || undefined,
+      ...(d.dest.socket && d.dest.addr !== null ? { dest_addr: d.dest.addr, dest_port: d.dest.port ?? 0, loopback: isLoopback(d.dest.addr) } : {}),
     });
   }
 
@@ -212,7 +260,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
       const st = statOf(path);
       if (!st) return;
       // a file written with no name (O_TMPFILE) and named by linkat: the same copy, named now
-      const c = this.candidates.get(`${st.dev}:${st.ino}`);
+      const c = this.candidates.get(st.dev, st.ino);
       if (c?.path.endsWith(' (deleted)')) c.path = path;
       const w = this.o.registry.byInode(st.dev, st.ino);
       if (!w) return;
@@ -226,24 +274,13 @@ export class WeightsTracker extends EventEmitter implements Sensor {
       }
       this.emitEvent({
         type: 'weights_copy', time: ev.time, pid: ev.pid, comm: ev.comm, path, weight: w.path, generation: w.generation + 1,
-        match: ev.kind === 'sym' ? 'symlink' : 'hardlink', bytes: st?.size ?? 0, offset: 0, seen_by: 'ebpf',
+        match: ev.kind === 'sym' ? 'symlink' : 'hardlink', bytes: st.size, offset: 0, seen_by: 'ebpf',
       });
     }, 10).unref();
   }
 
-  private addCandidate(pid: number, fd: number, comm: string, writer: ProcessKey, path: string, st: { dev: number; ino: number }): void {
-    const key = `${st.dev}:${st.ino}`;
-    if (this.candidates.has(key)) return;
-    this.claimedInodes.add(key);
-    if (this.candidates.size >= this.maxCandidates) {
-      const oldest = this.candidates.keys().next().value;
-      if (oldest !== undefined) this.dropCandidate(oldest);
-    }
-    // through the writer's fd first when the name is gone (O_TMPFILE, unlinked): it is the file
-    const own = path.endsWith(' (deleted)') ? openSame(`/proc/${pid}/fd/${fd}`, st) : (openSame(path, st) ?? openSame(`/proc/${pid}/fd/${fd}`, st));
-    if (own === null) return;
-    this.candidates.set(key, { path, own, dev: st.dev, ino: st.ino, pid, key: writer, comm, size: -1, lastGrowth: Date.now(), match: null, busy: false, checked: false, pendingReads: [], pendingBytes: [] });
-    this.arm();
+  private sourcesOf(key: ProcessKey): string[] {
+    return [...(this.readers.get(key) ?? [])].map((w) => w.path);
   }
 
   private arm(): void {
@@ -253,7 +290,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
 
   private tick(): void {
     const now = Date.now();
-    for (const [key, c] of this.candidates) this.checkCandidate(key, c, now);
+    this.candidates.tick(now);
     if (now - this.lastLoadCheck >= LOAD_CHECK_MS) {
       this.lastLoadCheck = now;
       this.loads.tick(now);
@@ -264,120 +301,33 @@ export class WeightsTracker extends EventEmitter implements Sensor {
       this.timer = null;
     }
   }
+}
 
-  private checkCandidate(key: string, c: Candidate, now: number): void {
-    if (c.busy) return;
-    let size = c.size;
+/** names where a reader's bytes go while it is alive: a file's path, a socket's peer */
+function nameDestination(pid: number, d: Destination): void {
+  if (d.fd < 0) return;
+  let link: string;
+  try {
+    link = readlinkSync(`/proc/${pid}/fd/${d.fd}`);
+  } catch {
+    return;
+  }
+  if (!d.socket) {
+    if (link.startsWith('/')) d.path = link;
+    return;
+  }
+  for (const proto of ['tcp', 'tcp6', 'udp', 'udp6'] as Proto[]) {
+    let text: string;
     try {
-      size = fstatSync(c.own).size;
+      text = readFileSync(`/proc/${pid}/net/${proto}`, 'utf8');
     } catch {
-      // our own fd cannot go stale; keep the last size if it somehow does
+      continue;
     }
-    if (size !== c.size) {
-      c.size = size;
-      c.lastGrowth = now;
-    }
-    const idle = now - c.lastGrowth;
-    if (idle > this.idleMs) {
-      if (c.match) void this.registerCopy(c).finally(() => this.dropCandidate(key));
-      else this.dropCandidate(key);
+    const s = parseProcNet(text, proto).find((x) => x.inode === d.ino);
+    if (s) {
+      d.addr = s.remoteAddr;
+      d.port = s.remotePort;
       return;
     }
-    const wantsFirst = c.match === null && c.size >= MIB;
-    // a partial match is looked at again once the writer pauses: it may be complete now
-    const wantsUpgrade = c.match?.kind === 'partial' && idle >= 200 && c.size >= c.match.source.fp.size;
-    if (!wantsFirst && !wantsUpgrade) return;
-    c.busy = true;
-    void matchCandidate(ownPath(c), this.o.registry, { preferSources: this.sourcesOf(c.key), ignoreOwnInode: c.match !== null })
-      .then((m) => {
-        if (!m) return;
-        if (c.match && m.kind === c.match.kind) return;
-        c.match = m;
-        this.writers.add(c.key);
-        // known by its inode from now on, so a rename or a later read of it is still the weights;
-        // the fingerprint is completed when the copy stops growing (an archive is not itself weights)
-        if (m.kind !== 'archive' && !this.o.registry.byInode(c.dev, c.ino)) {
-          const copy = this.o.registry.addCopy(c.path, { ...m.source.fp, dev: c.dev, ino: c.ino, size: m.bytes }, m.source, m.kind);
-          for (const r of c.pendingReads.splice(0)) this.weightsOpened(r.ev, r.key, copy, r.path);
-          for (const b of c.pendingBytes.splice(0)) this.loads.bytes(b.ev, b.key, copy);
-        }
-        this.emitEvent({
-          type: 'weights_copy', time: Date.now(), pid: c.pid, comm: c.comm, path: c.path, weight: m.source.path, generation: m.source.generation + 1,
-          match: m.kind, bytes: m.bytes, offset: m.offset, seen_by: 'ebpf',
-        });
-      })
-      .catch(() => undefined)
-      .finally(() => {
-        c.busy = false;
-        c.checked = true;
-      });
   }
-
-  private dropCandidate(key: string): void {
-    const c = this.candidates.get(key);
-    if (!c) return;
-    this.candidates.delete(key);
-    if (c.busy) return void setTimeout(() => closeQuietly(c.own), 1000).unref();
-    closeQuietly(c.own);
-  }
-
-  private sourcesOf(key: ProcessKey): string[] {
-    return [...(this.readers.get(key) ?? [])].map((w) => w.path);
-  }
-
-  /** a finished copy becomes a weight file itself, with its lineage */
-  private async registerCopy(c: Candidate): Promise<void> {
-    if (!c.match || c.match.kind === 'archive') return;
-    try {
-      const fp = await fingerprint(ownPath(c));
-      // registered under the name it has now (a copy may have been renamed since)
-      let now = c.path;
-      try {
-        now = readlinkSync(ownPath(c));
-      } catch {
-        // keep the name it was written under
-      }
-      this.o.registry.addCopy(now.endsWith(' (deleted)') ? c.path : now, fp, c.match.source, c.match.kind);
-    } catch {
-      // removed or renamed before it could be read again: nothing more to learn from it
-    }
-  }
-
-  /**
-   * Work still under way that may yet report: a link to look at, a match running, a
-   * candidate big enough for a first look that has not had one. (`exec` waits for this
-   * before its verdict: a `ln` or `cp` the subject ran last is judged before the trial ends.)
-   */
-  busy(): boolean {
-    if (this.linkChecks > 0) return true;
-    for (const c of this.candidates.values()) if (c.busy || (!c.checked && c.size >= MIB)) return true;
-    return false;
-  }
-}
-
-/** a path to the candidate through redline's own fd: valid whatever the writer renames it to */
-function ownPath(c: Candidate): string {
-  return `/proc/${process.pid}/fd/${c.own}`;
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // already closed
-  }
-}
-
-/** an fd of ours on `path` if it is still the file with that inode */
-function openSame(path: string, st: { dev: number; ino: number }): number | null {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return null;
-  }
-  const now = fstatSync(fd);
-  if (now.dev === st.dev && now.ino === st.ino) return fd;
-  closeSync(fd);
-  return null;
 }
