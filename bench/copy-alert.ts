@@ -1,5 +1,5 @@
 // How much of the weights is on disk when the copy alert lands: a copy throttled to
-// 200 MB/s and a plain `cp`, of a 1 GiB weight file; whether the alert beats `cp`'s exit;
+// 200 MB/s, a derived (XORed) copy at the same pace, and a plain `cp`, of a 1 GiB weight file; whether the alert beats `cp`'s exit;
 // and the daemon's CPU while the copy is watched. Observe mode, so the copies run to the
 // end. Prints JSON. Needs root, bpftrace and cgroup v2.
 import { execFileSync } from 'node:child_process';
@@ -69,6 +69,16 @@ try {
       'throttled-200MBps',
       [`python3 - <<'PY'`, 'import time', `s = open(${JSON.stringify(weights)}, "rb"); d = open(${JSON.stringify(throttled)}, "wb")`, 't0 = time.time(); n = 0', 'while True:', '    b = s.read(1 << 20)', '    if not b: break', '    d.write(b); d.flush(); n += len(b)', '    lag = n / 200e6 - (time.time() - t0)', '    if lag > 0: time.sleep(lag)', 'PY'],
       throttled,
+    ),
+  );
+  // a derived copy: every byte XORed on the way (nothing in it matches by content), same pace;
+  // flagged once half the weights were read and a quarter as much written, then 1.5 s to rule out a match
+  const derived = join(dir, 'out', 'derived.bin');
+  results.push(
+    await trial(
+      'derived-xor-200MBps',
+      [`python3 - <<'PY'`, 'import time', 't = bytes(i ^ 0x5A for i in range(256))', `s = open(${JSON.stringify(weights)}, "rb"); d = open(${JSON.stringify(derived)}, "wb")`, 't0 = time.time(); n = 0', 'while True:', '    b = s.read(1 << 20)', '    if not b: break', '    d.write(b.translate(t)); d.flush(); n += len(b)', '    lag = n / 200e6 - (time.time() - t0)', '    if lag > 0: time.sleep(lag)', 'PY'],
+      derived,
     ),
   );
   // the same trial with no copy: what the daemon spends anyway (start-up, bpftrace, teardown)

@@ -262,18 +262,27 @@ export class LoadAccounting {
     this.found(load);
   }
 
-  /** the reader's bytes of the model `w` belongs to, over the model's registered bytes */
+  /**
+   * The reader's bytes of the model `w` belongs to, over the model's registered bytes. A
+   * model is the registered files of one format in one folder: the shards of a checkpoint
+   * (model-00001-of-00004.safetensors …), not the same weights kept in another format beside
+   * them (a pytorch_model.bin or a .gguf next to the safetensors).
+   */
   private measure(r: Reader, w: WeightFile, time: number): Load {
-    const dir = dirname(w.path);
+    const model = modelOf(w);
     let total = 0;
-    for (const f of this.registry.files()) if (dirname(f.path) === dir) total += f.fp.size;
+    for (const f of this.registry.files()) if (modelOf(f) === model) total += f.fp.size;
     let bytes = 0;
     for (const f of r.files.values()) {
-      if (dirname(f.weight.path) === dir) bytes += Math.min(f.weight.fp.size, f.read + f.mapped);
+      if (modelOf(f.weight) === model) bytes += Math.min(f.weight.fp.size, f.read + f.mapped);
     }
     const how: LoadHow = r.classes.size > 1 ? 'mixed' : ([...r.classes][0] ?? 'read');
     return { pid: r.pid, comm: r.comm, weight: w, how, bytes, share: total > 0 ? bytes / total : 0, outside: r.outside, time };
   }
+}
+
+function modelOf(w: WeightFile): string {
+  return `${dirname(w.path)}\u0000${w.fp.format}`;
 }
 
 /** the process behind `${pid}:${start}` is still the one running under that pid */
