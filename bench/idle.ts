@@ -50,7 +50,8 @@ function childrenOf(pid: number): number[] {
 
 const daemon = spawn(process.execPath, ['dist/daemon/cli.js', 'run', '--subject-cgroup', group, '--log', `/tmp/redline-bench-idle-${process.pid}.ndjson`], { stdio: 'ignore' });
 try {
-  await new Promise((r) => setTimeout(r, 5000)); // start-up, bpftrace compile and attach
+  // start-up: bpftrace compiles and attaches ~60 programs (7 s here); measuring earlier counts that
+  await new Promise((r) => setTimeout(r, Number(process.env.IDLE_WARMUP_S ?? 15) * 1000));
   const pid = daemon.pid as number;
   const bpf = childrenOf(pid)[0];
   const c0 = cpuTicks(pid);
