@@ -9,6 +9,7 @@ PACE_MS=25 node --import tsx bench/kill-floor.ts
 node --import tsx bench/pipeline.ts
 node --import tsx bench/freeze.ts
 node --import tsx bench/trip.ts
+node --import tsx bench/startup.ts
 node --import tsx bench/idle.ts
 IDLE_LOAD=copy node --import tsx bench/idle.ts
 node --import tsx bench/fingerprint.ts

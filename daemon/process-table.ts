@@ -227,7 +227,8 @@ export class ProcessTable {
         // it holds the weights as a server does: a replica, and so are the children it starts
         // (one outside the subject is a replica too, though not the subject's)
         const p = ev.outside_subject ? this.lookup(ev.pid) : this.subjectProc(ev.pid, ev);
-        this.becomeReplica(p);
+        // the allowed server (and the daemon) load the weights by right: never replicas
+        if (!p.allowed && !p.monitor) this.becomeReplica(p);
         return { ...this.plain(ev, p), generation: p.replicaGen, liveReplicas: this.liveReplicas() };
       }
       case 'gpu': {

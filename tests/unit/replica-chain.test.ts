@@ -16,10 +16,10 @@ const SERVER1 = 5_000_002;
 const HELPER = 5_000_003;
 const SERVER2 = 5_000_004;
 
-function setup() {
+function setup(allowPids: number[] = []) {
   const loaded = loadRules([RULES]);
   assert.ok(loaded.ruleset, JSON.stringify(loaded.errors));
-  const table = new ProcessTable({ isSubject: () => true, keepExitedMs: 10 });
+  const table = new ProcessTable({ isSubject: () => true, keepExitedMs: 10, allowPids });
   const records: Record<string, unknown>[] = [];
   const sink = { append: (r: Record<string, unknown>) => (records.push(r), { seq: records.length - 1, hash: '' }) };
   const pipeline = new Pipeline({ table, ruleset: loaded.ruleset, subject: { kind: 'uid', uid: 0 }, sink, mode: 'observe' });
@@ -86,5 +86,18 @@ describe('replica generations', () => {
     pipeline.handle(copy(HELPER, '/tmp/c2/m', 2));
     assert.ok(alerts().some((a) => a.category === 'weights.copy' && a.generation === 2));
     assert.ok(!alerts().some((a) => a.category === 'replica.chain'));
+  });
+
+  test('the allowed server loading the weights (outside the subject) is no replica and no alert, and is not counted alive', () => {
+    // a real process (this one), so the table reads it from /proc and keeps it
+    const ORIGINAL = process.pid;
+    const { table, pipeline, alerts } = setup([ORIGINAL]);
+    pipeline.handle({ type: 'weights_load', time: t++, pid: ORIGINAL, comm: 'python3', path: '/models/m.safetensors', weight: '/models/m.safetensors', generation: 0, how: 'mmap', bytes: 8, share: 1, outside_subject: true });
+    assert.equal(table.get(ORIGINAL)?.replica, false);
+    assert.deepEqual(alerts(), []);
+    pipeline.handle(fork(AGENT, SERVER1));
+    pipeline.handle(load(SERVER1, '/tmp/c1/m.safetensors', 1));
+    const spawn = alerts().find((a) => a.category === 'replica.spawn');
+    assert.equal(spawn?.live_replicas, 1);
   });
 });
