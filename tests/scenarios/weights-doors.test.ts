@@ -4,7 +4,7 @@
 // outside its tree. redline follows the bytes of the weights and the identity of the
 // processes, so each one is caught whatever the mechanism.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { findCgroupV2Mount } from '../../daemon/cgroup.js';
 import { monitorSkipReason } from '../helpers/host.js';
 import { makeModel, type Model } from '../helpers/model.js';
-import { alertsOf, type LogRecord, readLog, redline, type Run, tempDir } from '../helpers/redline.js';
+import { alertsOf, type LogRecord, ROOT, readLog, redline, type Run, tempDir } from '../helpers/redline.js';
 import { replicaServer } from '../helpers/servers.js';
 
 const skip = monitorSkipReason();
@@ -33,6 +33,22 @@ function script(dir: string, name: string, body: string): string {
   writeFileSync(p, `#!/bin/sh\n${body}\n`);
   chmodSync(p, 0o755);
   return p;
+}
+
+/** why the io_uring test cannot run here, or false: it builds a small C program with liburing */
+function uringSkip(): string | false {
+  try {
+    execFileSync('cc', ['--version'], { stdio: 'ignore' });
+  } catch {
+    return 'needs a C compiler (cc)';
+  }
+  if (!existsSync('/usr/include/liburing.h')) return 'needs liburing (apt-get install liburing-dev)';
+  try {
+    if (readFileSync('/proc/sys/kernel/io_uring_disabled', 'utf8').trim() === '2') return 'io_uring is disabled on this host (kernel.io_uring_disabled=2)';
+  } catch {
+    // older kernels have no such switch: io_uring is on
+  }
+  return false;
 }
 
 /** one GET; resolves to the status, or null when nothing answers within `ms` */
@@ -99,6 +115,22 @@ describe('weights: the doors past open-and-mmap', { skip: skip ?? false }, () =>
     assert.equal(ev(load).how, 'pread');
     assert.ok((ev(load).bytes ?? 0) >= 0.5 * model.size, JSON.stringify(load.event));
     assert.ok((ev(load).share ?? 0) >= 0.5);
+  });
+
+  // io_uring moves the bytes without a read or write syscall: counted from its completions
+  test('io_uring: a loader that reads through the ring is a load, a copier through it is a copy', { skip: uringSkip() }, async () => {
+    const bin = join(tmp.dir, 'uring_io');
+    execFileSync('cc', ['-O2', '-o', bin, join(ROOT, 'tests', 'fixtures', 'uring_io.c'), '-luring']);
+    const dest = join(tmp.dir, 'uring-copy.bin');
+    // the loader stays until the sleep ends (its stdin closes); the copier exits when done
+    const { alerts } = await run('uring', `sleep 3 | ${bin} ${model.weights} --stay >/dev/null\n${bin} ${model.weights} ${dest} >/dev/null; sleep 1`);
+    const load = alerts.find((a) => a.rule === 'replica-loads-weights');
+    assert.ok(load, show(alerts));
+    assert.equal(ev(load).how, 'pread');
+    assert.ok((ev(load).bytes ?? 0) >= 0.5 * model.size, JSON.stringify(load.event));
+    assert.equal(alerts.filter((a) => a.category === 'replica.spawn').length, 1, show(alerts));
+    const copies = alerts.filter((a) => a.category === 'weights.copy' && ev(a).path === dest);
+    assert.ok(copies.some((a) => ev(a).match === 'full'), show(alerts));
   });
 
   test('reading the whole weights and exiting at once (a checksum) is no load', async () => {

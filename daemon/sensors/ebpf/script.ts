@@ -297,6 +297,36 @@ function byteProbes(s: string, self: number): string[] {
     `    }`,
     `  }`,
     `}`,
+    ...uringProbes(not, s),
     `interval:s:${CLEAR_EVERY_S} { clear(@rb); clear(@mb); clear(@wb); clear(@wseen); }`,
+  ];
+}
+
+// io_uring opcodes (include/uapi/linux/io_uring.h): READV, READ_FIXED, READ, READV_FIXED
+const URING_READS = [1, 4, 22, 60];
+// WRITEV, WRITE_FIXED, WRITE, WRITEV_FIXED; to sockets also SENDMSG, SEND, SEND_ZC, SENDMSG_ZC
+const URING_WRITES = [2, 5, 23, 61];
+const URING_SENDS = [9, 26, 47, 48];
+
+/**
+ * io_uring moves bytes without a read or write syscall: its completions are counted from
+ * the request itself (its file and opcode) when it completes, in the submitter or in one of
+ * its io-wq worker threads (same process). The fd is not known here (-1): userspace finds
+ * it by inode when it needs a name.
+ */
+function uringProbes(not: string, s: string): string[] {
+  const any = (ops: number[]) => ops.map((o) => `$op == ${o}`).join(' || ');
+  return [
+    `tracepoint:io_uring:io_uring_complete /${not} && args->res > 0/ {`,
+    `  $r = (struct io_kiocb *)args->req; $op = $r->opcode; $uf = (uint64)$r->file; $ufd = -1;`,
+    `  if ($uf != 0) {`,
+    `    $um = ((struct file *)$uf)->f_inode->i_mode & 0xf000;`,
+    `    if ((${any(URING_READS)}) && $um == 0x8000 && ((struct file *)$uf)->f_inode->i_size >= ${BYTES_MIN_FILE}) {`,
+    ...account('@rb', 'uring_read', '$uf', 'args->res', '$ufd', s, false).map((l) => `    ${l}`),
+    `    } else if (((${any(URING_WRITES)}) && ($um == 0x8000 || $um == 0xc000)) || ((${any(URING_SENDS)}) && $um == 0xc000)) {`,
+    ...account('@wb', 'uring_write', '$uf', 'args->res', '$ufd', s, true).map((l) => `    ${l}`),
+    `    }`,
+    `  }`,
+    `}`,
   ];
 }

@@ -100,7 +100,7 @@ interface Reader {
 
 const CLASS: Record<string, 'read' | 'pread' | 'mmap'> = {
   read: 'read', readv: 'read', sendfile: 'read', splice: 'read', copy_file_range: 'read',
-  pread: 'pread', preadv: 'pread', preadv2: 'pread', mmap: 'mmap',
+  pread: 'pread', preadv: 'pread', preadv2: 'pread', uring_read: 'pread', mmap: 'mmap',
 };
 
 export class LoadAccounting {

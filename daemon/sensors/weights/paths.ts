@@ -1,5 +1,5 @@
 // Naming the file behind a raw open/link event, while the process may still hold it.
-import { readlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 
 function link(p: string): string | null {
@@ -26,4 +26,26 @@ export function resolveName(pid: number, dfd: number, name: string): string | nu
 /** the opened file: through the fd when it is still open (exact), else by name */
 export function resolveOpened(pid: number, fd: number, dfd: number, name: string): string | null {
   return realFile(link(`/proc/${pid}/fd/${fd}`)) ?? resolveName(pid, dfd, name);
+}
+
+/**
+ * The process's fd on the file (dev, ino), for bytes reported without one (io_uring
+ * completions carry the request's file, not its fd); null when it holds none now.
+ */
+export function fdOnInode(pid: number, dev: number, ino: number): number | null {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return null;
+  }
+  for (const fd of fds) {
+    try {
+      const st = statSync(`/proc/${pid}/fd/${fd}`);
+      if (st.ino === ino && st.dev === dev) return Number(fd);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return null;
 }

@@ -12,6 +12,7 @@ import { isLoopback, parseProcNet, type Proto } from '../ports/parse-net.js';
 import type { Sensor, SensorHealth } from '../sensor.js';
 import { type Candidate, CandidateCopies } from './candidates.js';
 import { type Derived, type Destination, type Load, LoadAccounting } from './loads.js';
+import { fdOnInode } from './paths.js';
 import type { CandidateMatch } from './match.js';
 import type { WeightFile, WeightRegistry } from './registry.js';
 
@@ -111,19 +112,21 @@ export class WeightsTracker extends EventEmitter implements Sensor {
       if (!ev.write && !c.match && c.pendingBytes.length < 64) c.pendingBytes.push({ ev, key });
       return;
     }
-    if (ev.socket || ev.fd < 0) return;
+    if (ev.socket) return;
     if (ev.write && !ev.subject && !this.loads.has(key)) return;
     // read or mapped: a file the size of registered weights that nobody was seen writing (a
     // copy made while redline was not looking, or by a writer gone before it could be opened)
     if (!ev.write && !this.unseenCopy(ev)) return;
+    const fd = ev.fd >= 0 ? ev.fd : fdOnInode(ev.pid, ev.dev, ev.ino);
+    if (fd === null) return;
     let path: string;
     try {
-      path = readlinkSync(`/proc/${ev.pid}/fd/${ev.fd}`);
+      path = readlinkSync(`/proc/${ev.pid}/fd/${fd}`);
     } catch {
       return;
     }
     if (!path.startsWith('/')) return;
-    this.addCandidate(ev.pid, ev.fd, ev.comm ?? '', key, path, { dev: ev.dev, ino: ev.ino }, ev.write ? 'write' : 'read');
+    this.addCandidate(ev.pid, fd, ev.comm ?? '', key, path, { dev: ev.dev, ino: ev.ino }, ev.write ? 'write' : 'read');
     const added = this.candidates.get(ev.dev, ev.ino);
     if (!added) return;
     added.outside = !ev.subject;
@@ -305,15 +308,15 @@ export class WeightsTracker extends EventEmitter implements Sensor {
 
 /** names where a reader's bytes go while it is alive: a file's path, a socket's peer */
 function nameDestination(pid: number, d: Destination): void {
-  if (d.fd < 0) return;
-  let link: string;
-  try {
-    link = readlinkSync(`/proc/${pid}/fd/${d.fd}`);
-  } catch {
-    return;
-  }
   if (!d.socket) {
-    if (link.startsWith('/')) d.path = link;
+    const fd = d.fd >= 0 ? d.fd : fdOnInode(pid, d.dev, d.ino);
+    if (fd === null) return;
+    try {
+      const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (link.startsWith('/')) d.path = link;
+    } catch {
+      // closed meanwhile
+    }
     return;
   }
   for (const proto of ['tcp', 'tcp6', 'udp', 'udp6'] as Proto[]) {
