@@ -68,13 +68,13 @@ test('the generated script filters every probe on the subject, except the byte c
     else if (/sys_exit_listen/.test(p)) assert.match(p, /\/@lfd\[tid\]\//);
     else if (/sys_exit_bind/.test(p)) assert.match(p, /\/@bfd\[tid\]\//);
     else if (/sys_exit_(read|pread64|readv|preadv2?|write|pwrite64|writev|pwritev2?|sendto|sendmsg|sendfile64|splice|copy_file_range|mmap) /.test(p)) assert.match(p, /\/(@rf\[tid\]|@wf\[tid\]|@rf\[tid\] \|\| @wf\[tid\]|@mf\[tid\])\//);
-    else if (/sys_enter_(read|write|sendfile64|splice|copy_file_range|mmap)/.test(p)) {
+    else if (/sys_enter_(read|write|sendfile64|splice|copy_file_range|mmap)|io_uring_complete/.test(p)) {
       assert.match(p, /pid != 4242/);
       hostWide++;
     } else assert.match(p, subject, p);
   }
-  // read, write, the three movers, mmap: their entries are the only probes not on the subject
-  assert.equal(hostWide, 6);
+  // read, write, the three movers, mmap (their entries) and io_uring's completions are the only probes not on the subject
+  assert.equal(hostWide, 7);
   // every byte-count line has the fields the parser reads: Y and twelve more, the comm last
   const lines = s.split('\n').filter((l) => l.includes('printf("Y'));
   assert.ok(lines.length >= 10);
@@ -102,6 +102,19 @@ test('byte counts: the op, the fd (writes), the bytes, the file and whether the 
   // bytes sent on a socket (send() is sendto)
   const sent = parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tsendto\\t7\\t1048576\\t88\\t8\\t0\\t1\\t1\\tcurl\\n"}', clock);
   assert.ok(sent.kind === 'event' && sent.event.type === 'file_bytes' && sent.event.write && sent.event.socket);
+  // captured: io_uring completions carry no fd; the write completed in the io-wq worker
+  const ur = parseLine('{"type": "printf", "data": "Y\\t23835859419511\\t31415\\t31415\\turing_read\\t-1\\t8388608\\t2146395\\t266338304\\t67108864\\t0\\t0\\turing_io\\n"}', clock);
+  assert.ok(ur.kind === 'event' && ur.event.type === 'file_bytes' && !ur.event.write && ur.event.fd === -1 && ur.event.op === 'uring_read');
+  const uw = parseLine('{"type": "printf", "data": "Y\\t23835844405337\\t31415\\t31416\\turing_write\\t-1\\t1048576\\t2146350\\t266338304\\t1048576\\t0\\t0\\tiou-wrk-31415\\n"}', clock);
+  assert.ok(uw.kind === 'event' && uw.event.type === 'file_bytes' && uw.event.write && uw.event.pid === 31415 && uw.event.tid === 31416);
+});
+
+test('the program counts io_uring completions by the request\'s opcode and file', () => {
+  const src = generateScript({ kind: 'uid', uid: 1000 }, { selfPid: 77 });
+  assert.match(src, /tracepoint:io_uring:io_uring_complete \/pid != 77 && args->res > 0\//);
+  // READ (22) counts as a read, WRITE (23) as a write
+  assert.match(src, /\$op == 22[^\n]*i_size >= /);
+  assert.match(src, /\$op == 23/);
 });
 
 test('opens carry fd, flags and the name; write flags are recognised', () => {
