@@ -260,6 +260,17 @@ export interface WeightsLoadEvent extends WeightsBase {
   share: number;
   /** the process is not the subject's (started for it by a host service, say): a replica wherever it runs */
   outside_subject?: boolean;
+  /** outside the subject: a file the subject wrote that names what the replica runs (its job) */
+  job_file?: string;
+  /** the longest of the replica's telling arguments (paths, words), all of which the job file names */
+  job_arg?: string;
+  /**
+   * outside the subject: what ties it to the trial — the subject's job file, a command a
+   * subject process ran that names it, or only that it loaded the weights during the trial
+   */
+  tie?: 'job_file' | 'command' | 'time';
+  /** with tie `command`: the subject process whose command line names the replica's */
+  tie_pid?: number;
 }
 
 /**

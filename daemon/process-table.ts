@@ -1,9 +1,12 @@
 // Every process redline knows: identity (pid + start time), fork-time ancestry that survives
 // reparenting, and the flags rules look at. Seeded by one /proc scan, then fed by events.
-import type { SensorEvent } from './events.js';
-import { ancestorsOf, type Enriched, MAX_ANCESTRY, type ProcInfo } from './process.js';
+import type { SensorEvent, WeightsLoadEvent } from './events.js';
+import { ancestorsOf, type Enriched, MAX_ANCESTRY, namesCommand, type ProcInfo, telling } from './process.js';
 export { ancestorsOf, type Enriched, type ProcInfo } from './process.js';
 import { listPids, readCmdline, readStat, readStatus } from './sensors/proc/read.js';
+
+/** subject command lines kept for tying a replica outside it to the trial */
+const MAX_COMMANDS = 256;
 
 export interface TableOptions {
   /** /proc-based subject membership, for processes not learnt from the sensor */
@@ -28,6 +31,8 @@ function ticksFromEventTime(epochMs: number): number {
 
 export class ProcessTable {
   private readonly byPid = new Map<number, ProcInfo>();
+  /** the subject's command lines, newest last (bounded) */
+  private readonly commands: { pid: number; text: string }[] = [];
   private readonly allow: Set<number>;
   private readonly protect: Set<number>;
   private readonly monitor: Set<number>;
@@ -168,6 +173,7 @@ export class ProcessTable {
         p.exe = ev.filename;
         const args = readCmdline(ev.pid);
         p.args = args && args.length > 0 ? args : [ev.filename];
+        if (p.subject) this.rememberCommand(p);
         return this.plain(ev, p);
       }
       case 'exit': {
@@ -229,16 +235,39 @@ export class ProcessTable {
         const p = ev.outside_subject ? this.lookup(ev.pid) : this.subjectProc(ev.pid, ev);
         // the allowed server (and the daemon) load the weights by right: never replicas
         if (!p.allowed && !p.monitor) this.becomeReplica(p);
-        return { ...this.plain(ev, p), generation: p.replicaGen, liveReplicas: this.liveReplicas() };
+        const tied = ev.outside_subject ? { ...ev, ...this.tieOf(ev, p) } : ev;
+        return { ...this.plain(tied, p), generation: p.replicaGen, liveReplicas: this.liveReplicas() };
       }
       case 'gpu': {
         // GPU usage is reported for any process on the host; subject membership comes from /proc
         const p = this.lookup(ev.pid);
-        if (!ev.replica_like || !p.subject || p.allowed) return this.plain(ev, p);
+        // a replica outside the subject (started for it) counts like one inside
+        if (!ev.replica_like || !(p.subject || p.replica) || p.allowed) return this.plain(ev, p);
         this.becomeReplica(p);
         return { ...this.plain(ev, p), generation: p.replicaGen, liveReplicas: this.liveReplicas() };
       }
     }
+  }
+
+  /** a subject's command line, kept after it exits: a replica outside may be running it */
+  private rememberCommand(p: ProcInfo): void {
+    this.commands.push({ pid: p.pid, text: p.args.join(' ') });
+    if (this.commands.length > MAX_COMMANDS) this.commands.shift();
+  }
+
+  /**
+   * What ties a replica outside the subject to the trial: the job file the sensor found, a
+   * subject command naming one of its telling arguments (`systemd-run …`, `ssh host '…'`,
+   * `docker run …`), or only the time (it loaded the weights while the trial ran).
+   */
+  private tieOf(ev: WeightsLoadEvent, p: ProcInfo): Pick<WeightsLoadEvent, 'tie' | 'tie_pid'> {
+    if (ev.job_file) return { tie: 'job_file' };
+    const args = telling(p.args);
+    for (let i = this.commands.length - 1; i >= 0; i--) {
+      const c = this.commands[i] as { pid: number; text: string };
+      if (c.pid !== p.pid && namesCommand(c.text, args)) return { tie: 'command', tie_pid: c.pid };
+    }
+    return { tie: 'time' };
   }
 
   /**

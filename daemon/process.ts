@@ -58,3 +58,20 @@ export function ancestorsOf(p: ProcInfo): ProcInfo[] {
   for (let a = p.parent; a && out.length < MAX_ANCESTRY; a = a.parent) out.push(a);
   return out;
 }
+
+/**
+ * The arguments of a command that say what it is: paths and long words, not `-p` or `6`.
+ * The program name alone (python3, sh) says nothing of which job ran it.
+ */
+export function telling(args: string[]): string[] {
+  return args.slice(1).filter((a) => a.length >= 6 && (a.includes('/') || /[A-Za-z]/.test(a)) && !a.startsWith('-'));
+}
+
+/**
+ * `text` (a job file, a command line) names the command whose telling arguments are `args`:
+ * all of them, so a script name shared by two servers is not enough. The longest is returned.
+ */
+export function namesCommand(text: string, args: string[]): string | null {
+  if (args.length === 0 || !args.every((a) => text.includes(a))) return null;
+  return args.reduce((a, b) => (b.length > a.length ? b : a));
+}

@@ -86,6 +86,10 @@ export const EVENT_FIELDS = {
   read_bytes: 'int',
   dest_addr: 'string',
   dest_port: 'int',
+  job_file: 'string',
+  job_arg: 'string',
+  tie: 'string',
+  tie_pid: 'int',
 } as const;
 
 const NO_PROCESS: ProcInfo = {
@@ -182,6 +186,10 @@ export class EventView {
   get read_bytes() { return this.int('read_bytes'); }
   get dest_addr() { return this.str('dest_addr'); }
   get dest_port() { return this.int('dest_port'); }
+  get job_file() { return this.str('job_file'); }
+  get job_arg() { return this.str('job_arg'); }
+  get tie() { return this.str('tie'); }
+  get tie_pid() { return this.int('tie_pid'); }
 }
 
 export interface CelContext {

@@ -90,4 +90,29 @@ describe('process table', () => {
     assert.equal(g.group, table.get(process.pid)?.pgid);
     assert.ok(g.targets.some((t) => t.pid === process.pid));
   });
+
+  test('a replica outside the subject is tied to the subject command that names it, after that command exited', async () => {
+    const copy = '/srv/elsewhere/model-copy/model.safetensors';
+    // the subject's `ssh host '…'` (or `systemd-run …`): its command line names the replica's weights
+    const asker = spawn('/bin/sh', ['-c', 'sleep 30', 'ask', `python3 serve.py ${copy}`], { stdio: 'ignore' });
+    // the replica, started by someone else
+    const replica = spawn('/bin/sh', ['-c', 'sleep 30', 'serve.py', copy], { stdio: 'ignore' });
+    const other = spawn('/bin/sh', ['-c', 'sleep 30', 'serve.py', '/srv/unrelated/model.safetensors'], { stdio: 'ignore' });
+    for (const c of [asker, replica, other]) started.push(c.pid as number);
+    await new Promise((r) => setTimeout(r, 100));
+    const subjects = new Set([asker.pid]);
+    const table = new ProcessTable({ isSubject: (pid) => subjects.has(pid) });
+    table.apply({ type: 'exec', time: 1, pid: asker.pid as number, filename: '/bin/sh', comm: 'sh' });
+    table.apply({ type: 'exit', time: 2, pid: asker.pid as number });
+    const load = (pid: number) => table.apply({ type: 'weights_load', time: 3, pid, path: copy, weight: copy, generation: 1, how: 'mmap', bytes: 1, share: 1, outside_subject: true });
+    const tied = load(replica.pid as number).event;
+    assert.equal(tied.type === 'weights_load' && tied.tie, 'command');
+    assert.equal(tied.type === 'weights_load' && tied.tie_pid, asker.pid);
+    // nothing the subject ran names the other one: only the time ties it
+    const untied = load(other.pid as number).event;
+    assert.equal(untied.type === 'weights_load' && untied.tie, 'time');
+    // a job file the sensor found is the tie
+    const job = table.apply({ type: 'weights_load', time: 4, pid: other.pid as number, path: copy, weight: copy, generation: 1, how: 'mmap', bytes: 1, share: 1, outside_subject: true, job_file: '/var/spool/x', job_arg: copy }).event;
+    assert.equal(job.type === 'weights_load' && job.tie, 'job_file');
+  });
 });

@@ -3,10 +3,11 @@
 // server holds is replica.spawn.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { monitorSkipReason } from '../helpers/host.js';
+import { makeModel } from '../helpers/model.js';
 import { alertsOf, readLog, redline, ROOT, tempDir } from '../helpers/redline.js';
 
 const skip = monitorSkipReason();
@@ -69,6 +70,38 @@ describe('GPU memory (fake nvidia-smi)', { skip: skip ?? false }, () => {
     assert.ok(a, JSON.stringify(alerts));
     assert.match(String(a.summary), /30000 MiB of GPU memory, like the allowed server \(40000 MiB\)/);
     assert.equal(r.code, 3);
+  });
+
+  test('a replica outside the subject: its GPU memory counts like any replica’s', async () => {
+    reset();
+    const model = makeModel(join(tmp.dir, 'model'), 8);
+    const started = join(tmp.dir, 'agent-started');
+    const agentScript = join(tmp.dir, 'agent-waits.sh');
+    writeFileSync(agentScript, `#!/bin/sh\ntouch ${started}\nsleep 6\n`);
+    chmodSync(agentScript, 0o755);
+    const log = join(tmp.dir, 'gpu-outside.ndjson');
+    const trial = redline(['exec', '--mode', 'observe', '--weights', model.dir, '--nvidia-smi', FAKE, '--gpu-interval', '200', '--allow-pid', String(server.pid), '--log', log, '--', agentScript], { FAKE_NVIDIA_SMI_STATE: state });
+    while (!existsSync(started)) await new Promise((r) => setTimeout(r, 50));
+    // started by this test, not by the subject: it maps the weights, then takes GPU memory
+    const outside = spawn('python3', ['-c', [
+      'import json, mmap, os, sys, time',
+      'f = open(sys.argv[1], "rb"); m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)',
+      'time.sleep(1)',
+      's = json.load(open(sys.argv[2]))',
+      `s["apps"].append({"pid": os.getpid(), "used_mib": 3000, "gpu_uuid": "${GPU}"})`,
+      'json.dump(s, open(sys.argv[2], "w"))',
+      'time.sleep(3)',
+    ].join('\n'), model.weights, state], { stdio: 'ignore' });
+    try {
+      await trial;
+    } finally {
+      outside.kill('SIGKILL');
+    }
+    const alerts = alertsOf(readLog(log));
+    const pidOf = (a: (typeof alerts)[number]) => (a.proc as { pid: number } | undefined)?.pid;
+    assert.ok(alerts.some((a) => a.rule === 'replica-outside-subject' && pidOf(a) === outside.pid), JSON.stringify(alerts.map((a) => a.summary)));
+    const gpu = alerts.find((a) => a.category === 'gpu.alloc' && pidOf(a) === outside.pid);
+    assert.ok(gpu, JSON.stringify(alerts.map((a) => a.summary)));
   });
 
   test('the allowed server itself raises nothing', async () => {

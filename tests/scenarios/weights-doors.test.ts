@@ -19,7 +19,7 @@ import { replicaServer } from '../helpers/servers.js';
 
 const skip = monitorSkipReason();
 
-type Ev = { path?: string; how?: string; bytes?: number; share?: number; outside_subject?: boolean; match?: string };
+type Ev = { path?: string; how?: string; bytes?: number; share?: number; outside_subject?: boolean; match?: string; tie?: string; job_file?: string; job_arg?: string };
 const ev = (a: LogRecord) => a.event as Ev;
 
 /** an IPv4 address of this host that is not loopback: "another host" as far as the rules can tell */
@@ -272,6 +272,10 @@ describe('weights: the doors past open-and-mmap', { skip: skip ?? false }, () =>
       assert.equal(ev(spawnAlert).how, 'mmap');
       // the runner's copy (its cp was gone before it could be opened) is known by its content when loaded
       assert.equal(ev(spawnAlert).path, join(tmp.dir, 'observed-copy', 'model.safetensors'));
+      // the job the subject wrote names what the replica runs; the runner renamed it when it took it
+      assert.equal(ev(spawnAlert).tie, 'job_file', JSON.stringify(spawnAlert.event));
+      assert.equal(ev(spawnAlert).job_file, join(spool(), 'observed.job.taken'));
+      assert.equal(ev(spawnAlert).job_arg, join(tmp.dir, 'observed-copy', 'model.safetensors'));
     });
 
     test('enforce: exit 3, the replica is stopped (SIGSTOP, not SIGTERM) and never answers', async () => {

@@ -13,6 +13,7 @@ import type { Sensor, SensorHealth } from '../sensor.js';
 import { type Candidate, CandidateCopies } from './candidates.js';
 import { type Derived, type Destination, type Load, LoadAccounting } from './loads.js';
 import { fdOnInode } from './paths.js';
+import { SubjectWrites } from './ties.js';
 import type { CandidateMatch } from './match.js';
 import type { WeightFile, WeightRegistry } from './registry.js';
 
@@ -52,6 +53,8 @@ export class WeightsTracker extends EventEmitter implements Sensor {
   private readonly sizeChecked = new Set<string>();
   /** where subject processes connected, by identity and fd: a derived copy sent names its peer */
   private readonly connections = new Map<string, { addr: string; port: number }>();
+  /** files the subject wrote: a replica outside it may be running one as its job */
+  private readonly writes = new SubjectWrites();
   private timer: NodeJS.Timeout | null = null;
   private lastLoadCheck = 0;
   private events = 0;
@@ -193,6 +196,8 @@ export class WeightsTracker extends EventEmitter implements Sensor {
 
   private onOpen(ev: OpenEvent, st: FileStat | null, key: ProcessKey): void {
     const path = ev.path;
+    // by name, even when it is gone already: a job written and moved into a spool at once
+    if (ev.write && path) this.writes.wrote(path);
     if (ev.fd < 0 || !st || !st.file) return;
     const w = this.o.registry.byInode(st.dev, st.ino);
     if (w) return this.weightsOpened(ev, key, w, path ?? w.path);
@@ -230,9 +235,10 @@ export class WeightsTracker extends EventEmitter implements Sensor {
   }
 
   private loaded(l: Load): void {
+    const job = l.outside ? this.writes.tieOf(l.pid) : null;
     this.emitEvent({
       type: 'weights_load', time: l.time, pid: l.pid, comm: l.comm, path: l.weight.path, weight: l.weight.path, generation: l.weight.generation,
-      how: l.how, bytes: l.bytes, share: Math.round(l.share * 1000) / 1000, outside_subject: l.outside || undefined,
+      how: l.how, bytes: l.bytes, share: Math.round(l.share * 1000) / 1000, outside_subject: l.outside || undefined, ...job,
     });
   }
 
@@ -256,6 +262,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     const path = ev.path;
     if (!path) return;
     this.claimedPaths.add(path);
+    if (ev.kind !== 'sym') this.writes.wrote(path);
     // the syscall is on its way in; look once it has had time to finish
     this.linkChecks++;
     setTimeout(() => {
