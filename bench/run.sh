@@ -12,6 +12,7 @@ node --import tsx bench/trip.ts
 node --import tsx bench/startup.ts
 node --import tsx bench/idle.ts
 IDLE_LOAD=copy node --import tsx bench/idle.ts
+IDLE_LOAD=dd node --import tsx bench/idle.ts
 node --import tsx bench/fingerprint.ts
 node --import tsx bench/copy-alert.ts
 node --import tsx bench/listen-latency.ts
