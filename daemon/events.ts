@@ -153,6 +153,8 @@ export interface FileBytesEvent extends EventBase {
   subject: boolean;
   /** the file is a socket (ino is the socket's inode): bytes sent */
   socket: boolean;
+  /** the file is a pipe: bytes passed on to (or taken from) another process */
+  pipe: boolean;
 }
 
 /**
@@ -240,6 +242,8 @@ export interface WeightsCopyEvent extends WeightsBase {
   outside_subject?: boolean;
   /** derived copies: bytes of the weights the writer read */
   read_bytes?: number;
+  /** derived copies: the writer read the weights through a pipe, from this pid (`tar cz` → gzip) */
+  piped_from?: number;
   /** derived copies sent on a socket: where to */
   dest_addr?: string;
   dest_port?: number;

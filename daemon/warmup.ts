@@ -29,7 +29,7 @@ export function warmUp(ruleset: Ruleset, rounds = 3): void {
       { type: 'weights_open', time: t, pid: FAKE + 1, comm: 'sh', path: '/nonexistent/w', weight: '/nonexistent/w', generation: 0, write: false },
       { type: 'weights_copy', time: t, pid: FAKE + 1, comm: 'sh', path: '/nonexistent/c', weight: '/nonexistent/w', generation: 1, match: 'partial', bytes: 1 << 20, offset: 0, seen_by: 'ebpf' },
       { type: 'weights_load', time: t, pid: FAKE + 1, comm: 'sh', path: '/nonexistent/w', weight: '/nonexistent/w', generation: 0, how: 'mmap', bytes: 1 << 20, share: 1 },
-      { type: 'file_bytes', time: t, pid: FAKE + 1, comm: 'sh', op: 'read', write: false, fd: -1, bytes: 1 << 20, ino: 1, dev: 1, size: 8 << 20, subject: true, socket: false },
+      { type: 'file_bytes', time: t, pid: FAKE + 1, comm: 'sh', op: 'read', write: false, fd: -1, bytes: 1 << 20, ino: 1, dev: 1, size: 8 << 20, subject: true, socket: false, pipe: false },
       { type: 'exit', time: t, pid: FAKE + 1, comm: 'sh' },
     ];
     for (const ev of events) p.ingest(ev);

@@ -83,9 +83,11 @@ export const EVENT_FIELDS = {
   size: 'int',
   subject: 'bool',
   socket: 'bool',
+  pipe: 'bool',
   read_bytes: 'int',
   dest_addr: 'string',
   dest_port: 'int',
+  piped_from: 'int',
   job_file: 'string',
   job_arg: 'string',
   tie: 'string',
@@ -183,9 +185,11 @@ export class EventView {
   get size() { return this.int('size'); }
   get subject() { return this.ev.subject === true; }
   get socket() { return this.ev.socket === true; }
+  get pipe() { return this.ev.pipe === true; }
   get read_bytes() { return this.int('read_bytes'); }
   get dest_addr() { return this.str('dest_addr'); }
   get dest_port() { return this.int('dest_port'); }
+  get piped_from() { return this.int('piped_from'); }
   get job_file() { return this.str('job_file'); }
   get job_arg() { return this.str('job_arg'); }
   get tie() { return this.str('tie'); }

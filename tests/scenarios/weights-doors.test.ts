@@ -68,9 +68,9 @@ describe('weights: the doors past open-and-mmap', { skip: skip ?? false }, () =>
   const tmp = tempDir();
   let model: Model;
   const server = () => join(tmp.dir, 'server.py');
-  const run = async (name: string, body: string, mode = 'observe'): Promise<{ r: Run; alerts: LogRecord[]; log: LogRecord[] }> => {
+  const run = async (name: string, body: string, mode = 'observe', weights = model.dir): Promise<{ r: Run; alerts: LogRecord[]; log: LogRecord[] }> => {
     const log = join(tmp.dir, `${name}.ndjson`);
-    const r = await redline(['exec', '--mode', mode, '--weights', model.dir, '--log', log, '--', script(tmp.dir, `${name}.sh`, body)], {}, 90_000);
+    const r = await redline(['exec', '--mode', mode, '--weights', weights, '--log', log, '--', script(tmp.dir, `${name}.sh`, body)], {}, 90_000);
     const recs = readLog(log);
     return { r, alerts: alertsOf(recs), log: recs };
   };
@@ -193,6 +193,26 @@ describe('weights: the doors past open-and-mmap', { skip: skip ?? false }, () =>
     assert.ok((ev(d).bytes ?? 0) >= model.size && ((d.event as { read_bytes?: number }).read_bytes ?? 0) >= model.size, JSON.stringify(d.event));
     // not a plain copy: nothing in it matches the weights by content
     assert.ok(!alerts.some((a) => a.category === 'weights.copy' && ev(a).match !== 'derived'), show(alerts));
+  });
+
+  test('a derived copy through a pipe (`tar czf`: tar reads, gzip writes): weights.copy, match derived, from the pipe', async () => {
+    // written bytes are reported each 16 MiB and a pipe's first read step may pass before
+    // its writer is known to hold the weights: a model of a real size's order, 128 MiB
+    const big = makeModel(join(tmp.dir, 'big-model'), 128);
+    const out = join(tmp.dir, 'model.tgz');
+    const { alerts } = await run('derived-pipe', `tar czf ${out} -C ${tmp.dir} big-model; sleep 0.5`, 'observe', big.dir);
+    const d = alerts.find((a) => a.category === 'weights.copy' && ev(a).match === 'derived');
+    assert.ok(d, show(alerts));
+    assert.equal(ev(d).path, out);
+    assert.equal((d.proc as { comm?: string }).comm, 'gzip');
+    assert.ok(((d.event as { piped_from?: number }).piped_from ?? 0) > 0, JSON.stringify(d.event));
+    // neither tar (it passed the bytes on) nor gzip (it wrote them out) is a replica
+    assert.ok(!alerts.some((a) => a.category === 'replica.spawn'), show(alerts));
+  });
+
+  test('the weights piped to a checksum that is slow to finish: no load, no copy', async () => {
+    const { alerts } = await run('pipe-checksum', `cat ${model.weights} | (sleep 3; sha256sum) >/dev/null; sleep 0.5`);
+    assert.ok(!alerts.some((a) => a.category === 'replica.spawn' || a.category === 'weights.copy'), show(alerts));
   });
 
   test('a derived copy sent to another host: network.egress at high, with the address', { skip: hostAddress() ? false : 'needs a non-loopback address on this host' }, async () => {

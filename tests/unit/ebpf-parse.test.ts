@@ -89,7 +89,7 @@ test('the generated script filters every probe on the subject, except the byte c
 test('byte counts: the op, the fd (writes), the bytes, the file and whether the kernel counted a subject', () => {
   // captured: head reading 3 MB of a 4 MiB file, in steps of an eighth
   const r = parseLine('{"type": "printf", "data": "Y\\t11205401393216\\t12449\\t12449\\tread\\t3\\t532480\\t2146567\\t266338304\\t4194424\\t0\\t0\\thead\\n"}', clock);
-  assert.deepEqual(r, { kind: 'event', event: { type: 'file_bytes', time: 11205401.393216, pid: 12449, tid: 12449, op: 'read', write: false, fd: 3, bytes: 532480, ino: 2146567, dev: 65024, size: 4194424, subject: false, socket: false, comm: 'head' } });
+  assert.deepEqual(r, { kind: 'event', event: { type: 'file_bytes', time: 11205401.393216, pid: 12449, tid: 12449, op: 'read', write: false, fd: 3, bytes: 532480, ino: 2146567, dev: 65024, size: 4194424, subject: false, socket: false, pipe: false, comm: 'head' } });
   // cp's copy_file_range: both sides from one syscall, the written side named apart
   const src = parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tcopy_file_range\\t3\\t4194424\\t2146567\\t266338304\\t4194424\\t1\\t0\\tcp\\n"}', clock);
   const dst = parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tcopy_file_range_write\\t4\\t4194424\\t2146375\\t266338304\\t4194424\\t1\\t0\\tcp\\n"}', clock);
@@ -102,6 +102,10 @@ test('byte counts: the op, the fd (writes), the bytes, the file and whether the 
   // bytes sent on a socket (send() is sendto)
   const sent = parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\tsendto\\t7\\t1048576\\t88\\t8\\t0\\t1\\t1\\tcurl\\n"}', clock);
   assert.ok(sent.kind === 'event' && sent.event.type === 'file_bytes' && sent.event.write && sent.event.socket);
+  // bytes into a pipe (kind 2): tar passing the weights on to gzip
+  const piped = parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\twrite\\t1\\t1048576\\t4242\\t13\\t0\\t1\\t2\\ttar\\n"}', clock);
+  assert.ok(piped.kind === 'event' && piped.event.type === 'file_bytes' && piped.event.pipe && !piped.event.socket);
+  assert.equal(parseLine('{"type": "printf", "data": "Y\\t1\\t5\\t5\\twrite\\t1\\t1048576\\t4242\\t13\\t0\\t1\\t3\\ttar\\n"}', clock).kind, 'error');
   // captured: io_uring completions carry no fd; the write completed in the io-wq worker
   const ur = parseLine('{"type": "printf", "data": "Y\\t23835859419511\\t31415\\t31415\\turing_read\\t-1\\t8388608\\t2146395\\t266338304\\t67108864\\t0\\t0\\turing_io\\n"}', clock);
   assert.ok(ur.kind === 'event' && ur.event.type === 'file_bytes' && !ur.event.write && ur.event.fd === -1 && ur.event.op === 'uring_read');

@@ -83,8 +83,8 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
       const subj = f[10];
       const sock = f[11];
       const write = WRITES.has(op);
-      if (!OPS.has(op) || fd === null || bytes === null || ino === null || kdev === null || size === null || (subj !== '0' && subj !== '1') || (sock !== '0' && sock !== '1')) break;
-      const ev: FileBytesEvent = { type: 'file_bytes', time, pid, tid, op: op as FileBytesEvent['op'], write, fd, bytes, ino, dev: userDev(kdev), size, subject: subj === '1', socket: sock === '1', comm: f.slice(12).join('\t') };
+      if (!OPS.has(op) || fd === null || bytes === null || ino === null || kdev === null || size === null || (subj !== '0' && subj !== '1') || (sock !== '0' && sock !== '1' && sock !== '2')) break;
+      const ev: FileBytesEvent = { type: 'file_bytes', time, pid, tid, op: op as FileBytesEvent['op'], write, fd, bytes, ino, dev: userDev(kdev), size, subject: subj === '1', socket: sock === '1', pipe: sock === '2', comm: f.slice(12).join('\t') };
       return { kind: 'event', event: ev };
     }
     case 'N':

@@ -177,6 +177,8 @@ export const READ_STEP_MAX = 64 << 20;
 /** writes are reported at the first MiB, then each 16 MiB */
 export const WRITE_FIRST = 1 << 20;
 export const WRITE_STEP = 16 << 20;
+/** pipes have no size: their bytes are reported each 4 MiB (a pipe carrying the weights on to a compressor, say) */
+export const PIPE_STEP = 4 << 20;
 // unreported remainders are dropped this often, so the maps never outgrow the host's work
 const CLEAR_EVERY_S = 60;
 
@@ -187,6 +189,7 @@ function fileOf(fd: string): string {
 
 const REGULAR = '($f->f_inode->i_mode & 0xf000) == 0x8000';
 const SOCKET = '($f->f_inode->i_mode & 0xf000) == 0xc000';
+const PIPE = '($f->f_inode->i_mode & 0xf000) == 0x1000';
 
 /**
  * One "Y" line: bytes that `op` moved through (pid, file) since its last line. Bytes add up
@@ -197,14 +200,15 @@ function account(map: string, op: string, file: string, bytes: string, fd: strin
   const key = `${map}[pid, $i->i_sb->s_dev, $i->i_ino]`;
   const step = write
     ? [`  $step = @wseen[pid, $i->i_sb->s_dev, $i->i_ino] ? ${WRITE_STEP} : ${WRITE_FIRST};`]
-    : [`  $step = $size / 8; if ($step > ${READ_STEP_MAX}) { $step = ${READ_STEP_MAX}; } if ($step == 0) { $step = 1; }`];
+    : [`  $step = $size / 8; if ($step > ${READ_STEP_MAX}) { $step = ${READ_STEP_MAX}; } if ($step == 0) { $step = ${PIPE_STEP}; }`];
   return [
     `  $i = ((struct file *)${file})->f_inode; $size = (uint64)$i->i_size; $n = ${key} + (uint64)${bytes};`,
     ...step,
     `  if ($n >= $step) {`,
     `    $s = @subj[pid]; if (${s}) { $s = 1; }`,
-    `    $sock = ($i->i_mode & 0xf000) == 0xc000;`,
-    `    printf("Y\\t%llu\\t%d\\t%d\\t${op}\\t%d\\t%llu\\t%lu\\t%u\\t%llu\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, ${fd}, $n, $i->i_ino, $i->i_sb->s_dev, $size, $s, $sock, comm);`,
+    // what the bytes went through: 0 a file, 1 a socket, 2 a pipe
+    `    $kind = ($i->i_mode & 0xf000) == 0xc000 ? 1 : (($i->i_mode & 0xf000) == 0x1000 ? 2 : 0);`,
+    `    printf("Y\\t%llu\\t%d\\t%d\\t${op}\\t%d\\t%llu\\t%lu\\t%u\\t%llu\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, ${fd}, $n, $i->i_ino, $i->i_sb->s_dev, $size, $s, $kind, comm);`,
     `    delete(${key});`,
     ...(write ? [`    @wseen[pid, $i->i_sb->s_dev, $i->i_ino] = 1;`] : []),
     `  } else { ${key} = $n; }`,
@@ -229,9 +233,11 @@ function byteProbes(s: string, self: number): string[] {
   // send() is sendto() with no address; sockets written take these two as often as write()
   const writers = ['write', 'pwrite64', 'writev', 'pwritev', 'pwritev2', 'sendto', 'sendmsg'];
   const movers: [string, string, string][] = [['sendfile64', 'in_fd', 'out_fd'], ['splice', 'fd_in', 'fd_out'], ['copy_file_range', 'fd_in', 'fd_out']];
-  const keepRead = (fd: string) => [`  ${fileOf(fd)}`, `  if ($f != 0 && ${REGULAR} && $f->f_inode->i_size >= ${BYTES_MIN_FILE}) { @rf[tid] = (uint64)$f; @rfd[tid] = ${fd}; }`];
-  // files and sockets: a derived copy (compressed, encrypted, sent) goes to one or the other
-  const keepWrite = (fd: string) => [`  ${fileOf(fd)}`, `  if ($f != 0 && (${REGULAR} || ${SOCKET})) { @wf[tid] = (uint64)$f; @wfd[tid] = ${fd}; }`];
+  // large files, and pipes: what a reader of the weights pipes on (`tar cz`, `cat | gzip`) is read from one
+  const keepRead = (fd: string) => [`  ${fileOf(fd)}`, `  if ($f != 0 && ((${REGULAR} && $f->f_inode->i_size >= ${BYTES_MIN_FILE}) || ${PIPE})) { @rf[tid] = (uint64)$f; @rfd[tid] = ${fd}; }`];
+  // files, sockets and pipes: a derived copy (compressed, encrypted, sent) goes to a file or
+  // a socket, maybe through a pipe and another process first
+  const keepWrite = (fd: string) => [`  ${fileOf(fd)}`, `  if ($f != 0 && (${REGULAR} || ${SOCKET} || ${PIPE})) { @wf[tid] = (uint64)$f; @wfd[tid] = ${fd}; }`];
   const readExit = (sys: string, op: string) => [
     `tracepoint:syscalls:sys_exit_${sys} /@rf[tid]/ {`,
     `  $rf = @rf[tid]; $rfd = @rfd[tid]; delete(@rf[tid]); delete(@rfd[tid]);`,

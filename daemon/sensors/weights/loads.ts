@@ -65,9 +65,20 @@ export interface Derived {
   dest: Destination;
   outside: boolean;
   time: number;
+  /** it read the weights through a pipe, from this pid */
+  pipedFrom: number | null;
 }
 // a process that wrote at least this share of what it read is copying, not loading
 const COPIER_SHARE = 0.5;
+/** pipes remembered as carrying the weights; the oldest go first */
+const MAX_PIPES = 256;
+
+/** a pipe a reader of the weights wrote into: whoever reads it gets the weights' bytes */
+interface CarryingPipe {
+  weight: WeightFile;
+  /** the pid that wrote the weights' bytes into it */
+  from: number;
+}
 
 interface PerFile {
   weight: WeightFile;
@@ -88,6 +99,10 @@ interface Reader {
   done: boolean;
   /** what it wrote, by file or socket */
   dests: Map<string, Destination>;
+  /** bytes it wrote into pipes (passed on, not kept: neither a destination nor a copy) */
+  piped: number;
+  /** it got the weights' bytes through a pipe, from this pid */
+  pipedFrom: number | null;
   /** a copy of the weights was found by content among what it wrote: a copier, never derived */
   copied: boolean;
   /** wrote enough to be a derived copy (kernel time), awaiting a content match that would say otherwise */
@@ -107,6 +122,8 @@ export class LoadAccounting {
   private readonly readers = new Map<ProcessKey, Reader>();
   /** pids of the readers, for a cheap first test of a host-wide line */
   private readonly pids = new Set<number>();
+  /** pipes carrying the weights, by dev:ino */
+  private readonly pipes = new Map<string, CarryingPipe>();
 
   constructor(
     private readonly registry: WeightRegistry,
@@ -136,7 +153,7 @@ export class LoadAccounting {
   bytes(ev: FileBytesEvent, key: ProcessKey, w: WeightFile): void {
     let r = this.readers.get(key);
     this.pids.add(ev.pid);
-    if (!r) this.readers.set(key, (r = { pid: ev.pid, comm: ev.comm ?? '', files: new Map(), classes: new Set(), written: 0, outside: !ev.subject, pending: null, done: false, dests: new Map(), copied: false, derivedAt: null, derivedSeen: 0, derivedDone: false, gone: false }));
+    if (!r) this.readers.set(key, (r = { pid: ev.pid, comm: ev.comm ?? '', files: new Map(), classes: new Set(), written: 0, outside: !ev.subject, pending: null, done: false, dests: new Map(), piped: 0, pipedFrom: null, copied: false, derivedAt: null, derivedSeen: 0, derivedDone: false, gone: false }));
     if (ev.subject) r.outside = false;
     let f = r.files.get(w);
     if (!f) r.files.set(w, (f = { weight: w, read: 0, mapped: 0 }));
@@ -151,10 +168,38 @@ export class LoadAccounting {
     r.pending ??= load;
   }
 
-  /** bytes a reader of the weights wrote to a file or a socket: a copier, or a derived copy */
+  /** is this pipe carrying the weights (a reader of them wrote into it)? */
+  carries(dev: number, ino: number): boolean {
+    return this.pipes.has(`${dev}:${ino}`);
+  }
+
+  /**
+   * Bytes read from a pipe: from one carrying the weights they are the weights' bytes, read
+   * through another process (`tar cz` pipes to gzip, `cat w | openssl enc`): the reader is
+   * judged like one that read the file (a load, or with what it writes a derived copy).
+   */
+  fromPipe(ev: FileBytesEvent, key: ProcessKey): boolean {
+    const p = this.pipes.get(`${ev.dev}:${ev.ino}`);
+    if (!p || p.from === ev.pid) return false;
+    this.bytes(ev, key, p.weight);
+    const r = this.readers.get(key);
+    if (r) r.pipedFrom ??= p.from;
+    return true;
+  }
+
+  /** bytes a reader of the weights wrote to a file, a socket or a pipe: a copier, a derived copy, or passing them on */
   wrote(key: ProcessKey, ev: FileBytesEvent): void {
     const r = this.readers.get(key);
     if (!r) return;
+    if (ev.pipe) {
+      r.piped += ev.bytes;
+      const k = `${ev.dev}:${ev.ino}`;
+      const top = [...r.files.values()].sort((a, b) => b.read + b.mapped - (a.read + a.mapped))[0];
+      if (!top || this.pipes.has(k)) return;
+      this.pipes.set(k, { weight: top.weight, from: r.pid });
+      if (this.pipes.size > MAX_PIPES) this.pipes.delete(this.pipes.keys().next().value as string);
+      return;
+    }
     r.written += ev.bytes;
     const k = `${ev.dev}:${ev.ino}`;
     let d = r.dests.get(k);
@@ -227,7 +272,7 @@ export class LoadAccounting {
     for (const d of r.dests.values()) if (!dest || d.bytes > dest.bytes) dest = d;
     const w = [...r.files.values()].sort((a, b) => b.read + b.mapped - (a.read + a.mapped))[0]?.weight;
     if (!dest || !w || (r.derivedAt ?? 0) === 0) return;
-    this.derived({ key, pid: r.pid, comm: r.comm, weight: w, read: this.readBytes(r), written: r.written, dest, outside: r.outside, time: r.derivedAt ?? 0 });
+    this.derived({ key, pid: r.pid, comm: r.comm, weight: w, read: this.readBytes(r), written: r.written, dest, outside: r.outside, time: r.derivedAt ?? 0, pipedFrom: r.pipedFrom });
   }
 
   private readBytes(r: Reader): number {
@@ -248,7 +293,7 @@ export class LoadAccounting {
     if (!load) return;
     const read = [...r.files.values()].reduce((n, f) => n + f.read, 0);
     // it wrote about as much as it read: a copy (the candidates judge it), not a server
-    if (r.copied || r.written >= COPIER_SHARE * read) {
+    if (r.copied || r.written + r.piped >= COPIER_SHARE * read) {
       r.pending = null;
       r.done = true;
       return;

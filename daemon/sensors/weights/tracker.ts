@@ -104,6 +104,10 @@ export class WeightsTracker extends EventEmitter implements Sensor {
       this.loads.wrote(key, ev);
       this.arm();
     }
+    if (ev.pipe) {
+      if (!ev.write && this.loads.fromPipe(ev, key)) this.arm();
+      return;
+    }
     const w = this.o.registry.byInode(ev.dev, ev.ino);
     if (w) {
       if (ev.write) return;
@@ -156,6 +160,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
 
   /** is this line about the weights (bytes of them, of a copy being made, or written by a process that read them)? */
   concerns(ev: FileBytesEvent): boolean {
+    if (ev.pipe) return ev.write ? this.loads.hasPid(ev.pid) : this.loads.carries(ev.dev, ev.ino);
     if (this.o.registry.byInode(ev.dev, ev.ino) !== undefined || this.candidates.get(ev.dev, ev.ino) !== undefined) return true;
     if (ev.write) return this.loads.hasPid(ev.pid);
     return !ev.socket && this.o.registry.hasSize(ev.size) && !this.sizeChecked.has(`${ev.dev}:${ev.ino}:${ev.size}`);
@@ -253,7 +258,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     const where = d.dest.socket ? (d.dest.addr === null ? `socket:[${d.dest.ino}]` : `${d.dest.addr}:${d.dest.port}`) : (d.dest.path ?? known ?? `inode ${d.dest.dev}:${d.dest.ino}`);
     this.emitEvent({
       type: 'weights_copy', time: d.time, pid: d.pid, comm: d.comm, path: where, weight: d.weight.path, generation: d.weight.generation + 1,
-      match: 'derived', bytes: d.written, read_bytes: d.read, offset: 0, seen_by: 'ebpf', outside_subject: d.outside || undefined,
+      match: 'derived', bytes: d.written, read_bytes: d.read, offset: 0, seen_by: 'ebpf', outside_subject: d.outside || undefined, piped_from: d.pipedFrom ?? undefined,
       ...(d.dest.socket && d.dest.addr !== null ? { dest_addr: d.dest.addr, dest_port: d.dest.port ?? 0, loopback: isLoopback(d.dest.addr) } : {}),
     });
   }
