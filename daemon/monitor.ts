@@ -64,6 +64,8 @@ export class Monitor {
   /** remove the process-wide handlers this daemon installed: signals, and (last) crashes */
   private readonly unhook: (() => void)[] = [];
   private readonly unhookCrash: (() => void)[] = [];
+  /** the sensor reports read-only opens of small files (a rule loaded at start asked for them) */
+  private readonly allOpens: boolean;
   /** signal decisions still waiting for the sensor to name the sender */
   private readonly pending = new Set<Promise<void>>();
 
@@ -77,7 +79,9 @@ export class Monitor {
     });
     const filter = subjectFilter(o.subject);
     if (!filter) throw new Error(`the eBPF sensor cannot filter on ${describeSubject(o.subject)}: it needs a cgroup v2 group or a uid`);
-    this.sensor = new EbpfSensor({ filter });
+    // read-only opens of small files are dropped in the kernel unless a rule looks at them
+    this.allOpens = o.ruleset.rules.some((r) => r.readsOpens);
+    this.sensor = new EbpfSensor({ filter, allOpens: this.allOpens });
     this.tracker = new WeightsTracker({ registry: this.registry, loadShare: o.config.loadShare });
     // the strays too: a replica a host service started for the subject listens like any other
     this.ports = new PortPoller({ pids: () => [...subjectPids(o.subject), ...this.pipeline.strayPids()], intervalMs: o.config.portIntervalMs });
@@ -330,7 +334,9 @@ export class Monitor {
       return res.errors.map(formatProblem);
     }
     this.pipeline.ruleset = res.ruleset;
-    this.log.append({ kind: 'daemon', phase: 'rules-reloaded', rules: res.ruleset.rules.length, rule_files: res.files, warnings: res.warnings.map(formatProblem) });
+    // the kernel program is fixed at start: a rule that now wants read-only opens sees them after a restart
+    const blind = this.allOpens ? [] : res.ruleset.rules.filter((r) => r.readsOpens).map((r) => `${r.file}:${r.line}: rule ${r.id} looks at read-only opens, which the running sensor drops in the kernel until redline restarts`);
+    this.log.append({ kind: 'daemon', phase: 'rules-reloaded', rules: res.ruleset.rules.length, rule_files: res.files, warnings: [...res.warnings.map(formatProblem), ...blind] });
     return true;
   }
 

@@ -24,6 +24,53 @@ export interface CompiledRule {
   dedup: { windowMs: number; by: string[] } | null;
   file: string;
   line: number;
+  /**
+   * it looks at `open` events and its condition does not require `evt.write`: read-only
+   * opens of small files must reach it (the sensor drops them in the kernel otherwise)
+   */
+  readsOpens: boolean;
+}
+
+/** the condition is a conjunction with `evt.write` as one of its top-level terms */
+export function requiresWrite(condition: string): boolean {
+  let depth = 0;
+  let quote = '';
+  let term = '';
+  const terms: string[] = [];
+  for (let i = 0; i < condition.length; i++) {
+    const c = condition[i] as string;
+    if (quote) {
+      if (c === '\\') i++;
+      else if (c === quote) quote = '';
+      continue;
+    }
+    if (c === '"' || c === "'") quote = c;
+    else if (c === '(' || c === '[') depth++;
+    else if (c === ')' || c === ']') depth--;
+    else if (depth === 0 && c === '|' && condition[i + 1] === '|') return false;
+    else if (depth === 0 && c === '&' && condition[i + 1] === '&') {
+      terms.push(term.trim());
+      term = '';
+      i++;
+      continue;
+    }
+    term += c;
+  }
+  terms.push(term.trim());
+  // a parenthesised term (an expanded macro) is a conjunction of its own
+  return terms.some((t) => t === 'evt.write' || (wrapped(t) && requiresWrite(t.slice(1, -1))));
+}
+
+/** the whole of `t` is one pair of parentheses */
+function wrapped(t: string): boolean {
+  if (!t.startsWith('(') || !t.endsWith(')')) return false;
+  let depth = 0;
+  for (let i = 0; i < t.length - 1; i++) {
+    if (t[i] === '(') depth++;
+    else if (t[i] === ')') depth--;
+    if (depth === 0) return false;
+  }
+  return true;
 }
 
 export interface CompileResult {
@@ -188,6 +235,7 @@ export function compile(items: readonly ReadItem[]): CompileResult {
       dedup,
       file: it.source.file,
       line: itemPos(it).line,
+      readsOpens: (v.events ?? []).includes('open') && !requiresWrite(expandMacros(v.condition as string, macros, new Set())),
     });
     if (v.enabled === false) rules.pop();
   }

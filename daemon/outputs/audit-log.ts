@@ -4,17 +4,14 @@
 // append() never throws; records that could not be written wait in memory, in order,
 // with their seq already assigned, and go out as soon as the disk takes them again.
 //
-// pino formats each line; the file descriptor is ours, not pino.destination()'s
-// (SonicBoom). Checked on sonic-boom 4.2 against /dev/full: after a failed sync write it
-// keeps the unwritten bytes in private buffers and replays them ahead of the next
-// write, so a pending queue of our own would write them twice, and its flushSync()
-// retries ENOSPC every 100 ms forever, blocking the event loop. Owning the fd lets us
-// know exactly which bytes reached the file, including after a partial write.
+// Each record is encoded once: its line is the canonical JSON the hash covers (keys sorted,
+// `hash` added last), so what a reader parses back is exactly what was hashed. (pino
+// formatted the line before, a second serialization of every record on the hot path; the
+// fd is ours, so exactly which bytes reached the file is known, a partial write included.)
 
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pino } from 'pino';
 import { Chain, type ChainHead, type ChainRecord } from './chain.js';
 import { emitEach } from '../emit-each.js';
 
@@ -45,59 +42,6 @@ interface Pending {
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const TAIL_CHUNK = 64 * 1024;
-const LONE_SURROGATE = /\p{Surrogate}/gu;
-
-// One serializer per process is enough: pino writes synchronously into `captured`
-// and nothing runs between the call and the read.
-let captured = '';
-const formatter = pino(
-  {
-    base: undefined, // no pino pid/hostname: a record's `pid` is the acting process
-    timestamp: false, // the record's own `time` is the one the chain covers
-    formatters: { level: () => ({}) },
-    // pino merges its own `err` serializer into these and, for the errorKey, copies
-    // `err.message` into an added `msg`: records are data, printed as they are.
-    serializers: { err: (v: unknown) => v },
-    errorKey: '\u0000redline-no-error-key',
-    // pino's defaults (depth 5, 100 items) truncate what they print, which would
-    // leave the line differing from what the hash covers (snapshots are big).
-    depthLimit: Number.MAX_SAFE_INTEGER,
-    edgeLimit: Number.MAX_SAFE_INTEGER,
-    // With no level, time or bindings printed, pino 10.4 starts the line with `{,`.
-    hooks: { streamWrite: (s: string) => (s.startsWith('{,') ? `{${s.slice(2)}` : s) },
-  },
-  {
-    write(s: string) {
-      captured = s;
-    },
-  },
-);
-
-function serialize(record: AuditRecord): string {
-  captured = '';
-  formatter.info(record);
-  return captured;
-}
-
-// The hash must cover what a reader parses back, so records are reduced to plain JSON
-// data before sealing. Bigints (counters) become strings rather than failing the append;
-// lone surrogates become U+FFFD, as they would on their way through UTF-8 to the file.
-function plainValue(_key: string, v: unknown): unknown {
-  if (typeof v === 'bigint') return v.toString();
-  if (typeof v === 'string') return v.replace(LONE_SURROGATE, '\uFFFD');
-  return v;
-}
-
-function toPlain(fields: object): Record<string, unknown> & { kind: string } {
-  const kind = String((fields as { kind?: unknown }).kind);
-  try {
-    const plain = JSON.parse(JSON.stringify(fields, plainValue));
-    return { ...plain, kind };
-  } catch (e) {
-    // A cyclic object: keep a trace of the attempt instead of throwing at the caller.
-    return { kind, unserializable: e instanceof Error ? e.message : String(e) };
-  }
-}
 
 function errnoCode(e: unknown): string {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
@@ -207,13 +151,14 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
 
   /** seals and writes the record now; never throws (see the top of this file) */
   append<F extends { kind: string }>(fields: F): AuditRecord {
-    const record = this.#chain.seal(toPlain(fields)) as AuditRecord;
-    let line: string;
+    let sealed: { record: AuditRecord; line: string };
     try {
-      line = serialize(record);
-    } catch {
-      line = `${JSON.stringify(record)}\n`;
+      sealed = this.#chain.sealLine(fields) as { record: AuditRecord; line: string };
+    } catch (e) {
+      // a cyclic object: keep a trace of the attempt instead of throwing at the caller
+      sealed = this.#chain.sealLine({ kind: String(fields.kind), unserializable: e instanceof Error ? e.message : String(e) }) as { record: AuditRecord; line: string };
     }
+    const { record, line } = sealed;
     const data = Buffer.from(this.#tornTail ? `\n${line}` : line, 'utf8');
     this.#tornTail = false;
     this.#pending.push({ record, line, data, written: 0 });

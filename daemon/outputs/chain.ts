@@ -21,9 +21,14 @@ export interface ChainHead {
   hash: string;
 }
 
+const SURROGATE = /[\uD800-\uDFFF]/;
+const LONE_SURROGATE = /\p{Surrogate}/gu;
+
 // Mirrors JSON.stringify's rules (toJSON, dropped undefined/functions, non-finite → null)
 // so that a record and the same record parsed back from its NDJSON line encode alike;
-// only key order differs from JSON.stringify, and that is what makes it canonical.
+// only key order differs from JSON.stringify, and that is what makes it canonical. What
+// JSON cannot carry becomes what a reader parses back: a bigint its decimal string, a lone
+// surrogate U+FFFD (as on its way through UTF-8 to the file).
 function encode(value: unknown): string | undefined {
   let v = value;
   if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') {
@@ -31,24 +36,27 @@ function encode(value: unknown): string | undefined {
   }
   switch (typeof v) {
     case 'string':
-      return JSON.stringify(v);
+      return JSON.stringify(SURROGATE.test(v) ? v.replace(LONE_SURROGATE, '\uFFFD') : v);
     case 'number':
       return Number.isFinite(v) ? JSON.stringify(v) : 'null';
     case 'boolean':
       return v ? 'true' : 'false';
     case 'bigint':
-      // JSON has no bigint; refusing here is what JSON.stringify does too.
-      throw new TypeError('canonical: cannot encode a bigint');
+      return `"${v}"`;
     case 'object': {
       if (v === null) return 'null';
-      if (Array.isArray(v)) return `[${v.map((item) => encode(item) ?? 'null').join(',')}]`;
+      if (Array.isArray(v)) {
+        let out = '[';
+        for (let i = 0; i < v.length; i++) out += `${i > 0 ? ',' : ''}${encode(v[i]) ?? 'null'}`;
+        return `${out}]`;
+      }
       const obj = v as Record<string, unknown>;
-      const parts: string[] = [];
+      let out = '';
       for (const key of Object.keys(obj).sort()) {
         const enc = encode(obj[key]);
-        if (enc !== undefined) parts.push(`${JSON.stringify(key)}:${enc}`);
+        if (enc !== undefined) out += `${out === '' ? '' : ','}${JSON.stringify(key)}:${enc}`;
       }
-      return `{${parts.join(',')}}`;
+      return `{${out}}`;
     }
     default:
       return undefined;
@@ -89,14 +97,37 @@ export class Chain {
    * `fields` are ignored: the chain alone assigns them, or a caller could fork it.
    */
   seal<F extends Record<string, unknown>>(fields: F): ChainRecord & Omit<F, 'seq' | 'prev' | 'hash'> {
+    return this.sealLine(fields).record;
+  }
+
+  /**
+   * Seals `fields` and returns the record with its NDJSON line, encoded once: the line is
+   * the canonical form the hash covers, with `hash` added last. (Throws on a cyclic
+   * object, before the chain advances.)
+   */
+  sealLine<F extends Record<string, unknown>>(fields: F): { record: ChainRecord & Omit<F, 'seq' | 'prev' | 'hash'>; line: string } {
     const { seq: _s, prev: _p, hash: _h, time, ...rest } = fields;
     const seq = this.#seq + 1;
     // CONTRACT.md wants integer epoch ms; sensor times may be fractional (events.ts).
     const t = typeof time === 'number' && Number.isFinite(time) ? Math.floor(time) : Date.now();
-    const unsealed = { seq, time: t, ...rest, prev: this.#head };
-    const hash = hashOf(unsealed);
+    const unsealed: Record<string, unknown> = { seq, time: t, ...rest, prev: this.#head };
+    // each top-level field encoded once, in canonical (sorted) order for the hash; the line
+    // puts seq first (readers find it without a parse) and hash last
+    const parts: string[] = [];
+    let seqPart = '';
+    for (const key of Object.keys(unsealed).sort()) {
+      const enc = encode(unsealed[key]);
+      if (enc === undefined) continue;
+      const part = `${JSON.stringify(key)}:${enc}`;
+      if (key === 'seq') seqPart = part;
+      parts.push(part);
+    }
+    const hash = createHash('sha256').update(`{${parts.join(',')}}`).digest('hex');
     this.#seq = seq;
     this.#head = hash;
-    return { ...unsealed, hash } as ChainRecord & Omit<F, 'seq' | 'prev' | 'hash'>;
+    const line = `{${[seqPart, ...parts.filter((x) => x !== seqPart), `"hash":"${hash}"`].join(',')}}`;
+    // the record as a reader gets it back: plain data, detached from the caller's objects
+    const record = JSON.parse(line) as ChainRecord & Omit<F, 'seq' | 'prev' | 'hash'>;
+    return { record, line: `${line}\n` };
   }
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, test } from 'node:test';
 import { Chain, canonical, GENESIS, hashOf } from '../../daemon/outputs/chain.js';
 
 describe('canonical', () => {
@@ -68,4 +68,20 @@ describe('Chain', () => {
     assert.equal(next.seq, 2);
     assert.equal(next.prev, last.hash);
   });
+});
+
+test('a sealed line is encoded once: seq first, hash last, and its hash covers what a reader parses back', () => {
+  const chain = new Chain();
+  const { record, line } = chain.sealLine({ kind: 'alert', zeta: 1, count: 12n, text: 'a\uD800b', nested: { b: 2, a: [1, undefined] }, gone: undefined, time: 5.7 });
+  assert.ok(line.startsWith('{"seq":0,'), line);
+  assert.ok(line.endsWith(`,"hash":"${record.hash}"}\n`), line);
+  const parsed = JSON.parse(line);
+  assert.deepEqual(parsed, record);
+  assert.equal(hashOf(parsed), record.hash);
+  // what JSON cannot carry is what a reader gets back: a bigint's digits, U+FFFD for a lone surrogate
+  assert.equal(parsed.count, '12');
+  assert.equal(parsed.text, 'a\uFFFDb');
+  assert.deepEqual(parsed.nested, { a: [1, null], b: 2 });
+  assert.equal('gone' in parsed, false);
+  assert.equal(parsed.time, 5);
 });

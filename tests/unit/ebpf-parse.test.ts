@@ -159,3 +159,14 @@ test('the BEGIN marker says every probe is attached (attached_probes comes befor
   assert.deepEqual(parseLine('{"type": "printf", "data": "REDLINE-READY\\n"}', clock), { kind: 'ready' });
   assert.match(generateScript({ kind: 'uid', uid: 0 }), /^BEGIN \{ printf\("REDLINE-READY\\n"\); \}/);
 });
+
+test('read-only opens of small files are dropped in the kernel unless a rule asks for them', () => {
+  const exitOf = (src: string) => src.slice(src.indexOf('tracepoint:syscalls:sys_exit_openat'), src.indexOf('tracepoint:syscalls:sys_enter_open '));
+  const filtered = exitOf(generateScript({ kind: 'uid', uid: 1000 }, { selfPid: 7 }));
+  // writes (O_WRONLY/O_RDWR, O_CREAT/O_TRUNC) always; reads only of regular files of 1 MiB or more
+  assert.match(filtered, /\$print = \(\(@oflags\[tid\] - 1\) & 3\) != 0 \|\| \(\(@oflags\[tid\] - 1\) & 0x240\) != 0;/);
+  assert.match(filtered, /0x8000 && \(\$f->f_inode->i_mode & 0x49\) == 0 && \$f->f_inode->i_size >= 1048576\) \{ \$print = 1; \}/);
+  const all = exitOf(generateScript({ kind: 'uid', uid: 1000 }, { selfPid: 7, allOpens: true }));
+  assert.match(all, /if \(\$ret >= 0\) \{ \$print = 1; \}/);
+  assert.doesNotMatch(all, /i_size/);
+});

@@ -2,7 +2,9 @@
 // and load errors as data with file:line:col.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { compile } from '../../daemon/engine/compiler.js';
+import { join } from 'node:path';
+import { compile, requiresWrite } from '../../daemon/engine/compiler.js';
+import { loadRules } from '../../daemon/engine/load.js';
 import { readRuleText } from '../../daemon/engine/reader.js';
 import { Ruleset } from '../../daemon/engine/ruleset.js';
 import type { LoadProblem, SensorEvent } from '../../daemon/events.js';
@@ -170,5 +172,28 @@ ${base('  condition: proc.subject\n').replace('events: [signal]', 'events: []')}
   test('a disabled rule is not compiled into the set', () => {
     const { rules } = load(`${base('  condition: proc.subject\n')}- rule: r1\n  enabled: false\n`);
     assert.equal(rules.length, 0);
+  });
+});
+
+describe('which rules need read-only opens (the sensor drops those of small files otherwise)', () => {
+  const rule = (events: string, condition: string) =>
+    `- macro: writes\n  condition: proc.subject && evt.write\n- rule: r\n  description: d\n  category: process.detach\n  severity: high\n  events: [${events}]\n  condition: ${JSON.stringify(condition)}\n  summary: s\n`;
+
+  test('a condition that requires evt.write as a top-level term does not; anything else on open does', () => {
+    assert.equal(requiresWrite('proc.subject && evt.write && evt.path.startsWith("/etc")'), true);
+    assert.equal(requiresWrite('(proc.subject) && evt.write'), true);
+    // under an || or inside parentheses with one, a read-only open could still match
+    assert.equal(requiresWrite('evt.write || evt.path == "/etc/shadow"'), false);
+    assert.equal(requiresWrite('proc.subject && (evt.write || evt.path == "a && evt.write")'), false);
+    assert.equal(requiresWrite('!evt.write && evt.path.endsWith(".pem")'), false);
+    assert.equal(load(rule('open', 'proc.subject && evt.path.endsWith(".pem")')).rules[0]?.readsOpens, true);
+    assert.equal(load(rule('open', 'writes && evt.path == "/x"')).rules[0]?.readsOpens, false);
+    assert.equal(load(rule('signal', 'proc.subject')).rules[0]?.readsOpens, false);
+  });
+
+  test('no shipped rule needs them', () => {
+    const res = loadRules([join(import.meta.dirname, '../../rules')]);
+    assert.ok(res.ruleset);
+    assert.deepEqual(res.ruleset.rules.filter((r) => r.readsOpens).map((r) => r.id), []);
   });
 });

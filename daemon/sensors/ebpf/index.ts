@@ -14,6 +14,8 @@ export interface EbpfOptions {
   bpftrace?: string;
   /** how long to wait for the probes to attach */
   attachTimeoutMs?: number;
+  /** report read-only opens of small files too (a rule asks for them) */
+  allOpens?: boolean;
 }
 
 // Harmless on this kernel family (DESIGN.md); anything else on stderr is reported.
@@ -44,7 +46,7 @@ export class EbpfSensor extends EventEmitter implements Sensor {
 
   constructor(private readonly opts: EbpfOptions) {
     super();
-    this.script = generateScript(opts.filter);
+    this.script = generateScript(opts.filter, { allOpens: opts.allOpens });
     this.bpftrace = opts.bpftrace ?? findExecutable('bpftrace') ?? 'bpftrace';
   }
 

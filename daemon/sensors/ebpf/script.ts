@@ -22,6 +22,11 @@ export const READY = 'REDLINE-READY';
 export interface ScriptOptions {
   /** the daemon's own pid: its reads of the weights (fingerprints) are not loads */
   selfPid?: number;
+  /**
+   * report every successful open, read-only ones of small files too (a rule loaded at start
+   * asks for them); otherwise those are dropped in the kernel
+   */
+  allOpens?: boolean;
 }
 
 /**
@@ -67,7 +72,7 @@ export function generateScript(filter: SubjectFilter, opts: ScriptOptions = {}):
     `tracepoint:syscalls:sys_exit_setsid /${p} && args->ret > 0/ {`,
     `  printf("D\\t%llu\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, comm);`,
     `}`,
-    ...fileProbes(p),
+    ...fileProbes(p, opts.allOpens === true),
     ...netProbes(p),
     ...byteProbes(s, opts.selfPid ?? process.pid),
     // what is left in the maps is not printed when bpftrace stops
@@ -82,17 +87,27 @@ export function generateScript(filter: SubjectFilter, opts: ScriptOptions = {}):
  * pointer are kept per thread between syscall entry and exit; flags are stored +1 so that
  * O_RDONLY (0) is not mistaken for "no entry".
  */
-function fileProbes(p: string): string[] {
+function fileProbes(p: string, allOpens: boolean): string[] {
   const enter = (probe: string, dfd: string, flags = 'args->flags', name = 'args->filename') => [
     `tracepoint:syscalls:${probe} /${p}/ {`,
     `  @oflags[tid] = ${flags} + 1; @oname[tid] = ${name}; @odfd[tid] = ${dfd};`,
     `}`,
   ];
+  // O_WRONLY|O_RDWR, O_CREAT|O_TRUNC: what the parser calls a write
+  const write = '((@oflags[tid] - 1) & 3) != 0 || ((@oflags[tid] - 1) & 0x240) != 0';
   const exit = (probe: string) => [
     `tracepoint:syscalls:${probe} /@oflags[tid]/ {`,
-    // failed opens are reported only when they asked to write: an attempt on the monitor counts
-    `  if (args->ret >= 0 || ((@oflags[tid] - 1) & 3) != 0) {`,
-    `    printf("O\\t%llu\\t%d\\t%d\\t%d\\t%d\\t%d\\t%s\\t%s\\n", nsecs, pid, tid, args->ret, @oflags[tid] - 1, @odfd[tid], comm, str(@oname[tid]));`,
+    // (the context is read once, first: the verifier refuses a ctx read after some branches)
+    `  $ret = args->ret;`,
+    // writes are reported, failed ones too (an attempt on the monitor counts); reads only of
+    // large regular files that are not executable (no x bit: weights, copies; not libc), unless a rule
+    // asks for every read — a process start opens the loader's cache, libc and locale files
+    `  $print = ${write};`,
+    ...(allOpens
+      ? [`  if ($ret >= 0) { $print = 1; }`]
+      : [`  if (!$print && $ret >= 0) { ${fileOf('$ret')} if ($f != 0 && ${REGULAR} && ($f->f_inode->i_mode & 0x49) == 0 && $f->f_inode->i_size >= ${BYTES_MIN_FILE}) { $print = 1; } }`]),
+    `  if ($print) {`,
+    `    printf("O\\t%llu\\t%d\\t%d\\t%d\\t%d\\t%d\\t%s\\t%s\\n", nsecs, pid, tid, $ret, @oflags[tid] - 1, @odfd[tid], comm, str(@oname[tid]));`,
     `  }`,
     `  delete(@oflags[tid]); delete(@oname[tid]); delete(@odfd[tid]);`,
     `}`,
