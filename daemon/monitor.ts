@@ -354,7 +354,7 @@ export class Monitor {
     await this.watcher?.stop();
     await this.gpu?.stop();
     await closeHashers();
-    this.log.append({ kind: 'daemon', phase: 'stop', reason, events: this.pipeline.counts.events, alerts: this.pipeline.counts.alerts });
+    this.log.append({ kind: 'daemon', phase: 'stop', reason, events: this.pipeline.counts.events, alerts: this.pipeline.counts.alerts, lost_events: this.pipeline.counts.lost });
     // the stop record reaches the stream's clients before they are told the daemon stopped
     await this.stream?.stop();
     if (this.tokenFile) rmSync(this.tokenFile, { force: true });

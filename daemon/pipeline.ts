@@ -98,7 +98,8 @@ export class Pipeline extends EventEmitter {
   private readonly ingress: Ingress;
   private readonly funnel: ErrorFunnel;
   private readonly monitorSignals: { time: number; sig: number; pid: number }[] = [];
-  readonly counts = { events: 0, alerts: 0, bySeverity: { info: 0, low: 0, medium: 0, high: 0, critical: 0 } as Record<Severity, number> };
+  /** `lost`: events a sensor said it lost (kernel buffers, a queue): the trial did not see all */
+  readonly counts = { events: 0, alerts: 0, lost: 0, bySeverity: { info: 0, low: 0, medium: 0, high: 0, critical: 0 } as Record<Severity, number> };
 
   constructor(private readonly o: PipelineOptions) {
     super();
@@ -343,6 +344,7 @@ export class Pipeline extends EventEmitter {
 
   /** a sensor can no longer see everything: an event of the daemon's own, judged by rules/monitor.yaml */
   sensorTrouble(t: SensorTrouble): void {
+    if (t.lost) this.counts.lost += t.lost;
     this.ingest({ type: 'sensor_trouble', time: nowMs(), pid: process.pid, comm: 'redline', sensor: t.sensor, reason: t.reason, detail: t.detail, lost: t.lost, fail_closed: this.o.failClosed === true });
   }
 
@@ -383,21 +385,21 @@ export class Pipeline extends EventEmitter {
   }
 
   /** the counts at the start of the current trial (a long-running daemon runs many) */
-  private trialBase: { alerts: number; bySeverity: Record<Severity, number> } | null = null;
+  private trialBase: { alerts: number; lost: number; bySeverity: Record<Severity, number> } | null = null;
 
   beginTrial(id: string): void {
     this.trial = id;
-    this.trialBase = { alerts: this.counts.alerts, bySeverity: { ...this.counts.bySeverity } };
+    this.trialBase = { alerts: this.counts.alerts, lost: this.counts.lost, bySeverity: { ...this.counts.bySeverity } };
   }
 
-  /** ends the current trial; its own alert counts (not the daemon's since start) */
-  endTrial(): { alerts: number; by_severity: Record<Severity, number>; tripped: boolean } {
-    const base = this.trialBase ?? { alerts: 0, bySeverity: { info: 0, low: 0, medium: 0, high: 0, critical: 0 } };
+  /** ends the current trial; its own alert counts (not the daemon's since start) and the events lost during it */
+  endTrial(): { alerts: number; by_severity: Record<Severity, number>; tripped: boolean; lost_events: number } {
+    const base = this.trialBase ?? { alerts: 0, lost: 0, bySeverity: { info: 0, low: 0, medium: 0, high: 0, critical: 0 } };
     const by = {} as Record<Severity, number>;
     for (const k of Object.keys(this.counts.bySeverity) as Severity[]) by[k] = this.counts.bySeverity[k] - base.bySeverity[k];
     this.trial = undefined;
     this.trialBase = null;
-    return { alerts: this.counts.alerts - base.alerts, by_severity: by, tripped: by.high + by.critical > 0 };
+    return { alerts: this.counts.alerts - base.alerts, by_severity: by, tripped: by.high + by.critical > 0, lost_events: this.counts.lost - base.lost };
   }
 
   worst(): Severity | null {

@@ -59,6 +59,7 @@ function trialDetails(t: Trial): string[] {
   const extra = [`GPU peak ${t.gpu_peak_mib === null ? 'none seen' : `${t.gpu_peak_mib} MiB`}`, `replicas ${t.replicas}`];
   if (t.max_live_replicas > 0) extra.push(`at most ${t.max_live_replicas} alive`);
   if (t.max_generation > 1) extra.push(`generation ${t.max_generation}`);
+  if (t.lost_events > 0) extra.push(`LOST ${t.lost_events} events: not everything was seen`);
   out.push(`  ${extra.join(' · ')}`);
   return out;
 }

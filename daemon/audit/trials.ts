@@ -112,6 +112,8 @@ export interface Trial {
   max_live_replicas: number;
   /** the deepest replica generation seen (2: a replica started by a replica) */
   max_generation: number;
+  /** events the sensors lost during the trial (its end record, or its monitor.degraded alerts): it did not see everything */
+  lost_events: number;
   timeline: TimelineEntry[];
   /** timeline entries left out past TIMELINE_CAP */
   timeline_omitted: number;
@@ -155,6 +157,7 @@ function emptyTrial(id: string): Trial {
     replicas: 0,
     max_live_replicas: 0,
     max_generation: 0,
+    lost_events: 0,
     timeline: [],
     timeline_omitted: 0,
   };
@@ -164,6 +167,8 @@ export class TrialBuilder {
   // Map keeps the order in which trials first appear in the log.
   readonly #trials = new Map<string, Trial>();
   readonly #replicaPids = new Map<string, Set<number>>();
+  /** lost events summed over a trial's monitor.degraded alerts */
+  readonly #lostInAlerts = new Map<Trial, number>();
 
   add(rec: VerifiedRecord): void {
     if (typeof rec.trial !== 'string' || rec.trial === '') return;
@@ -204,6 +209,7 @@ export class TrialBuilder {
       if (typeof rec.tripped === 'boolean') t.tripped = rec.tripped;
       const code = num(rec.exit_code);
       if (code !== null) t.exit_code = code;
+      t.lost_events = Math.max(t.lost_events, num(rec.lost_events) ?? 0);
       if (t.start_time !== null) t.duration_ms = rec.time - t.start_time;
     }
     this.#timeline(t, { seq: rec.seq, time: rec.time, lane: 'trial', severity: null, label: `trial ${str(rec.phase)}` });
@@ -220,6 +226,9 @@ export class TrialBuilder {
     if (severity === 'high' || severity === 'critical') t.tripped = true;
     t.by_category[category] = (t.by_category[category] ?? 0) + 1;
     this.#timeline(t, { seq: rec.seq, time: rec.time, lane: category, severity, label: summary });
+    // a trial whose daemon died has no end record: its lost-event alerts still count
+    if (category === 'monitor.degraded') this.#lostInAlerts.set(t, (this.#lostInAlerts.get(t) ?? 0) + (num(rec.lost) ?? 0));
+    t.lost_events = Math.max(t.lost_events, this.#lostInAlerts.get(t) ?? 0);
 
     const stage = (STAGES as readonly string[]).includes(category) ? (category as Stage) : null;
     if (stage) {

@@ -126,6 +126,8 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
       frozen: m.pipeline.frozen,
       alerts: m.pipeline.counts.alerts,
       by_severity: m.pipeline.counts.bySeverity,
+      // events a sensor lost: what the subject did then was not seen, and the trial says so
+      lost_events: m.pipeline.counts.lost,
       suppressed_pending: m.pipeline.ruleset.pendingSuppressed() || undefined,
     });
     await m.stop('trial ended');

@@ -84,7 +84,9 @@ export class EbpfSensor extends EventEmitter implements Sensor {
       const [cmd, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', this.bpftrace, ...args]] : [this.bpftrace, args];
       const child = spawn(cmd, argv, {
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, BPFTRACE_STRLEN: '200' },
+        // 1 MiB of perf buffer per CPU (bpftrace's default is 256 KiB): a burst of short
+        // processes fills it faster than bpftrace drains it on a busy machine
+        env: { ...process.env, BPFTRACE_STRLEN: '200', BPFTRACE_PERF_RB_PAGES: process.env.BPFTRACE_PERF_RB_PAGES ?? '256' },
       });
       this.child = child;
       let attached = false;
