@@ -63,6 +63,8 @@ interface EventBase {
 export interface ExecEvent extends EventBase {
   type: 'exec';
   filename: string;
+  /** the new program's argv, read by the kernel at the exec (absent when longer than it reads, or unclear) */
+  args?: string[];
 }
 
 export interface ForkEvent extends EventBase {

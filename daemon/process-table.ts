@@ -171,7 +171,8 @@ export class ProcessTable {
         const p = this.subjectProc(ev.pid, ev);
         p.comm = ev.comm ?? p.comm;
         p.exe = ev.filename;
-        const args = readCmdline(ev.pid);
+        // the kernel read the argv at the exec; /proc only for one longer than it reads
+        const args = ev.args ?? readCmdline(ev.pid);
         p.args = args && args.length > 0 ? args : [ev.filename];
         if (p.subject) this.rememberCommand(p);
         return this.plain(ev, p);

@@ -1,7 +1,8 @@
 // Which opens leave the kernel: every write open, and read-only opens of large regular files
 // (weights, copies). A process start's loader cache, libc and locale files, and a small file
 // read, are dropped in the kernel: no rule needs them and a burst of short processes would
-// otherwise pay for each one. A rule that looks at read-only opens brings them back.
+// otherwise pay for each one. A rule that looks at read-only opens brings them back. And the
+// argv of a new program is read in the kernel at its exec, not from /proc afterwards.
 import assert from 'node:assert/strict';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,11 +34,15 @@ describe('opens filtered in the kernel', { skip: skip ?? false }, () => {
     const rules = extraRules.flatMap((f) => ['--rules', f]);
     const r = await redline(['exec', '--mode', 'observe', '--record-events', ...rules, '--log', log, '--', script]);
     assert.equal(r.code, 0, r.stderr);
-    return { seen: opens(readLog(log)), small, big, out };
+    const recs = readLog(log);
+    const execs = recs.filter((x) => x.kind === 'event' && x.type === 'sensor' && (x.event as { type?: string }).type === 'exec').map((x) => x.event as { filename: string; args?: string[] });
+    return { seen: opens(recs), execs, small, big, out };
   };
 
   test('by default: the write and the large read reach the rules; the small read and the loader’s opens do not', async () => {
-    const { seen, small, big, out } = await trial('default');
+    const { seen, execs, small, big, out } = await trial('default');
+    // the argv of a short command comes from the kernel, read at the exec
+    assert.ok(execs.some((e) => e.filename.endsWith('/cat') && JSON.stringify(e.args) === JSON.stringify(['cat', small])), JSON.stringify(execs));
     const paths = seen.map((o) => o.path ?? o.filename);
     assert.ok(paths.includes(out), JSON.stringify(paths));
     assert.ok(paths.includes(big), JSON.stringify(paths));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { type BpftraceLine, parseLine } from '../../daemon/sensors/ebpf/parse.js';
+import { argvOf, type BpftraceLine, parseLine } from '../../daemon/sensors/ebpf/parse.js';
 import { generateScript } from '../../daemon/sensors/ebpf/script.js';
 
 const clock = (ns: bigint) => Number(ns) / 1e6;
@@ -169,4 +169,18 @@ test('read-only opens of small files are dropped in the kernel unless a rule ask
   const all = exitOf(generateScript({ kind: 'uid', uid: 1000 }, { selfPid: 7, allOpens: true }));
   assert.match(all, /if \(\$ret >= 0\) \{ \$print = 1; \}/);
   assert.doesNotMatch(all, /i_size/);
+});
+
+test('the argv line: read in the kernel, NULs and bytes outside ASCII escaped; cut or unclear ones are left to /proc', () => {
+  // captured: setsid /usr/bin/true "a b" é
+  const a = parseLine('{"type": "printf", "data": "A\\t28347878345760\\t10475\\t10475\\t37\\t/usr/bin/setsid\\\\x00/usr/bin/true\\\\x00a b\\\\x00\\\\xc3\\\\xa9\\\\x00\\n"}', clock);
+  assert.deepEqual(a, { kind: 'argv', tid: 10475, time: 28347878.34576, args: ['/usr/bin/setsid', '/usr/bin/true', 'a b', 'é'] });
+  // captured: an argument holding a literal \x41 decodes short of the kernel's length: unclear
+  const lit = parseLine('{"type": "printf", "data": "A\\t1\\t5\\t5\\t34\\t/tmp/dir with\\\\x09tab/x\\\\x00--flag\\\\x00x\\\\x41y\\\\x00\\n"}', clock);
+  assert.deepEqual(lit.kind === 'argv' && lit.args, null);
+  // longer than the kernel reads: cut, so null
+  assert.equal(argvOf('a\\x00', 500), null);
+  assert.deepEqual(argvOf('a\\x00bc\\x00', 5), ['a', 'bc']);
+  // unreadable memory comes back as zeros
+  assert.equal(argvOf('\\x00\\x00', 2), null);
 });

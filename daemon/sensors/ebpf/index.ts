@@ -43,6 +43,8 @@ export class EbpfSensor extends EventEmitter implements Sensor {
   private readonly script: string;
   private readonly bpftrace: string;
   private restartTimer: NodeJS.Timeout | null = null;
+  /** argv lines waiting for their exec line, by thread */
+  private readonly argv = new Map<number, { time: number; args: string[] | null }>();
 
   constructor(private readonly opts: EbpfOptions) {
     super();
@@ -111,6 +113,7 @@ export class EbpfSensor extends EventEmitter implements Sensor {
               clearTimeout(timer);
               resolve();
             } else if (parsed.kind === 'event') this.deliver(parsed.event);
+            else if (parsed.kind === 'argv') this.argvSeen(parsed.tid, parsed.time, parsed.args);
             else if (parsed.kind === 'lost') {
               this.lost += parsed.count;
               this.trouble({ sensor: this.name, reason: 'lost-events', detail: `bpftrace lost ${parsed.count} events`, lost: parsed.count });
@@ -173,7 +176,18 @@ export class EbpfSensor extends EventEmitter implements Sensor {
   private deliver(ev: SensorEvent): void {
     this.events++;
     if (ev.type === 'signal' && ev.pidfd !== undefined) resolvePidfd(ev);
+    if (ev.type === 'exec') {
+      const a = this.argv.get(ev.tid ?? ev.pid);
+      if (a && a.time === ev.time && a.args) ev.args = a.args;
+      this.argv.delete(ev.tid ?? ev.pid);
+    }
     this.emit('event', ev);
+  }
+
+  /** an argv line comes just before its exec line (another CPU's lines may come between) */
+  private argvSeen(tid: number, time: number, args: string[] | null): void {
+    this.argv.set(tid, { time, args });
+    if (this.argv.size > 256) this.argv.delete(this.argv.keys().next().value as number);
   }
 
   private trouble(t: SensorTrouble): void {

@@ -1,12 +1,14 @@
 // Pure parser for `bpftrace -f json -B line` output produced by script.ts.
 import { type FileBytesEvent, READ_OPS, type SensorEvent, type SignalSyscall, WRITE_OPS } from '../../events.js';
 import { isLoopback } from '../ports/parse-net.js';
-import { READY } from './script.js';
+import { ARGV_MAX, READY } from './script.js';
 
 export type BpftraceLine =
   | { kind: 'attached'; probes: number }
   | { kind: 'ready' }
   | { kind: 'event'; event: SensorEvent }
+  /** a new program's argv, for the exec line of the same thread and time (null: read /proc) */
+  | { kind: 'argv'; tid: number; time: number; args: string[] | null }
   | { kind: 'lost'; count: number }
   | { kind: 'error'; message: string }
   | { kind: 'ignored' };
@@ -53,6 +55,12 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
     case 'X': {
       if (f.length < 6) break;
       return { kind: 'event', event: { type: 'exec', time, pid, tid, comm: f[4], filename: f.slice(5).join('\t') } };
+    }
+    case 'A': {
+      // the argv of the exec line that follows (same thread, same time)
+      const len = int(f[4]);
+      if (f.length !== 6 || len === null) break;
+      return { kind: 'argv', tid, time, args: argvOf(f[5] as string, len) };
     }
     case 'E':
       return { kind: 'event', event: { type: 'exit', time, pid, tid, comm: f.slice(4).join('\t') } };
@@ -122,6 +130,31 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
     }
   }
   return { kind: 'error', message: `malformed event line: ${JSON.stringify(text)}` };
+}
+
+/**
+ * The argv bpftrace printed with %r (bytes outside printable ASCII as \\xNN, the NULs between
+ * arguments among them), when it is all of it: `len` is the kernel's length of the argument
+ * area. null when it was cut at ARGV_MAX, unreadable, or unclear (an argument holding a
+ * literal backslash-x sequence decodes short): the caller reads /proc instead.
+ */
+export function argvOf(text: string, len: number): string[] | null {
+  if (len <= 0 || len > ARGV_MAX) return null;
+  const bytes: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5c && text[i + 1] === 'x' && i + 3 < text.length) {
+      const v = Number.parseInt(text.slice(i + 2, i + 4), 16);
+      if (!Number.isNaN(v)) {
+        bytes.push(v);
+        i += 3;
+        continue;
+      }
+    }
+    bytes.push(c);
+  }
+  if (bytes.length !== len || bytes[0] === 0 || bytes[len - 1] !== 0) return null;
+  return Buffer.from(bytes.slice(0, -1)).toString('utf8').split('\0');
 }
 
 /** one line of bpftrace's JSON output */

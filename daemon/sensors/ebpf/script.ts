@@ -17,6 +17,8 @@ function scope(f: SubjectFilter): string {
 }
 
 export const CLONE_THREAD = 0x10000;
+/** bytes of a new program's argv read in the kernel (BPFTRACE_STRLEN is set to match) */
+export const ARGV_MAX = 200;
 export const READY = 'REDLINE-READY';
 
 export interface ScriptOptions {
@@ -46,9 +48,15 @@ export function generateScript(filter: SubjectFilter, opts: ScriptOptions = {}):
     `  @subj[args->pid] = 1;`,
     `  printf("F\\t%llu\\t%d\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, args->pid, comm);`,
     `}`,
+    // the argv is read here, from the new program's own memory (its first ${ARGV_MAX} bytes,
+    // NULs escaped): userspace reads /proc only for a longer one, and a short process's
+    // command line is known even when it is gone before anyone could look
     `tracepoint:sched:sched_process_exec /${p}/ {`,
     `  @subj[pid] = 1;`,
-    `  printf("X\\t%llu\\t%d\\t%d\\t%s\\t%s\\n", nsecs, pid, tid, comm, str(args->filename));`,
+    // (two lines, the argv first, each within the 512-byte BPF stack; same time, same thread)
+    `  $t = nsecs; $a = curtask->mm->arg_start; $l = curtask->mm->arg_end - $a; $n = $l; if ($n > ${ARGV_MAX}) { $n = ${ARGV_MAX}; }`,
+    `  printf("A\\t%llu\\t%d\\t%d\\t%d\\t%r\\n", $t, pid, tid, $l, buf(uptr($a), $n));`,
+    `  printf("X\\t%llu\\t%d\\t%d\\t%s\\t%s\\n", $t, pid, tid, comm, str(args->filename));`,
     `}`,
     // only the thread-group leader's exit ends the process
     `tracepoint:sched:sched_process_exit /${p} && pid == tid/ {`,
