@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 node --import tsx bench/kill-latency.ts
 PACE_MS=25 node --import tsx bench/kill-latency.ts
 node --import tsx bench/kill-floor.ts
+node --import tsx bench/burst.ts
 PACE_MS=25 node --import tsx bench/kill-floor.ts
 node --import tsx bench/pipeline.ts
 node --import tsx bench/freeze.ts
@@ -13,6 +14,7 @@ node --import tsx bench/startup.ts
 node --import tsx bench/idle.ts
 IDLE_LOAD=copy node --import tsx bench/idle.ts
 IDLE_LOAD=dd node --import tsx bench/idle.ts
+node --import tsx bench/workload.ts
 node --import tsx bench/fingerprint.ts
 node --import tsx bench/copy-alert.ts
 node --import tsx bench/listen-latency.ts
