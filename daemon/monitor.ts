@@ -1,7 +1,7 @@
 // One monitored subject: the audit log, process table, sensor and pipeline, set up in the
 // order that loses nothing (log first, sensor attached before the subject acts).
 import { rmSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { hostname, setPriority } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { ResolvedConfig } from './config/schema.js';
 import { loadRules } from './engine/load.js';
@@ -29,6 +29,9 @@ import { FolderWatcher } from './sensors/weights/watch.js';
 import { describeSubject, type Subject, subjectContains, subjectFilter, subjectPids } from './subject.js';
 import { VERSION } from './version.js';
 import { warmUp } from './warmup.js';
+
+/** the daemon's and its sensor's nice value once the subject runs (root may lower it; -20 is the floor) */
+const MONITOR_NICE = -10;
 
 export interface MonitorOptions {
   config: ResolvedConfig;
@@ -208,6 +211,23 @@ export class Monitor {
     const before = this.log.head();
     this.log.reopen();
     this.log.append({ kind: 'daemon', phase: 'log-reopened', continues: before });
+  }
+
+  /**
+   * The daemon and its sensor run ahead of the subject for the CPU (nice -10): a
+   * subject forking as fast as it can would otherwise keep the monitor waiting for a core,
+   * and its alerts and freeze late. Called once the subject is running (it must not inherit
+   * this); processes the daemon starts later (a restarted sensor, probes) inherit it.
+   */
+  prioritize(): void {
+    const pids = [process.pid, ...this.sensor.ownPids()];
+    try {
+      for (const pid of pids) setPriority(pid, MONITOR_NICE);
+      this.log.append({ kind: 'daemon', phase: 'priority', nice: MONITOR_NICE, pids });
+    } catch (err) {
+      // not root (or not allowed): the monitor competes with the subject as an equal
+      this.log.append({ kind: 'daemon', phase: 'priority', nice: null, pids, detail: (err as Error).message });
+    }
   }
 
   /** what `redline status` prints */

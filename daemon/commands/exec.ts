@@ -91,6 +91,8 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
 
     m.log.append({ kind: 'trial', phase: 'start', trial, command: argv, cgroup: group, mode: config.mode, after_trip: config.afterTrip });
     const child = spawn('/bin/sh', ['-c', ENTER, group, ...cmd], { stdio: 'inherit', detached: true });
+    // the subject started at the daemon's own priority; from here the monitor goes first
+    m.prioritize();
     const childExited = new Promise<number | null>((res) => {
       child.on('exit', (code) => res(code));
       child.on('error', (err) => {

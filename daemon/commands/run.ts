@@ -66,6 +66,7 @@ export async function runCommand(flags: ConfigFlags): Promise<number> {
   const subject = resolveSubject(config);
   const logPath = resolve(config.log ?? '/var/log/redline/audit.ndjson');
   const m = await Monitor.start({ config, subject, logPath, ruleset, ruleFiles });
+  m.prioritize();
   process.stderr.write(`redline: monitoring ${subject.kind === 'uid' ? `uid ${subject.uid}` : subject.path} (${config.mode}), log ${logPath}\n`);
   m.pipeline.on('alert', (a: { severity: string; category: string; summary: string }) => process.stderr.write(`redline: [${a.severity}] ${a.category}: ${a.summary}\n`));
   // the daemon lives until told to stop, whatever its sensor is doing meanwhile

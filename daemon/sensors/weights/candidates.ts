@@ -33,6 +33,8 @@ export interface Candidate {
   busy: boolean;
   /** a match was attempted at least once (false: a first look is still due) */
   checked: boolean;
+  /** its size at the last look that found nothing (-1: none yet) */
+  lookedAt: number;
   /** opens of this file seen before it was known to be the weights (a copy read right after it is made) */
   pendingReads: { ev: OpenEvent; key: ProcessKey; path: string }[];
   /** bytes read or mapped from it before it was known to be the weights (a copy served at once) */
@@ -76,7 +78,7 @@ export class CandidateCopies {
     const viaFd = `/proc/${pid}/fd/${fd}`;
     const own = path.endsWith(' (deleted)') ? openSame(viaFd, st) : (openSame(path, st) ?? openSame(viaFd, st));
     if (own === null) return false;
-    this.byInode.set(key, { path, own, dev: st.dev, ino: st.ino, pid, key: writer, found, outside: false, comm, size: -1, lastGrowth: Date.now(), match: null, busy: false, checked: false, pendingReads: [], pendingBytes: [] });
+    this.byInode.set(key, { path, own, dev: st.dev, ino: st.ino, pid, key: writer, found, outside: false, comm, size: -1, lastGrowth: Date.now(), match: null, busy: false, checked: false, lookedAt: -1, pendingReads: [], pendingBytes: [] });
     return true;
   }
 
@@ -119,14 +121,21 @@ export class CandidateCopies {
       else this.drop(key);
       return;
     }
-    const wantsFirst = c.match === null && c.size >= MIB;
+    // a file that matched nothing is looked at again only when it has doubled (its head or an
+    // archive's first block may come late: written out of order) and once its writer pauses —
+    // not on every tick, which re-hashed a growing derived copy all the way to its end
+    const wantsFirst = c.match === null && c.size >= MIB && (c.lookedAt < 0 || c.size >= 2 * c.lookedAt || (idle >= 200 && c.size !== c.lookedAt));
     // a partial match is looked at again once the writer pauses: it may be complete now
     const wantsUpgrade = c.match?.kind === 'partial' && idle >= 200 && c.size >= c.match.source.fp.size;
     if (!wantsFirst && !wantsUpgrade) return;
     c.busy = true;
+    const at = c.size;
     void matchCandidate(ownPath(c), this.registry, { preferSources: this.hooks.sourcesOf(c.key), ignoreOwnInode: c.match !== null })
       .then((m) => {
-        if (!m) return;
+        if (!m) {
+          c.lookedAt = at;
+          return;
+        }
         if (c.match && m.kind === c.match.kind) return;
         c.match = m;
         // known by its inode from now on, so a rename or a later read of it is still the weights;
