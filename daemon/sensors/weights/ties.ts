@@ -11,6 +11,8 @@ import { readCmdline } from '../proc/read.js';
 const MAX_FILES = 1024;
 /** a job file is small: bigger files are not read to look for a command */
 const MAX_JOB_BYTES = 64 * 1024;
+/** files read looking for a job, newest first, before giving up (the tie is then `command` or `time`) */
+const MAX_READS = 64;
 /** a folder with more entries than this is not searched for a moved job */
 const MAX_FOLDER = 4096;
 
@@ -41,11 +43,15 @@ export class SubjectWrites {
     const args = telling(readCmdline(pid) ?? []);
     if (args.length === 0) return null;
     const folders = new Set<string>();
+    // runs before the load is reported (and the replica stopped): a subject that wrote many
+    // files must not make it slow, so only the newest few are read
+    let budget = MAX_READS;
     for (const path of [...this.paths].reverse()) {
       const here = small(path);
       const tries = here ? [path] : folders.has(dirname(path)) ? [] : siblings(dirname(path));
       folders.add(dirname(path));
       for (const p of tries) {
+        if (budget-- <= 0) return null;
         const text = readSmall(p);
         const arg = text === null ? null : namesCommand(text, args);
         if (arg) return { job_file: p, job_arg: arg };
