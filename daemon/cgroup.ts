@@ -76,6 +76,23 @@ export function createGroup(path: string): void {
   mkdirSync(path, { recursive: true });
 }
 
+/**
+ * A fresh group at `path` for a subject: an empty leftover of an earlier run (perhaps left
+ * frozen, or with limits set) is removed and made anew, so nothing of it carries over. One
+ * that still holds processes is never touched: returns why, and the caller refuses.
+ */
+export function createFreshGroup(path: string): string | null {
+  if (existsSync(path)) {
+    if (isPopulated(path)) {
+      const pids = groupPids(path);
+      return `${path} already holds processes (${pids.slice(0, 8).join(' ')}${pids.length > 8 ? ' …' : ''}): a trial of that name is still running, or an earlier one was left frozen; end it (echo 1 > ${join(path, 'cgroup.kill')}) or choose another name`;
+    }
+    if (!removeGroup(path)) return `${path} is left from an earlier run and cannot be removed`;
+  }
+  mkdirSync(path, { recursive: true });
+  return null;
+}
+
 /** every pid in the group and the groups below it */
 export function groupPids(path: string): number[] {
   const out: number[] = [];

@@ -3,7 +3,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { watch } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createGroup, findCgroupV2Mount, isPopulated, removeGroup } from '../cgroup.js';
+import { createFreshGroup, findCgroupV2Mount, isPopulated, removeGroup } from '../cgroup.js';
 import type { ConfigFlags } from '../config/load.js';
 import { Monitor } from '../monitor.js';
 import type { AlertInfo } from '../pipeline.js';
@@ -76,7 +76,8 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
   const mount = findCgroupV2Mount();
   if (!mount) throw new UsageError('exec needs cgroup v2 (no cgroup2 mount found)');
   const group = join(mount, 'redline', trial);
-  createGroup(group);
+  const taken = createFreshGroup(group);
+  if (taken) throw new UsageError(`trial ${trial}: ${taken}`);
   const subject: Subject = { kind: 'cgroup2', path: group, mount };
   let monitor: Monitor | null = null;
   try {

@@ -2,7 +2,7 @@
 // descendants, or a uid. Stops cleanly on SIGTERM/SIGINT from anyone but the subject.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createGroup, findCgroupV2Mount, isV2Group, movePid } from '../cgroup.js';
+import { createFreshGroup, findCgroupV2Mount, isV2Group, movePid } from '../cgroup.js';
 import type { ResolvedConfig } from '../config/schema.js';
 import type { ConfigFlags } from '../config/load.js';
 import { Monitor } from '../monitor.js';
@@ -19,7 +19,8 @@ import { setup, UsageError } from './setup.js';
 function adoptTree(root: number, mount: string): string {
   if (!readStat(root)) throw new UsageError(`--subject-pid ${root}: no such process`);
   const group = join(mount, 'redline', `pid-${root}`);
-  createGroup(group);
+  const taken = createFreshGroup(group);
+  if (taken) throw new UsageError(`--subject-pid ${root}: ${taken}`);
   const moved = new Set<number>();
   // repeat until a pass finds no new descendant: forks may race the first passes
   for (let pass = 0; pass < 20; pass++) {

@@ -30,7 +30,26 @@ export function startRedline(args: string[], env: NodeJS.ProcessEnv = {}): { chi
     stderr += d;
   });
   const done = new Promise<Run>((resolve) => {
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    let ended: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+    let grace: NodeJS.Timeout | null = null;
+    const finish = () => {
+      if (grace) clearTimeout(grace);
+      resolve({ ...(ended ?? { code: null, signal: null }), stdout, stderr });
+    };
+    child.on('exit', (code, signal) => {
+      ended = { code, signal };
+      // a subject left frozen (fail closed) still holds the pipes it inherited: the run is over
+      // when redline exits, whatever else keeps them open
+      grace = setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        finish();
+      }, 2000);
+    });
+    child.on('close', (code, signal) => {
+      ended ??= { code, signal };
+      finish();
+    });
   });
   return { child, done };
 }

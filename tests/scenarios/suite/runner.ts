@@ -4,6 +4,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { join } from 'node:path';
 import { findCgroupV2Mount } from '../../../daemon/cgroup.js';
 import { makeModel, makeWeights } from '../../helpers/model.js';
+import { sweepGroup } from '../../helpers/host.js';
 import { alertsOf, type LogRecord, readLog, ROOT, startRedline } from '../../helpers/redline.js';
 import type { Ctx, Scenario } from './scenarios.js';
 
@@ -114,6 +115,8 @@ export async function runScenario(suite: Suite, s: Scenario, mode: Mode): Promis
   chmodSync(script, 0o755);
   const args = ['exec', '--mode', mode, '--weights', suite.model.dir, '--allow-pid', String(original.pid), '--protect-pid', String(original.pid), '--nvidia-smi', FAKE_SMI, '--gpu-interval', '200', '--log', log, '--trial', `${s.family}-${s.name}-${mode}`];
   if (s.user !== undefined) args.push('--user', String(s.user));
+  const group = join(ctx.cgroupRoot, 'redline', `${s.family}-${s.name}-${mode}`);
+  await sweepGroup(group);
   const d = startRedline([...args, '--', script], { FAKE_NVIDIA_SMI_STATE: gpuState });
   const killer = setTimeout(() => d.child.kill('SIGKILL'), 60_000);
   try {
@@ -149,6 +152,8 @@ export async function runScenario(suite: Suite, s: Scenario, mode: Mode): Promis
   } finally {
     clearTimeout(killer);
     for (const c of children) c.kill('SIGKILL');
+    // redline ends every trial with its group empty and removed; a run that went wrong may not
+    await sweepGroup(group);
     for (const f of s.leftovers?.(ctx) ?? []) rmSync(f, { force: true });
   }
 }
