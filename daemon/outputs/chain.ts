@@ -22,6 +22,18 @@ export interface ChainHead {
 }
 
 const SURROGATE = /[\uD800-\uDFFF]/;
+/** fields the chain assigns itself: a caller's own are ignored (see seal()) */
+const CHAIN_KEYS = new Set(['seq', 'time', 'prev', 'hash']);
+/** record keys recur on every record: each is quoted once */
+const quoted = new Map<string, string>();
+function keyJson(key: string): string {
+  let q = quoted.get(key);
+  if (q === undefined) {
+    q = JSON.stringify(key);
+    if (quoted.size < 4096) quoted.set(key, q);
+  }
+  return q;
+}
 const LONE_SURROGATE = /\p{Surrogate}/gu;
 
 // Mirrors JSON.stringify's rules (toJSON, dropped undefined/functions, non-finite → null)
@@ -106,26 +118,28 @@ export class Chain {
    * object, before the chain advances.)
    */
   sealLine<F extends Record<string, unknown>>(fields: F): { record: ChainRecord & Omit<F, 'seq' | 'prev' | 'hash'>; line: string } {
-    const { seq: _s, prev: _p, hash: _h, time, ...rest } = fields;
     const seq = this.#seq + 1;
     // CONTRACT.md wants integer epoch ms; sensor times may be fractional (events.ts).
+    const time = fields.time;
     const t = typeof time === 'number' && Number.isFinite(time) ? Math.floor(time) : Date.now();
-    const unsealed: Record<string, unknown> = { seq, time: t, ...rest, prev: this.#head };
+    const keys = Object.keys(fields).filter((k) => !CHAIN_KEYS.has(k));
+    keys.push('seq', 'time', 'prev');
+    keys.sort();
     // each top-level field encoded once, in canonical (sorted) order for the hash; the line
     // puts seq first (readers find it without a parse) and hash last
-    const parts: string[] = [];
-    let seqPart = '';
-    for (const key of Object.keys(unsealed).sort()) {
-      const enc = encode(unsealed[key]);
+    let body = '';
+    let others = '';
+    for (const key of keys) {
+      const enc = key === 'seq' ? String(seq) : key === 'time' ? String(t) : key === 'prev' ? `"${this.#head}"` : encode(fields[key]);
       if (enc === undefined) continue;
-      const part = `${JSON.stringify(key)}:${enc}`;
-      if (key === 'seq') seqPart = part;
-      parts.push(part);
+      const part = `${keyJson(key)}:${enc}`;
+      body = body === '' ? part : `${body},${part}`;
+      if (key !== 'seq') others += `,${part}`;
     }
-    const hash = createHash('sha256').update(`{${parts.join(',')}}`).digest('hex');
+    const hash = createHash('sha256').update(`{${body}}`).digest('hex');
     this.#seq = seq;
     this.#head = hash;
-    const line = `{${[seqPart, ...parts.filter((x) => x !== seqPart), `"hash":"${hash}"`].join(',')}}`;
+    const line = `{"seq":${seq}${others},"hash":"${hash}"}`;
     // the record as a reader gets it back: plain data, detached from the caller's objects
     const record = JSON.parse(line) as ChainRecord & Omit<F, 'seq' | 'prev' | 'hash'>;
     return { record, line: `${line}\n` };
