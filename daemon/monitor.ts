@@ -1,5 +1,6 @@
 // One monitored subject: the audit log, process table, sensor and pipeline, set up in the
 // order that loses nothing (log first, sensor attached before the subject acts).
+import { groupId } from './config/group.js';
 import { rmSync } from 'node:fs';
 import { hostname, setPriority } from 'node:os';
 import { dirname, resolve } from 'node:path';
@@ -73,7 +74,7 @@ export class Monitor {
   private readonly pending = new Set<Promise<void>>();
 
   private constructor(readonly o: MonitorOptions) {
-    this.log = AuditLog.open(o.logPath);
+    this.log = AuditLog.open(o.logPath, { group: o.config.logGroup === undefined ? undefined : (groupId(o.config.logGroup) ?? undefined) });
     this.table = new ProcessTable({
       isSubject: (pid) => subjectContains(o.subject, pid),
       allowPids: o.config.allowPids,

@@ -1,4 +1,5 @@
 // What exec and run share before monitoring starts: config, rules, sensor availability.
+import { groupId } from '../config/group.js';
 import type { ResolvedConfig } from '../config/schema.js';
 import { type ConfigFlags, formatConfigProblem, type LoadedConfig, loadConfigFile, resolveConfig } from '../config/load.js';
 import { loadRules } from '../engine/load.js';
@@ -18,6 +19,7 @@ export function setup(command: 'exec' | 'run', flags: ConfigFlags): { config: Re
   const res = resolveConfig(command, raw, flags);
   if (!res.config) throw new UsageError(res.problems.map(formatConfigProblem).join('\n'));
   const config = res.config;
+  if (config.logGroup !== undefined && groupId(config.logGroup) === null) throw new UsageError(`--log-group ${config.logGroup}: no such group`);
   const rules = loadRules(config.rules);
   for (const w of rules.warnings) process.stderr.write(`${formatProblem(w)}\n`);
   if (!rules.ruleset) throw new UsageError(rules.errors.map(formatProblem).join('\n'));

@@ -55,6 +55,11 @@ export const OPTIONS = {
     place: (p, at) => (isOff(p) ? undefined : absolute(p, at)),
     default: () => DEFAULTS.socket,
   }),
+  'log-group': option(V.user, {
+    field: 'logGroup',
+    arg: 'group',
+    help: 'group that may read the audit log (the file is then 0640); default: 0600, its owner alone',
+  }),
   'fail-closed': option(z.boolean(), { field: 'failClosed', help: 'freeze the subject when the monitor can no longer see', default: () => false }),
   'record-events': option(z.boolean(), { field: 'recordEvents', help: 'log every event as the rules saw it (for redline rules test)', default: () => false }),
   'gpu-interval': option(V.ms(100, 60_000), { field: 'gpuIntervalMs', arg: 'ms', help: 'how often to poll nvidia-smi', default: () => DEFAULTS.gpuIntervalMs }),

@@ -24,6 +24,11 @@ export interface AuditLogOptions {
   write?: (line: string) => void;
   /** how often pending records are retried while the sink fails; default 1000 ms */
   retryMs?: number;
+  /**
+   * the group that may read the log (0640 to it); by default it is 0600, its owner's alone: a
+   * subject that can read the log learns which of its steps were seen
+   */
+  group?: number;
 }
 
 interface AuditLogEvents {
@@ -75,6 +80,15 @@ function lastRecord(fd: number, size: number): ChainHead | null {
   return null;
 }
 
+/**
+ * The log's file readable by its owner alone (0600), or also by `group` (0640): whatever the
+ * umask, and a file an older version left 0644 included.
+ */
+function restrict(fd: number, group: number | undefined): void {
+  if (group !== undefined) fs.fchownSync(fd, -1, group);
+  fs.fchmodSync(fd, group === undefined ? 0o600 : 0o640);
+}
+
 function parseHead(line: string): ChainHead | null {
   if (line.trim() === '') return null;
   try {
@@ -95,6 +109,7 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
   readonly #chain: Chain;
   readonly #inject: ((line: string) => void) | undefined;
   readonly #retryMs: number;
+  readonly #group: number | undefined;
   #fd = -1;
   #pending: Pending[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -110,6 +125,7 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
     this.#chain = new Chain(start ?? undefined);
     this.#inject = options.write;
     this.#retryMs = options.retryMs ?? 1000;
+    this.#group = options.group;
     this.#fd = fd;
   }
 
@@ -130,7 +146,8 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
         return new AuditLog(file, start, options, -1);
       }
       fs.mkdirSync(path.dirname(file), { recursive: true });
-      fd = fs.openSync(file, 'a+');
+      fd = fs.openSync(file, 'a+', 0o600);
+      restrict(fd, options.group);
       const size = fs.fstatSync(fd).size;
       const start = size > 0 ? lastRecord(fd, size) : null;
       const last = Buffer.alloc(1);
@@ -259,7 +276,8 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
 
   #openFd(): void {
     fs.mkdirSync(path.dirname(this.path), { recursive: true });
-    this.#fd = fs.openSync(this.path, 'a');
+    this.#fd = fs.openSync(this.path, 'a', 0o600);
+    restrict(this.#fd, this.#group);
   }
 
   #closeFd(): void {

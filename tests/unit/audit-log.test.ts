@@ -251,6 +251,39 @@ describe('AuditLog', () => {
     assert.equal(newOnly.first_seq, 2);
   });
 
+  it('keeps the log from the subject: 0600 whatever the umask, after rotation and for a file left 0644', () => {
+    const mode = (f: string) => fs.statSync(f).mode & 0o777;
+    const old = process.umask(0);
+    try {
+      const file = tmpFile();
+      const log = AuditLog.open(file);
+      log.append({ kind: 'daemon' });
+      assert.equal(mode(file), 0o600, 'a new log');
+      fs.renameSync(file, `${file}.1`);
+      log.reopen();
+      log.append({ kind: 'event' });
+      log.close();
+      assert.equal(mode(file), 0o600, 'the file made anew after rotation');
+      const loose = tmpFile();
+      fs.mkdirSync(path.dirname(loose), { recursive: true });
+      fs.writeFileSync(loose, '', { mode: 0o644 });
+      AuditLog.open(loose).close();
+      assert.equal(mode(loose), 0o600, 'a file an older version left readable');
+    } finally {
+      process.umask(old);
+    }
+  });
+
+  it('with a group named, the log is 0640 and that group\'s', { skip: process.getuid?.() === 0 ? false : 'needs root to give the file to another group' }, () => {
+    const file = tmpFile();
+    const log = AuditLog.open(file, { group: 4242 });
+    log.append({ kind: 'daemon' });
+    log.close();
+    const st = fs.statSync(file);
+    assert.equal(st.mode & 0o777, 0o640);
+    assert.equal(st.gid, 4242);
+  });
+
   it('refuses to open a path it cannot create, saying which', () => {
     const blocker = path.join(root, 'not-a-dir');
     fs.writeFileSync(blocker, '');

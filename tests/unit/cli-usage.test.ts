@@ -31,6 +31,12 @@ describe('usage errors', () => {
     assert.match(r.stderr, /fast/);
   });
 
+  test('a log group that does not exist: exit 2 naming it', async () => {
+    const r = await redline(['exec', '--log-group', 'no-such-group-redline', '--log', join(tmp.dir, 'g.ndjson'), '--', 'true']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--log-group no-such-group-redline: no such group/);
+  });
+
   test('run without a subject: exit 2 saying what it needs', async () => {
     const r = await redline(['run', '--log', join(tmp.dir, 'x.ndjson')]);
     assert.equal(r.code, 2);
