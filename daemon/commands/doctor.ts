@@ -1,10 +1,10 @@
 // `redline doctor`: which sensors and actions work on this host, and why not.
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { DEFAULTS } from '../config/schema.js';
 import { notifyAvailable } from '../notify.js';
-import { findCgroupV2Mount, findFreezerV1Mount } from '../cgroup.js';
+import { findCgroupV2Mount, findFreezerV1Mount, groupPids, readEvents } from '../cgroup.js';
 import { ebpfUnavailableReason, findExecutable, tracefsMounted } from '../sensors/ebpf/host.js';
 import { gpuUnavailableReason } from '../sensors/gpu/index.js';
 
@@ -40,9 +40,38 @@ function cgroupChecks(): Check[] {
       }
     }
   } else if (mount) out.push({ name: 'action freeze', ok: false, detail: 'needs root to create and freeze groups' });
+  if (mount) out.push(leftoverGroups(mount));
   const v1 = findFreezerV1Mount();
   out.push({ name: 'v1 freezer', ok: v1 !== null, detail: v1 ? `mounted at ${v1} (fallback)` : 'not mounted (only needed without cgroup v2)' });
   return out;
+}
+
+/**
+ * Groups under redline/ besides doctor's own probe: a running trial's, or one an earlier run
+ * left (frozen on purpose when its monitor died, in enforce mode). Each with its state.
+ */
+function leftoverGroups(mount: string): Check {
+  const root = join(mount, 'redline');
+  let names: string[] = [];
+  try {
+    names = readdirSync(root, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && !e.name.startsWith('doctor-'))
+      .map((e) => e.name);
+  } catch {
+    // no redline/ folder yet: nothing was ever left
+  }
+  if (names.length === 0) return { name: 'redline groups', ok: true, detail: `none under ${root}` };
+  const said = names.map((n) => {
+    const g = join(root, n);
+    const pids = groupPids(g).length;
+    const frozen = readEvents(g).frozen === 1;
+    return `${n} (${pids === 0 ? 'empty' : `${pids} process${pids === 1 ? '' : 'es'}`}${frozen ? ', frozen' : ''})`;
+  });
+  return {
+    name: 'redline groups',
+    ok: false,
+    detail: `${said.join(', ')} under ${root}: a running trial's own, or left by one whose monitor died (end one with echo 1 > GROUP/cgroup.kill, then rmdir it)`,
+  };
 }
 
 export function doctorChecks(nvidiaSmi = 'nvidia-smi'): Check[] {

@@ -2,7 +2,7 @@
 // descendants, or a uid. Stops cleanly on SIGTERM/SIGINT from anyone but the subject.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createFreshGroup, findCgroupV2Mount, isV2Group, movePid } from '../cgroup.js';
+import { cgroupOfPid, createFreshGroup, findCgroupV2Mount, groupPids, isV2Group, movePid, removeGroup } from '../cgroup.js';
 import type { ResolvedConfig } from '../config/schema.js';
 import type { ConfigFlags } from '../config/load.js';
 import { Monitor } from '../monitor.js';
@@ -16,8 +16,9 @@ import { setup, UsageError } from './setup.js';
  * in-kernel filter and the freeze work the same as for a cgroup. (Decision: moving is
  * preferred over following the tree in a bpftrace map, which cannot freeze atomically.)
  */
-function adoptTree(root: number, mount: string): string {
+function adoptTree(root: number, mount: string): Adopted {
   if (!readStat(root)) throw new UsageError(`--subject-pid ${root}: no such process`);
+  const origin = cgroupOfPid(root, mount) ?? mount;
   const group = join(mount, 'redline', `pid-${root}`);
   const taken = createFreshGroup(group);
   if (taken) throw new UsageError(`--subject-pid ${root}: ${taken}`);
@@ -46,25 +47,59 @@ function adoptTree(root: number, mount: string): string {
     }
     if (fresh === 0) break;
   }
-  return group;
+  return { group, origin };
 }
 
-export function resolveSubject(config: ResolvedConfig): Subject {
+/** the group redline made for --subject-pid, and where the tree was before */
+interface Adopted {
+  group: string;
+  origin: string;
+}
+
+/**
+ * A clean stop gives an adopted tree back: every process still in the group returns to the
+ * group the tree came from, and the group is removed. A subject frozen on a trip stays frozen
+ * in it, on purpose: the evidence is kept for whoever ends it.
+ */
+function releaseTree(a: Adopted, frozen: boolean): { released: number[]; group_removed: boolean; reason?: string } {
+  if (frozen && groupPids(a.group).length > 0) return { released: [], group_removed: false, reason: 'the subject is frozen: left in its group with its evidence' };
+  const to = existsSync(join(a.origin, 'cgroup.procs')) ? a.origin : (findCgroupV2Mount() ?? a.origin);
+  const released: number[] = [];
+  // repeat until empty: a process may fork while the others are moved
+  for (let pass = 0; pass < 20; pass++) {
+    const left = groupPids(a.group);
+    if (left.length === 0) break;
+    for (const pid of left) {
+      try {
+        movePid(to, pid);
+        released.push(pid);
+      } catch {
+        // exited meanwhile
+      }
+    }
+  }
+  return { released, group_removed: removeGroup(a.group) };
+}
+
+export function resolveSubject(config: ResolvedConfig): { subject: Subject; adopted?: Adopted } {
   const mount = findCgroupV2Mount();
-  if (config.subjectUid !== undefined) return { kind: 'uid', uid: config.subjectUid };
+  if (config.subjectUid !== undefined) return { subject: { kind: 'uid', uid: config.subjectUid } };
   if (!mount) throw new UsageError('--subject-cgroup and --subject-pid need cgroup v2 (no cgroup2 mount found); use --subject-uid');
   if (config.subjectCgroup !== undefined) {
     const path = config.subjectCgroup.startsWith(mount) ? config.subjectCgroup : join(mount, config.subjectCgroup);
     if (!existsSync(path) || !isV2Group(path)) throw new UsageError(`--subject-cgroup ${config.subjectCgroup}: not a cgroup v2 group under ${mount}`);
-    return { kind: 'cgroup2', path, mount };
+    return { subject: { kind: 'cgroup2', path, mount } };
   }
-  if (config.subjectPid !== undefined) return { kind: 'cgroup2', path: adoptTree(config.subjectPid, mount), mount };
+  if (config.subjectPid !== undefined) {
+    const adopted = adoptTree(config.subjectPid, mount);
+    return { subject: { kind: 'cgroup2', path: adopted.group, mount }, adopted };
+  }
   throw new UsageError('run needs a subject: --subject-cgroup PATH, --subject-pid PID or --subject-uid UID');
 }
 
 export async function runCommand(flags: ConfigFlags): Promise<number> {
   const { config, ruleset, ruleFiles } = setup('run', flags);
-  const subject = resolveSubject(config);
+  const { subject, adopted } = resolveSubject(config);
   const logPath = resolve(config.log ?? '/var/log/redline/audit.ndjson');
   const m = await Monitor.start({ config, subject, logPath, ruleset, ruleFiles });
   m.prioritize();
@@ -80,6 +115,7 @@ export async function runCommand(flags: ConfigFlags): Promise<number> {
       (sig) => {
         void sdNotify('STOPPING=1');
         stopWatchdog();
+        if (adopted) m.log.append({ kind: 'daemon', phase: 'release', group: adopted.group, to: adopted.origin, ...releaseTree(adopted, m.pipeline.frozen) });
         void m.stop(`${sig} received`).then(() => {
           clearInterval(keepAlive);
           done(0);

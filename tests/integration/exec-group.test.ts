@@ -1,7 +1,8 @@
 // A trial's group is fresh: `exec --trial NAME` whose group is left over from an earlier run.
 // Holding processes (say, a subject left frozen when its monitor died): refused with exit 2,
 // and the leftover's processes and freeze are untouched — they are evidence. Empty but left
-// frozen: made anew, and the new subject runs instead of starting frozen forever.
+// frozen: made anew, and the new subject runs instead of starting frozen forever. `redline
+// doctor` lists what is left under redline/.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -45,6 +46,8 @@ describe('a trial group left over from an earlier run', { skip: skip ?? false },
     assert.deepEqual(groupPids(g), [held.pid], 'the leftover process is still in its group');
     assert.equal(readEvents(g).frozen, 1, 'and still frozen');
     assert.equal(existsSync(log), false, 'no trial was started');
+    const doctor = await redline(['doctor'], {}, 30_000);
+    assert.match(doctor.stdout, new RegExp(`no {3}redline groups .*${trial} \\(1 process, frozen\\)`), 'doctor lists it');
   });
 
   test('an empty one left frozen: made anew, and the subject runs to its end', { skip: monitorSkipReason() ?? false }, async () => {

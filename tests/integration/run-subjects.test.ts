@@ -8,7 +8,7 @@ import { after, describe, test } from 'node:test';
 import { findCgroupV2Mount, groupPids, removeGroup } from '../../daemon/cgroup.js';
 import { monitorSkipReason } from '../helpers/host.js';
 import { bystander, killBystanders } from '../helpers/procs.js';
-import { startRedline, tempDir, waitForRecord } from '../helpers/redline.js';
+import { readLog, startRedline, tempDir, waitForRecord } from '../helpers/redline.js';
 
 const skip = monitorSkipReason();
 
@@ -56,8 +56,14 @@ describe('run --subject-pid', { skip: skip ?? false }, () => {
     const exposed = await waitForRecord(log, (r) => r.kind === 'alert' && r.rule === 'port-listen-exposed');
     assert.equal(exposed.severity, 'medium');
     assert.equal((exposed.event as { port: number }).port, port);
+    const before = readFileSync(`/proc/${process.pid}/cgroup`, 'utf8');
     daemon.child.kill('SIGTERM');
     assert.equal((await daemon.done).code, 0);
+    // a clean stop gives the tree back: the agent runs on where it was, and no group is left
+    assert.equal(existsSync(group), false, 'the adopted group is removed');
+    assert.equal(readFileSync(`/proc/${agent.pid}/cgroup`, 'utf8'), before, 'the agent is back in the group it came from');
+    const release = readLog(log).find((r) => r.kind === 'daemon' && r.phase === 'release');
+    assert.ok((release?.released as number[]).includes(agent.pid as number), 'the release is logged');
   });
 });
 
