@@ -46,6 +46,7 @@ export const EVENT_TYPES = [
   'weights_load',
   'gpu',
   'sensor_trouble',
+  'survivor',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -317,6 +318,18 @@ export interface SensorTroubleEvent extends EventBase {
   fail_closed: boolean;
 }
 
+/**
+ * The command `exec` started has exited and this process of its group still runs (a server
+ * it left behind): one event per survivor, the daemon's own finding, not a sensor's.
+ */
+export interface SurvivorEvent extends EventBase {
+  type: 'survivor';
+  /** the command's own pid, now gone */
+  agent_pid: number;
+  /** how many processes outlived it */
+  survivors: number;
+}
+
 export type SensorEvent =
   | ExecEvent
   | ForkEvent
@@ -335,7 +348,8 @@ export type SensorEvent =
   | WeightsCopyEvent
   | WeightsLoadEvent
   | GpuEvent
-  | SensorTroubleEvent;
+  | SensorTroubleEvent
+  | SurvivorEvent;
 
 /** a problem found while loading a file (rules or config): data, not an exception */
 export interface LoadProblem {

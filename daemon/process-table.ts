@@ -227,6 +227,9 @@ export class ProcessTable {
       case 'probe':
         // the listener, as far as /proc still knows it
         return this.plain(ev, this.lookup(ev.pid));
+      case 'survivor':
+        // a process of the group: the subject's, alive or not by the time it is judged
+        return this.plain(ev, this.subjectProc(ev.pid, ev));
       case 'sensor_trouble':
         // the daemon's own event: its process is the daemon
         return this.plain(ev, this.lookup(ev.pid));

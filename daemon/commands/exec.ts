@@ -5,6 +5,7 @@ import { watch } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createFreshGroup, findCgroupV2Mount, isPopulated, removeGroup } from '../cgroup.js';
 import type { ConfigFlags } from '../config/load.js';
+import { snapshot } from '../actions/snapshot.js';
 import { Monitor } from '../monitor.js';
 import type { AlertInfo } from '../pipeline.js';
 import type { Subject } from '../subject.js';
@@ -59,6 +60,22 @@ function dropPrivileges(user: string): string[] {
   }
   return ['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--'];
 }
+
+/**
+ * The command has exited and its group still holds processes (a server it left running):
+ * a record names them, and each goes to the rules as a `survivor` event (rules/process.yaml:
+ * medium, high for a replica). The trial goes on until the group is empty.
+ */
+function reportSurvivors(m: Monitor, subject: Subject, trial: string, agentPid: number): void {
+  // a zombie is gone already, only not yet reaped
+  const left = snapshot(subject).processes.filter((p) => p.state !== 'Z');
+  if (left.length === 0) return;
+  m.log.append({ kind: 'trial', phase: 'survivors', trial, agent_pid: agentPid, processes: left });
+  for (const p of left.slice(0, MAX_SURVIVOR_EVENTS)) m.pipeline.ingest({ type: 'survivor', time: Date.now(), pid: p.pid, comm: p.comm, agent_pid: agentPid, survivors: left.length });
+}
+
+/** survivors judged one by one; the record lists them all */
+const MAX_SURVIVOR_EVENTS = 64;
 
 export interface ExecHooks {
   trial?: string;
@@ -115,8 +132,25 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
       else say('holding the subject frozen (after-trip hold): send SIGINT/SIGTERM to redline to kill it and end the trial');
     });
 
+    let timedOut = false;
+    const limit =
+      config.timeoutMs === undefined
+        ? null
+        : setTimeout(() => {
+            if (stopping) return;
+            stopping = true;
+            timedOut = true;
+            say(`--timeout ${config.timeoutMs} ms reached: freezing the subject, logging what still runs, killing it`);
+            m.log.append({ kind: 'trial', phase: 'timeout', trial, after_ms: config.timeoutMs, processes: snapshot(subject).processes });
+            // frozen first in either mode (the snapshot at the freeze names the survivors), then killed
+            void m.pipeline.operatorKill('timeout');
+          }, config.timeoutMs);
+
     const exitCode = await childExited;
+    // (a frozen subject's processes are the trip's evidence already, not survivors)
+    if (!stopping && !m.pipeline.frozen) reportSurvivors(m, subject, trial, child.pid ?? 0);
     await waitEmpty(group, Promise.resolve());
+    if (limit) clearTimeout(limit);
     await m.settle();
     const code = m.pipeline.tripped() ? EXIT.tripped : EXIT.ok;
     m.log.append({
@@ -125,6 +159,8 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
       trial,
       exit_code: code,
       subject_exit: exitCode,
+      // why the trial ended: its group emptied, the --timeout, or an operator's signal
+      reason: timedOut ? 'timeout' : stopping ? 'operator' : 'finished',
       tripped: m.pipeline.tripped(),
       frozen: m.pipeline.frozen,
       alerts: m.pipeline.counts.alerts,

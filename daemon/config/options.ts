@@ -3,7 +3,7 @@
 // derived from this table (table.ts, resolve.ts): adding an option is adding an entry here.
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { AFTER_TRIP, DEFAULTS, type HostPort, isOff, listenAddress, MODES, shippedRulesDir, V } from './schema.js';
+import { AFTER_TRIP, DEFAULTS, durationToMs, type HostPort, isOff, listenAddress, MODES, shippedRulesDir, V } from './schema.js';
 import { type FlagsOf, fileSchemaOf, jsonSchemaOf, option, type RawOf, type ResolvedOf } from './table.js';
 
 const absolute = (p: string, at: { base: string }) => resolve(at.base, p);
@@ -88,6 +88,13 @@ export const OPTIONS = {
     field: 'afterTrip',
     help: 'after a freeze: hold it, or kill the subject once evidence is logged',
     default: () => DEFAULTS.afterTrip,
+  }),
+  timeout: option(V.duration, {
+    ...EXEC_ONLY,
+    field: 'timeoutMs',
+    arg: 'duration',
+    help: 'end the trial after this long: freeze, log the survivors, kill them (90s, 30m, 2h)',
+    place: (d) => durationToMs(d),
   }),
   user: option(V.user, {
     ...EXEC_ONLY,

@@ -82,11 +82,29 @@ export const V = {
   listen: z.union([z.literal(false), checked(z.string(), listenProblem)]),
   /** a name or a numeric uid (YAML reads `user: 1000` as a number) */
   user: z.union([z.string().min(1), z.number().int().nonnegative()]),
+  /** 90s, 30m, 2h, 1500ms, or a bare number of seconds (YAML reads `timeout: 90` as a number) */
+  duration: z.union([z.number().positive(), checked(z.string(), durationProblem)]).describe('a duration: 1500ms, 90s, 30m, 2h, or seconds'),
   // `: boolean` keeps this from narrowing the type: the field still means auto|ebpf|poll
   sensor: z.enum(SENSORS).refine((s): boolean => s !== 'poll', {
     message: 'the poll sensor is not available yet (none is built): use ebpf (needs root and bpftrace), or auto',
   }),
 };
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+function durationProblem(s: string): string | undefined {
+  const m = DURATION.exec(s.trim());
+  if (!m) return `"${s}" is not a duration (1500ms, 90s, 30m, 2h, or seconds)`;
+  return Number(m[1]) > 0 ? undefined : 'must be more than 0';
+}
+
+/** a duration the schema accepted, in whole milliseconds */
+export function durationToMs(v: number | string): number {
+  if (typeof v === 'number') return Math.round(v * 1000);
+  const m = DURATION.exec(v.trim()) as RegExpExecArray;
+  return Math.round(Number(m[1]) * (UNIT_MS[m[2] ?? 's'] as number));
+}
 
 function listenProblem(s: string): string | undefined {
   if (isOff(s)) return undefined;

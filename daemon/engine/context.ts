@@ -92,6 +92,8 @@ export const EVENT_FIELDS = {
   job_arg: 'string',
   tie: 'string',
   tie_pid: 'int',
+  agent_pid: 'int',
+  survivors: 'int',
 } as const;
 
 const NO_PROCESS: ProcInfo = {
@@ -194,6 +196,8 @@ export class EventView {
   get job_arg() { return this.str('job_arg'); }
   get tie() { return this.str('tie'); }
   get tie_pid() { return this.int('tie_pid'); }
+  get agent_pid() { return this.int('agent_pid'); }
+  get survivors() { return this.int('survivors'); }
 }
 
 export interface CelContext {
