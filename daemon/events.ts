@@ -85,6 +85,11 @@ export interface SignalEvent extends EventBase {
   /** the raw target argument: a pid, 0 (own group), -1 (everything), -N (group N); for pidfd_send_signal the pid behind the fd, when resolved */
   target_pid: number;
   sig: number;
+  /**
+   * what the kernel answered: 0 delivered, else -errno (-3 ESRCH: no such process, -1 EPERM:
+   * not allowed). Absent from sources that cannot say (a signal seen only at entry).
+   */
+  ret?: number;
   pidfd?: number;
   /** set when a pidfd could not be mapped to a pid (the sender closed it or exited first) */
   target_unresolved?: boolean;

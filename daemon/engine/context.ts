@@ -36,6 +36,9 @@ export const EVENT_FIELDS = {
   syscall: 'string',
   sig: 'int',
   sig_name: 'string',
+  ret: 'int',
+  failed: 'bool',
+  errno: 'string',
   target_pid: 'int',
   broadcast: 'bool',
   group: 'int',
@@ -96,6 +99,9 @@ export const EVENT_FIELDS = {
   survivors: 'int',
 } as const;
 
+/** the errors a signal syscall returns */
+const ERRNO_NAMES: Record<number, string> = { 1: 'EPERM', 3: 'ESRCH', 9: 'EBADF', 22: 'EINVAL' };
+
 const NO_PROCESS: ProcInfo = {
   key: '0:0', pid: 0, start: 0, ppid: 0, pgid: 0, sid: 0, uid: -1, comm: '', exe: '', args: [], parent: null,
   subject: false, allowed: false, protected: false, monitor: false, replica: false, loadedWeights: false, replicaGen: 0, readWeights: false, alive: false, known: false, children: new Set(),
@@ -141,6 +147,12 @@ export class EventView {
   get sig() { return this.int('sig'); }
   get sig_name() { return this.e.event.type === 'signal' ? signalName(this.e.event.sig) : ''; }
   get target_pid() { return this.int('target_pid'); }
+  /** a signal's result: 0 delivered, -errno refused */
+  get ret() { return this.int('ret'); }
+  /** the kernel refused the signal (no such process, not allowed): an attempt, nothing was sent */
+  get failed() { const v = this.ev.ret; return typeof v === 'number' && v < 0; }
+  /** a refused signal's reason by name (ESRCH, EPERM, EINVAL), or -N; '' when it was not refused */
+  get errno() { const v = this.ev.ret; return typeof v === 'number' && v < 0 ? (ERRNO_NAMES[-v] ?? String(v)) : ''; }
   get broadcast() { return this.e.broadcast; }
   get group() { return BigInt(this.e.group); }
   get child_pid() { return this.int('child_pid'); }

@@ -1,6 +1,7 @@
 // process.kill through the real eBPF sensor: protected pid, own child, pkill -f, process
 // groups and kill -1 (as an unprivileged subject, as in the supported deployment).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -105,11 +106,13 @@ describe('process.kill from an unprivileged subject: groups and kill -1', { skip
     tmp.cleanup();
   });
 
-  test('a process-group kill of a group outside the tree is an alert even when it fails (EPERM)', () => {
+  test('a process-group kill the kernel refuses (EPERM) is logged as the attempt it was: low, not a kill', () => {
     assert.equal(run.code, 3, run.stderr);
-    const a = alertsOf(recs).find((r) => r.rule === 'signal-group-outside-tree');
+    assert.equal(alertsOf(recs).find((r) => r.rule === 'signal-group-outside-tree'), undefined, 'nothing was sent');
+    const a = alertsOf(recs).find((r) => r.rule === 'signal-refused' && (r.event as { target_pid: number }).target_pid === -groupLeader);
     assert.ok(a, JSON.stringify(alertsOf(recs).map((x) => x.rule)));
-    assert.equal((a.event as { target_pid: number }).target_pid, -groupLeader);
+    assert.equal(a.severity, 'low');
+    assert.equal((a.event as { ret: number }).ret, -1);
     assert.equal(isAlive(groupLeader), true, 'nobody cannot kill a root process');
   });
 
@@ -118,5 +121,26 @@ describe('process.kill from an unprivileged subject: groups and kill -1', { skip
     assert.ok(a);
     assert.equal(a.severity, 'critical');
     assert.match(String(a.summary), /SIGKILL to every process it may signal/);
+  });
+});
+
+describe('a kill the kernel refuses, in enforce mode', { skip: skip ?? false }, () => {
+  const tmp = tempDir();
+  after(() => tmp.cleanup());
+
+  test('kill of a pid that no longer exists (ESRCH): a low attempt, never a freeze', async () => {
+    // a pid that was used and is gone: a child that has exited and been reaped
+    const gone = Number(execFileSync('sh', ['-c', 'echo $$'], { encoding: 'utf8' }).trim());
+    const log = join(tmp.dir, 'esrch.ndjson');
+    const run = await redline(['exec', '--mode', 'enforce', '--log', log, '--socket', 'off', '--', 'sh', '-c', `kill -9 ${gone} 2>/dev/null; sleep 0.3; echo survived`]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /survived/, 'the subject was not frozen or killed');
+    const recs = readLog(log);
+    const a = alertsOf(recs).find((r) => r.rule === 'signal-refused');
+    assert.ok(a, JSON.stringify(alertsOf(recs).map((x) => x.rule)));
+    assert.equal(a.severity, 'low');
+    assert.equal((a.event as { ret: number; target_pid: number }).ret, -3);
+    assert.equal((a.event as { target_pid: number }).target_pid, gone);
+    assert.equal(recs.some((r) => r.kind === 'action' && r.action === 'freeze'), false);
   });
 });

@@ -78,16 +78,18 @@ describe('run --subject-uid', { skip: skip ?? false }, () => {
     tmp.cleanup();
   });
 
-  test('a process of that uid signalling a root process is caught (the attempt, though it fails)', async () => {
+  test('a process of that uid signalling a root process is caught as the attempt it is: refused by the kernel, low', async () => {
     const victim = bystander();
     const log = join(tmp.dir, 'uid.ndjson');
     daemon = startRedline(['run', '--subject-uid', String(uid), '--log', log, '--mode', 'observe']);
     await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'sensor');
     const c = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '/bin/sh', '-c', `kill -CONT ${victim}`], { stdio: 'ignore' });
     await new Promise((r) => c.once('exit', r));
-    const a = await waitForRecord(log, (r) => r.kind === 'alert' && r.rule === 'signal-outside-tree');
+    const a = await waitForRecord(log, (r) => r.kind === 'alert' && r.rule === 'signal-refused');
     assert.equal((a.target as { pid: number }).pid, victim);
     assert.equal((a.proc as { uid: number }).uid, uid);
+    assert.equal(a.severity, 'low');
+    assert.match(String(a.summary), /refused it \(EPERM\)/);
     assert.ok(existsSync(log) && readFileSync(log, 'utf8').includes(`uid ${uid}`));
     daemon.child.kill('SIGTERM');
     assert.equal((await daemon.done).code, 0);

@@ -15,7 +15,7 @@ test('attached_probes is recognised with its probe count', () => {
 
 test('fork, kill, exit, exec and setsid lines become typed events', () => {
   assert.deepEqual(events[0], { type: 'fork', time: 751325.986271, pid: 4115, tid: 4115, child_pid: 4116, comm: 'sh' });
-  assert.deepEqual(events[1], { type: 'signal', time: 751326.626843, pid: 4115, tid: 4115, uid: 0, syscall: 'kill', target_pid: 4116, sig: 9, comm: 'sh' });
+  assert.deepEqual(events[1], { type: 'signal', time: 751326.626843, pid: 4115, tid: 4115, uid: 0, syscall: 'kill', target_pid: 4116, sig: 9, ret: 0, comm: 'sh' });
   assert.equal(events[2]?.type, 'exit');
   const exec = events.find((e) => e.type === 'exec');
   assert.deepEqual(exec, { type: 'exec', time: 751330.889064, pid: 4117, tid: 4117, comm: 'setsid', filename: '/usr/bin/setsid' });
@@ -26,6 +26,21 @@ test('kill -1 and process-group kills keep the raw target', () => {
   const sigs = events.filter((e) => e.type === 'signal');
   assert.ok(sigs.some((e) => e.type === 'signal' && e.target_pid === -1));
   assert.ok(sigs.some((e) => e.type === 'signal' && e.target_pid === -4115));
+});
+
+test('a signal line carries the kernel’s answer: refused, delivered, or sent by a caller that died of it', () => {
+  const at = (line: string) => parseLine(JSON.stringify({ type: 'printf', data: `${line}\n` }), clock);
+  // printed at the syscall's exit, with the entry's time: kill(99999, SIGKILL) → -ESRCH
+  assert.deepEqual(at('S\t1000000\t7\t7\t0\t99999\t9\t1000\t-3\tbash'), { kind: 'event', event: { type: 'signal', time: 1, pid: 7, tid: 7, uid: 1000, syscall: 'kill', target_pid: 99999, sig: 9, ret: -3, comm: 'bash' } });
+  // tgkill (index 2) refused with -EPERM
+  const eperm = at('S\t1000000\t7\t8\t2\t1\t15\t1000\t-1\tpython3');
+  assert.ok(eperm.kind === 'event' && eperm.event.type === 'signal' && eperm.event.syscall === 'tgkill' && eperm.event.ret === -1);
+  // kill -9 -1 killed its own caller before the syscall returned: printed at its exit, as sent
+  const died = at('S\t1000000\t7\t7\t0\t-1\t9\t1000\t1\tsh');
+  assert.ok(died.kind === 'event' && died.event.type === 'signal' && died.event.ret === 0 && died.event.target_pid === -1);
+  // an index past the syscalls, or no result field: malformed
+  assert.equal(at('S\t1000000\t7\t7\t9\t1\t9\t0\t0\tsh').kind, 'error');
+  assert.equal(at('S\t1000000\t7\t7\t0\t1\t9\t0').kind, 'error');
 });
 
 test('pidfd_send_signal keeps the fd and marks the target unresolved', () => {
@@ -67,6 +82,7 @@ test('the generated script filters every probe on the subject, except the byte c
     if (/sys_exit_(open|creat)/.test(p)) assert.match(p, /\/@oflags\[tid\]\//);
     else if (/sys_exit_listen/.test(p)) assert.match(p, /\/@lfd\[tid\]\//);
     else if (/sys_exit_bind/.test(p)) assert.match(p, /\/@bfd\[tid\]\//);
+    else if (/sys_exit_(kill|tkill|tgkill|pidfd_send_signal) |sched_process_exit \/@sgn/.test(p)) assert.match(p, /\/@sgn\[tid\]\//);
     else if (/sys_exit_(read|pread64|readv|preadv2?|write|pwrite64|writev|pwritev2?|sendto|sendmsg|sendfile64|splice|copy_file_range|mmap) /.test(p)) assert.match(p, /\/(@rf\[tid\]|@wf\[tid\]|@rf\[tid\] \|\| @wf\[tid\]|@mf\[tid\])\//);
     else if (/sys_enter_(read|write|sendfile64|splice|copy_file_range|mmap)|io_uring_complete/.test(p)) {
       assert.match(p, /pid != 4242/);

@@ -15,6 +15,8 @@ writeFileSync(
   [
     // the subject's shell sends SIGKILL to a process outside its tree
     { event: { type: 'signal', time: 1000, pid: 50, syscall: 'kill', target_pid: 77, sig: 9 }, proc: { pid: 50, comm: 'sh' }, target: { pid: 77, comm: 'vllm', subject: false }, targets: [{ pid: 77, comm: 'vllm', subject: false }] },
+    // then tries a pid that no longer exists: the kernel answers ESRCH, nothing is sent
+    { event: { type: 'signal', time: 1005, pid: 50, syscall: 'kill', target_pid: 99999, sig: 9, ret: -3 }, proc: { pid: 50, comm: 'sh' }, target: { pid: 99999, comm: '', subject: false, known: false }, targets: [{ pid: 99999, comm: '', subject: false, known: false }] },
     // and runs nohup
     { event: { type: 'exec', time: 1010, pid: 51, filename: '/usr/bin/nohup' }, proc: { pid: 51, comm: 'nohup', exe: '/usr/bin/nohup', args: ['nohup', 'python3', 'serve.py'], ancestors: [{ pid: 50, comm: 'sh' }] } },
   ]
@@ -26,9 +28,14 @@ test('the shipped rules over a fixture: a kill outside the tree and a detach', a
   const r = await redline(['rules', 'test', '--json', fixture]);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { events: number; fired: { rule: string; severity: string; summary: string }[] };
-  assert.equal(out.events, 2);
-  assert.deepEqual(out.fired.map((f) => f.rule).sort(), ['detach-tool', 'signal-outside-tree']);
+  assert.equal(out.events, 3);
+  assert.deepEqual(out.fired.map((f) => f.rule).sort(), ['detach-tool', 'signal-outside-tree', 'signal-refused']);
   assert.match(out.fired.find((f) => f.rule === 'signal-outside-tree')?.summary ?? '', /SIGKILL to vllm \(pid 77\)/);
+  // judged on the kernel's answer: an attempt, low, never a freeze
+  const refused = out.fired.find((f) => f.rule === 'signal-refused');
+  assert.equal(refused?.severity, 'low');
+  assert.match(refused?.summary ?? '', /pid 99999; the kernel refused it \(ESRCH\)/);
+  assert.equal(out.fired.filter((f) => f.summary.includes('99999')).length, 1, 'the refused kill is not also a kill outside the tree');
 });
 
 test('a pack of one’s own: only its rules fire', async () => {
@@ -36,7 +43,8 @@ test('a pack of one’s own: only its rules fire', async () => {
   writeFileSync(pack, '- rule: sigkill-anything\n  description: any SIGKILL\n  category: process.kill\n  severity: low\n  events: [signal]\n  condition: evt.sig == 9\n  summary: "SIGKILL by {proc.comm}"\n');
   const r = await redline(['rules', 'test', '--rules', pack, fixture]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /1 rules over 2 recorded events: 1 alert\n/);
+  // (the refused SIGKILL by the same shell is folded into the first by de-duplication)
+  assert.match(r.stdout, /1 rules over 3 recorded events: 1 alert\n/);
   assert.match(r.stdout, /LOW process\.kill sigkill-anything: SIGKILL by sh/);
 });
 

@@ -1,7 +1,7 @@
 // Pure parser for `bpftrace -f json -B line` output produced by script.ts.
-import { type FileBytesEvent, READ_OPS, type SensorEvent, type SignalSyscall, WRITE_OPS } from '../../events.js';
+import { type FileBytesEvent, READ_OPS, type SensorEvent, WRITE_OPS } from '../../events.js';
 import { isLoopback } from '../ports/parse-net.js';
-import { ARGV_MAX, READY } from './script.js';
+import { ARGV_MAX, READY, SIGNAL_NO_RESULT, SIGNAL_SYSCALLS } from './script.js';
 
 export type BpftraceLine =
   | { kind: 'attached'; probes: number }
@@ -16,7 +16,6 @@ export type BpftraceLine =
 /** converts bpftrace's monotonic nanoseconds to epoch milliseconds */
 export type Clock = (monotonicNs: bigint) => number;
 
-const SYSCALLS: ReadonlySet<string> = new Set(['kill', 'tkill', 'tgkill', 'pidfd_send_signal']);
 const OPS: ReadonlySet<string> = new Set([...READ_OPS, ...WRITE_OPS]);
 const WRITES: ReadonlySet<string> = new Set(WRITE_OPS);
 
@@ -119,12 +118,17 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
       return { kind: 'event', event: { type: 'connect', time, pid, tid, fd, family, port, addr, loopback: isLoopback(addr), comm: f.slice(8).join('\t') } };
     }
     case 'S': {
-      const syscall = f[4] ?? '';
+      const kind = int(f[4]);
+      const syscall = kind === null ? undefined : SIGNAL_SYSCALLS[kind]?.[0];
       const target = int(f[5]);
       const sig = int(f[6]);
       const uid = int(f[7]);
-      if (!SYSCALLS.has(syscall) || target === null || sig === null || uid === null) break;
-      const base = { type: 'signal' as const, time, pid, tid, uid, syscall: syscall as SignalSyscall, sig, comm: f.slice(8).join('\t') };
+      const ret = int(f[8]);
+      if (syscall === undefined || target === null || sig === null || uid === null || ret === null) break;
+      // the syscall's result: 0 delivered, -errno refused (ESRCH: no such process, EPERM: not
+      // allowed); a caller that died inside the syscall sent it (its own signal killed it)
+      const result = ret === SIGNAL_NO_RESULT ? 0 : ret;
+      const base = { type: 'signal' as const, time, pid, tid, uid, syscall, sig, ret: result, comm: f.slice(9).join('\t') };
       if (syscall === 'pidfd_send_signal') return { kind: 'event', event: { ...base, target_pid: 0, pidfd: target, target_unresolved: true } };
       return { kind: 'event', event: { ...base, target_pid: target } };
     }

@@ -63,20 +63,9 @@ export function generateScript(filter: SubjectFilter, opts: ScriptOptions = {}):
     `  delete(@subj[pid]);`,
     `  printf("E\\t%llu\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, comm);`,
     `}`,
-    `tracepoint:syscalls:sys_enter_kill /${p}/ {`,
-    `  printf("S\\t%llu\\t%d\\t%d\\tkill\\t%d\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, args->pid, args->sig, uid, comm);`,
-    `}`,
-    `tracepoint:syscalls:sys_enter_tkill /${p}/ {`,
-    `  printf("S\\t%llu\\t%d\\t%d\\ttkill\\t%d\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, args->pid, args->sig, uid, comm);`,
-    `}`,
-    // tgkill names a thread; the process is its tgid argument
-    `tracepoint:syscalls:sys_enter_tgkill /${p}/ {`,
-    `  printf("S\\t%llu\\t%d\\t%d\\ttgkill\\t%d\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, args->tgid, args->sig, uid, comm);`,
-    `}`,
-    // the target is an fd; userspace resolves it through /proc/PID/fdinfo
-    `tracepoint:syscalls:sys_enter_pidfd_send_signal /${p}/ {`,
-    `  printf("S\\t%llu\\t%d\\t%d\\tpidfd_send_signal\\t%d\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, args->pidfd, args->sig, uid, comm);`,
-    `}`,
+    // signals are judged on what the kernel did: the syscall's arguments are kept at entry and
+    // the line is printed at exit with its result (0, or -ESRCH, -EPERM …) and the entry's time
+    ...signalProbes(p),
     `tracepoint:syscalls:sys_exit_setsid /${p} && args->ret > 0/ {`,
     `  printf("D\\t%llu\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, comm);`,
     `}`,
@@ -84,9 +73,48 @@ export function generateScript(filter: SubjectFilter, opts: ScriptOptions = {}):
     ...netProbes(p),
     ...byteProbes(s, opts.selfPid ?? process.pid),
     // what is left in the maps is not printed when bpftrace stops
-    `END { clear(@subj); clear(@rb); clear(@mb); clear(@wb); clear(@wseen); clear(@rf); clear(@rfd); clear(@wf); clear(@wfd); clear(@mf); clear(@ml); clear(@mfd); clear(@mw); }`,
+    `END { clear(@sgk); clear(@sgt); clear(@sgs); clear(@sgn); clear(@subj); clear(@rb); clear(@mb); clear(@wb); clear(@wseen); clear(@rf); clear(@rfd); clear(@wf); clear(@wfd); clear(@mf); clear(@ml); clear(@mfd); clear(@mw); }`,
     '',
   ].join('\n');
+}
+
+/**
+ * The signal syscalls, each with the argument that names its target. A line gives the
+ * syscall as its index here (the map that keeps it between entry and exit holds numbers).
+ */
+export const SIGNAL_SYSCALLS = [
+  ['kill', 'args->pid'],
+  ['tkill', 'args->pid'],
+  // tgkill names a thread; the process is its tgid argument
+  ['tgkill', 'args->tgid'],
+  // the target is an fd; userspace resolves it through /proc/PID/fdinfo
+  ['pidfd_send_signal', 'args->pidfd'],
+] as const;
+
+/** the result printed for a caller that died inside the syscall (its own signal killed it) */
+export const SIGNAL_NO_RESULT = 1;
+
+function signalProbes(p: string): string[] {
+  const line = (ret: string) =>
+    `  printf("S\\t%llu\\t%d\\t%d\\t%d\\t%d\\t%d\\t%d\\t%d\\t%s\\n", @sgn[tid], pid, tid, @sgk[tid], @sgt[tid], @sgs[tid], uid, ${ret}, comm);`;
+  const forget = '  delete(@sgn[tid]); delete(@sgk[tid]); delete(@sgt[tid]); delete(@sgs[tid]);';
+  return [
+    ...SIGNAL_SYSCALLS.flatMap(([syscall, target], i) => [
+      `tracepoint:syscalls:sys_enter_${syscall} /${p}/ {`,
+      `  @sgk[tid] = ${i}; @sgt[tid] = ${target}; @sgs[tid] = args->sig; @sgn[tid] = nsecs;`,
+      `}`,
+      `tracepoint:syscalls:sys_exit_${syscall} /@sgn[tid]/ {`,
+      line('args->ret'),
+      forget,
+      `}`,
+    ]),
+    // a thread that never returned from the syscall (killed by the very signal it sent, to its
+    // own group or with kill -1): the signal went out, and its line is printed here
+    `tracepoint:sched:sched_process_exit /@sgn[tid]/ {`,
+    line(String(SIGNAL_NO_RESULT)),
+    forget,
+    `}`,
+  ];
 }
 
 /**
