@@ -60,3 +60,24 @@ test('no recorded events, or a broken pack: exit 2 saying why', async () => {
   assert.equal(b.code, 2);
   assert.match(b.stderr, /broken\.yaml:\d+:\d+:/);
 });
+
+test('persistence tools: setting up trips, asking does not (crontab -l, systemctl status, at -l)', async () => {
+  const exec = (time: number, comm: string, args: string[]) => ({ event: { type: 'exec', time, pid: 60 + time, filename: `/usr/bin/${comm}` }, proc: { pid: 60 + time, comm, exe: `/usr/bin/${comm}`, args } });
+  const file = join(tmp.dir, 'persistence.ndjson');
+  const runs = [
+    exec(1, 'crontab', ['crontab', '-l']),
+    exec(2, 'systemctl', ['systemctl', '--no-pager', 'status', 'nginx']),
+    exec(3, 'systemctl', ['systemctl', 'list-units', '--type=service']),
+    exec(4, 'at', ['at', '-l']),
+    exec(5, 'crontab', ['crontab', '/tmp/jobs']),
+    exec(6, 'systemctl', ['systemctl', '--user', 'enable', '--now', 'replica.service']),
+    exec(7, 'crontab', ['crontab', '-l', '-e']),
+    exec(8, 'at', ['at', 'now', '+', '1', 'minute']),
+  ];
+  writeFileSync(file, runs.map((o) => JSON.stringify(o)).join('\n'));
+  const r = await redline(['rules', 'test', '--json', file]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { fired: { rule: string; summary: string }[] };
+  const tripped = out.fired.filter((f) => f.rule === 'persistence-tool').map((f) => f.summary.replace(/^.*persistence: /, ''));
+  assert.deepEqual(tripped, ['crontab /tmp/jobs', 'systemctl --user enable --now replica.service', 'crontab -l -e', 'at now + 1 minute']);
+});
