@@ -118,6 +118,8 @@ export interface OpenEvent extends EventBase {
   filename: string;
   /** absolute path, when redline could name the file (through /proc/PID/fd or the cwd) */
   path?: string;
+  /** for a write: the file it really reaches, when that is not `path` (a symlink, `..`) */
+  real_path?: string;
   write: boolean;
   /** set when the file is the daemon's own (log, config, rules) or a cgroup control file */
   monitor_file?: boolean;

@@ -1,7 +1,8 @@
 // The first stage of the pipeline: it names the file behind a raw open/link (the kernel gave
 // a name relative to a dirfd or the cwd) and tags the monitor's own files. It returns a new
 // event; the one it got stays as the sensor made it. Other event types pass it unchanged.
-import { statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { LinkEvent, OpenEvent, SensorEvent } from './events.js';
 import { resolveName, resolveOpened } from './sensors/weights/paths.js';
 
@@ -32,12 +33,48 @@ export function statOf(path: string): FileStat | null {
   }
 }
 
+/** the real path of a file, or of its folder when the file is not there (a refused attempt to create it) */
+function realPathOf(path: string): string | null {
+  try {
+    return realpathSync.native(path);
+  } catch {
+    try {
+      return join(realpathSync.native(dirname(path)), basename(path));
+    } catch {
+      return null;
+    }
+  }
+}
+
+/** the daemon's own files are known again this often: a rotated log is a new file */
+const IDENTITY_MS = 1000;
+
 export class Ingress {
   private readonly monitorPaths: ReadonlySet<string>;
+  /** `dev:ino` of each monitor file: a hard link or a symlink to one is still that file */
+  private monitorIds = new Set<string>();
+  private idsAt = Number.NEGATIVE_INFINITY;
 
   /** monitorPaths: the daemon's own files (log, config, rules); a subject writing one is tampering */
   constructor(monitorPaths: readonly string[] = []) {
-    this.monitorPaths = new Set(monitorPaths);
+    this.monitorPaths = new Set(monitorPaths.map((p) => realPathOf(p) ?? p));
+  }
+
+  /** a write to this file (named `path`, really `real`) is a write to the monitor's own files */
+  private isMonitorFile(path: string, real: string | null, file: FileStat | null): boolean {
+    if (CGROUP_CONTROL.test(path) || (real !== null && CGROUP_CONTROL.test(real))) return true;
+    if (this.monitorPaths.has(path) || (real !== null && this.monitorPaths.has(real))) return true;
+    if (!file) return false;
+    const now = performance.now();
+    if (now - this.idsAt > IDENTITY_MS) {
+      this.idsAt = now;
+      this.monitorIds = new Set();
+      for (const p of this.monitorPaths) {
+        const st = statOf(p);
+        if (st) this.monitorIds.add(`${st.dev}:${st.ino}`);
+      }
+    }
+    return this.monitorIds.has(`${file.dev}:${file.ino}`);
   }
 
   /** an open, its file named and tagged, with what stat() said of it */
@@ -49,13 +86,17 @@ export class Ingress {
     const byName = named ? statOf(named) : null;
     const byFd = !byName && ev.fd >= 0 ? statOf(`/proc/${ev.pid}/fd/${ev.fd}`) : null;
     const path = byName ? named : byFd ? resolveOpened(ev.pid, ev.fd, ev.dfd, ev.filename) : named;
-    if (!path) return { event: ev, file: byName ?? byFd };
+    const file = byName ?? byFd;
+    if (!path) return { event: ev, file };
+    // a write is judged on the file it reaches: through a symlink, a hard link or `..` (reads
+    // are many and judged by name)
+    const real = ev.write ? realPathOf(path) : null;
+    const monitorFile = ev.monitor_file === true || (ev.write && this.isMonitorFile(path, real, file));
     // every field named, in one order: the hot path then sees one object shape (a spread costs ~2×)
-    const monitorFile = ev.monitor_file === true || (ev.write && (CGROUP_CONTROL.test(path) || this.monitorPaths.has(path)));
     const out: OpenEvent = {
-      type: 'open', time: ev.time, pid: ev.pid, tid: ev.tid, uid: ev.uid, comm: ev.comm, fd: ev.fd, flags: ev.flags, dfd: ev.dfd, filename: ev.filename, path, write: ev.write, monitor_file: monitorFile || undefined,
+      type: 'open', time: ev.time, pid: ev.pid, tid: ev.tid, uid: ev.uid, comm: ev.comm, fd: ev.fd, flags: ev.flags, dfd: ev.dfd, filename: ev.filename, path, real_path: real !== null && real !== path ? real : undefined, write: ev.write, monitor_file: monitorFile || undefined,
     };
-    return { event: out, file: byName ?? byFd };
+    return { event: out, file };
   }
 
   /** a link, its new name made absolute */

@@ -48,6 +48,7 @@ export const EVENT_FIELDS = {
   old_ppid: 'int',
   new_ppid: 'int',
   path: 'string',
+  real_path: 'string',
   write: 'bool',
   weight: 'string',
   generation: 'int',
@@ -161,6 +162,8 @@ export class EventView {
   get old_ppid() { return this.int('old_ppid'); }
   get new_ppid() { return this.int('new_ppid'); }
   get path() { return this.str('path'); }
+  /** the file a write really reaches (symlinks and `..` resolved); the path itself when the same */
+  get real_path() { return this.str('real_path') || this.str('path'); }
   get write() { return this.ev.write === true; }
   get weight() { return this.str('weight'); }
   get generation() { return this.int('generation'); }

@@ -1,6 +1,6 @@
 // Naming the file behind a raw open/link event, while the process may still hold it.
 import { readdirSync, readlinkSync, statSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute, join, normalize } from 'node:path';
 
 function link(p: string): string | null {
   try {
@@ -18,7 +18,8 @@ function realFile(target: string | null): string | null {
 
 /** the absolute path of `name` as the process saw it: relative to its cwd or to a dirfd */
 export function resolveName(pid: number, dfd: number, name: string): string | null {
-  if (isAbsolute(name)) return name;
+  // `/var//log/./x` is /var/log/x: a file is never told apart by how its name was spelled
+  if (isAbsolute(name)) return normalize(name);
   const base = dfd === -100 ? link(`/proc/${pid}/cwd`) : realFile(link(`/proc/${pid}/fd/${dfd}`));
   return base ? join(base, name) : null;
 }
