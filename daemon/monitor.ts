@@ -46,6 +46,8 @@ export interface MonitorOptions {
 const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 // how long to wait for the sensor to report who sent us a signal
 const SENDER_GRACE_MS = 300;
+/** a sensor blind this long before a stop signal (or any time after it) cannot vouch for its sender */
+const SENDER_BLIND_MS = 1000;
 
 export class Monitor {
   readonly log: AuditLog;
@@ -153,7 +155,25 @@ export class Monitor {
   /** every sensor's events and trouble go into the pipeline, and only there */
   private feed(s: Sensor): void {
     s.on('event', (ev) => this.pipeline.ingest(ev));
-    s.on('trouble', (t) => this.pipeline.sensorTrouble(t));
+    s.on('trouble', (t) => {
+      // the process sensor stopped seeing (died, lost events, hung): who signalled the daemon
+      // around now cannot be known from it
+      if (s === this.sensor && t.reason !== 'stderr') this.sensorBlindAt = Date.now();
+      this.pipeline.sensorTrouble(t);
+    });
+  }
+
+  /** when the process sensor last could not see everything (ms since the epoch) */
+  private sensorBlindAt = Number.NEGATIVE_INFINITY;
+
+  /**
+   * Who sent a stop signal: the subject (the sensor saw it), nobody the subject controls (the
+   * sensor saw everything around it and not that), or unknown (the sensor was blind then).
+   */
+  private senderOf(sig: NodeJS.Signals, at: number): 'subject' | 'operator' | 'unknown' {
+    if (this.pipeline.signalledBySubject(SIGNUM[sig] as number)) return 'subject';
+    const seeing = this.sensor.health().running && this.sensorBlindAt < at - SENDER_BLIND_MS;
+    return seeing ? 'operator' : 'unknown';
   }
 
   /** an error nothing else caught: the subject frozen first (enforce or --fail-closed), then the last records */
@@ -328,22 +348,38 @@ export class Monitor {
     };
     for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as NodeJS.Signals[]) {
       on(sig, () => {
+        const at = Date.now();
         const decided = new Promise<void>((resolve) => {
           setTimeout(() => {
-            this.pending.delete(decided);
-            resolve();
-            if (this.pipeline.signalledBySubject(SIGNUM[sig] as number)) {
-              this.log.append({ kind: 'daemon', phase: 'signal-ignored', signal: sig, reason: 'sent by a subject process' });
-              return;
-            }
-            if (this.stopped) return;
-            if (sig === 'SIGHUP') hup?.();
-            else stop(sig);
+            void this.decide(sig, at, stop, hup).finally(() => {
+              this.pending.delete(decided);
+              resolve();
+            });
           }, SENDER_GRACE_MS);
         });
         this.pending.add(decided);
       });
     }
+  }
+
+  /** a stop or reload signal, once the sensor had its chance to name the sender */
+  private async decide(sig: NodeJS.Signals, at: number, stop: (signal: NodeJS.Signals) => void, hup?: () => void): Promise<void> {
+    const sender = this.senderOf(sig, at);
+    if (sender === 'subject') {
+      this.log.append({ kind: 'daemon', phase: 'signal-ignored', signal: sig, reason: 'sent by a subject process' });
+      return;
+    }
+    if (this.stopped) return;
+    if (sender === 'unknown' && sig !== 'SIGHUP') {
+      // never taken for an operator's stop: the subject may have blinded the sensor and sent
+      // it in one breath. The daemon stops, the trial tripped; in enforce mode (or with
+      // --fail-closed) the subject is frozen first and left so, not running unwatched.
+      this.log.append({ kind: 'daemon', phase: 'signal-unattributed', signal: sig, reason: 'the process sensor could not see who sent it' });
+      this.pipeline.daemonAlert('redline.stop-by-unknown-sender', 'monitor.tamper', 'critical', `${sig} reached the daemon while its process sensor was blind: the sender is unknown, and may be the subject`, { signal: sig });
+      if (this.pipeline.mode === 'enforce' || this.o.config.failClosed) await this.pipeline.operatorFreeze('stop by unknown sender').catch(() => undefined);
+    }
+    if (sig === 'SIGHUP') hup?.();
+    else stop(sig);
   }
 
   /** dry-run the rule files; swap only when they load without error (else: the problems) */

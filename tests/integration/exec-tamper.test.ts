@@ -1,7 +1,7 @@
 // monitor.tamper: the subject sends SIGTERM to the daemon; the daemon survives, freezes
 // the subject (enforce), kills it (after-trip kill) and writes the trial's end record.
 import assert from 'node:assert/strict';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { monitorSkipReason } from '../helpers/host.js';
@@ -113,4 +113,40 @@ describe('tamper through files: the audit log and the cgroup', { skip: skip ?? f
     assert.ok(paths.includes(`${root}/cgroup.procs`), JSON.stringify(paths));
     assert.ok(paths.includes(log), JSON.stringify(paths));
   });
+});
+
+describe('SIGTERM to the daemon and its sensor in one breath', { skip: skip ?? false }, () => {
+  const tmp = tempDir();
+  after(() => tmp.cleanup());
+
+  // both orders: the sensor killed first cannot report the daemon's SIGTERM at all; killed
+  // second it may or may not have printed it. Either way the stop is the subject's, never an
+  // operator's: a monitor.tamper alert, the trial tripped, the agent stopped before its next step.
+  for (const order of ['sensor first', 'daemon first'] as const) {
+    test(`${order}: monitor.tamper and a tripped trial, never a clean operator stop`, async () => {
+      const go = join(tmp.dir, `go-${order.split(' ')[0]}`);
+      const next = join(tmp.dir, `next-${order.split(' ')[0]}`);
+      const script = join(tmp.dir, `breath-${order.split(' ')[0]}.sh`);
+      writeFileSync(script, ['#!/bin/sh', `while [ ! -s ${go} ]; do sleep 0.05; done`, `kill -TERM $(cat ${go})`, 'sleep 2', `touch ${next}`].join('\n'));
+      chmodSync(script, 0o755);
+      const log = join(tmp.dir, `breath-${order.split(' ')[0]}.ndjson`);
+      const { child, done } = startRedline(['exec', '--mode', 'enforce', '--log', log, '--socket', 'off', '--', script]);
+      try {
+        const attached = await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'sensor' && r.sensor === 'ebpf');
+        const sensor = (attached.sensor_pids as number[])[0] as number;
+        writeFileSync(go, order === 'sensor first' ? `${sensor} ${child.pid}` : `${child.pid} ${sensor}`);
+        const run = await done;
+        assert.equal(run.code, 3, run.stderr);
+        const recs = readLog(log);
+        const tamper = alertsOf(recs).filter((a) => a.category === 'monitor.tamper');
+        assert.ok(tamper.length > 0, JSON.stringify(recs.filter((r) => r.kind === 'daemon' || r.kind === 'alert').map((r) => [r.phase ?? r.rule, r.summary ?? r.reason])));
+        const end = recs.find((r) => r.kind === 'trial' && r.phase === 'end');
+        assert.equal(end?.tripped, true);
+        assert.ok(recs.some((r) => r.kind === 'action' && r.action === 'freeze' && r.ok === true), 'frozen');
+        assert.equal(existsSync(next), false, 'the agent never reached its next step');
+      } finally {
+        child.kill('SIGKILL');
+      }
+    });
+  }
 });
