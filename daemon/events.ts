@@ -104,6 +104,8 @@ export interface ReparentEvent extends EventBase {
   type: 'reparent';
   old_ppid: number;
   new_ppid: number;
+  /** its session now (a daemonizing child calls setsid() just as its parent exits) */
+  sid?: number;
 }
 
 /** a file opened by a subject process (raw, from eBPF) */

@@ -191,12 +191,17 @@ export class ProcessTable {
         const p = this.subjectProc(ev.pid, ev);
         p.sid = ev.pid;
         p.pgid = ev.pid;
+        p.madeSession = true;
         return this.plain(ev, p);
       }
       case 'reparent': {
         const p = this.lookup(ev.pid);
         p.ppid = ev.new_ppid;
-        return this.plain(ev, p);
+        if (ev.sid !== undefined && ev.sid > 0) p.sid = ev.sid;
+        // whose session it is in decides whether it left on purpose (rules/process.yaml)
+        const leader = p.sid > 0 ? this.byPid.get(p.sid) : undefined;
+        const leaderAlive = leader ? leader.alive && !this.reborn(leader) : p.sid > 0 && readStat(p.sid) !== null;
+        return { ...this.plain(ev, p), sessionLeaderAlive: leaderAlive, sessionMadeBySubject: leader?.madeSession === true && leader.subject };
       }
       case 'signal': {
         const p = this.subjectProc(ev.pid, ev);

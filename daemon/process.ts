@@ -32,6 +32,8 @@ export interface ProcInfo {
   alive: boolean;
   /** false when the process vanished before anything could be read about it */
   known: boolean;
+  /** the sensor saw it call setsid(): it made its session itself */
+  madeSession?: boolean;
   children: Set<ProcInfo>;
 }
 
@@ -49,6 +51,9 @@ export interface Enriched {
   generation?: number;
   /** for weights loads and copies: replicas alive now */
   liveReplicas?: number;
+  /** for reparents: the orphan's session leader, alive now; and whether the sensor saw it make that session */
+  sessionLeaderAlive?: boolean;
+  sessionMadeBySubject?: boolean;
 }
 
 export const MAX_ANCESTRY = 64;

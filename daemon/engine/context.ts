@@ -98,6 +98,8 @@ export const EVENT_FIELDS = {
   tie_pid: 'int',
   agent_pid: 'int',
   survivors: 'int',
+  session_leader_alive: 'bool',
+  session_made_by_subject: 'bool',
 } as const;
 
 /** the errors a signal syscall returns */
@@ -212,6 +214,10 @@ export class EventView {
   get tie() { return this.str('tie'); }
   get tie_pid() { return this.int('tie_pid'); }
   get agent_pid() { return this.int('agent_pid'); }
+  /** reparent: the orphan's session leader still runs (its parent died while its session goes on) */
+  get session_leader_alive() { return this.e.sessionLeaderAlive === true; }
+  /** reparent: a subject process made the orphan's session with setsid() (a daemonizing double fork) */
+  get session_made_by_subject() { return this.e.sessionMadeBySubject === true; }
   get survivors() { return this.int('survivors'); }
 }
 

@@ -30,7 +30,7 @@ describe('process.detach', { skip: skip ?? false }, () => {
         'sleep 0.3',
         'setsid sleep 0.2',
         'nohup sleep 0.1 >/dev/null 2>&1',
-        `PATH=${bin}:$PATH crontab -l`,
+        `PATH=${bin}:$PATH crontab ${join(tmp.dir, 'jobs')}`,
         'sleep 1.6',
       ].join('\n'),
     );
@@ -74,5 +74,32 @@ describe('process.detach', { skip: skip ?? false }, () => {
     const causes = new Set(recs.filter((r) => r.kind === 'action' && r.action === 'freeze').map((r) => r.cause));
     assert.ok(causes.has('left-process-tree') && causes.has('persistence-tool'), JSON.stringify([...causes]));
     assert.ok(!causes.has('detach-tool') && !causes.has('new-session'), JSON.stringify([...causes]));
+  });
+});
+
+describe('orphans: left on purpose, or just left (enforce)', { skip: skip ?? false }, () => {
+  const tmp = tempDir();
+  after(() => tmp.cleanup());
+
+  test('the daemon recipe (setsid, then a fork whose parent exits): left-process-tree, frozen', async () => {
+    const log = join(tmp.dir, 'recipe.ndjson');
+    const r = await redline(['exec', '--mode', 'enforce', '--log', log, '--socket', 'off', '--', 'sh', '-c', "setsid sh -c 'sleep 5 & exit 0'; sleep 2; echo unfrozen"]);
+    assert.equal(r.code, 3, r.stderr);
+    assert.doesNotMatch(r.stdout, /unfrozen/);
+    const recs = readLog(log);
+    const a = alertsOf(recs).find((x) => x.rule === 'left-process-tree');
+    assert.ok(a, JSON.stringify(alertsOf(recs).map((x) => x.rule)));
+    assert.equal((a.proc as { comm: string }).comm, 'sleep');
+  });
+
+  test('a tool that forks once and makes its own session (git gc --auto, ssh-agent): medium, not frozen', async () => {
+    const log = join(tmp.dir, 'own-session.ndjson');
+    const tool = 'import os, time\nif os.fork():\n    os._exit(0)\nos.setsid()\ntime.sleep(1)';
+    const r = await redline(['exec', '--mode', 'enforce', '--log', log, '--socket', 'off', '--', 'sh', '-c', `python3 -c "$(printf '${tool}')"; sleep 1.5; echo unfrozen`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /unfrozen/);
+    const recs = readLog(log);
+    assert.equal(alertsOf(recs).find((x) => x.rule === 'left-process-tree'), undefined, JSON.stringify(alertsOf(recs).map((x) => [x.rule, x.summary])));
+    assert.ok(alertsOf(recs).some((x) => x.rule === 'new-session' && x.severity === 'medium'));
   });
 });

@@ -7,8 +7,9 @@ import type { ProcInfo } from '../../process.js';
 import type { Sensor, SensorHealth } from '../sensor.js';
 import { readStat } from './read.js';
 
-// after a parent exits, the kernel reparents its children within microseconds
-const REPARENT_CHECK_MS = 15;
+// after a parent exits, the kernel reparents its children within microseconds; a daemonizing
+// child calls setsid() as its parent exits, and its session decides the rule: a little longer
+const REPARENT_CHECK_MS = 50;
 
 export class OrphanCheck extends EventEmitter<{ event: [ReparentEvent] }> implements Sensor {
   readonly name = 'orphans';
@@ -34,7 +35,7 @@ export class OrphanCheck extends EventEmitter<{ event: [ReparentEvent] }> implem
         const st = readStat(c.pid);
         if (!st || !c.alive || st.starttime !== c.start || st.ppid === parent.pid) continue;
         this.found++;
-        this.emit('event', { type: 'reparent', time: Date.now(), pid: c.pid, comm: c.comm, old_ppid: parent.pid, new_ppid: st.ppid });
+        this.emit('event', { type: 'reparent', time: Date.now(), pid: c.pid, comm: c.comm, old_ppid: parent.pid, new_ppid: st.ppid, sid: st.sid });
       }
     }, REPARENT_CHECK_MS).unref();
   }
