@@ -52,7 +52,7 @@ const SENDER_BLIND_MS = 1000;
 export class Monitor {
   readonly log: AuditLog;
   readonly table: ProcessTable;
-  readonly sensor: Sensor;
+  readonly sensor: EbpfSensor;
   readonly registry = new WeightRegistry();
   readonly tracker: WeightsTracker;
   private watcher: FolderWatcher | null = null;
@@ -170,10 +170,13 @@ export class Monitor {
    * Who sent a stop signal: the subject (the sensor saw it), nobody the subject controls (the
    * sensor saw everything around it and not that), or unknown (the sensor was blind then).
    */
-  private senderOf(sig: NodeJS.Signals, at: number): 'subject' | 'operator' | 'unknown' {
+  private async senderOf(sig: NodeJS.Signals, at: number): Promise<'subject' | 'operator' | 'unknown'> {
     if (this.pipeline.signalledBySubject(SIGNUM[sig] as number)) return 'subject';
-    const seeing = this.sensor.health().running && this.sensorBlindAt < at - SENDER_BLIND_MS;
-    return seeing ? 'operator' : 'unknown';
+    // the sensor answers its ping only after reading every line before it: the subject's
+    // signal, had it sent one, included
+    const answers = this.sensor.health().running && this.sensorBlindAt < at - SENDER_BLIND_MS && (await this.sensor.ping(SENDER_GRACE_MS));
+    if (this.pipeline.signalledBySubject(SIGNUM[sig] as number)) return 'subject';
+    return answers && this.sensorBlindAt < at - SENDER_BLIND_MS ? 'operator' : 'unknown';
   }
 
   /** an error nothing else caught: the subject frozen first (enforce or --fail-closed), then the last records */
@@ -364,7 +367,7 @@ export class Monitor {
 
   /** a stop or reload signal, once the sensor had its chance to name the sender */
   private async decide(sig: NodeJS.Signals, at: number, stop: (signal: NodeJS.Signals) => void, hup?: () => void): Promise<void> {
-    const sender = this.senderOf(sig, at);
+    const sender = await this.senderOf(sig, at);
     if (sender === 'subject') {
       this.log.append({ kind: 'daemon', phase: 'signal-ignored', signal: sig, reason: 'sent by a subject process' });
       return;

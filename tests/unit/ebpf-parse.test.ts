@@ -43,6 +43,10 @@ test('a signal line carries the kernel’s answer: refused, delivered, or sent b
   assert.equal(at('S\t1000000\t7\t7\t0\t1\t9\t0').kind, 'error');
 });
 
+test('the echo of the daemon’s ping is a pong with its time', () => {
+  assert.deepEqual(parseLine(JSON.stringify({ type: 'printf', data: 'P\t2000000\t42\t42\n' }), clock), { kind: 'pong', time: 2 });
+});
+
 test('pidfd_send_signal keeps the fd and marks the target unresolved', () => {
   const p = events.find((e) => e.type === 'signal' && e.syscall === 'pidfd_send_signal');
   assert.ok(p && p.type === 'signal');
@@ -83,6 +87,8 @@ test('the generated script filters every probe on the subject, except the byte c
     else if (/sys_exit_listen/.test(p)) assert.match(p, /\/@lfd\[tid\]\//);
     else if (/sys_exit_bind/.test(p)) assert.match(p, /\/@bfd\[tid\]\//);
     else if (/sys_exit_(kill|tkill|tgkill|pidfd_send_signal) |sched_process_exit \/@sgn/.test(p)) assert.match(p, /\/@sgn\[tid\]\//);
+    // the daemon's ping: its own kill(itself, 0), nothing of the subject's
+    else if (/sys_enter_kill \/pid == 4242 /.test(p)) assert.match(p, /args->pid == 4242 && args->sig == 0\//);
     else if (/sys_exit_(read|pread64|readv|preadv2?|write|pwrite64|writev|pwritev2?|sendto|sendmsg|sendfile64|splice|copy_file_range|mmap) /.test(p)) assert.match(p, /\/(@rf\[tid\]|@wf\[tid\]|@rf\[tid\] \|\| @wf\[tid\]|@mf\[tid\])\//);
     else if (/sys_enter_(read|write|sendfile64|splice|copy_file_range|mmap)|io_uring_complete/.test(p)) {
       assert.match(p, /pid != 4242/);

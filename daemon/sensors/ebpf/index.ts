@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { monotonicToEpoch } from '../../clock.js';
+import { monotonicToEpoch, nowMs } from '../../clock.js';
 import type { SensorEvent, SignalEvent } from '../../events.js';
 import type { Sensor, SensorHealth, SensorTrouble } from '../sensor.js';
 import { ensureTracefs, findExecutable } from './host.js';
@@ -60,6 +60,38 @@ export class EbpfSensor extends EventEmitter implements Sensor {
     return this.child?.pid ? [this.child.pid] : [];
   }
 
+  /** pings waiting for their echo: each says whether a pong at `time` answers it */
+  private readonly pings = new Set<(time: number) => boolean>();
+
+  /**
+   * Does the sensor see and read now? The daemon signals itself with 0 (a no-op the program
+   * echoes): true once the echo is read, false when none comes within `timeoutMs` (bpftrace
+   * dead, stopped, or not reading).
+   */
+  ping(timeoutMs = 300): Promise<boolean> {
+    if (!this.child || this.child.exitCode !== null) return Promise.resolve(false);
+    const sent = nowMs();
+    return new Promise((resolve) => {
+      const answered = (time: number) => {
+        // a pong from before this ping answers an older one
+        if (time < sent - 1) return false;
+        clearTimeout(timer);
+        resolve(true);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.pings.delete(answered);
+        resolve(false);
+      }, timeoutMs);
+      this.pings.add(answered);
+      try {
+        process.kill(process.pid, 0);
+      } catch {
+        // signal 0 to oneself cannot fail; if it did, no echo comes and the answer is false
+      }
+    });
+  }
+
   health(): SensorHealth {
     return {
       name: this.name,
@@ -114,6 +146,9 @@ export class EbpfSensor extends EventEmitter implements Sensor {
               resolve();
             } else if (parsed.kind === 'event') this.deliver(parsed.event);
             else if (parsed.kind === 'argv') this.argvSeen(parsed.tid, parsed.time, parsed.args);
+            else if (parsed.kind === 'pong') {
+              for (const answered of this.pings) if (answered(parsed.time)) this.pings.delete(answered);
+            }
             else if (parsed.kind === 'lost') {
               this.lost += parsed.count;
               this.trouble({ sensor: this.name, reason: 'lost-events', detail: `bpftrace lost ${parsed.count} events`, lost: parsed.count });

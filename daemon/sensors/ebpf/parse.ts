@@ -10,6 +10,8 @@ export type BpftraceLine =
   /** a new program's argv, for the exec line of the same thread and time (null: read /proc) */
   | { kind: 'argv'; tid: number; time: number; args: string[] | null }
   | { kind: 'lost'; count: number }
+  /** the echo of the daemon's ping: the sensor read every line before this one */
+  | { kind: 'pong'; time: number }
   | { kind: 'error'; message: string }
   | { kind: 'ignored' };
 
@@ -46,6 +48,8 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
   if (t === null || pid === null || tid === null) return { kind: 'error', message: `malformed event line: ${JSON.stringify(text)}` };
   const time = clock(t);
   switch (f[0]) {
+    case 'P':
+      return { kind: 'pong', time };
     case 'F': {
       const child = int(f[4]);
       if (child === null) break;

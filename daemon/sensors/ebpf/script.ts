@@ -72,6 +72,11 @@ export function generateScript(filter: SubjectFilter, opts: ScriptOptions = {}):
     ...fileProbes(p, opts.allOpens === true),
     ...netProbes(p),
     ...byteProbes(s, opts.selfPid ?? process.pid),
+    // the daemon's own kill(itself, 0), echoed: the daemon knows the sensor sees and reads now
+    // (a stop signal's sender is only vouched for by a sensor that answers)
+    `tracepoint:syscalls:sys_enter_kill /pid == ${opts.selfPid ?? process.pid} && args->pid == ${opts.selfPid ?? process.pid} && args->sig == 0/ {`,
+    `  printf("P\\t%llu\\t%d\\t%d\\n", nsecs, pid, tid);`,
+    `}`,
     // what is left in the maps is not printed when bpftrace stops
     `END { clear(@sgk); clear(@sgt); clear(@sgs); clear(@sgn); clear(@subj); clear(@rb); clear(@mb); clear(@wb); clear(@wseen); clear(@rf); clear(@rfd); clear(@wf); clear(@wfd); clear(@mf); clear(@ml); clear(@mfd); clear(@mw); }`,
     '',
