@@ -8,6 +8,8 @@ import type { ResolvedConfig } from './config/schema.js';
 import { loadRules } from './engine/load.js';
 import type { Ruleset } from './engine/ruleset.js';
 import { formatProblem } from './events.js';
+import { groupPids, readEvents } from './cgroup.js';
+import { DEADMAN_GRACE_MS, DEADMAN_POLL_MS, Deadman } from './deadman.js';
 import { Ingress } from './ingress.js';
 import { onCrash } from './crash.js';
 import { controlHandler } from './control/commands.js';
@@ -125,6 +127,8 @@ export class Monitor {
       for (const off of m.unhookCrash) off();
       throw err;
     }
+    m.adoptFrozen();
+    m.startDeadman();
     return m;
   }
 
@@ -136,6 +140,7 @@ export class Monitor {
     for (const s of [this.sensor, this.tracker, this.ports, this.probes, this.orphans]) this.feed(s);
     this.sensor.on('restarted', () => {
       this.table.setMonitorPids(this.sensor.ownPids());
+      this.deadman?.sensors(this.sensor.ownPids());
       this.log.append({ kind: 'daemon', phase: 'sensor-restarted', sensor: this.sensor.name, sensor_pids: this.sensor.ownPids() });
     });
     await this.sensor.start();
@@ -180,10 +185,49 @@ export class Monitor {
   }
 
   /** an error nothing else caught: the subject frozen first (enforce or --fail-closed), then the last records */
+  /**
+   * A subject group found frozen at start (a watchdog or a crash left it so when the daemon
+   * before this one was lost) stays frozen: the daemon goes on from there, fail-closed, and the
+   * operator thaws it (`redline thaw`) once the evidence is read.
+   */
+  private adoptFrozen(): void {
+    const s = this.o.subject;
+    if (s.kind !== 'cgroup2' || readEvents(s.path).frozen !== 1) return;
+    this.pipeline.actions.frozen = true;
+    this.log.append({ kind: 'daemon', phase: 'found-frozen', subject: s.path, pids: groupPids(s.path), detail: 'the subject was frozen when this daemon started (a monitor before it was lost): it stays frozen until thawed' });
+  }
+
+  /** the dead-man's switch: if this process dies or is stopped, the subject does not run on unwatched */
+  deadman: Deadman | null = null;
+
+  private startDeadman(): void {
+    const s = this.o.subject;
+    const d = Deadman.start({
+      daemonPid: process.pid,
+      group: s.kind === 'cgroup2' ? s.path : null,
+      log: resolve(this.o.logPath),
+      logGroup: this.o.config.logGroup === undefined ? undefined : (groupId(this.o.config.logGroup) ?? undefined),
+      freeze: this.o.config.mode === 'enforce' || this.o.config.failClosed,
+      exec: this.o.config.command === 'exec',
+      graceMs: DEADMAN_GRACE_MS,
+      pollMs: DEADMAN_POLL_MS,
+      trial: this.o.trial,
+    });
+    this.deadman = d;
+    d.sensors(this.sensor.ownPids());
+    // protected like the daemon: a subject signalling it is tamper
+    if (d.pid) this.table.setMonitorPids([d.pid]);
+    this.log.append({ kind: 'daemon', phase: 'watchdog', watchdog_pid: d.pid, poll_ms: DEADMAN_POLL_MS, grace_ms: this.o.config.command === 'exec' ? DEADMAN_GRACE_MS : undefined });
+  }
+
   private catchCrashes(): void {
     this.unhookCrash.push(
       onCrash({
-        freezeFirst: () => this.pipeline.mode === 'enforce' || this.o.config.failClosed,
+        // the crash path freezes and logs by itself: the watchdog is told it need not
+        freezeFirst: () => {
+          this.deadman?.bye();
+          return this.pipeline.mode === 'enforce' || this.o.config.failClosed;
+        },
         exitCode: this.o.config.command === 'exec' ? 3 : 1,
         subject: this.o.subject,
         pipeline: this.pipeline,
@@ -405,6 +449,7 @@ export class Monitor {
   async stop(reason: string): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.deadman?.bye();
     for (const off of this.unhook) off();
     await Promise.all(this.pending);
     await this.ports.stop();

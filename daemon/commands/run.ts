@@ -20,6 +20,9 @@ function adoptTree(root: number, mount: string): Adopted {
   if (!readStat(root)) throw new UsageError(`--subject-pid ${root}: no such process`);
   const origin = cgroupOfPid(root, mount) ?? mount;
   const group = join(mount, 'redline', `pid-${root}`);
+  // the tree already in its group (a daemon before this one was lost, and its watchdog left
+  // the group frozen): this daemon goes on watching it there
+  if (groupPids(group).includes(root)) return { group, origin: mount };
   const taken = createFreshGroup(group);
   if (taken) throw new UsageError(`--subject-pid ${root}: ${taken}`);
   const moved = new Set<number>();

@@ -1,0 +1,124 @@
+// The dead-man's switch, as its own small process (started by daemon/deadman.ts, outside the
+// subject, protected like the daemon). It watches the daemon's /proc state; when the daemon
+// is gone (SIGKILL, the OOM killer, a harness timeout) or stopped (SIGSTOP), it freezes the
+// subject's group (enforce mode or --fail-closed), makes sure a stopped daemon never writes
+// again, appends a correctly chained record saying the monitor was lost and what it did, and,
+// for `exec`, kills and removes the group after a grace period. A clean stop says `bye` on
+// its stdin first; then it exits without acting.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { groupPids, removeGroup } from './cgroup.js';
+import { AuditLog } from './outputs/audit-log.js';
+
+export interface DeadmanConfig {
+  daemonPid: number;
+  /** the subject's cgroup v2 group, or null (a uid subject: nothing to freeze) */
+  group: string | null;
+  log: string;
+  /** the log's reading group (--log-group), kept when the watchdog opens it */
+  logGroup?: number;
+  /** freeze on loss: enforce mode or --fail-closed */
+  freeze: boolean;
+  /** `exec`: kill and remove the group once `graceMs` has passed after the loss */
+  exec: boolean;
+  graceMs: number;
+  pollMs: number;
+  trial?: string;
+}
+
+/** 'gone', 'stopped' or 'running': field 3 of /proc/PID/stat */
+function stateOf(pid: number): 'gone' | 'stopped' | 'running' {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return 'gone';
+  }
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  if (state === 'Z' || state === 'X') return 'gone';
+  return state === 'T' || state === 't' ? 'stopped' : 'running';
+}
+
+function main(): void {
+  const c = JSON.parse(process.argv[2] ?? '{}') as DeadmanConfig;
+  let sensorPids: number[] = [];
+  let done = false;
+  let buf = '';
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (chunk: string) => {
+    buf += chunk;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line === 'bye') {
+        done = true;
+        process.exit(0);
+      } else if (line.startsWith('sensor ')) sensorPids = line.slice(7).split(' ').map(Number).filter((n) => n > 0);
+    }
+  });
+  // the pipe closing without a bye: the daemon is gone, and sooner than the next poll says so
+  process.stdin.on('end', () => void lost('the daemon exited without stopping (its pipe closed)'));
+  const timer = setInterval(() => {
+    const s = stateOf(c.daemonPid);
+    if (s === 'gone') void lost('the daemon is gone (killed, or it died)');
+    else if (s === 'stopped') void lost('the daemon is stopped (SIGSTOP): it sees nothing');
+  }, c.pollMs);
+
+  async function lost(reason: string): Promise<void> {
+    if (done) return;
+    done = true;
+    clearInterval(timer);
+    const t0 = performance.now();
+    let frozen = false;
+    if (c.freeze && c.group) {
+      try {
+        writeFileSync(join(c.group, 'cgroup.freeze'), '1');
+        frozen = true;
+      } catch {
+        // the group is gone: nothing of the subject is left to freeze
+      }
+    }
+    const freezeMs = Math.round((performance.now() - t0) * 1000) / 1000;
+    // a stopped daemon (and its sensor) must never write again: the chain goes on from here
+    const stopped: number[] = [];
+    for (const pid of [c.daemonPid, ...sensorPids]) {
+      if (stateOf(pid) === 'gone') continue;
+      try {
+        process.kill(pid, 'SIGKILL');
+        stopped.push(pid);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    for (let i = 0; i < 100 && stateOf(c.daemonPid) !== 'gone'; i++) await new Promise((r) => setTimeout(r, 10));
+    const trial = c.trial ? { trial: c.trial } : {};
+    const log = AuditLog.open(c.log, { group: c.logGroup });
+    const summary = `the monitor was lost: ${reason}; ${frozen ? 'the subject was frozen by the watchdog' : c.freeze ? 'the subject could not be frozen' : 'observe mode: the subject was left running'}`;
+    log.append({ kind: 'alert', rule: 'redline.monitor-lost', category: 'monitor.degraded', severity: 'critical', summary, pid: process.pid, comm: 'redline-watchdog', tags: ['daemon'], actions: [], ...trial });
+    log.append({ kind: 'daemon', phase: 'lost', reason, by: 'watchdog', watchdog_pid: process.pid, daemon_pid: c.daemonPid, subject_frozen: frozen, freeze_ms: frozen ? freezeMs : undefined, killed_monitor: stopped, subject: c.group, ...trial });
+    if (c.exec && c.group) {
+      // the trial is over: after the grace period its processes are killed and its group removed
+      await new Promise((r) => setTimeout(r, c.graceMs));
+      let killed = false;
+      try {
+        writeFileSync(join(c.group, 'cgroup.kill'), '1');
+        killed = true;
+      } catch {
+        for (const pid of groupPids(c.group)) {
+          try {
+            process.kill(pid, 'SIGKILL');
+            killed = true;
+          } catch {
+            // gone
+          }
+        }
+      }
+      for (let i = 0; i < 100 && groupPids(c.group).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      log.append({ kind: 'daemon', phase: 'lost-cleanup', by: 'watchdog', killed, group_removed: removeGroup(c.group), ...trial });
+    }
+    log.close();
+    process.exit(0);
+  }
+}
+
+main();

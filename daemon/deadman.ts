@@ -1,0 +1,47 @@
+// Starts the dead-man's switch (deadman-main.ts) beside the daemon and talks to it: the
+// sensor's pids when they change, and `bye` on a clean stop.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { DeadmanConfig } from './deadman-main.js';
+
+// from the sources the program is .ts (run through tsx, as the daemon is), from dist/ .js
+const MAIN = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './deadman-main.ts' : './deadman-main.js', import.meta.url));
+// the daemon's loader flags (tsx), not its profiler's or debugger's
+const PASS_ON = (a: string) => !/^--(cpu-prof|heap-prof|inspect|prof)/.test(a);
+
+/** how long an `exec` subject stays frozen after the daemon is lost before it is killed */
+export const DEADMAN_GRACE_MS = 5000;
+/** how often the daemon's state is read */
+export const DEADMAN_POLL_MS = 50;
+
+export class Deadman {
+  private constructor(private readonly child: ChildProcess) {}
+
+  static start(c: DeadmanConfig): Deadman {
+    // its own session: a signal to the daemon's process group does not reach it
+    const child = spawn(process.execPath, [...process.execArgv.filter(PASS_ON), MAIN, JSON.stringify(c)], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+    child.unref();
+    // a watchdog that died makes writes to it fail: that is for the caller's health check, not a crash
+    child.stdin?.on('error', () => undefined);
+    return new Deadman(child);
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  sensors(pids: number[]): void {
+    this.child.stdin?.write(`sensor ${pids.join(' ')}\n`);
+  }
+
+  /** a clean stop: the watchdog exits without acting */
+  bye(): void {
+    if (!this.child.stdin || this.child.stdin.destroyed) return;
+    this.child.stdin.write('bye\n');
+    this.child.stdin.end();
+  }
+}
