@@ -63,6 +63,8 @@ function main(): void {
     if (s === 'gone') void lost('the daemon is gone (killed, or it died)');
     else if (s === 'stopped') void lost('the daemon is stopped (SIGSTOP): it sees nothing');
   }, c.pollMs);
+  // armed: the daemon starts the subject only after this line
+  process.stdout.write('ready\n');
 
   async function lost(reason: string): Promise<void> {
     if (done) return;

@@ -17,13 +17,31 @@ export const DEADMAN_POLL_MS = 50;
 export class Deadman {
   private constructor(private readonly child: ChildProcess) {}
 
-  static start(c: DeadmanConfig): Deadman {
+  /** resolves once the watchdog is armed (it said `ready`); rejects when it is not within `timeoutMs` */
+  static start(c: DeadmanConfig, timeoutMs = 30_000): Promise<Deadman> {
     // its own session: a signal to the daemon's process group does not reach it
-    const child = spawn(process.execPath, [...process.execArgv.filter(PASS_ON), MAIN, JSON.stringify(c)], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+    const child = spawn(process.execPath, [...process.execArgv.filter(PASS_ON), MAIN, JSON.stringify(c)], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
     child.unref();
     // a watchdog that died makes writes to it fail: that is for the caller's health check, not a crash
     child.stdin?.on('error', () => undefined);
-    return new Deadman(child);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`the watchdog did not start within ${timeoutMs} ms`));
+      }, timeoutMs);
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`the watchdog exited at start (${code})`));
+      });
+      child.stdout?.setEncoding('utf8');
+      child.stdout?.once('data', () => {
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        // it says nothing more: the pipe is not kept open
+        child.stdout?.destroy();
+        resolve(new Deadman(child));
+      });
+    });
   }
 
   get pid(): number | undefined {

@@ -120,15 +120,19 @@ export class Monitor {
       rule_files: o.ruleFiles,
     });
     m.catchCrashes();
+    // the watchdog starts while the sensor attaches (each takes a while): both are up before the subject
+    const watchdog = m.spawnDeadman(o.subject).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
     try {
       await m.attach();
     } catch (err) {
-      // a daemon that never started must not leave its crash handlers in the process
+      // a daemon that never started must not leave its crash handlers (or its watchdog) behind
       for (const off of m.unhookCrash) off();
+      const d = await watchdog;
+      if (d instanceof Deadman) d.bye();
       throw err;
     }
     m.adoptFrozen();
-    m.startDeadman();
+    m.armDeadman(await watchdog);
     return m;
   }
 
@@ -200,9 +204,21 @@ export class Monitor {
   /** the dead-man's switch: if this process dies or is stopped, the subject does not run on unwatched */
   deadman: Deadman | null = null;
 
-  private startDeadman(): void {
-    const s = this.o.subject;
-    const d = Deadman.start({
+  private armDeadman(d: Deadman | Error): void {
+    if (d instanceof Error) {
+      // the daemon still watches; only its own death would go unanswered, and the log says so
+      this.pipeline.daemonAlert('redline.watchdog-failed', 'monitor.degraded', 'high', `the watchdog could not start: ${d.message}; if this daemon dies, nothing freezes the subject`);
+      return;
+    }
+    this.deadman = d;
+    d.sensors(this.sensor.ownPids());
+    // protected like the daemon: a subject signalling it is tamper
+    if (d.pid) this.table.setMonitorPids([d.pid]);
+    this.log.append({ kind: 'daemon', phase: 'watchdog', watchdog_pid: d.pid, poll_ms: DEADMAN_POLL_MS, grace_ms: this.o.config.command === 'exec' ? DEADMAN_GRACE_MS : undefined });
+  }
+
+  private spawnDeadman(s: Subject): Promise<Deadman> {
+    return Deadman.start({
       daemonPid: process.pid,
       group: s.kind === 'cgroup2' ? s.path : null,
       log: resolve(this.o.logPath),
@@ -213,11 +229,6 @@ export class Monitor {
       pollMs: DEADMAN_POLL_MS,
       trial: this.o.trial,
     });
-    this.deadman = d;
-    d.sensors(this.sensor.ownPids());
-    // protected like the daemon: a subject signalling it is tamper
-    if (d.pid) this.table.setMonitorPids([d.pid]);
-    this.log.append({ kind: 'daemon', phase: 'watchdog', watchdog_pid: d.pid, poll_ms: DEADMAN_POLL_MS, grace_ms: this.o.config.command === 'exec' ? DEADMAN_GRACE_MS : undefined });
   }
 
   private catchCrashes(): void {

@@ -9,7 +9,6 @@ import { after, describe, test } from 'node:test';
 import { readEvents } from '../../daemon/cgroup.js';
 import { DEADMAN_GRACE_MS } from '../../daemon/deadman.js';
 import { monitorSkipReason, sweepGroup } from '../helpers/host.js';
-import { isAlive } from '../helpers/procs.js';
 import { type LogRecord, readLog, redline, startRedline, tempDir, waitForRecord } from '../helpers/redline.js';
 
 const skip = monitorSkipReason();
@@ -22,6 +21,16 @@ async function until(check: () => boolean, ms: number): Promise<boolean> {
     await sleep(5);
   }
   return check();
+}
+
+/** exited: gone, or a zombie its new parent has not reaped yet */
+function finished(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true;
+  }
 }
 
 describe('the dead-man’s switch', { skip: skip ?? false }, () => {
@@ -61,7 +70,7 @@ describe('the dead-man’s switch', { skip: skip ?? false }, () => {
     const cleanup = await waitForRecord(t.log, (r) => r.kind === 'daemon' && r.phase === 'lost-cleanup', DEADMAN_GRACE_MS + 5000);
     assert.equal(cleanup.group_removed, true);
     assert.equal(existsSync(t.group), false);
-    assert.equal(isAlive(t.watchdog), false, 'and the watchdog is done');
+    assert.ok(await until(() => finished(t.watchdog), 3000), 'and the watchdog is done');
     const audit = await redline(['audit', t.log]);
     assert.equal(audit.code, 0, `the chain is intact: ${audit.stdout}${audit.stderr}`);
     assert.match(audit.stdout, /monitor was lost/);
@@ -98,8 +107,7 @@ describe('the dead-man’s switch', { skip: skip ?? false }, () => {
     const recs = readLog(log);
     const wd = recs.find((x) => x.kind === 'daemon' && x.phase === 'watchdog');
     assert.ok(wd);
-    await sleep(300);
-    assert.equal(isAlive(wd.watchdog_pid as number), false);
+    assert.ok(await until(() => finished(wd.watchdog_pid as number), 3000), 'the watchdog left');
     assert.equal(recs.some((x) => x.phase === 'lost'), false);
     await sleep(500);
     assert.equal(readLog(log).some((x) => x.phase === 'lost'), false, 'nothing written after the daemon’s own stop');
