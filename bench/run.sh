@@ -6,10 +6,12 @@ node --import tsx bench/kill-latency.ts
 PACE_MS=25 node --import tsx bench/kill-latency.ts
 node --import tsx bench/kill-floor.ts
 node --import tsx bench/burst.ts
+node --import tsx bench/rate.ts
 PACE_MS=25 node --import tsx bench/kill-floor.ts
 node --import tsx bench/pipeline.ts
 node --import tsx bench/freeze.ts
 node --import tsx bench/trip.ts
+node --import tsx bench/deadman.ts
 node --import tsx bench/startup.ts
 node --import tsx bench/idle.ts
 IDLE_LOAD=copy node --import tsx bench/idle.ts

@@ -1,0 +1,89 @@
+// The dead-man's switch (issue 14): daemon death → subject frozen, and what the watchdog costs
+// while nothing happens. For each of ROUNDS (default 5) rounds an enforce `redline exec` runs a
+// subject of 20 sleeping processes; once the watchdog is armed the daemon gets SIGKILL and the
+// group's cgroup.events is polled every millisecond until `frozen 1`. Beside it, the floor: the
+// same group frozen by writing cgroup.freeze directly (bench/freeze.ts's measure). Then the
+// watchdog's CPU (% of a core) and RSS over IDLE_S (default 10) seconds of a quiet trial.
+// Prints JSON lines. Needs root, bpftrace and cgroup v2.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findCgroupV2Mount, groupPids, readEvents, removeGroup } from '../daemon/cgroup.js';
+import { summary } from './stats.js';
+
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
+const IDLE_S = Number(process.env.IDLE_S ?? 10);
+const CLI = join(import.meta.dirname, '../daemon/cli.ts');
+const dir = mkdtempSync(join(tmpdir(), 'redline-deadman-'));
+const mount = findCgroupV2Mount();
+if (!mount) throw new Error('needs cgroup v2');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function records(log: string): Record<string, unknown>[] {
+  try {
+    return readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  } catch {
+    return [];
+  }
+}
+
+async function armed(log: string): Promise<{ group: string; watchdog: number }> {
+  for (;;) {
+    const recs = records(log);
+    const wd = recs.find((r) => r.kind === 'daemon' && r.phase === 'watchdog');
+    const start = recs.find((r) => r.kind === 'trial' && r.phase === 'start');
+    if (wd && start) return { group: String(start.cgroup), watchdog: Number(wd.watchdog_pid) };
+    await sleep(20);
+  }
+}
+
+/** user+system ticks and RSS (kB) of a process */
+function usage(pid: number): { ticks: number; rssKb: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return { ticks: Number(f[11]) + Number(f[12]), rssKb: Number(rss?.[1] ?? 0) };
+}
+
+const SUBJECT = 'for i in $(seq 1 20); do sleep 600 & done; wait';
+const deathToFrozen: number[] = [];
+const floor: number[] = [];
+try {
+  for (let i = 0; i < ROUNDS; i++) {
+    const log = join(dir, `round-${i}.ndjson`);
+    const d = spawn(process.execPath, ['--import', 'tsx', CLI, 'exec', '--mode', 'enforce', '--socket', 'off', '--log', log, '--', 'sh', '-c', SUBJECT], { stdio: 'ignore' });
+    const { group } = await armed(log);
+    while (groupPids(group).length < 21) await sleep(10);
+    await sleep(200);
+    const t0 = performance.now();
+    d.kill('SIGKILL');
+    while (readEvents(group).frozen !== 1) await sleep(1);
+    deathToFrozen.push(performance.now() - t0);
+    // the floor: the same group thawed and frozen again by hand
+    writeFileSync(join(group, 'cgroup.freeze'), '0');
+    while (readEvents(group).frozen !== 0) await sleep(1);
+    const f0 = performance.now();
+    writeFileSync(join(group, 'cgroup.freeze'), '1');
+    while (readEvents(group).frozen !== 1) await sleep(1);
+    floor.push(performance.now() - f0);
+    writeFileSync(join(group, 'cgroup.kill'), '1');
+    while (groupPids(group).length > 0) await sleep(10);
+    removeGroup(group);
+  }
+  console.log(JSON.stringify({ bench: 'deadman-death-to-frozen', unit: 'ms', rounds: ROUNDS, subject: '20 sleeping processes', watchdog_poll_ms: 50, ...summary(deathToFrozen), floor_freeze: summary(floor) }));
+
+  // the watchdog while nothing happens
+  const log = join(dir, 'idle.ndjson');
+  const d = spawn(process.execPath, ['--import', 'tsx', CLI, 'exec', '--mode', 'enforce', '--socket', 'off', '--log', log, '--', 'sleep', String(IDLE_S + 5)], { stdio: 'ignore' });
+  const { watchdog } = await armed(log);
+  await sleep(1000);
+  const a = usage(watchdog);
+  await sleep(IDLE_S * 1000);
+  const b = usage(watchdog);
+  const hz = 100;
+  console.log(JSON.stringify({ bench: 'deadman-idle', seconds: IDLE_S, watchdog_cpu_pct: Math.round(((b.ticks - a.ticks) / hz / IDLE_S) * 1000) / 10, watchdog_rss_mb: Math.round(b.rssKb / 102.4) / 10 }));
+  await new Promise((r) => d.on('exit', r));
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
