@@ -50,6 +50,8 @@ const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 const SENDER_GRACE_MS = 300;
 /** a sensor blind this long before a stop signal (or any time after it) cannot vouch for its sender */
 const SENDER_BLIND_MS = 1000;
+/** how long the end of a trial waits for the sensor to deliver what it saw */
+const DRAIN_MS = 15_000;
 
 export class Monitor {
   readonly log: AuditLog;
@@ -340,10 +342,23 @@ export class Monitor {
    * before its verdict.
    */
   async settle(maxMs = 1000): Promise<void> {
+    await this.drainSensor();
     const t0 = Date.now();
     const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
     await pause(60);
     while (Date.now() - t0 < maxMs && this.tracker.busy()) await pause(20);
+  }
+
+  /**
+   * Every line the sensor has printed so far is read and judged before the trial ends or the
+   * daemon stops: a subject that ends with a burst behind it is judged on all of it. The
+   * ping's echo comes after them; if it does not come in time, what is still unread is lost,
+   * and the log says so (a high monitor.degraded alert, the subject frozen in enforce mode).
+   */
+  private async drainSensor(): Promise<void> {
+    if (!this.sensor.health().running) return;
+    if (await this.sensor.ping(DRAIN_MS)) return;
+    this.pipeline.sensorTrouble({ sensor: this.sensor.name, reason: 'timeout', detail: `the sensor had not caught up ${DRAIN_MS} ms after the end: events it had not delivered by then are lost` });
   }
 
   /** fingerprints --weights before the subject starts; what was registered goes in the log */
@@ -463,6 +478,7 @@ export class Monitor {
     this.deadman?.bye();
     for (const off of this.unhook) off();
     await Promise.all(this.pending);
+    await this.drainSensor();
     await this.ports.stop();
     await this.probes.stop();
     await this.sensor.stop();
