@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findCgroupV2Mount, groupPids, readEvents, removeGroup } from '../daemon/cgroup.js';
+import { DEADMAN_POLL_MS } from '../daemon/deadman.js';
 import { summary } from './stats.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
@@ -71,7 +72,7 @@ try {
     while (groupPids(group).length > 0) await sleep(10);
     removeGroup(group);
   }
-  console.log(JSON.stringify({ bench: 'deadman-death-to-frozen', unit: 'ms', rounds: ROUNDS, subject: '20 sleeping processes', watchdog_poll_ms: 50, ...summary(deathToFrozen), floor_freeze: summary(floor) }));
+  console.log(JSON.stringify({ bench: 'deadman-death-to-frozen', unit: 'ms', rounds: ROUNDS, subject: '20 sleeping processes', watchdog_poll_ms: DEADMAN_POLL_MS, ...summary(deathToFrozen), floor_freeze: summary(floor) }));
 
   // the watchdog while nothing happens
   const log = join(dir, 'idle.ndjson');

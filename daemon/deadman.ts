@@ -12,7 +12,7 @@ const PASS_ON = (a: string) => !/^--(cpu-prof|heap-prof|inspect|prof)/.test(a);
 /** how long an `exec` subject stays frozen after the daemon is lost before it is killed */
 export const DEADMAN_GRACE_MS = 5000;
 /** how often the daemon's state is read */
-export const DEADMAN_POLL_MS = 50;
+export const DEADMAN_POLL_MS = 100;
 
 export class Deadman {
   private constructor(private readonly child: ChildProcess) {}
