@@ -35,6 +35,9 @@ export interface Candidate {
   checked: boolean;
   /** its size at the last look that found nothing (-1: none yet) */
   lookedAt: number;
+  /** its mtime now, and at the last look that found nothing: a file written through a shared map changes in place, at the same size */
+  mtime: number;
+  lookedMtime: number;
   /** opens of this file seen before it was known to be the weights (a copy read right after it is made) */
   pendingReads: { ev: OpenEvent; key: ProcessKey; path: string }[];
   /** bytes read or mapped from it before it was known to be the weights (a copy served at once) */
@@ -78,7 +81,7 @@ export class CandidateCopies {
     const viaFd = `/proc/${pid}/fd/${fd}`;
     const own = path.endsWith(' (deleted)') ? openSame(viaFd, st) : (openSame(path, st) ?? openSame(viaFd, st));
     if (own === null) return false;
-    this.byInode.set(key, { path, own, dev: st.dev, ino: st.ino, pid, key: writer, found, outside: false, comm, size: -1, lastGrowth: Date.now(), match: null, busy: false, checked: false, lookedAt: -1, pendingReads: [], pendingBytes: [] });
+    this.byInode.set(key, { path, own, dev: st.dev, ino: st.ino, pid, key: writer, found, outside: false, comm, size: -1, lastGrowth: Date.now(), match: null, busy: false, checked: false, lookedAt: -1, mtime: 0, lookedMtime: 0, pendingReads: [], pendingBytes: [] });
     return true;
   }
 
@@ -106,13 +109,19 @@ export class CandidateCopies {
   private check(key: string, c: Candidate, now: number): void {
     if (c.busy) return;
     let size = c.size;
+    let mtime = c.mtime;
     try {
-      size = fstatSync(c.own).size;
+      const st = fstatSync(c.own);
+      size = st.size;
+      mtime = st.mtimeMs;
     } catch {
       // our own fd cannot go stale; keep the last size if it somehow does
     }
-    if (size !== c.size) {
+    // written to: grown, or changed in place (a copy made through a shared map of a file
+    // truncated to full size first)
+    if (size !== c.size || mtime !== c.mtime) {
       c.size = size;
+      c.mtime = mtime;
       c.lastGrowth = now;
     }
     const idle = now - c.lastGrowth;
@@ -124,16 +133,18 @@ export class CandidateCopies {
     // a file that matched nothing is looked at again only when it has doubled (its head or an
     // archive's first block may come late: written out of order) and once its writer pauses —
     // not on every tick, which re-hashed a growing derived copy all the way to its end
-    const wantsFirst = c.match === null && c.size >= MIB && (c.lookedAt < 0 || c.size >= 2 * c.lookedAt || (idle >= 200 && c.size !== c.lookedAt));
+    const wantsFirst = c.match === null && c.size >= MIB && (c.lookedAt < 0 || c.size >= 2 * c.lookedAt || (idle >= 200 && (c.size !== c.lookedAt || c.mtime !== c.lookedMtime)));
     // a partial match is looked at again once the writer pauses: it may be complete now
     const wantsUpgrade = c.match?.kind === 'partial' && idle >= 200 && c.size >= c.match.source.fp.size;
     if (!wantsFirst && !wantsUpgrade) return;
     c.busy = true;
     const at = c.size;
+    const atMtime = c.mtime;
     void matchCandidate(ownPath(c), this.registry, { preferSources: this.hooks.sourcesOf(c.key), ignoreOwnInode: c.match !== null })
       .then((m) => {
         if (!m) {
           c.lookedAt = at;
+          c.lookedMtime = atMtime;
           return;
         }
         if (c.match && m.kind === c.match.kind) return;
