@@ -259,7 +259,7 @@ export class Monitor {
       const stream = new StreamServer({ host: ws.host, port: ws.port, token, logPath: this.log.path, head: () => this.log.head(), heartbeatMs: this.o.config.wsHeartbeatMs });
       const port = await stream.start();
       this.stream = stream;
-      this.log.on('record', (r, line) => stream.publish(r, line));
+      this.log.on('record', (sealed) => stream.publish(sealed));
       this.log.append({ kind: 'daemon', phase: 'output', output: 'websocket', url: `ws://${ws.host.includes(':') ? `[${ws.host}]` : ws.host}:${port}/stream`, token_file: file });
     } catch (err) {
       this.pipeline.daemonAlert('redline.websocket-off', 'monitor.degraded', 'medium', `websocket stream on ${ws.host}:${ws.port} is off: ${(err as Error).message}`);

@@ -12,7 +12,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Chain, type ChainHead, type ChainRecord } from './chain.js';
+import { Chain, type ChainHead, type ChainRecord, type Sealed } from './chain.js';
 import { emitEach } from '../emit-each.js';
 
 export interface AuditRecord extends ChainRecord {
@@ -32,14 +32,13 @@ export interface AuditLogOptions {
 }
 
 interface AuditLogEvents {
-  /** a record now in the file, with its NDJSON line */
-  record: [AuditRecord, string];
+  /** a record now in the file (its NDJSON line; the record parsed from it on demand) */
+  record: [Sealed<AuditRecord>];
   error: [Error];
 }
 
 interface Pending {
-  record: AuditRecord;
-  line: string;
+  sealed: Sealed<AuditRecord>;
   data: Buffer;
   /** bytes of `data` already in the file: a partial write resumes, never repeats */
   written: number;
@@ -166,21 +165,23 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
     }
   }
 
-  /** seals and writes the record now; never throws (see the top of this file) */
-  append<F extends { kind: string }>(fields: F): AuditRecord {
-    let sealed: { record: AuditRecord; line: string };
+  /**
+   * Seals and writes the record now; never throws (see the top of this file). Returns its
+   * seq, hash and line; `.record` parses the line back when a caller wants the record.
+   */
+  append<F extends { kind: string }>(fields: F): Sealed<AuditRecord> {
+    let sealed: Sealed<AuditRecord>;
     try {
-      sealed = this.#chain.sealLine(fields) as { record: AuditRecord; line: string };
+      sealed = this.#chain.sealLine(fields) as Sealed<AuditRecord>;
     } catch (e) {
       // a cyclic object: keep a trace of the attempt instead of throwing at the caller
-      sealed = this.#chain.sealLine({ kind: String(fields.kind), unserializable: e instanceof Error ? e.message : String(e) }) as { record: AuditRecord; line: string };
+      sealed = this.#chain.sealLine({ kind: String(fields.kind), unserializable: e instanceof Error ? e.message : String(e) }) as Sealed<AuditRecord>;
     }
-    const { record, line } = sealed;
-    const data = Buffer.from(this.#tornTail ? `\n${line}` : line, 'utf8');
+    const data = Buffer.from(this.#tornTail ? `\n${sealed.line}` : sealed.line, 'utf8');
     this.#tornTail = false;
-    this.#pending.push({ record, line, data, written: 0 });
+    this.#pending.push({ sealed, data, written: 0 });
     this.#drain();
-    return record;
+    return sealed;
   }
 
   /** tries to write every pending record, in order; true when none is left */
@@ -195,7 +196,7 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
 
   /** the NDJSON lines not yet on disk, in order (for a last-resort dump at exit) */
   pendingLines(): string[] {
-    return this.#pending.map((p) => p.line);
+    return this.#pending.map((p) => p.sealed.line);
   }
 
   pendingCount(): number {
@@ -248,7 +249,7 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
         }
         this.#pending.shift();
         this.#failing = null;
-        this.#emitRecord(p.record, p.line);
+        this.#emitRecord(p.sealed);
       }
       this.#disarmTimer();
       return true;
@@ -262,7 +263,7 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
       throw Object.assign(new Error('audit log is closed'), { code: 'ECLOSED' });
     }
     if (this.#inject) {
-      this.#inject(p.line);
+      this.#inject(p.sealed.line);
       p.written = p.data.length;
       return;
     }
@@ -310,8 +311,8 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
 
   // Each listener on its own, so one that throws neither reaches the caller nor keeps
   // the record from the other outputs.
-  #emitRecord(record: AuditRecord, line: string): void {
-    emitEach(this, 'record', [record, line], (e) => this.#report(e));
+  #emitRecord(sealed: Sealed<AuditRecord>): void {
+    emitEach(this, 'record', [sealed], (e) => this.#report(e));
   }
 
   #armTimer(): void {

@@ -58,21 +58,32 @@ function encode(value: unknown): string | undefined {
     case 'object': {
       if (v === null) return 'null';
       if (Array.isArray(v)) {
-        let out = '[';
-        for (let i = 0; i < v.length; i++) out += `${i > 0 ? ',' : ''}${encode(v[i]) ?? 'null'}`;
+        if (v.length === 0) return '[]';
+        let out = `[${encode(v[0]) ?? 'null'}`;
+        for (let i = 1; i < v.length; i++) out += `,${encode(v[i]) ?? 'null'}`;
         return `${out}]`;
       }
       const obj = v as Record<string, unknown>;
       let out = '';
-      for (const key of Object.keys(obj).sort()) {
+      for (const key of sortedKeys(obj)) {
         const enc = encode(obj[key]);
-        if (enc !== undefined) out += `${out === '' ? '' : ','}${JSON.stringify(key)}:${enc}`;
+        if (enc === undefined) continue;
+        out = out === '' ? `${keyJson(key)}:${enc}` : `${out},${keyJson(key)}:${enc}`;
       }
       return `{${out}}`;
     }
     default:
       return undefined;
   }
+}
+
+/** an object's keys in code-unit order; most records are built in that order already */
+function sortedKeys(obj: object): string[] {
+  const keys = Object.keys(obj);
+  for (let i = 1; i < keys.length; i++) {
+    if ((keys[i - 1] as string) > (keys[i] as string)) return keys.sort();
+  }
+  return keys;
 }
 
 /** JSON with object keys sorted at every depth and no whitespace */
@@ -84,6 +95,28 @@ export function canonical(value: unknown): string {
 export function hashOf(record: Record<string, unknown>): string {
   const { hash: _ignored, ...rest } = record;
   return createHash('sha256').update(canonical(rest)).digest('hex');
+}
+
+/**
+ * One sealed record: its NDJSON line (the canonical form the hash covers, `seq` first and
+ * `hash` last) and, parsed from that line only when someone asks, the record as a reader
+ * gets it back. Most records are written and never read again in this process: parsing
+ * each one cost more than encoding it.
+ */
+export class Sealed<R extends ChainRecord = ChainRecord> {
+  #record: R | undefined;
+  constructor(
+    readonly seq: number,
+    readonly hash: string,
+    /** the line, with its newline */
+    readonly line: string,
+  ) {}
+
+  /** plain data, detached from the fields it was sealed from */
+  get record(): R {
+    this.#record ??= JSON.parse(this.line) as R;
+    return this.#record;
+  }
 }
 
 export class Chain {
@@ -113,35 +146,33 @@ export class Chain {
   }
 
   /**
-   * Seals `fields` and returns the record with its NDJSON line, encoded once: the line is
-   * the canonical form the hash covers, with `hash` added last. (Throws on a cyclic
-   * object, before the chain advances.)
+   * Seals `fields`, encoded once: the line is the canonical form the hash covers, with
+   * `hash` added last. (Throws on a cyclic object, before the chain advances.)
    */
-  sealLine<F extends Record<string, unknown>>(fields: F): { record: ChainRecord & Omit<F, 'seq' | 'prev' | 'hash'>; line: string } {
+  sealLine<F extends Record<string, unknown>>(fields: F): Sealed<ChainRecord & Omit<F, 'seq' | 'prev' | 'hash'>> {
     const seq = this.#seq + 1;
     // CONTRACT.md wants integer epoch ms; sensor times may be fractional (events.ts).
     const time = fields.time;
     const t = typeof time === 'number' && Number.isFinite(time) ? Math.floor(time) : Date.now();
     const keys = Object.keys(fields).filter((k) => !CHAIN_KEYS.has(k));
-    keys.push('seq', 'time', 'prev');
+    keys.push('time', 'prev');
     keys.sort();
-    // each top-level field encoded once, in canonical (sorted) order for the hash; the line
-    // puts seq first (readers find it without a parse) and hash last
-    let body = '';
-    let others = '';
+    // each top-level field encoded once, in canonical (sorted) order: the hash covers
+    // {before seq, seq, after seq}; the line puts seq first (readers find it without a
+    // parse), then the rest in the same order, and hash last
+    let before = '';
+    let after = '';
     for (const key of keys) {
-      const enc = key === 'seq' ? String(seq) : key === 'time' ? String(t) : key === 'prev' ? `"${this.#head}"` : encode(fields[key]);
+      const enc = key === 'time' ? String(t) : key === 'prev' ? `"${this.#head}"` : encode(fields[key]);
       if (enc === undefined) continue;
-      const part = `${keyJson(key)}:${enc}`;
-      body = body === '' ? part : `${body},${part}`;
-      if (key !== 'seq') others += `,${part}`;
+      if (key < 'seq') before += `${keyJson(key)}:${enc},`;
+      else after += `,${keyJson(key)}:${enc}`;
     }
-    const hash = createHash('sha256').update(`{${body}}`).digest('hex');
+    const seqPart = `"seq":${seq}`;
+    const hash = createHash('sha256').update(`{${before}${seqPart}${after}}`).digest('hex');
+    const line = `{${seqPart}${before === '' ? '' : `,${before.slice(0, -1)}`}${after},"hash":"${hash}"}\n`;
     this.#seq = seq;
     this.#head = hash;
-    const line = `{"seq":${seq}${others},"hash":"${hash}"}`;
-    // the record as a reader gets it back: plain data, detached from the caller's objects
-    const record = JSON.parse(line) as ChainRecord & Omit<F, 'seq' | 'prev' | 'hash'>;
-    return { record, line: `${line}\n` };
+    return new Sealed(seq, hash, line);
   }
 }

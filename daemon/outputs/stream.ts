@@ -20,7 +20,7 @@ import { dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { type Severity, SEVERITIES, severityRank } from '../events.js';
-import type { ChainHead } from './chain.js';
+import type { ChainHead, Sealed } from './chain.js';
 
 export interface StreamOptions {
   host: string;
@@ -51,7 +51,7 @@ interface Client {
   ws: WebSocket;
   filter: Filter;
   /** live lines that arrived while the replay was reading the log */
-  backlog: { seq: number; line: string; record: Record<string, unknown> }[] | null;
+  backlog: Sealed[] | null;
   lastSent: number;
   dropped: boolean;
 }
@@ -92,6 +92,11 @@ export function parseFilter(url: URL): Filter | string {
   return { kinds: kinds ? new Set(kinds) : null, minSeverity: severity ? severityRank(severity as Severity) : 0, categories: list(url.searchParams.get('category')) };
 }
 
+/** a client that asked for every record */
+function unfiltered(f: Filter): boolean {
+  return f.kinds === null && f.minSeverity === 0 && f.categories === null;
+}
+
 export function passes(f: Filter, r: Record<string, unknown>): boolean {
   const kind = String(r.kind);
   if (f.kinds && !f.kinds.has(kind)) return false;
@@ -117,7 +122,7 @@ export class StreamServer {
   private readonly http: Server;
   private readonly wss: WebSocketServer;
   private readonly clients = new Set<Client>();
-  private queue: { seq: number; line: string; record: Record<string, unknown> }[] = [];
+  private queue: Sealed[] = [];
   private flushing = false;
   private heartbeat: NodeJS.Timeout | null = null;
   private readonly maxBuffered: number;
@@ -157,10 +162,10 @@ export class StreamServer {
   }
 
   /** a record now on disk (AuditLog's `record` event); sent after the current call stack */
-  publish(record: Record<string, unknown>, line: string): void {
-    this.lastPublished = Number(record.seq);
+  publish(sealed: Sealed): void {
+    this.lastPublished = sealed.seq;
     if (this.clients.size === 0) return;
-    this.queue.push({ seq: this.lastPublished, line: line.endsWith('\n') ? line.slice(0, -1) : line, record });
+    this.queue.push(sealed);
     if (!this.flushing) {
       this.flushing = true;
       setImmediate(() => this.flush());
@@ -237,14 +242,14 @@ export class StreamServer {
 
   /** the log from `since` (lastSent + 1) on, paced by the client's reading; then the live records held meanwhile */
   private async replay(c: Client): Promise<void> {
-    const unfiltered = c.filter.kinds === null && c.filter.minSeverity === 0 && c.filter.categories === null;
+    const all = unfiltered(c.filter);
     try {
       for await (const text of logLines(this.o.logPath)) {
         if (c.dropped || c.ws.readyState !== c.ws.OPEN) return;
         // the writer puts seq first: most lines need no parse at all
         const seq = Number(SEQ_FIRST.exec(text)?.[1] ?? Number.NaN);
         if (!Number.isInteger(seq) || seq <= c.lastSent) continue;
-        if (unfiltered) c.ws.send(text);
+        if (all) c.ws.send(text);
         else {
           let r: Record<string, unknown>;
           try {
@@ -283,7 +288,7 @@ export class StreamServer {
     for (const r of batch) for (const c of this.clients) this.send(c, r);
   }
 
-  private send(c: Client, r: { seq: number; line: string; record: Record<string, unknown> }): void {
+  private send(c: Client, r: Sealed): void {
     if (c.dropped || r.seq <= c.lastSent) return;
     if (c.backlog) {
       if (c.backlog.length >= this.maxBacklog) return this.drop(c);
@@ -292,7 +297,8 @@ export class StreamServer {
     }
     if (c.ws.bufferedAmount > this.maxBuffered) return this.drop(c);
     c.lastSent = r.seq;
-    if (passes(c.filter, r.record)) c.ws.send(r.line);
+    // (a filter parses the record; an unfiltered client gets the line as it is)
+    if (unfiltered(c.filter) || passes(c.filter, r.record)) c.ws.send(r.line.slice(0, -1));
   }
 
   /** told (a close frame naming where to resume) and disconnected; its buffers are released */

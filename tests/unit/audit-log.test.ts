@@ -51,7 +51,7 @@ describe('AuditLog', () => {
         count: 12n,
         time: 1700000000000.75,
       };
-      const recs: AuditRecord[] = [log.append({ kind: 'daemon', pid: 4242 }), log.append(tricky)];
+      const recs: AuditRecord[] = [log.append({ kind: 'daemon', pid: 4242 }).record, log.append(tricky).record];
       const lines = fileLines(file);
       assert.equal(lines.length, 2, 'written synchronously, one line each');
       for (const [i, line] of lines.entries()) {
@@ -81,7 +81,7 @@ describe('AuditLog', () => {
     const r = log.append({ kind: 'daemon' });
     log.close();
     assert.equal(r.seq, 0);
-    assert.equal(r.prev, GENESIS);
+    assert.equal(r.record.prev, GENESIS);
   });
 
   it('continues the chain of an existing log across restarts', async () => {
@@ -96,7 +96,7 @@ describe('AuditLog', () => {
     const next = second.append({ kind: 'daemon' });
     second.close();
     assert.equal(next.seq, 2);
-    assert.equal(next.prev, last.hash);
+    assert.equal(next.record.prev, last.hash);
     const v = verifyChain(await readLogs([file]));
     assert.equal(v.ok, true, v.reason);
     assert.equal(v.records, 3);
@@ -116,7 +116,7 @@ describe('AuditLog', () => {
     assert.equal(r.seq, 2, 'resumes after the last parseable record');
     const lines = fileLines(file);
     assert.equal(lines.length, 4);
-    assert.deepEqual(JSON.parse(lines[3] ?? ''), r);
+    assert.deepEqual(JSON.parse(lines[3] ?? ''), r.record);
     const v = verifyChain(await readLogs([file]));
     assert.equal(v.ok, false);
     assert.equal(v.first_bad_seq, 2);
@@ -149,7 +149,7 @@ describe('AuditLog', () => {
         written.map((r) => r.seq),
         [0, 1, 2, 3],
       );
-      assert.deepEqual(written[1], during[0]);
+      assert.deepEqual(written[1], during[0]?.record);
       const v = verifyChain(sink.lines.map((l, i) => parseLine('sink', i + 1, l.trimEnd())));
       assert.equal(v.ok, true, v.reason);
     } finally {
