@@ -1,6 +1,7 @@
 // The dead-man's switch, as its own small process (started by daemon/deadman.ts, outside the
-// subject, protected like the daemon). It watches the daemon's /proc state; when the daemon
-// is gone (SIGKILL, the OOM killer, a harness timeout) or stopped (SIGSTOP), it freezes the
+// subject, protected like the daemon). It watches the daemon's /proc state and its heartbeat;
+// when the daemon is gone (SIGKILL, the OOM killer, a harness timeout), stopped (SIGSTOP) or
+// hung (its event loop sent no heartbeat for the window, 500 ms by default), it freezes the
 // subject's group (enforce mode or --fail-closed), makes sure a stopped daemon never writes
 // again, appends a correctly chained record saying the monitor was lost and what it did, and,
 // for `exec`, kills and removes the group after a grace period. A clean stop says `bye` on
@@ -23,6 +24,8 @@ export interface DeadmanConfig {
   exec: boolean;
   graceMs: number;
   pollMs: number;
+  /** the daemon counts as lost when no heartbeat came for this long (0: not checked) */
+  heartbeatWindowMs: number;
   trial?: string;
 }
 
@@ -44,8 +47,10 @@ function main(): void {
   let sensorPids: number[] = [];
   let done = false;
   let buf = '';
+  let lastHeard = performance.now();
   process.stdin.setEncoding('utf8');
   process.stdin.on('data', (chunk: string) => {
+    lastHeard = performance.now();
     buf += chunk;
     for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
       const line = buf.slice(0, nl).trim();
@@ -54,14 +59,24 @@ function main(): void {
         done = true;
         process.exit(0);
       } else if (line.startsWith('sensor ')) sensorPids = line.slice(7).split(' ').map(Number).filter((n) => n > 0);
+      else if (line === 'freeze 1' || line === 'freeze 0') c.freeze = line === 'freeze 1';
     }
   });
   // the pipe closing without a bye: the daemon is gone, and sooner than the next poll says so
   process.stdin.on('end', () => void lost('the daemon exited without stopping (its pipe closed)'));
+  const silentFor = () => performance.now() - lastHeard;
   const timer = setInterval(() => {
     const s = stateOf(c.daemonPid);
     if (s === 'gone') void lost('the daemon is gone (killed, or it died)');
     else if (s === 'stopped') void lost('the daemon is stopped (SIGSTOP): it sees nothing');
+    else if (c.heartbeatWindowMs > 0 && silentFor() > c.heartbeatWindowMs) {
+      // once more after this turn's input is read: a watchdog that itself waited for a core
+      // has the daemon's beats queued on its pipe, not missing
+      setImmediate(() => {
+        const ms = Math.round(silentFor());
+        if (ms > c.heartbeatWindowMs) void lost(`the daemon stopped answering: no heartbeat for ${ms} ms (window ${c.heartbeatWindowMs} ms); it is hung and sees nothing`);
+      });
+    }
   }, c.pollMs);
   // armed: the daemon starts the subject only after this line
   process.stdout.write('ready\n');
@@ -81,7 +96,7 @@ function main(): void {
       }
     }
     const freezeMs = Math.round((performance.now() - t0) * 1000) / 1000;
-    // a stopped daemon (and its sensor) must never write again: the chain goes on from here
+    // a stopped or hung daemon (and its sensor) must never write again: the chain goes on from here
     const stopped: number[] = [];
     for (const pid of [c.daemonPid, ...sensorPids]) {
       if (stateOf(pid) === 'gone') continue;

@@ -1,5 +1,6 @@
-// Starts the dead-man's switch (deadman-main.ts) beside the daemon and talks to it: the
-// sensor's pids when they change, and `bye` on a clean stop.
+// Starts the dead-man's switch (deadman-main.ts) beside the daemon and talks to it: a
+// heartbeat from the daemon's event loop, the sensor's pids when they change, whether to
+// freeze on loss when the mode is switched, and `bye` on a clean stop.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { DeadmanConfig } from './deadman-main.js';
@@ -13,9 +14,17 @@ const PASS_ON = (a: string) => !/^--(cpu-prof|heap-prof|inspect|prof)/.test(a);
 export const DEADMAN_GRACE_MS = 5000;
 /** how often the daemon's state is read */
 export const DEADMAN_POLL_MS = 100;
+/** how often the daemon's event loop says it still turns */
+export const DEADMAN_BEAT_MS = 100;
 
 export class Deadman {
-  private constructor(private readonly child: ChildProcess) {}
+  private readonly beat: NodeJS.Timeout;
+
+  private constructor(private readonly child: ChildProcess) {
+    // sent from the event loop that handles events: a loop stuck in a call sends nothing
+    this.beat = setInterval(() => this.say('beat'), DEADMAN_BEAT_MS);
+    this.beat.unref();
+  }
 
   /** resolves once the watchdog is armed (it said `ready`); rejects when it is not within `timeoutMs` */
   static start(c: DeadmanConfig, timeoutMs = 30_000): Promise<Deadman> {
@@ -53,13 +62,25 @@ export class Deadman {
   }
 
   sensors(pids: number[]): void {
-    this.child.stdin?.write(`sensor ${pids.join(' ')}\n`);
+    this.say(`sensor ${pids.join(' ')}`);
+  }
+
+  /** after a mode switch: freeze the subject if the daemon is lost (enforce, --fail-closed) or not */
+  freezeOnLoss(freeze: boolean): void {
+    this.say(`freeze ${freeze ? 1 : 0}`);
   }
 
   /** a clean stop: the watchdog exits without acting */
   bye(): void {
-    if (!this.child.stdin || this.child.stdin.destroyed) return;
+    clearInterval(this.beat);
+    if (!this.child.stdin || this.child.stdin.destroyed || this.child.stdin.writableEnded) return;
     this.child.stdin.write('bye\n');
     this.child.stdin.end();
+  }
+
+  private say(line: string): void {
+    const s = this.child.stdin;
+    if (!s || s.destroyed || s.writableEnded) return;
+    s.write(`${line}\n`);
   }
 }

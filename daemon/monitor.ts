@@ -9,7 +9,7 @@ import { loadRules } from './engine/load.js';
 import type { Ruleset } from './engine/ruleset.js';
 import { formatProblem } from './events.js';
 import { groupPids, readEvents } from './cgroup.js';
-import { DEADMAN_GRACE_MS, DEADMAN_POLL_MS, Deadman } from './deadman.js';
+import { DEADMAN_BEAT_MS, DEADMAN_GRACE_MS, DEADMAN_POLL_MS, Deadman } from './deadman.js';
 import { Ingress } from './ingress.js';
 import { onCrash } from './crash.js';
 import { controlHandler } from './control/commands.js';
@@ -216,7 +216,7 @@ export class Monitor {
     d.sensors(this.sensor.ownPids());
     // protected like the daemon: a subject signalling it is tamper
     if (d.pid) this.table.setMonitorPids([d.pid]);
-    this.log.append({ kind: 'daemon', phase: 'watchdog', watchdog_pid: d.pid, poll_ms: DEADMAN_POLL_MS, grace_ms: this.o.config.command === 'exec' ? DEADMAN_GRACE_MS : undefined });
+    this.log.append({ kind: 'daemon', phase: 'watchdog', watchdog_pid: d.pid, poll_ms: DEADMAN_POLL_MS, heartbeat_ms: DEADMAN_BEAT_MS, heartbeat_window_ms: this.o.config.heartbeatWindowMs, grace_ms: this.o.config.command === 'exec' ? DEADMAN_GRACE_MS : undefined });
   }
 
   private spawnDeadman(s: Subject): Promise<Deadman> {
@@ -229,6 +229,7 @@ export class Monitor {
       exec: this.o.config.command === 'exec',
       graceMs: DEADMAN_GRACE_MS,
       pollMs: DEADMAN_POLL_MS,
+      heartbeatWindowMs: this.o.config.heartbeatWindowMs,
       trial: this.o.trial,
     });
   }
@@ -275,6 +276,7 @@ export class Monitor {
       log: this.log,
       status: () => this.status(),
       reload: () => this.reload(),
+      modeChanged: (mode) => this.deadman?.freezeOnLoss(mode === 'enforce' || this.o.config.failClosed),
       ...(this.o.trial ? { fixedTrial: this.o.trial } : {}),
     });
     const control = new ControlServer(path, controlHandler(operator));

@@ -77,6 +77,12 @@ export const OPTIONS = {
   }),
   'probe-timeout': option(V.ms(50, 10_000), { field: 'probeTimeoutMs', arg: 'ms', help: 'how long the serving probe waits for each answer', default: () => DEFAULTS.probeTimeoutMs }),
   'ws-heartbeat': option(V.ms(100, 60_000), { field: 'wsHeartbeatMs', arg: 'ms', help: 'how often the websocket sends the chain head', default: () => DEFAULTS.wsHeartbeatMs }),
+  'heartbeat-window': option(V.ms(200, 60_000), {
+    field: 'heartbeatWindowMs',
+    arg: 'ms',
+    help: "how long the daemon may go without answering its watchdog before it counts as lost (hung)",
+    default: () => DEFAULTS.heartbeatWindowMs,
+  }),
   'port-interval': option(V.ms(100, 60_000), {
     field: 'portIntervalMs',
     arg: 'ms',

@@ -135,6 +135,7 @@ export const DEFAULTS = {
   probeTimeoutMs: 500,
   portIntervalMs: 1000,
   wsHeartbeatMs: 5000,
+  heartbeatWindowMs: 500,
 } as const;
 
 /**

@@ -13,6 +13,8 @@ export interface OperatorParts {
   reload: () => { ok: boolean; rules?: number; errors?: string[] };
   /** set for `exec`: its one trial */
   fixedTrial?: string;
+  /** told of a mode switch (the watchdog freezes on loss only in enforce mode) */
+  modeChanged?: (mode: 'observe' | 'enforce') => void;
 }
 
 export class Operator implements Controlled {
@@ -41,6 +43,7 @@ export class Operator implements Controlled {
   setMode(mode: 'observe' | 'enforce'): 'observe' | 'enforce' {
     const previous = this.o.pipeline.mode;
     this.o.pipeline.mode = mode;
+    this.o.modeChanged?.(mode);
     return previous;
   }
 
