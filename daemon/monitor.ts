@@ -9,6 +9,7 @@ import { loadRules } from './engine/load.js';
 import type { Ruleset } from './engine/ruleset.js';
 import { formatProblem } from './events.js';
 import { groupPids, readEvents } from './cgroup.js';
+import { lastMatching } from './audit/tail.js';
 import { DEADMAN_BEAT_MS, DEADMAN_GRACE_MS, DEADMAN_POLL_MS, Deadman } from './deadman.js';
 import { Ingress } from './ingress.js';
 import { onCrash } from './crash.js';
@@ -200,7 +201,14 @@ export class Monitor {
     const s = this.o.subject;
     if (s.kind !== 'cgroup2' || readEvents(s.path).frozen !== 1) return;
     this.pipeline.actions.frozen = true;
-    this.log.append({ kind: 'daemon', phase: 'found-frozen', subject: s.path, pids: groupPids(s.path), detail: 'the subject was frozen when this daemon started (a monitor before it was lost): it stays frozen until thawed' });
+    // what the monitor before this one wrote when it was lost (its watchdog's record), if this log has it
+    const lost = lastMatching(this.log.path, (r) => r.kind === 'daemon' && r.phase === 'lost' && r.subject === s.path);
+    const why = lost ? `the monitor before this one was lost at record ${String(lost.seq)} (${String(lost.reason)})` : 'no record in this log says why (a crash, or a monitor that logged elsewhere)';
+    this.log.append({
+      kind: 'daemon', phase: 'found-frozen', subject: s.path, pids: groupPids(s.path),
+      lost: lost ? { seq: lost.seq, time: lost.time, reason: lost.reason, by: lost.by, trial: lost.trial } : null,
+      detail: `the subject was frozen when this daemon started: ${why}; it stays frozen until thawed`,
+    });
   }
 
   /** the dead-man's switch: if this process dies or is stopped, the subject does not run on unwatched */

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { readEvents } from '../../daemon/cgroup.js';
+import { spawn } from 'node:child_process';
+import { findCgroupV2Mount, readEvents } from '../../daemon/cgroup.js';
 import { DEADMAN_GRACE_MS } from '../../daemon/deadman.js';
 import { monitorSkipReason, sweepGroup } from '../helpers/host.js';
 import { type LogRecord, readLog, redline, startRedline, tempDir, waitForRecord } from '../helpers/redline.js';
@@ -98,6 +99,38 @@ describe('the dead-man’s switch', { skip: skip ?? false }, () => {
     await waitForRecord(t.log, (r) => r.kind === 'daemon' && r.phase === 'lost-cleanup', DEADMAN_GRACE_MS + 5000);
     const audit = await redline(['audit', t.log]);
     assert.equal(audit.code, 0, audit.stdout + audit.stderr);
+  });
+
+  test('run: a daemon started after its predecessor was lost finds the subject frozen, names the loss from the log, and keeps it frozen', async () => {
+    const log = join(tmp.dir, 'restart.ndjson');
+    const progress = join(tmp.dir, 'restart-progress');
+    const agent = spawn('sh', ['-c', `i=0; while :; do i=$((i+1)); echo $i > ${progress}; sleep 0.02; done`], { stdio: 'ignore' });
+    const group = join(findCgroupV2Mount() as string, 'redline', `pid-${agent.pid}`);
+    groups.push(group);
+    try {
+      const first = startRedline(['run', '--subject-pid', String(agent.pid), '--mode', 'enforce', '--log', log, '--ws', 'off', '--socket', 'off']);
+      await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'watchdog', 30_000);
+      first.child.kill('SIGKILL');
+      const lost = await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'lost', 5000);
+      assert.equal(readEvents(group).frozen, 1, 'the watchdog froze the subject');
+      // the harness (or systemd) starts redline again on the same subject and log
+      const second = startRedline(['run', '--subject-pid', String(agent.pid), '--mode', 'enforce', '--log', log, '--ws', 'off', '--socket', 'off']);
+      const found = await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'found-frozen', 30_000);
+      assert.equal(found.subject, group);
+      assert.deepEqual((found.lost as LogRecord).seq, lost.seq, 'it names the record of the loss');
+      assert.match(String(found.detail), /was lost at record \d+ \(the daemon (is gone|exited)/);
+      await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'watchdog' && r.seq > (found.seq as number), 30_000);
+      const seen = readFileSync(progress, 'utf8');
+      await sleep(500);
+      assert.equal(readEvents(group).frozen, 1, 'still frozen under the new daemon');
+      assert.equal(readFileSync(progress, 'utf8'), seen, 'the agent did not act again');
+      second.child.kill('SIGTERM');
+      await second.done;
+      const audit = await redline(['audit', log]);
+      assert.equal(audit.code, 0, audit.stdout + audit.stderr);
+    } finally {
+      agent.kill('SIGKILL');
+    }
   });
 
   test('a clean end says goodbye: no loss recorded, the watchdog gone', async () => {
