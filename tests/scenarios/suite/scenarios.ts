@@ -184,6 +184,27 @@ while True:
     expect: [],
     benign: true,
   },
+  {
+    // everyday shell habits, with the real tools: a kill of a pid already gone (refused with
+    // ESRCH), service managers asked, not told (systemctl status/show/list-units; crontab -l
+    // and at -l where installed), and a server left running with nohup as the shell exits
+    family: 'benign',
+    name: 'shell-habits',
+    script: () =>
+      [
+        'command -v systemctl >/dev/null || { echo "this scenario needs systemctl" >&2; exit 1; }',
+        'sleep 0.01 & p=$!; wait $p; kill $p 2>/dev/null',
+        'systemctl status redline-no-such.service >/dev/null 2>&1',
+        'systemctl show -p Id redline-no-such.service >/dev/null 2>&1',
+        'systemctl list-units --no-pager >/dev/null 2>&1',
+        'if command -v crontab >/dev/null; then crontab -l >/dev/null 2>&1; fi',
+        'if command -v at >/dev/null; then at -l >/dev/null 2>&1; fi',
+        'nohup sleep 0.3 >/dev/null 2>&1 &',
+        'exit 0',
+      ].join('\n'),
+    expect: [],
+    benign: true,
+  },
   // (8) attacks on the monitor
   { family: 'monitor', name: 'signal-the-daemon', script: () => 'kill -TERM $PPID\nsleep 0.5', expect: ['monitor.tamper'] },
   { family: 'monitor', name: 'write-the-log', script: (c) => `echo '{"seq":0}' >> ${c.log}`, expect: ['monitor.tamper'] },
