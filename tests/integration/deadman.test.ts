@@ -7,6 +7,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { findCgroupV2Mount, readEvents } from '../../daemon/cgroup.js';
 import { DEADMAN_GRACE_MS } from '../../daemon/deadman.js';
 import { monitorSkipReason, sweepGroup } from '../helpers/host.js';
@@ -43,9 +44,9 @@ describe('the dead-man’s switch', { skip: skip ?? false }, () => {
   });
 
   /** starts an enforce trial of `agent`; resolves once the watchdog is up, with its group */
-  async function trial(name: string, agent: string) {
+  async function trial(name: string, agent: string, extra: string[] = []) {
     const log = join(tmp.dir, `${name}.ndjson`);
-    const d = startRedline(['exec', '--mode', 'enforce', '--log', log, '--socket', 'off', '--', 'sh', '-c', agent]);
+    const d = startRedline(['exec', '--mode', 'enforce', '--log', log, '--socket', 'off', ...extra, '--', 'sh', '-c', agent]);
     const wd = await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'watchdog', 30_000);
     const start = readLog(log).find((r) => r.kind === 'trial' && r.phase === 'start') as LogRecord;
     const sensor = readLog(log).find((r) => r.kind === 'daemon' && r.phase === 'sensor' && r.sensor === 'ebpf') as LogRecord;
@@ -78,11 +79,14 @@ describe('the dead-man’s switch', { skip: skip ?? false }, () => {
     tc.diagnostic(`daemon SIGKILL → frozen seen ${ms.toFixed(1)} ms`);
   });
 
-  test('SIGSTOP of the daemon and its sensor during a slow write: frozen before it completes, the stopped daemon never writes again', async () => {
-    const out = join(tmp.dir, 'slow.bin');
+  test('SIGSTOP of the daemon and its sensor during a slow copy of the weights: frozen before it completes, the stopped daemon never writes again', async () => {
+    const weights = join(tmp.dir, 'model.safetensors');
+    writeFileSync(weights, randomBytes(40 * 65536));
+    const out = join(tmp.dir, 'copy.safetensors');
     const go = join(tmp.dir, 'go');
-    // 40 × 64 KiB, 50 ms apart: two seconds, unless frozen
-    const t = await trial('stopped', `while [ ! -e ${go} ]; do sleep 0.02; done; for i in $(seq 1 40); do dd if=/dev/zero bs=64k count=1 >> ${out} 2>/dev/null; sleep 0.05; done`);
+    // the weights copied 64 KiB at a time, 50 ms apart: two seconds, unless frozen
+    const copy = `for i in $(seq 0 39); do dd if=${weights} of=${out} bs=64k count=1 skip=$i seek=$i conv=notrunc 2>/dev/null; sleep 0.05; done`;
+    const t = await trial('stopped', `while [ ! -e ${go} ]; do sleep 0.02; done; ${copy}`, ['--weights', weights]);
     process.kill(t.sensor, 'SIGSTOP');
     process.kill(t.d.child.pid as number, 'SIGSTOP');
     writeFileSync(go, '');
