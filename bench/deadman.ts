@@ -1,16 +1,19 @@
-// The dead-man's switch (issue 14): daemon death → subject frozen, and what the watchdog costs
-// while nothing happens. For each of ROUNDS (default 5) rounds an enforce `redline exec` runs a
+// The dead-man's switch (issue 14): daemon death → subject frozen, a hung daemon → subject
+// frozen, and what the watchdog costs while nothing happens. For each of ROUNDS (default 5) rounds an enforce `redline exec` runs a
 // subject of 20 sleeping processes; once the watchdog is armed the daemon gets SIGKILL and the
 // group's cgroup.events is polled every millisecond until `frozen 1`. Beside it, the floor: the
 // same group frozen by writing cgroup.freeze directly (bench/freeze.ts's measure). Then the
 // watchdog's CPU (% of a core) and RSS over IDLE_S (default 10) seconds of a quiet trial.
+// The hang: this process is the daemon (its Deadman sends the heartbeat, a `sleep` stands in
+// for the pid the watchdog kills); its event loop is blocked for 2 s and a separate poller
+// notes when the group froze: the heartbeat window (500 ms) plus at most one poll.
 // Prints JSON lines. Needs root, bpftrace and cgroup v2.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findCgroupV2Mount, groupPids, readEvents, removeGroup } from '../daemon/cgroup.js';
-import { DEADMAN_POLL_MS } from '../daemon/deadman.js';
+import { createFreshGroup, findCgroupV2Mount, groupPids, movePid, readEvents, removeGroup } from '../daemon/cgroup.js';
+import { Deadman, DEADMAN_POLL_MS } from '../daemon/deadman.js';
 import { summary } from './stats.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
@@ -85,6 +88,33 @@ try {
   const hz = 100;
   console.log(JSON.stringify({ bench: 'deadman-idle', seconds: IDLE_S, watchdog_cpu_pct: Math.round(((b.ticks - a.ticks) / hz / IDLE_S) * 1000) / 10, watchdog_rss_mb: Math.round(b.rssKb / 102.4) / 10 }));
   await new Promise((r) => d.on('exit', r));
+
+  // a hung daemon
+  const WINDOW_MS = 500;
+  const hangToFrozen: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const group = join(mount, 'redline', `bench-hang-${process.pid}-${i}`);
+    const why = createFreshGroup(group);
+    if (why) throw new Error(why);
+    const subject = spawn('sleep', ['600'], { stdio: 'ignore' });
+    movePid(group, subject.pid as number);
+    const standIn = spawn('sleep', ['600'], { stdio: 'ignore' });
+    const wd = await Deadman.start({ daemonPid: standIn.pid as number, group, log: join(dir, `hang-${i}.ndjson`), freeze: true, exec: false, graceMs: 0, pollMs: DEADMAN_POLL_MS, heartbeatWindowMs: WINDOW_MS });
+    const poller = spawn(process.execPath, ['-e', `const fs=require('fs');const f=process.argv[1];const t=setInterval(()=>{if(/frozen 1/.test(fs.readFileSync(f,'utf8'))){console.log(Date.now());clearInterval(t);}},1)`, join(group, 'cgroup.events')], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    poller.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+    await sleep(1000);
+    const t0 = Date.now();
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2000);
+    await new Promise((r) => poller.on('exit', r));
+    hangToFrozen.push(Number(out.trim()) - t0);
+    wd.bye();
+    standIn.kill('SIGKILL');
+    writeFileSync(join(group, 'cgroup.kill'), '1');
+    while (groupPids(group).length > 0) await sleep(10);
+    removeGroup(group);
+  }
+  console.log(JSON.stringify({ bench: 'deadman-hang-to-frozen', unit: 'ms', rounds: ROUNDS, heartbeat_window_ms: WINDOW_MS, watchdog_poll_ms: DEADMAN_POLL_MS, ...summary(hangToFrozen) }));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
