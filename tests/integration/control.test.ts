@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { findCgroupV2Mount, groupPids, removeGroup } from '../../daemon/cgroup.js';
-import { monitorSkipReason } from '../helpers/host.js';
+import { monitorSkipReason, sweepGroup } from '../helpers/host.js';
 import { bystander, isAlive, killBystanders } from '../helpers/procs.js';
 import { readLog, redline, ROOT, startRedline, tempDir, waitForRecord } from '../helpers/redline.js';
 import { type Daemon, startDaemon } from '../helpers/stream.js';
@@ -192,6 +192,29 @@ describe('exec with a control socket', { skip: skip ?? false }, () => {
       assert.ok(statSync(done).isFile(), 'thawed, it finished');
     } finally {
       d.child.kill('SIGKILL');
+    }
+  });
+
+  test('a mode switched to enforce reaches the watchdog: the daemon killed after it, the subject is frozen', async () => {
+    const socket = join(tmp.dir, 'switch.sock');
+    const log = join(tmp.dir, 'switch.ndjson');
+    const progress = join(tmp.dir, 'switch-progress');
+    const d = startRedline(['exec', '--mode', 'observe', '--socket', socket, '--log', log, '--', '/bin/sh', '-c', `i=0; while :; do i=$((i+1)); echo $i > ${progress}; sleep 0.02; done`]);
+    let group = '';
+    try {
+      await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'watchdog', 30_000);
+      group = String(readLog(log).find((r) => r.kind === 'trial' && r.phase === 'start')?.cgroup);
+      const sw = await redline(['mode', 'enforce', '--socket', socket]);
+      assert.equal(sw.code, 0, sw.stderr);
+      d.child.kill('SIGKILL');
+      const lost = await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'lost', 5000);
+      assert.equal(lost.subject_frozen, true, 'observe at start, enforce when lost: frozen');
+      const seen = readFileSync(progress, 'utf8');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(readFileSync(progress, 'utf8'), seen, 'the agent did not act again');
+    } finally {
+      d.child.kill('SIGKILL');
+      if (group) await sweepGroup(group);
     }
   });
 });
