@@ -54,6 +54,17 @@ export function startRedline(args: string[], env: NodeJS.ProcessEnv = {}): { chi
   return { child, done };
 }
 
+/**
+ * Stops a daemon a test started as a clean stop would (SIGTERM, then SIGKILL after `ms`): one
+ * killed outright leaves its watchdog writing the loss into the test's folder as it is removed.
+ */
+export async function stopRedline(d: { child: ChildProcess; done: Promise<unknown> } | undefined, ms = 20_000): Promise<void> {
+  if (!d || d.child.exitCode !== null || d.child.signalCode !== null) return;
+  d.child.kill('SIGTERM');
+  const stopped = await Promise.race([d.done.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
+  if (!stopped) d.child.kill('SIGKILL');
+}
+
 export function redline(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<Run> {
   const { child, done } = startRedline(args, env);
   const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
@@ -86,7 +97,8 @@ export const alertsOf = (recs: LogRecord[]) => recs.filter((r) => r.kind === 'al
 
 export function tempDir(prefix = 'redline-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  // retried: a watchdog whose daemon a test killed may still be writing its records there
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }) };
 }
 
 /** polls the log until `pred` holds for some record */

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { findCgroupV2Mount, groupPids, removeGroup } from '../../daemon/cgroup.js';
 import { monitorSkipReason, sweepGroup } from '../helpers/host.js';
 import { bystander, isAlive, killBystanders } from '../helpers/procs.js';
-import { readLog, redline, ROOT, startRedline, tempDir, waitForRecord } from '../helpers/redline.js';
+import { readLog, redline, ROOT, startRedline, stopRedline, tempDir, waitForRecord } from '../helpers/redline.js';
 import { type Daemon, startDaemon } from '../helpers/stream.js';
 
 const skip = monitorSkipReason();
@@ -29,8 +29,8 @@ describe('the control socket', { skip: skip ?? false }, () => {
     d = await startDaemon(tmp.dir, ['--rules', rules]);
     group = join(findCgroupV2Mount() as string, 'redline', `pid-${d.agent.pid}`);
   });
-  after(() => {
-    d?.child.kill('SIGKILL');
+  after(async () => {
+    await stopRedline(d);
     d?.agent.kill('SIGKILL');
     if (group) {
       for (const pid of groupPids(group)) process.kill(pid, 'SIGKILL');

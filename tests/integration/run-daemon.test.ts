@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { findCgroupV2Mount, groupPids, removeGroup } from '../../daemon/cgroup.js';
 import { monitorSkipReason } from '../helpers/host.js';
 import { bystander, killBystanders } from '../helpers/procs.js';
-import { alertsOf, type LogRecord, ROOT, readLog, type Run, startRedline, tempDir, waitForRecord } from '../helpers/redline.js';
+import { alertsOf, type LogRecord, ROOT, readLog, type Run, startRedline, stopRedline, tempDir, waitForRecord } from '../helpers/redline.js';
 
 const skip = monitorSkipReason();
 
@@ -39,8 +39,8 @@ describe('redline run', { skip: skip ?? false }, () => {
     daemon = startRedline(['run', '--subject-cgroup', group, '--log', log, '--rules', rules, '--mode', 'observe']);
     await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'sensor');
   });
-  after(() => {
-    daemon?.child.kill('SIGKILL');
+  after(async () => {
+    await stopRedline(daemon);
     for (const pid of groupPids(group)) process.kill(pid, 'SIGKILL');
     removeGroup(group);
     killBystanders();

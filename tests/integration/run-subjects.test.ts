@@ -8,7 +8,7 @@ import { after, describe, test } from 'node:test';
 import { findCgroupV2Mount, groupPids, removeGroup } from '../../daemon/cgroup.js';
 import { monitorSkipReason } from '../helpers/host.js';
 import { bystander, killBystanders } from '../helpers/procs.js';
-import { readLog, startRedline, tempDir, waitForRecord } from '../helpers/redline.js';
+import { readLog, startRedline, stopRedline, tempDir, waitForRecord } from '../helpers/redline.js';
 
 const skip = monitorSkipReason();
 
@@ -18,8 +18,8 @@ describe('run --subject-pid', { skip: skip ?? false }, () => {
   let agent: ChildProcess;
   let daemon: ReturnType<typeof startRedline> | undefined;
   let group = '';
-  after(() => {
-    daemon?.child.kill('SIGKILL');
+  after(async () => {
+    await stopRedline(daemon);
     if (group) for (const pid of groupPids(group)) process.kill(pid, 'SIGKILL');
     agent?.kill('SIGKILL');
     if (group) {
@@ -71,8 +71,8 @@ describe('run --subject-uid', { skip: skip ?? false }, () => {
   const tmp = tempDir();
   const uid = 64_998;
   let daemon: ReturnType<typeof startRedline> | undefined;
-  after(() => {
-    daemon?.child.kill('SIGKILL');
+  after(async () => {
+    await stopRedline(daemon);
     spawn('pkill', ['-9', '-U', String(uid)]);
     killBystanders();
     tmp.cleanup();

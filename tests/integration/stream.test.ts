@@ -13,14 +13,14 @@ import { sendControl } from '../../daemon/control/client.js';
 import { AuditLog } from '../../daemon/outputs/audit-log.js';
 import { monitorSkipReason } from '../helpers/host.js';
 import { killBystanders } from '../helpers/procs.js';
-import { CLI, type LogRecord, readLog, redline, ROOT, tempDir } from '../helpers/redline.js';
+import { CLI, type LogRecord, readLog, redline, ROOT, stopRedline, tempDir } from '../helpers/redline.js';
 import { connect, type Daemon, startDaemon, type Watcher } from '../helpers/stream.js';
 
 const skip = monitorSkipReason();
 
-function cleanupDaemon(d: Daemon | undefined): void {
+async function cleanupDaemon(d: Daemon | undefined): Promise<void> {
   if (!d) return;
-  d.child.kill('SIGKILL');
+  await stopRedline(d);
   d.agent.kill('SIGKILL');
   const group = join(findCgroupV2Mount() ?? '/nonexistent', 'redline', `pid-${d.agent.pid}`);
   for (const pid of groupPids(group)) process.kill(pid, 'SIGKILL');
@@ -43,9 +43,9 @@ describe('the websocket stream', { skip: skip ?? false }, () => {
   before(async () => {
     d = await startDaemon(tmp.dir, ['--ws-heartbeat', '300']);
   });
-  after(() => {
+  after(async () => {
     for (const c of clients) c.close();
-    cleanupDaemon(d);
+    await cleanupDaemon(d);
     killBystanders();
     tmp.cleanup();
   });
@@ -185,9 +185,9 @@ describe('a client that never reads', { skip: skip ?? false }, () => {
   const tmp = tempDir();
   let d: Daemon | undefined;
   let stalled: Socket | undefined;
-  after(() => {
+  after(async () => {
     stalled?.destroy();
-    cleanupDaemon(d);
+    await cleanupDaemon(d);
     killBystanders();
     tmp.cleanup();
   });
@@ -247,9 +247,9 @@ describe('tail across a daemon restart', { skip: skip ?? false }, () => {
   const tmp = tempDir();
   let a: Daemon | undefined;
   let b: Daemon | undefined;
-  after(() => {
-    cleanupDaemon(a);
-    cleanupDaemon(b);
+  after(async () => {
+    await cleanupDaemon(a);
+    await cleanupDaemon(b);
     killBystanders();
     tmp.cleanup();
   });
