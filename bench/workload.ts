@@ -6,31 +6,18 @@
 // them) — alternating, ROUNDS (default 5) of each. Prints one JSON line with the medians and
 // both slowdowns. Needs root, bpftrace and cgroup v2, and `npm run build` first (the daemon
 // runs from dist/ as a user would run it).
-import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGroup, findCgroupV2Mount, groupPids, removeGroup } from '../daemon/cgroup.js';
-import { generateScript, READY } from '../daemon/sensors/ebpf/script.js';
+import { generateScript } from '../daemon/sensors/ebpf/script.js';
+import { BPFTRACE_ENV, runInGroup, startTracer, WORKLOAD, writeWorkload } from './tracer.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const dir = mkdtempSync(join(tmpdir(), 'redline-workload-'));
 const out = join(dir, 'ms');
-const script = join(dir, 'work.sh');
-writeFileSync(
-  script,
-  [
-    '#!/bin/sh',
-    't0=$(date +%s%N)',
-    'i=0; while [ $i -lt 1500 ]; do /bin/true; i=$((i+1)); done',
-    `tar cf ${dir}/doc.tar /usr/share/doc 2>/dev/null; sha256sum ${dir}/doc.tar >/dev/null`,
-    'i=0; while [ $i -lt 300 ]; do cat /etc/hostname >/dev/null; ls / >/dev/null; i=$((i+1)); done',
-    't1=$(date +%s%N)',
-    `echo $(( (t1 - t0) / 1000000 )) > ${out}`,
-    '',
-  ].join('\n'),
-);
-chmodSync(script, 0o755);
+const script = writeWorkload(dir, out);
 
 function timed(monitored: boolean): number {
   rmSync(out, { force: true });
@@ -47,28 +34,13 @@ async function floorRun(): Promise<number> {
   const group = join(mount, 'redline', `bench-workload-floor-${process.pid}`);
   createGroup(group);
   rmSync(out, { force: true });
-  // as redline runs it: the same program, string size and perf buffer, at the same priority
-  const bt = spawn('bpftrace', ['-B', 'line', '-e', generateScript({ kind: 'cgroup', path: group })], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-    env: { ...process.env, BPFTRACE_STRLEN: '200', BPFTRACE_PERF_RB_PAGES: '256' },
-  });
+  let bt: ChildProcess | null = null;
   try {
-    await new Promise<void>((ready, fail) => {
-      let seen = '';
-      bt.stdout.setEncoding('utf8');
-      bt.stdout.on('data', (chunk: string) => {
-        if (seen !== READY) {
-          seen = (seen + chunk).includes(READY) ? READY : (seen + chunk).slice(-READY.length);
-          if (seen === READY) ready();
-        }
-      });
-      bt.on('exit', (code) => fail(new Error(`bpftrace exited (${code})`)));
-    });
-    spawnSync('renice', ['-n', '-10', '-p', String(bt.pid)], { stdio: 'ignore' });
-    spawnSync('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$1"', group, script], { stdio: 'ignore' });
+    bt = (await startTracer('bpftrace', ['-B', 'line', '-e', generateScript({ kind: 'cgroup', path: group })], BPFTRACE_ENV)).child;
+    runInGroup(group, script);
     return Number(readFileSync(out, 'utf8'));
   } finally {
-    bt.kill('SIGINT');
+    bt?.kill('SIGINT');
     const t0 = Date.now();
     while (groupPids(group).length > 0 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 20));
     removeGroup(group);
@@ -107,7 +79,7 @@ try {
   console.log(
     JSON.stringify({
       bench: 'workload-slowdown', unit: 'ms', rounds: ROUNDS,
-      workload: '1500 /bin/true; tar of /usr/share/doc + sha256; 300 × (cat + ls)',
+      workload: WORKLOAD,
       plain_ms: plain, floor_ms: floor, monitored_ms: watched, plain_median: p, floor_median: f, monitored_median: w,
       alerts_in_monitored_runs: alertCount(),
       slowdown_pct: Math.round(((w - p) / p) * 1000) / 10,

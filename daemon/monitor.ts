@@ -152,7 +152,7 @@ export class Monitor {
     });
     await this.sensor.start();
     this.table.setMonitorPids(this.sensor.ownPids());
-    this.log.append({ kind: 'daemon', phase: 'sensor', sensor: this.sensor.name, sensor_pids: this.sensor.ownPids(), detail: 'probes attached' });
+    this.log.append({ kind: 'daemon', phase: 'sensor', sensor: this.sensor.name, sensor_pids: this.sensor.ownPids(), bytes_by: this.sensor.bytesBy(), detail: 'probes attached' });
     await this.ports.start();
     this.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'ports', detail: `reading /proc/net every ${this.o.config.portIntervalMs} ms` });
     await this.startGpu();

@@ -172,6 +172,9 @@ export class Pipeline extends EventEmitter {
     const st = this.stages;
     switch (ev.type) {
       case 'file_bytes': {
+        // the kernel flags the subject's scope (its cgroup or uid); the libbpf loader cannot see
+        // the lineage, so a process that left the scope is known as the subject's by the table
+        if (!ev.subject && this.o.table.get(ev.pid)?.subject) ev.subject = true;
         // host-wide: most of it is other processes' business and goes no further
         if (!ev.subject && !st.weights?.concerns(ev)) return;
         const e = this.apply(ev);

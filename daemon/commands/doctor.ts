@@ -5,13 +5,21 @@ import { dirname, join } from 'node:path';
 import { DEFAULTS } from '../config/schema.js';
 import { notifyAvailable } from '../notify.js';
 import { findCgroupV2Mount, findFreezerV1Mount, groupPids, readEvents } from '../cgroup.js';
-import { ebpfUnavailableReason, findExecutable, tracefsMounted } from '../sensors/ebpf/host.js';
+import { ebpfUnavailableReason, findExecutable, findLoader, tracefsMounted } from '../sensors/ebpf/host.js';
 import { gpuUnavailableReason } from '../sensors/gpu/index.js';
 
 interface Check {
   name: string;
   ok: boolean;
   detail: string;
+}
+
+/** the libbpf loader: optional (bpftrace counts the bytes without it, at about twice the cost per syscall) */
+function loaderCheck(): Check {
+  const l = findLoader();
+  if (l) return { name: 'libbpf loader', ok: true, detail: `${l.bin}: counts the weights' bytes (one raw tracepoint on sys_exit)` };
+  const why = process.env.REDLINE_LOADER === 'off' ? 'turned off (REDLINE_LOADER=off)' : process.arch !== 'x64' ? `not for ${process.arch} (it reads x86_64 registers)` : 'not built (apt-get install -y clang libbpf-dev bpftool, then npm run build)';
+  return { name: 'libbpf loader', ok: true, detail: `${why}; bpftrace counts the weights' bytes, at about twice the cost per read or write` };
 }
 
 function cgroupChecks(): Check[] {
@@ -80,6 +88,7 @@ export function doctorChecks(nvidiaSmi = 'nvidia-smi'): Check[] {
   const checks: Check[] = [
     { name: 'root', ok: process.getuid?.() === 0, detail: process.getuid?.() === 0 ? 'running as root' : 'not root: eBPF and cgroup actions need root' },
     { name: 'bpftrace', ok: findExecutable('bpftrace') !== null, detail: findExecutable('bpftrace') ?? 'not found (apt-get install -y bpftrace)' },
+    loaderCheck(),
     { name: 'tracefs', ok: tracefsMounted(), detail: tracefsMounted() ? 'mounted' : 'not mounted: redline mounts it at start (mount -t tracefs nodev /sys/kernel/tracing)' },
     { name: 'sensor ebpf', ok: why === null, detail: why ?? 'available: exec, fork, exit, signal, setsid, open/creat and link tracepoints, filtered in the kernel' },
     { name: 'sensor poll', ok: false, detail: 'not built: eBPF is the only process sensor (`--sensor poll` or `sensor: poll` is refused when the config is read, exit 2)' },

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { argvOf, type BpftraceLine, parseLine } from '../../daemon/sensors/ebpf/parse.js';
+import { argvOf, type BpftraceLine, parseLine, parseLoaderLine } from '../../daemon/sensors/ebpf/parse.js';
 import { generateScript } from '../../daemon/sensors/ebpf/script.js';
 
 const clock = (ns: bigint) => Number(ns) / 1e6;
@@ -133,6 +133,31 @@ test('byte counts: the op, the fd (writes), the bytes, the file and whether the 
   assert.ok(ur.kind === 'event' && ur.event.type === 'file_bytes' && !ur.event.write && ur.event.fd === -1 && ur.event.op === 'uring_read');
   const uw = parseLine('{"type": "printf", "data": "Y\\t23835844405337\\t31415\\t31416\\turing_write\\t-1\\t1048576\\t2146350\\t266338304\\t1048576\\t0\\t0\\tiou-wrk-31415\\n"}', clock);
   assert.ok(uw.kind === 'event' && uw.event.type === 'file_bytes' && uw.event.write && uw.event.pid === 31415 && uw.event.tid === 31416);
+});
+
+test('the libbpf loader\'s plain lines: ready, lost records, and the same byte lines as bpftrace\'s', () => {
+  assert.deepEqual(parseLoaderLine('REDLINE-READY', clock), { kind: 'ready' });
+  assert.deepEqual(parseLoaderLine('Lost 12 events', clock), { kind: 'lost', count: 12 });
+  // captured from the loader: cp's copy_file_range, both sides
+  const src = parseLoaderLine('Y\t788293598171\t6409\t6409\tcopy_file_range\t3\t41943040\t2146564\t266338304\t41943040\t1\t0\tcp', clock);
+  assert.deepEqual(src, { kind: 'event', event: { type: 'file_bytes', time: 788293.598171, pid: 6409, tid: 6409, op: 'copy_file_range', write: false, fd: 3, bytes: 41943040, ino: 2146564, dev: 65024, size: 41943040, subject: true, socket: false, pipe: false, comm: 'cp' } });
+  const map = parseLoaderLine('Y\t788268462490\t6368\t6368\tmmap_write\t5\t8388608\t2146502\t266338304\t8388608\t1\t0\tpython3', clock);
+  assert.ok(map.kind === 'event' && map.event.type === 'file_bytes' && map.event.write);
+  assert.equal(parseLoaderLine('Y\t1\t5\t5\tpeek\t3\t1\t9\t2\t1\t1\t0\tx', clock).kind, 'error');
+  assert.equal(parseLoaderLine('libbpf: something went wrong', clock).kind, 'error');
+});
+
+test('with the loader counting, bpftrace keeps io_uring and drops every syscall byte probe', () => {
+  const full = generateScript({ kind: 'uid', uid: 1000 }, { selfPid: 77 });
+  const lean = generateScript({ kind: 'uid', uid: 1000 }, { selfPid: 77, syscallBytes: false });
+  for (const sys of ['read', 'pread64', 'readv', 'write', 'writev', 'sendto', 'sendmsg', 'sendfile64', 'splice', 'copy_file_range', 'mmap']) {
+    assert.match(full, new RegExp(`sys_exit_${sys}\\b`));
+    assert.doesNotMatch(lean, new RegExp(`sys_(enter|exit)_${sys}\\b`));
+  }
+  assert.match(lean, /io_uring_complete/);
+  // no map of the dropped probes is named (bpftrace refuses a clear() of an unknown map)
+  assert.doesNotMatch(lean, /@rf\b|@wf\b|@mb\b/);
+  assert.ok(lean.split('\n').length < full.split('\n').length / 1.5);
 });
 
 test('the program counts io_uring completions by the request\'s opcode and file', () => {

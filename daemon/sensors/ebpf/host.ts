@@ -2,6 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export function findExecutable(name: string): string | null {
   if (name.includes('/')) return isExecutable(name) ? name : null;
@@ -43,5 +44,28 @@ export function ensureTracefs(): string | null {
 export function ebpfUnavailableReason(bpftrace = 'bpftrace'): string | null {
   if (process.getuid?.() !== 0) return 'the eBPF sensor needs root (bpftrace loads kernel programs)';
   if (!findExecutable(bpftrace)) return `bpftrace not found on PATH (install it: apt-get install -y bpftrace)`;
+  return null;
+}
+
+/** the libbpf loader's two files, built by `npm run build` (loader/build.sh) */
+export interface LoaderFiles {
+  bin: string;
+  obj: string;
+}
+
+/**
+ * The built loader, or null (not built: no toolchain, not x86_64; or turned off with
+ * REDLINE_LOADER=off): the bpftrace program then counts the bytes itself. REDLINE_LOADER=DIR
+ * names another build.
+ */
+export function findLoader(): LoaderFiles | null {
+  const env = process.env.REDLINE_LOADER;
+  if (env === 'off' || process.arch !== 'x64') return null;
+  // from the sources (daemon/sensors/ebpf) or from the build (dist/daemon/sensors/ebpf)
+  const dirs = env ? [env] : [fileURLToPath(new URL('../../../dist/loader', import.meta.url)), fileURLToPath(new URL('../../../loader', import.meta.url))];
+  for (const dir of dirs) {
+    const files = { bin: join(dir, 'redline-loader'), obj: join(dir, 'bytes.bpf.o') };
+    if (isExecutable(files.bin) && existsSync(files.obj)) return files;
+  }
   return null;
 }

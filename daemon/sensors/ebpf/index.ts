@@ -1,12 +1,14 @@
-// The eBPF sensor: a supervised bpftrace child running the generated script.
+// The eBPF sensor: a supervised bpftrace child running the generated script, and beside it,
+// when it was built, the libbpf loader counting the weights' bytes (loader/); each restarted
+// when it dies.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { monotonicToEpoch, nowMs } from '../../clock.js';
 import type { SensorEvent, SignalEvent } from '../../events.js';
 import type { Sensor, SensorHealth, SensorTrouble } from '../sensor.js';
-import { ensureTracefs, findExecutable } from './host.js';
-import { type Clock, parseLine } from './parse.js';
+import { ensureTracefs, findExecutable, findLoader, type LoaderFiles } from './host.js';
+import { type BpftraceLine, type Clock, parseLine, parseLoaderLine } from './parse.js';
 import { generateScript, type SubjectFilter } from './script.js';
 
 export interface EbpfOptions {
@@ -16,7 +18,12 @@ export interface EbpfOptions {
   attachTimeoutMs?: number;
   /** report read-only opens of small files too (a rule asks for them) */
   allOpens?: boolean;
+  /** the libbpf loader; default: the built one (findLoader), null: bpftrace counts the bytes */
+  loader?: LoaderFiles | null;
 }
+
+/** the sensor's two children */
+type Part = 'bpftrace' | 'loader';
 
 // Harmless on this kernel family (DESIGN.md); anything else on stderr is reported.
 const NOISE = [/RLIMIT_MEMLOCK/, /^\s*$/, /^Attaching \d+ probes/];
@@ -34,30 +41,43 @@ export function pidOfPidfd(pid: number, fd: number): number | null {
 export class EbpfSensor extends EventEmitter implements Sensor {
   readonly name = 'ebpf';
   private child: ChildProcess | null = null;
+  private loaderChild: ChildProcess | null = null;
   private stopping = false;
   private restarts = 0;
   private lost = 0;
   private events = 0;
   private lastError = '';
   private readonly clock: Clock = monotonicToEpoch();
-  private readonly script: string;
+  private script = '';
   private readonly bpftrace: string;
-  private restartTimer: NodeJS.Timeout | null = null;
+  private readonly restartTimers: Record<Part, NodeJS.Timeout | null> = { bpftrace: null, loader: null };
   /** argv lines waiting for their exec line, by thread */
   private readonly argv = new Map<number, { time: number; args: string[] | null }>();
+  /** the loader, while it counts the bytes (null: bpftrace does) */
+  private loader: LoaderFiles | null;
 
   constructor(private readonly opts: EbpfOptions) {
     super();
-    this.script = generateScript(opts.filter, { allOpens: opts.allOpens });
+    this.loader = opts.loader === undefined ? findLoader() : opts.loader;
     this.bpftrace = opts.bpftrace ?? findExecutable('bpftrace') ?? 'bpftrace';
+    this.makeScript();
+  }
+
+  private makeScript(): void {
+    this.script = generateScript(this.opts.filter, { allOpens: this.opts.allOpens, syscallBytes: this.loader === null });
   }
 
   scriptText(): string {
     return this.script;
   }
 
+  /** what counts the bytes read and written through syscalls */
+  bytesBy(): 'libbpf' | 'bpftrace' {
+    return this.loader ? 'libbpf' : 'bpftrace';
+  }
+
   ownPids(): number[] {
-    return this.child?.pid ? [this.child.pid] : [];
+    return [this.child?.pid, this.loaderChild?.pid].filter((p): p is number => p !== undefined);
   }
 
   /** pings waiting for their echo: each says whether a pong at `time` answers it */
@@ -93,9 +113,10 @@ export class EbpfSensor extends EventEmitter implements Sensor {
   }
 
   health(): SensorHealth {
+    const alive = (c: ChildProcess | null) => c !== null && c.exitCode === null;
     return {
       name: this.name,
-      running: this.child !== null && this.child.exitCode === null,
+      running: alive(this.child) && (this.loader === null || alive(this.loaderChild)),
       restarts: this.restarts,
       lost: this.lost,
       events: this.events,
@@ -106,29 +127,56 @@ export class EbpfSensor extends EventEmitter implements Sensor {
   async start(): Promise<void> {
     const why = ensureTracefs();
     if (why) throw new Error(why);
-    await this.spawnOnce();
+    // the loader first (it attaches in milliseconds): when it cannot, bpftrace counts the bytes
+    if (this.loader) {
+      try {
+        await this.spawnOnce('loader');
+      } catch (err) {
+        this.trouble({ sensor: this.name, reason: 'stderr', detail: `the libbpf loader did not start (${(err as Error).message}); bpftrace counts the weights' bytes instead` });
+        this.loader = null;
+        this.makeScript();
+      }
+    }
+    try {
+      await this.spawnOnce('bpftrace');
+    } catch (err) {
+      await this.stopChild(this.loaderChild);
+      throw err;
+    }
   }
 
-  private spawnOnce(): Promise<void> {
+  /** the child's command line: setpriv execs it in place with a parent-death signal, so that a daemon killed outright takes its sensor along instead of leaving it tracing, orphaned */
+  private command(part: Part): [string, string[]] {
+    const [bin, args] = part === 'bpftrace' ? [this.bpftrace, ['-f', 'json', '-B', 'line', '-e', this.script]] : [this.loader?.bin ?? '', [this.loader?.obj ?? '', String(process.pid), this.loaderSubject()]];
+    const setpriv = findExecutable('setpriv');
+    return setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', bin, ...args]] : [bin, args];
+  }
+
+  /** the subject's scope as the loader takes it: a cgroup by its id (the inode of its folder), or a uid */
+  private loaderSubject(): string {
+    const f = this.opts.filter;
+    return f.kind === 'uid' ? `uid:${f.uid}` : `cgroup:${statSync(f.path).ino}`;
+  }
+
+  private spawnOnce(part: Part): Promise<void> {
+    const what = part === 'bpftrace' ? 'bpftrace' : 'the libbpf loader';
     return new Promise((resolve, reject) => {
-      // setpriv execs bpftrace in place with a parent-death signal: if the daemon is killed
-      // outright, its sensor goes with it instead of tracing on, orphaned
-      const args = ['-f', 'json', '-B', 'line', '-e', this.script];
-      const setpriv = findExecutable('setpriv');
-      const [cmd, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', this.bpftrace, ...args]] : [this.bpftrace, args];
+      const [cmd, argv] = this.command(part);
       const child = spawn(cmd, argv, {
         stdio: ['ignore', 'pipe', 'pipe'],
         // 1 MiB of perf buffer per CPU (bpftrace's default is 256 KiB): a burst of short
         // processes fills it faster than bpftrace drains it on a busy machine
         env: { ...process.env, BPFTRACE_STRLEN: '200', BPFTRACE_PERF_RB_PAGES: process.env.BPFTRACE_PERF_RB_PAGES ?? '256' },
       });
-      this.child = child;
+      if (part === 'bpftrace') this.child = child;
+      else this.loaderChild = child;
+      const parse: (line: string, clock: Clock) => BpftraceLine = part === 'bpftrace' ? parseLine : parseLoaderLine;
       let attached = false;
       let stderr = '';
       const timer = setTimeout(() => {
         if (attached) return;
         child.kill('SIGKILL');
-        reject(new Error(`bpftrace did not attach within ${this.opts.attachTimeoutMs ?? 30000} ms: ${stderr.trim()}`));
+        reject(new Error(`${what} did not attach within ${this.opts.attachTimeoutMs ?? 30000} ms: ${stderr.trim()}`));
       }, this.opts.attachTimeoutMs ?? 30000);
       let buf = '';
       child.stdout?.setEncoding('utf8');
@@ -139,7 +187,7 @@ export class EbpfSensor extends EventEmitter implements Sensor {
           const line = buf.slice(0, nl);
           buf = buf.slice(nl + 1);
           try {
-            const parsed = parseLine(line, this.clock);
+            const parsed = parse(line, this.clock);
             if (parsed.kind === 'ready' && !attached) {
               attached = true;
               clearTimeout(timer);
@@ -151,11 +199,11 @@ export class EbpfSensor extends EventEmitter implements Sensor {
             }
             else if (parsed.kind === 'lost') {
               this.lost += parsed.count;
-              this.trouble({ sensor: this.name, reason: 'lost-events', detail: `bpftrace lost ${parsed.count} events`, lost: parsed.count });
+              this.trouble({ sensor: this.name, reason: 'lost-events', detail: `${what} lost ${parsed.count} events`, lost: parsed.count });
             } else if (parsed.kind === 'error') this.trouble({ sensor: this.name, reason: 'stderr', detail: parsed.message });
           } catch (err) {
             // one line that cannot be handled is one event lost, not the sensor
-            this.trouble({ sensor: this.name, reason: 'garbage', detail: `a bpftrace line could not be handled: ${(err as Error).message}`, lost: 1 });
+            this.trouble({ sensor: this.name, reason: 'garbage', detail: `a line of ${what} could not be handled: ${(err as Error).message}`, lost: 1 });
           }
           nl = buf.indexOf('\n');
         }
@@ -179,30 +227,31 @@ export class EbpfSensor extends EventEmitter implements Sensor {
       child.on('exit', (code, signal) => {
         clearTimeout(timer);
         if (this.child === child) this.child = null;
+        if (this.loaderChild === child) this.loaderChild = null;
         if (!attached) {
-          reject(new Error(`bpftrace exited before attaching (${signal ?? code}): ${stderr.trim().slice(-2000)}`));
+          reject(new Error(`${what} exited before attaching (${signal ?? code}): ${stderr.trim().slice(-2000)}`));
           return;
         }
         if (this.stopping) return;
-        this.lastError = `bpftrace exited (${signal ?? `code ${code}`})`;
+        this.lastError = `${what} exited (${signal ?? `code ${code}`})`;
         this.trouble({ sensor: this.name, reason: 'died', detail: `${this.lastError}; restarting` });
-        this.scheduleRestart(250);
+        this.scheduleRestart(part, 250);
       });
     });
   }
 
-  private scheduleRestart(delayMs: number): void {
-    if (this.stopping || this.restartTimer) return;
-    this.restartTimer = setTimeout(() => {
-      this.restartTimer = null;
+  private scheduleRestart(part: Part, delayMs: number): void {
+    if (this.stopping || this.restartTimers[part]) return;
+    this.restartTimers[part] = setTimeout(() => {
+      this.restartTimers[part] = null;
       if (this.stopping) return;
       this.restarts++;
-      this.spawnOnce().then(
+      this.spawnOnce(part).then(
         () => this.emit('restarted'),
         (err: Error) => {
           this.lastError = err.message;
           this.trouble({ sensor: this.name, reason: 'restart-failed', detail: err.message });
-          this.scheduleRestart(Math.min(delayMs * 2, 5000));
+          this.scheduleRestart(part, Math.min(delayMs * 2, 5000));
         },
       );
     }, delayMs);
@@ -231,9 +280,12 @@ export class EbpfSensor extends EventEmitter implements Sensor {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
+    for (const t of Object.values(this.restartTimers)) if (t) clearTimeout(t);
+    await Promise.all([this.stopChild(this.child), this.stopChild(this.loaderChild)]);
+  }
+
+  private async stopChild(child: ChildProcess | null): Promise<void> {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
       child.kill('SIGINT');

@@ -197,3 +197,12 @@ export function parseLine(line: string, clock: Clock): BpftraceLine {
       return { kind: 'ignored' };
   }
 }
+
+/** one line of the libbpf loader's output: plain text, the payload lines of the bpftrace program */
+export function parseLoaderLine(line: string, clock: Clock): BpftraceLine {
+  if (line === READY) return { kind: 'ready' };
+  const lost = /^Lost (\d+) events$/.exec(line);
+  if (lost) return { kind: 'lost', count: Number(lost[1]) };
+  if (line === '') return { kind: 'ignored' };
+  return parsePayload(line, clock);
+}

@@ -29,6 +29,12 @@ export interface ScriptOptions {
    * asks for them); otherwise those are dropped in the kernel
    */
   allOpens?: boolean;
+  /**
+   * count the bytes of large files read, mapped and written through syscalls host-wide
+   * (default true); false when the libbpf loader counts them (loader/bytes.bpf.c, the same
+   * lines at about half the cost per syscall). io_uring's completions are counted here either way.
+   */
+  syscallBytes?: boolean;
 }
 
 /**
@@ -71,14 +77,14 @@ export function generateScript(filter: SubjectFilter, opts: ScriptOptions = {}):
     `}`,
     ...fileProbes(p, opts.allOpens === true),
     ...netProbes(p),
-    ...byteProbes(s, opts.selfPid ?? process.pid),
+    ...byteProbes(s, opts.selfPid ?? process.pid, opts.syscallBytes !== false),
     // the daemon's own kill(itself, 0), echoed: the daemon knows the sensor sees and reads now
     // (a stop signal's sender is only vouched for by a sensor that answers)
     `tracepoint:syscalls:sys_enter_kill /pid == ${opts.selfPid ?? process.pid} && args->pid == ${opts.selfPid ?? process.pid} && args->sig == 0/ {`,
     `  printf("P\\t%llu\\t%d\\t%d\\n", nsecs, pid, tid);`,
     `}`,
     // what is left in the maps is not printed when bpftrace stops
-    `END { clear(@sgk); clear(@sgt); clear(@sgs); clear(@sgn); clear(@subj); clear(@rb); clear(@mb); clear(@wb); clear(@wseen); clear(@rf); clear(@rfd); clear(@wf); clear(@wfd); clear(@mf); clear(@ml); clear(@mfd); clear(@mw); }`,
+    `END { ${['sgk', 'sgt', 'sgs', 'sgn', 'subj', 'rb', 'wb', 'wseen', ...(opts.syscallBytes === false ? [] : SYSCALL_BYTE_MAPS)].map((m) => `clear(@${m});`).join(' ')} }`,
     '',
   ].join('\n');
 }
@@ -235,6 +241,8 @@ export const WRITE_FIRST = 1 << 20;
 export const WRITE_STEP = 16 << 20;
 /** pipes have no size: their bytes are reported each 4 MiB (a pipe carrying the weights on to a compressor, say) */
 export const PIPE_STEP = 4 << 20;
+/** the maps only the syscall byte probes use (@rb, @wb and @wseen are io_uring's too) */
+const SYSCALL_BYTE_MAPS = ['mb', 'rf', 'rfd', 'wf', 'wfd', 'mf', 'ml', 'mfd', 'mw'];
 // unreported remainders are dropped this often, so the maps never outgrow the host's work
 const CLEAR_EVERY_S = 60;
 
@@ -282,9 +290,11 @@ function account(map: string, op: string, file: string, bytes: string, fd: strin
  * destination side of the three, to regular files and sockets. The struct file is taken at
  * entry (reads: regular files over 1 MiB), the byte count at exit.
  */
-function byteProbes(s: string, self: number): string[] {
+function byteProbes(s: string, self: number, syscalls: boolean): string[] {
   if (!Number.isInteger(self) || self < 0) throw new Error(`bad pid ${self}`);
   const not = `pid != ${self}`;
+  const uring = [...uringProbes(not, s), `interval:s:${CLEAR_EVERY_S} { clear(@rb); ${syscalls ? 'clear(@mb); ' : ''}clear(@wb); clear(@wseen); }`];
+  if (!syscalls) return uring;
   const readers = ['read', 'pread64', 'readv', 'preadv', 'preadv2'];
   // send() is sendto() with no address; sockets written take these two as often as write()
   const writers = ['write', 'pwrite64', 'writev', 'pwritev', 'pwritev2', 'sendto', 'sendmsg'];
@@ -359,8 +369,7 @@ function byteProbes(s: string, self: number): string[] {
     `    }`,
     `  }`,
     `}`,
-    ...uringProbes(not, s),
-    `interval:s:${CLEAR_EVERY_S} { clear(@rb); clear(@mb); clear(@wb); clear(@wseen); }`,
+    ...uring,
   ];
 }
 

@@ -1,0 +1,157 @@
+// redline's byte accounting of large files, host-wide, as one raw tracepoint program on
+// sys_exit (x86_64): the syscall's number and arguments are read from the registers saved at
+// entry, so there is no entry probe and no per-thread map. Its records are the "Y" lines of
+// the bpftrace byte probes it replaces (script.ts, byteProbes): same thresholds, same fields.
+// Why: bench/loader-floor.ts (bpftrace's entry/exit pair costs about twice as much per
+// syscall, and is most of the workload's slowdown under the eBPF sensor).
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "config.h"
+
+#define MIN_FILE (1ULL << 20)
+#define READ_STEP_MAX (64ULL << 20)
+#define WRITE_FIRST (1ULL << 20)
+#define WRITE_STEP (16ULL << 20)
+#define PIPE_STEP (4ULL << 20)
+
+const volatile struct rl_config cfg = {};
+
+struct rl_key { __u32 pid; __u32 dev; __u64 ino; };
+// bytes not yet reported per (process, device, inode), and whether a line went out already
+// (writes: the first at 1 MiB, then each 16 MiB). LRU: the maps never outgrow their size.
+struct rl_count { __u64 n; __u64 seen; };
+struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 65536); __type(key, struct rl_key); __type(value, struct rl_count); } rb SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 65536); __type(key, struct rl_key); __type(value, struct rl_count); } wb SEC(".maps");
+// maps of a file: a running total, capped at its size
+struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 65536); __type(key, struct rl_key); __type(value, __u64); } mb SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 22); } events SEC(".maps");
+// records the ring buffer had no room for: the loader reports them
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64); } lost SEC(".maps");
+
+static __always_inline struct file *file_of(__u64 fd) {
+  struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+  struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+  if (fd >= BPF_CORE_READ(fdt, max_fds)) return 0;
+  struct file **slots = BPF_CORE_READ(fdt, fd);
+  struct file *f = 0;
+  bpf_probe_read_kernel(&f, sizeof(f), slots + fd);
+  return f;
+}
+
+static __always_inline void emit(struct rl_key *k, __s32 fd, __u64 n, __u32 op, __u64 size, __u16 mode) {
+  struct rl_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+  if (!r) {
+    __u32 z = 0;
+    __u64 *l = bpf_map_lookup_elem(&lost, &z);
+    if (l) __sync_fetch_and_add(l, 1);
+    return;
+  }
+  __u64 id = bpf_get_current_pid_tgid();
+  r->ns = bpf_ktime_get_ns(); r->pid = id >> 32; r->tid = (__u32)id; r->fd = fd; r->op = op; r->n = n; r->ino = k->ino; r->dev = k->dev; r->size = size;
+  // the subject's scope as the kernel sees it; userspace adds the processes that left it
+  if (cfg.has_uid) r->subj = (__u32)bpf_get_current_uid_gid() == cfg.subject_uid;
+  else r->subj = cfg.subject_cgroup != 0 && bpf_get_current_cgroup_id() == cfg.subject_cgroup;
+  r->kind = mode == 0xc000 ? 1 : (mode == 0x1000 ? 2 : 0);
+  bpf_get_current_comm(r->comm, sizeof(r->comm));
+  bpf_ringbuf_submit(r, 0);
+}
+
+// reads: large regular files, and pipes (what a reader of the weights pipes on is read from
+// one); writes: regular files, sockets and pipes (a derived copy may go any of these ways)
+static __always_inline void account(struct file *f, __s32 fd, __u64 bytes, __u32 op, int write) {
+  struct inode *i = BPF_CORE_READ(f, f_inode);
+  __u16 mode = BPF_CORE_READ(i, i_mode) & 0xf000;
+  __u64 size = BPF_CORE_READ(i, i_size);
+  if (write) { if (mode != 0x8000 && mode != 0xc000 && mode != 0x1000) return; }
+  else if (!((mode == 0x8000 && size >= MIN_FILE) || mode == 0x1000)) return;
+  struct rl_key k = { .pid = bpf_get_current_pid_tgid() >> 32, .dev = BPF_CORE_READ(i, i_sb, s_dev), .ino = BPF_CORE_READ(i, i_ino) };
+  void *map = write ? (void *)&wb : (void *)&rb;
+  struct rl_count *c = bpf_map_lookup_elem(map, &k);
+  if (!c) {
+    struct rl_count fresh = { 0, 0 };
+    bpf_map_update_elem(map, &k, &fresh, BPF_NOEXIST);
+    c = bpf_map_lookup_elem(map, &k);
+    if (!c) return;
+  }
+  __u64 n = c->n + bytes, step;
+  if (write) step = c->seen ? WRITE_STEP : WRITE_FIRST;
+  else { step = size / 8; if (step > READ_STEP_MAX) step = READ_STEP_MAX; if (step == 0) step = PIPE_STEP; }
+  if (n < step) { c->n = n; return; }
+  c->n = 0; c->seen = 1;
+  emit(&k, fd, n, op, size, mode);
+}
+
+// file-backed mmap: the length mapped counts as bytes loaded (a running total capped at the
+// file's size: the dynamic loader maps a library three times); a shared writable map is a write
+static __always_inline void mapped(struct pt_regs *regs) {
+  __u64 flags = BPF_CORE_READ(regs, r10);
+  if (flags & 0x20) return; // MAP_ANONYMOUS
+  __u64 fd = BPF_CORE_READ(regs, r8), len = BPF_CORE_READ(regs, si), prot = BPF_CORE_READ(regs, dx);
+  struct file *f = file_of(fd);
+  if (!f) return;
+  struct inode *i = BPF_CORE_READ(f, f_inode);
+  __u16 mode = BPF_CORE_READ(i, i_mode) & 0xf000;
+  if (mode != 0x8000) return;
+  if ((flags & 1) && (prot & 2)) { account(f, (__s32)fd, len, RL_MMAP_W, 1); return; }
+  __u64 size = BPF_CORE_READ(i, i_size);
+  if (size < MIN_FILE) return;
+  struct rl_key k = { .pid = bpf_get_current_pid_tgid() >> 32, .dev = BPF_CORE_READ(i, i_sb, s_dev), .ino = BPF_CORE_READ(i, i_ino) };
+  __u64 *oldp = bpf_map_lookup_elem(&mb, &k);
+  __u64 old = oldp ? *oldp : 0;
+  if (old >= size) return;
+  __u64 n = old + len;
+  if (n > size) n = size;
+  bpf_map_update_elem(&mb, &k, &n, BPF_ANY);
+  __u64 step = size / 8;
+  if (step > READ_STEP_MAX) step = READ_STEP_MAX;
+  if (n / step != old / step) emit(&k, (__s32)fd, n, RL_MMAP, size, mode);
+}
+
+SEC("raw_tracepoint/sys_exit")
+int on_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
+  long ret = (long)ctx->args[1];
+  if (ret <= 0) return 0;
+  struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+  long nr = BPF_CORE_READ(regs, orig_ax);
+  __u32 op;
+  int write = 0, mover = 0;
+  switch (nr) {
+    case 0: op = RL_READ; break;
+    case 17: op = RL_PREAD; break;
+    case 19: op = RL_READV; break;
+    case 295: op = RL_PREADV; break;
+    case 327: op = RL_PREADV2; break;
+    case 1: op = RL_WRITE; write = 1; break;
+    case 18: op = RL_PWRITE; write = 1; break;
+    case 20: op = RL_WRITEV; write = 1; break;
+    case 296: op = RL_PWRITEV; write = 1; break;
+    case 328: op = RL_PWRITEV2; write = 1; break;
+    case 44: op = RL_SENDTO; write = 1; break;
+    case 46: op = RL_SENDMSG; write = 1; break;
+    case 40: op = RL_SENDFILE; mover = 1; break;
+    case 275: op = RL_SPLICE; mover = 2; break;
+    case 326: op = RL_CFR; mover = 2; break;
+    case 9: op = RL_MMAP; break;
+    default: return 0;
+  }
+  if ((bpf_get_current_pid_tgid() >> 32) == cfg.self_pid) return 0;
+  if (op == RL_MMAP) { mapped(regs); return 0; }
+  __u64 di = BPF_CORE_READ(regs, di);
+  if (!mover) {
+    struct file *f = file_of(di);
+    if (f) account(f, (__s32)di, ret, op, write);
+    return 0;
+  }
+  // the movers read one fd and write another: sendfile(out, in, …); splice and
+  // copy_file_range(in, _, out, …)
+  __u64 in = mover == 1 ? BPF_CORE_READ(regs, si) : di;
+  __u64 out = mover == 1 ? di : BPF_CORE_READ(regs, dx);
+  struct file *fi = file_of(in);
+  if (fi) account(fi, (__s32)in, ret, op, 0);
+  struct file *fo = file_of(out);
+  if (fo) account(fo, (__s32)out, ret, op + 1, 1);
+  return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,25 @@
+/* What the loader tells its eBPF program at load time (the program's read-only data). */
+#ifndef REDLINE_LOADER_CONFIG_H
+#define REDLINE_LOADER_CONFIG_H
+struct rl_config {
+  __u32 self_pid;   /* the daemon: its own reads of the weights (fingerprints) are not loads */
+  __u32 has_uid;    /* 1: the subject is a uid (subject_uid), else a cgroup (subject_cgroup) */
+  __u32 subject_uid;
+  __u32 pad;
+  __u64 subject_cgroup;
+};
+
+/* one record of bytes moved; printed as a "Y" line by the loader */
+struct rl_rec {
+  __u64 ns, n, ino, size;
+  __u32 pid, tid, op, dev, subj, kind;
+  __s32 fd;
+  char comm[16];
+};
+
+/* the record's op, in the order of the loader's names */
+enum {
+  RL_READ, RL_PREAD, RL_READV, RL_PREADV, RL_PREADV2, RL_WRITE, RL_PWRITE, RL_WRITEV, RL_PWRITEV, RL_PWRITEV2,
+  RL_SENDTO, RL_SENDMSG, RL_SENDFILE, RL_SENDFILE_W, RL_SPLICE, RL_SPLICE_W, RL_CFR, RL_CFR_W, RL_MMAP, RL_MMAP_W, RL_OPS
+};
+#endif

@@ -1,0 +1,87 @@
+// redline-loader: loads bytes.bpf.o, attaches it, and prints each record as one tab-separated
+// "Y" line on stdout (the format of the bpftrace byte probes, parsed by the same code), after
+// REDLINE-READY once attached. Records the ring buffer had no room for are reported as
+// "Lost N events". Stops on SIGINT/SIGTERM, and when its parent dies (PR_SET_PDEATHSIG).
+// usage: redline-loader BPF_OBJECT SELF_PID cgroup:ID | uid:UID
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <linux/types.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+#include "config.h"
+
+static const char *OPS[RL_OPS] = {
+  "read", "pread", "readv", "preadv", "preadv2", "write", "pwrite", "writev", "pwritev", "pwritev2", "sendto", "sendmsg",
+  "sendfile", "sendfile_write", "splice", "splice_write", "copy_file_range", "copy_file_range_write", "mmap", "mmap_write",
+};
+static volatile sig_atomic_t stop;
+static void on_signal(int s) { (void)s; stop = 1; }
+
+static int on_rec(void *ctx, void *data, size_t len) {
+  (void)ctx;
+  const struct rl_rec *r = data;
+  if (len < sizeof(*r) || r->op >= RL_OPS) return 0;
+  char comm[17];
+  memcpy(comm, r->comm, 16);
+  comm[16] = 0;
+  for (char *c = comm; *c; c++) if (*c == '\t' || *c == '\n') *c = ' ';
+  printf("Y\t%llu\t%u\t%u\t%s\t%d\t%llu\t%llu\t%u\t%llu\t%u\t%u\t%s\n", (unsigned long long)r->ns, r->pid, r->tid, OPS[r->op], r->fd,
+         (unsigned long long)r->n, (unsigned long long)r->ino, r->dev, (unsigned long long)r->size, r->subj, r->kind, comm);
+  return 0;
+}
+
+static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap) {
+  return level == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 4) { fprintf(stderr, "usage: %s BPF_OBJECT SELF_PID cgroup:ID|uid:UID\n", argv[0]); return 2; }
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() == 1) return 1; // the parent died before the line above
+  libbpf_set_print(quiet);
+  struct rl_config cfg = { .self_pid = (__u32)strtoul(argv[2], NULL, 10) };
+  if (strncmp(argv[3], "uid:", 4) == 0) { cfg.has_uid = 1; cfg.subject_uid = (__u32)strtoul(argv[3] + 4, NULL, 10); }
+  else if (strncmp(argv[3], "cgroup:", 7) == 0) cfg.subject_cgroup = strtoull(argv[3] + 7, NULL, 10);
+  else { fprintf(stderr, "bad subject %s\n", argv[3]); return 2; }
+
+  struct bpf_object *obj = bpf_object__open_file(argv[1], NULL);
+  if (!obj) { fprintf(stderr, "cannot open %s: %s\n", argv[1], strerror(errno)); return 1; }
+  struct bpf_map *rodata = bpf_object__find_map_by_name(obj, ".rodata");
+  if (!rodata || bpf_map__set_initial_value(rodata, &cfg, sizeof(cfg))) { fprintf(stderr, "cannot set the program's configuration\n"); return 1; }
+  int err = bpf_object__load(obj);
+  if (err) { fprintf(stderr, "cannot load %s: %s\n", argv[1], strerror(-err)); return 1; }
+  struct bpf_program *prog = bpf_object__find_program_by_name(obj, "on_sys_exit");
+  struct bpf_link *link = prog ? bpf_program__attach(prog) : NULL;
+  if (!link) { fprintf(stderr, "cannot attach to raw_tracepoint/sys_exit: %s\n", strerror(errno)); return 1; }
+  struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(bpf_object__find_map_by_name(obj, "events")), on_rec, NULL, NULL);
+  if (!rb) { fprintf(stderr, "cannot open the ring buffer: %s\n", strerror(errno)); return 1; }
+  int lost_fd = bpf_map__fd(bpf_object__find_map_by_name(obj, "lost"));
+
+  struct sigaction sa = { .sa_handler = on_signal };
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  printf("REDLINE-READY\n");
+  __u64 reported = 0;
+  while (!stop) {
+    err = ring_buffer__poll(rb, 100);
+    if (err < 0 && err != -EINTR) { fprintf(stderr, "ring buffer poll failed: %s\n", strerror(-err)); break; }
+    __u32 zero = 0;
+    __u64 lost = 0;
+    if (bpf_map_lookup_elem(lost_fd, &zero, &lost) == 0 && lost > reported) {
+      printf("Lost %llu events\n", (unsigned long long)(lost - reported));
+      reported = lost;
+    }
+    if (ferror(stdout)) break; // the reader is gone
+  }
+  ring_buffer__consume(rb);
+  ring_buffer__free(rb);
+  bpf_link__destroy(link);
+  bpf_object__close(obj);
+  return err < 0 && err != -EINTR ? 1 : 0;
+}
