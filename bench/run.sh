@@ -17,6 +17,7 @@ node --import tsx bench/idle.ts
 IDLE_LOAD=copy node --import tsx bench/idle.ts
 IDLE_LOAD=dd node --import tsx bench/idle.ts
 node --import tsx bench/workload.ts
+node --import tsx bench/loader-floor.ts
 node --import tsx bench/fingerprint.ts
 node --import tsx bench/copy-alert.ts
 node --import tsx bench/listen-latency.ts

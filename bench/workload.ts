@@ -1,20 +1,23 @@
 // The monitored workload's slowdown: a shell workload of many short processes and file reads
 // (1,500 `/bin/true`; a tar of /usr/share/doc and its sha256; 300 × `cat` + `ls`), timed from
 // inside the workload, plain, under `redline exec --mode observe`, and under the floor —
-// redline's own bpftrace program alone, filtered on the workload's cgroup, its output read
-// and thrown away by this process (what the probes and bpftrace cost with no redline behind
-// them) — alternating, ROUNDS (default 5) of each. Prints one JSON line with the medians and
+// redline's own eBPF programs alone (bpftrace, and the libbpf loader when it was built),
+// filtered on the workload's cgroup, their output read and thrown away by this process (what
+// the probes cost with no redline behind them) — alternating, ROUNDS (default 5) of each. Prints one JSON line with the medians and
 // both slowdowns. Needs root, bpftrace and cgroup v2, and `npm run build` first (the daemon
 // runs from dist/ as a user would run it).
 import { type ChildProcess, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGroup, findCgroupV2Mount, groupPids, removeGroup } from '../daemon/cgroup.js';
+import { findLoader } from '../daemon/sensors/ebpf/host.js';
 import { generateScript } from '../daemon/sensors/ebpf/script.js';
 import { BPFTRACE_ENV, runInGroup, startTracer, WORKLOAD, writeWorkload } from './tracer.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
+/** the loader redline runs (npm run build); REDLINE_LOADER=off measures bpftrace counting the bytes */
+const loader = findLoader();
 const dir = mkdtempSync(join(tmpdir(), 'redline-workload-'));
 const out = join(dir, 'ms');
 const script = writeWorkload(dir, out);
@@ -27,20 +30,22 @@ function timed(monitored: boolean): number {
   return Number(readFileSync(out, 'utf8'));
 }
 
-/** the workload in a cgroup traced by redline's bpftrace program alone, its output discarded */
+/** the workload in a cgroup traced by redline's eBPF programs alone (bpftrace and the loader), their output discarded */
 async function floorRun(): Promise<number> {
   const mount = findCgroupV2Mount();
   if (!mount) throw new Error('needs cgroup v2');
   const group = join(mount, 'redline', `bench-workload-floor-${process.pid}`);
   createGroup(group);
   rmSync(out, { force: true });
-  let bt: ChildProcess | null = null;
+  const tracers: ChildProcess[] = [];
   try {
-    bt = (await startTracer('bpftrace', ['-B', 'line', '-e', generateScript({ kind: 'cgroup', path: group })], BPFTRACE_ENV)).child;
+    // as redline runs them: the libbpf loader counting the bytes when it was built, bpftrace the rest
+    if (loader) tracers.push((await startTracer(loader.bin, [loader.obj, String(process.pid), `cgroup:${statSync(group).ino}`])).child);
+    tracers.push((await startTracer('bpftrace', ['-B', 'line', '-e', generateScript({ kind: 'cgroup', path: group }, { syscallBytes: !loader })], BPFTRACE_ENV)).child);
     runInGroup(group, script);
     return Number(readFileSync(out, 'utf8'));
   } finally {
-    bt?.kill('SIGINT');
+    for (const t of tracers) t.kill('SIGINT');
     const t0 = Date.now();
     while (groupPids(group).length > 0 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 20));
     removeGroup(group);
@@ -79,7 +84,7 @@ try {
   console.log(
     JSON.stringify({
       bench: 'workload-slowdown', unit: 'ms', rounds: ROUNDS,
-      workload: WORKLOAD,
+      workload: WORKLOAD, bytes_by: loader ? 'libbpf' : 'bpftrace',
       plain_ms: plain, floor_ms: floor, monitored_ms: watched, plain_median: p, floor_median: f, monitored_median: w,
       alerts_in_monitored_runs: alertCount(),
       slowdown_pct: Math.round(((w - p) / p) * 1000) / 10,

@@ -15,6 +15,8 @@ import { findLoader } from '../../daemon/sensors/ebpf/host.js';
 import { EbpfSensor } from '../../daemon/sensors/ebpf/index.js';
 import type { SensorTrouble } from '../../daemon/sensors/sensor.js';
 import { monitorSkipReason, sweepGroup } from '../helpers/host.js';
+import { makeModel } from '../helpers/model.js';
+import { alertsOf, readLog, redline } from '../helpers/redline.js';
 
 const loader = findLoader();
 const skip = monitorSkipReason() ?? (loader ? null : 'the libbpf loader is not built (npm run build, with clang, libbpf-dev and bpftool installed)');
@@ -119,5 +121,18 @@ describe('the libbpf loader', { skip: skip ?? false }, () => {
     } finally {
       await sensor.stop();
     }
+  });
+
+  test('a subject that leaves its cgroup and then copies the weights is caught with the loader counting the bytes', async () => {
+    const model = makeModel(join(dir, 'model'), 8);
+    const log = join(dir, 'escape.ndjson');
+    const root = findCgroupV2Mount() as string;
+    const agent = `echo $$ > ${root}/cgroup.procs && dd if=${model.weights} of=${dir}/away.bin bs=1M 2>/dev/null`;
+    const run = await redline(['exec', '--mode', 'observe', '--socket', 'off', '--log', log, '--weights', model.dir, '--', '/bin/sh', '-c', agent]);
+    const recs = readLog(log);
+    assert.equal(recs.find((r) => r.phase === 'sensor' && r.sensor === 'ebpf')?.bytes_by, 'libbpf');
+    const copy = alertsOf(recs).find((r) => r.category === 'weights.copy');
+    assert.ok(copy, `no weights.copy: ${run.stderr}`);
+    assert.match(String(copy.summary), /away\.bin/);
   });
 });
