@@ -1,4 +1,5 @@
-// The daemon's idle cost: CPU share and RSS of `redline run` (node + bpftrace) watching an
+// The daemon's idle cost: CPU share and RSS of `redline run` (node, bpftrace and the libbpf
+// loader) watching an
 // empty subject group for a while. With IDLE_LOAD=copy, a 1 GiB file is copied outside the
 // subject during the window (the host-wide byte counts see it), and the copy is timed
 // with and without redline running. Prints JSON. Needs root, bpftrace and cgroup v2.
@@ -80,6 +81,16 @@ function childrenOf(pid: number): number[] {
     return [];
   }
 }
+/** the daemon's child running `comm` (bpftrace, the libbpf loader), if any */
+function childNamed(pid: number, comm: string): number | undefined {
+  return childrenOf(pid).find((c) => {
+    try {
+      return readFileSync(`/proc/${c}/comm`, 'utf8').trim() === comm;
+    } catch {
+      return false;
+    }
+  });
+}
 
 const socket = `/tmp/redline-bench-idle-${process.pid}.sock`;
 
@@ -94,15 +105,18 @@ try {
   // start-up: bpftrace compiles and attaches ~60 programs (7 s here); measuring earlier counts that
   await new Promise((r) => setTimeout(r, Number(process.env.IDLE_WARMUP_S ?? 15) * 1000));
   const pid = daemon.pid as number;
-  const bpf = childrenOf(pid)[0];
+  const bpf = childNamed(pid, 'bpftrace');
+  const ld = childNamed(pid, 'redline-loader');
   const e0 = await eventCounts();
   const c0 = cpuTicks(pid);
   const b0 = bpf ? cpuTicks(bpf) : 0;
+  const l0 = ld ? cpuTicks(ld) : 0;
   const t0 = performance.now();
   const watchedCopyS = COPYING ? copyMedianSeconds() : null;
   await new Promise((r) => setTimeout(r, Math.max(0, SECONDS * 1000 - (performance.now() - t0))));
   const c1 = cpuTicks(pid);
   const b1 = bpf ? cpuTicks(bpf) : 0;
+  const l1 = ld ? cpuTicks(ld) : 0;
   const e1 = await eventCounts();
   console.log(
     JSON.stringify({
@@ -114,11 +128,14 @@ try {
       copy_s_under_empty_bpftrace_probes: floorS,
       daemon_cpu_pct: Math.round(((c1 - c0) / CLK_TCK / SECONDS) * 10000) / 100,
       bpftrace_cpu_pct: Math.round(((b1 - b0) / CLK_TCK / SECONDS) * 10000) / 100,
+      // null: the loader was not built, bpftrace counts the bytes
+      loader_cpu_pct: ld ? Math.round(((l1 - l0) / CLK_TCK / SECONDS) * 10000) / 100 : null,
       // lines bpftrace printed (host-wide byte counts included) and events past the sensor's own filter
       sensor_events_per_s: Math.round(((e1.sensor - e0.sensor) / SECONDS) * 10) / 10,
       pipeline_events_per_s: Math.round(((e1.pipeline - e0.pipeline) / SECONDS) * 10) / 10,
       daemon_rss_mb: Math.round(rssKb(pid) / 102.4) / 10,
       bpftrace_rss_mb: bpf ? Math.round(rssKb(bpf) / 102.4) / 10 : null,
+      loader_rss_mb: ld ? Math.round(rssKb(ld) / 102.4) / 10 : null,
     }),
   );
 } finally {
