@@ -9,14 +9,14 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createGroup, findCgroupV2Mount } from '../../daemon/cgroup.js';
+import { createGroup, findCgroupV2Mount, readEvents } from '../../daemon/cgroup.js';
 import type { FileBytesEvent, SensorEvent } from '../../daemon/events.js';
 import { findLoader } from '../../daemon/sensors/ebpf/host.js';
 import { EbpfSensor } from '../../daemon/sensors/ebpf/index.js';
 import type { SensorTrouble } from '../../daemon/sensors/sensor.js';
 import { monitorSkipReason, sweepGroup } from '../helpers/host.js';
 import { makeModel } from '../helpers/model.js';
-import { alertsOf, readLog, redline } from '../helpers/redline.js';
+import { alertsOf, readLog, redline, startRedline, stopRedline, waitForRecord } from '../helpers/redline.js';
 
 const loader = findLoader();
 const skip = monitorSkipReason() ?? (loader ? null : 'the libbpf loader is not built (npm run build, with clang, libbpf-dev and bpftool installed)');
@@ -134,5 +134,25 @@ describe('the libbpf loader', { skip: skip ?? false }, () => {
     const copy = alertsOf(recs).find((r) => r.category === 'weights.copy');
     assert.ok(copy, `no weights.copy: ${run.stderr}`);
     assert.match(String(copy.summary), /away\.bin/);
+  });
+
+  test('a killed loader in enforce mode with --fail-closed: a monitor.degraded alert and the subject frozen', async () => {
+    const log = join(dir, 'fail-closed.ndjson');
+    const sleeper = spawnSync('/bin/sh', ['-c', `echo $$ > "${group}/cgroup.procs" && (sleep 60 >/dev/null 2>&1 &)`]);
+    assert.equal(sleeper.status, 0);
+    const daemon = startRedline(['run', '--subject-cgroup', group, '--log', log, '--socket', 'off', '--mode', 'enforce', '--fail-closed']);
+    try {
+      const started = await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'sensor' && r.sensor === 'ebpf');
+      assert.equal(started.bytes_by, 'libbpf');
+      const [, loaderPid] = started.sensor_pids as number[];
+      assert.ok(loaderPid);
+      assert.equal(readEvents(group).frozen, 0);
+      process.kill(loaderPid, 'SIGKILL');
+      const a = await waitForRecord(log, (r) => r.kind === 'alert' && r.category === 'monitor.degraded' && r.rule === 'redline.sensor-died');
+      assert.match(String(a.summary), /libbpf loader exited/);
+      await until('the subject frozen', () => readEvents(group).frozen === 1, 5000);
+    } finally {
+      await stopRedline(daemon);
+    }
   });
 });
