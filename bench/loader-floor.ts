@@ -16,9 +16,9 @@ import { type ChildProcess, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createGroup, findCgroupV2Mount, groupPids, removeGroup } from '../daemon/cgroup.js';
+import { createGroup, findCgroupV2Mount } from '../daemon/cgroup.js';
 import { generateScript } from '../daemon/sensors/ebpf/script.js';
-import { BPFTRACE_ENV, runInGroup, startTracer, WORKLOAD, writeWorkload } from './tracer.js';
+import { BPFTRACE_ENV, endRun, runInGroup, startTracer, WORKLOAD, writeWorkload } from './tracer.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const mount = findCgroupV2Mount();
@@ -55,10 +55,7 @@ async function timed(load: string, tracer: Tracer): Promise<number> {
     runInGroup(group, load);
     return Number(readFileSync(out, 'utf8'));
   } finally {
-    for (const c of children) c.kill('SIGINT');
-    const t0 = Date.now();
-    while (groupPids(group).length > 0 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 20));
-    removeGroup(group);
+    await endRun(children, group);
   }
 }
 

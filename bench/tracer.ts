@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { groupPids, removeGroup } from '../daemon/cgroup.js';
 import { READY } from '../daemon/sensors/ebpf/script.js';
 
 /** spawns `cmd` and resolves once it printed READY (every probe attached), with how long that took */
@@ -53,4 +54,12 @@ export function writeWorkload(dir: string, out: string): string {
 /** runs `script` as the first process of the cgroup `group` and waits for it */
 export function runInGroup(group: string, script: string): void {
   spawnSync('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$1"', group, script], { stdio: 'ignore' });
+}
+
+/** stops the tracers and removes the run's group once it is empty (within 2 s) */
+export async function endRun(tracers: ChildProcess[], group: string): Promise<void> {
+  for (const t of tracers) t.kill('SIGINT');
+  const t0 = Date.now();
+  while (groupPids(group).length > 0 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 20));
+  removeGroup(group);
 }

@@ -10,10 +10,10 @@ import { type ChildProcess, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createGroup, findCgroupV2Mount, groupPids, removeGroup } from '../daemon/cgroup.js';
+import { createGroup, findCgroupV2Mount } from '../daemon/cgroup.js';
 import { findLoader } from '../daemon/sensors/ebpf/host.js';
 import { generateScript } from '../daemon/sensors/ebpf/script.js';
-import { BPFTRACE_ENV, runInGroup, startTracer, WORKLOAD, writeWorkload } from './tracer.js';
+import { BPFTRACE_ENV, endRun, runInGroup, startTracer, WORKLOAD, writeWorkload } from './tracer.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 /** the loader redline runs (npm run build); REDLINE_LOADER=off measures bpftrace counting the bytes */
@@ -45,10 +45,7 @@ async function floorRun(): Promise<number> {
     runInGroup(group, script);
     return Number(readFileSync(out, 'utf8'));
   } finally {
-    for (const t of tracers) t.kill('SIGINT');
-    const t0 = Date.now();
-    while (groupPids(group).length > 0 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 20));
-    removeGroup(group);
+    await endRun(tracers, group);
   }
 }
 
