@@ -41,10 +41,11 @@ static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap) {
 
 int main(int argc, char **argv) {
   if (argc != 4) { fprintf(stderr, "usage: %s BPF_OBJECT SELF_PID cgroup:ID|uid:UID\n", argv[0]); return 2; }
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() == 1) return 1; // the parent died before the line above
-  libbpf_set_print(quiet);
   struct rl_config cfg = { .self_pid = (__u32)strtoul(argv[2], NULL, 10) };
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // the daemon is the parent (setpriv execs in place): gone already, nothing is to be watched
+  if ((__u32)getppid() != cfg.self_pid) { fprintf(stderr, "the daemon (pid %u) is not the parent\n", cfg.self_pid); return 1; }
+  libbpf_set_print(quiet);
   if (strncmp(argv[3], "uid:", 4) == 0) { cfg.has_uid = 1; cfg.subject_uid = (__u32)strtoul(argv[3] + 4, NULL, 10); }
   else if (strncmp(argv[3], "cgroup:", 7) == 0) cfg.subject_cgroup = strtoull(argv[3] + 7, NULL, 10);
   else { fprintf(stderr, "bad subject %s\n", argv[3]); return 2; }
