@@ -66,6 +66,10 @@ export interface ExecEvent extends EventBase {
   filename: string;
   /** the new program's argv, read by the kernel at the exec (absent when longer than it reads, or unclear) */
   args?: string[];
+  /** its pid inside its own pid namespace, when that is not the host's (a container, `unshare --pid`) */
+  ns_pid?: number;
+  /** the inode of its pid namespace (as /proc/PID/ns/pid names it) */
+  pidns?: number;
 }
 
 export interface ForkEvent extends EventBase {
@@ -75,6 +79,9 @@ export interface ForkEvent extends EventBase {
 
 export interface ExitEvent extends EventBase {
   type: 'exit';
+  /** as on ExecEvent: a signal that killed it may have named it by its pid inside its namespace */
+  ns_pid?: number;
+  pidns?: number;
 }
 
 export type SignalSyscall = 'kill' | 'tkill' | 'tgkill' | 'pidfd_send_signal';
@@ -93,6 +100,10 @@ export interface SignalEvent extends EventBase {
   pidfd?: number;
   /** set when a pidfd could not be mapped to a pid (the sender closed it or exited first) */
   target_unresolved?: boolean;
+  /** the inode of the sender's pid namespace: target_pid is a pid in it (translated to the host's by the process table) */
+  pidns?: number;
+  /** the target as the sender named it, when its pid namespace is not the host's */
+  target_ns_pid?: number;
 }
 
 export interface SetsidEvent extends EventBase {

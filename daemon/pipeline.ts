@@ -79,6 +79,8 @@ function procSummary(p: ProcInfo | null): Record<string, unknown> | undefined {
   if (!p) return undefined;
   return {
     pid: p.pid,
+    // the pid inside its own pid namespace (a container's), when it differs and is known
+    ns_pid: p.nsPid,
     key: p.key,
     ppid: p.ppid,
     uid: p.uid,

@@ -3,7 +3,7 @@
 import type { SensorEvent, WeightsLoadEvent } from './events.js';
 import { ancestorsOf, type Enriched, MAX_ANCESTRY, namesCommand, type ProcInfo, telling } from './process.js';
 export { ancestorsOf, type Enriched, type ProcInfo } from './process.js';
-import { listPids, readCmdline, readStat, readStatus } from './sensors/proc/read.js';
+import { hostPidIn, listPids, pidnsOf, readCmdline, readStat, readStatus } from './sensors/proc/read.js';
 
 /** subject command lines kept for tying a replica outside it to the trial */
 const MAX_COMMANDS = 256;
@@ -37,6 +37,9 @@ export class ProcessTable {
   private readonly protect: Set<number>;
   private readonly monitor: Set<number>;
   private readonly keepExitedMs: number;
+
+  /** the daemon's own pid namespace: signals sent in it name host pids */
+  private readonly ownPidns = pidnsOf('self');
 
   constructor(private readonly opts: TableOptions) {
     this.allow = new Set(opts.allowPids ?? []);
@@ -171,6 +174,8 @@ export class ProcessTable {
         const p = this.subjectProc(ev.pid, ev);
         p.comm = ev.comm ?? p.comm;
         p.exe = ev.filename;
+        p.nsPid = ev.ns_pid;
+        p.pidns = ev.pidns;
         // the kernel read the argv at the exec; /proc only for one longer than it reads
         const args = ev.args ?? readCmdline(ev.pid);
         p.args = args && args.length > 0 ? args : [ev.filename];
@@ -180,6 +185,10 @@ export class ProcessTable {
       case 'exit': {
         const p = this.subjectProc(ev.pid, ev);
         p.alive = false;
+        if (ev.pidns !== undefined) {
+          p.nsPid = ev.ns_pid;
+          p.pidns = ev.pidns;
+        }
         const timer = setTimeout(() => {
           if (this.byPid.get(p.pid) === p) this.byPid.delete(p.pid);
           p.parent?.children.delete(p);
@@ -358,7 +367,12 @@ export class ProcessTable {
       out.target = this.unknown(0);
       return out;
     }
-    const t = ev.target_pid;
+    // a sender inside a pid namespace names its target there: the host's pid is looked up
+    const t = this.inHostNamespace(ev);
+    if (t === null) {
+      out.target = this.unknown(0);
+      return out;
+    }
     if (t === -1) {
       out.broadcast = true;
       return out;
@@ -375,6 +389,30 @@ export class ProcessTable {
     out.target = tp;
     out.targets = [tp];
     return out;
+  }
+
+  /**
+   * The signal's target as a host pid (a negative one for a group), or null when nothing in
+   * the sender's pid namespace has it. The event keeps what the sender named (target_ns_pid).
+   * Broadcasts (-1) and the sender's own group (0) need no translation.
+   */
+  private inHostNamespace(ev: Extract<SensorEvent, { type: 'signal' }>): number | null {
+    const t = ev.target_pid;
+    if (ev.pidns === undefined || ev.pidns === this.ownPidns || t === 0 || t === -1 || ev.syscall === 'pidfd_send_signal') return t;
+    const named = Math.abs(t);
+    // a live process with that pid there; else one that exited (the signal may have killed it
+    // before this ran: its exit line said who it was inside); else /proc
+    let host: number | null = null;
+    for (const p of this.byPid.values()) {
+      if (p.pidns !== ev.pidns || (p.nsPid ?? p.pid) !== named) continue;
+      host = p.pid;
+      if (p.alive) break;
+    }
+    host ??= hostPidIn(ev.pidns, named);
+    ev.target_ns_pid = t;
+    if (host === null) return null;
+    ev.target_pid = t < 0 ? -host : host;
+    return ev.target_pid;
   }
 
   private groupMembers(pgid: number): ProcInfo[] {

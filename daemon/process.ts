@@ -34,6 +34,10 @@ export interface ProcInfo {
   known: boolean;
   /** the sensor saw it call setsid(): it made its session itself */
   madeSession?: boolean;
+  /** its pid inside its own pid namespace, when that is not the host's (seen at its exec) */
+  nsPid?: number;
+  /** the inode of its pid namespace, when the sensor said (at its exec) */
+  pidns?: number;
   children: Set<ProcInfo>;
 }
 

@@ -15,10 +15,11 @@ test('attached_probes is recognised with its probe count', () => {
 
 test('fork, kill, exit, exec and setsid lines become typed events', () => {
   assert.deepEqual(events[0], { type: 'fork', time: 751325.986271, pid: 4115, tid: 4115, child_pid: 4116, comm: 'sh' });
-  assert.deepEqual(events[1], { type: 'signal', time: 751326.626843, pid: 4115, tid: 4115, uid: 0, syscall: 'kill', target_pid: 4116, sig: 9, ret: 0, comm: 'sh' });
+  assert.deepEqual(events[1], { type: 'signal', time: 751326.626843, pid: 4115, tid: 4115, uid: 0, syscall: 'kill', target_pid: 4116, sig: 9, ret: 0, pidns: 4026531836, comm: 'sh' });
   assert.equal(events[2]?.type, 'exit');
   const exec = events.find((e) => e.type === 'exec');
-  assert.deepEqual(exec, { type: 'exec', time: 751330.889064, pid: 4117, tid: 4117, comm: 'setsid', filename: '/usr/bin/setsid' });
+  // the host's pid namespace: no ns_pid
+  assert.deepEqual(exec, { type: 'exec', time: 751330.889064, pid: 4117, tid: 4117, comm: 'setsid', filename: '/usr/bin/setsid', pidns: 4026531836 });
   assert.ok(events.some((e) => e.type === 'setsid' && e.pid === 4117));
 });
 
@@ -31,16 +32,24 @@ test('kill -1 and process-group kills keep the raw target', () => {
 test('a signal line carries the kernel’s answer: refused, delivered, or sent by a caller that died of it', () => {
   const at = (line: string) => parseLine(JSON.stringify({ type: 'printf', data: `${line}\n` }), clock);
   // printed at the syscall's exit, with the entry's time: kill(99999, SIGKILL) → -ESRCH
-  assert.deepEqual(at('S\t1000000\t7\t7\t0\t99999\t9\t1000\t-3\tbash'), { kind: 'event', event: { type: 'signal', time: 1, pid: 7, tid: 7, uid: 1000, syscall: 'kill', target_pid: 99999, sig: 9, ret: -3, comm: 'bash' } });
+  assert.deepEqual(at('S\t1000000\t7\t7\t0\t99999\t9\t1000\t-3\t4026531836\tbash'), { kind: 'event', event: { type: 'signal', time: 1, pid: 7, tid: 7, uid: 1000, syscall: 'kill', target_pid: 99999, sig: 9, ret: -3, pidns: 4026531836, comm: 'bash' } });
   // tgkill (index 2) refused with -EPERM
-  const eperm = at('S\t1000000\t7\t8\t2\t1\t15\t1000\t-1\tpython3');
+  const eperm = at('S\t1000000\t7\t8\t2\t1\t15\t1000\t-1\t4026531836\tpython3');
   assert.ok(eperm.kind === 'event' && eperm.event.type === 'signal' && eperm.event.syscall === 'tgkill' && eperm.event.ret === -1);
   // kill -9 -1 killed its own caller before the syscall returned: printed at its exit, as sent
-  const died = at('S\t1000000\t7\t7\t0\t-1\t9\t1000\t1\tsh');
+  const died = at('S\t1000000\t7\t7\t0\t-1\t9\t1000\t1\t4026531836\tsh');
   assert.ok(died.kind === 'event' && died.event.type === 'signal' && died.event.ret === 0 && died.event.target_pid === -1);
   // an index past the syscalls, or no result field: malformed
-  assert.equal(at('S\t1000000\t7\t7\t9\t1\t9\t0\t0\tsh').kind, 'error');
+  assert.equal(at('S\t1000000\t7\t7\t9\t1\t9\t0\t0\t4026531836\tsh').kind, 'error');
   assert.equal(at('S\t1000000\t7\t7\t0\t1\t9\t0').kind, 'error');
+  // no pid namespace (a line of the program before it printed one): malformed, not misread
+  assert.equal(at('S\t1000000\t7\t7\t0\t1\t9\t0\t0\tsh').kind, 'error');
+});
+
+test('an exec inside a pid namespace carries the pid there and the namespace', () => {
+  const at = (line: string) => parseLine(JSON.stringify({ type: 'printf', data: `${line}\n` }), clock);
+  assert.deepEqual(at('X\t1000000\t3411\t3411\t1\t4026532999\tsh\t/usr/bin/sh'), { kind: 'event', event: { type: 'exec', time: 1, pid: 3411, tid: 3411, comm: 'sh', filename: '/usr/bin/sh', pidns: 4026532999, ns_pid: 1 } });
+  assert.equal(at('X\t1000000\t3411\t3411\tsh\t/usr/bin/sh').kind, 'error');
 });
 
 test('the echo of the daemon’s ping is a pong with its time', () => {

@@ -26,8 +26,11 @@ test('cmdline: NUL-separated, empty for zombies', () => {
   assert.deepEqual(parseCmdline(''), []);
 });
 
-test('status: tgid and real uid', () => {
-  assert.deepEqual(parseStatus('Name:\tx\nTgid:\t77\nPid:\t78\nUid:\t1000\t1000\t1000\t1000\n'), { tgid: 77, uid: 1000 });
+test('status: tgid, real uid and the pid in each pid namespace (host first)', () => {
+  // a kernel without NSpid: the host's pid alone
+  assert.deepEqual(parseStatus('Name:\tx\nTgid:\t77\nPid:\t78\nUid:\t1000\t1000\t1000\t1000\n'), { tgid: 77, uid: 1000, nspids: [77] });
+  // a process inside a container's pid namespace: 3412 on the host, 2 inside
+  assert.deepEqual(parseStatus('Name:\tsleep\nTgid:\t3412\nNgid:\t0\nPid:\t3412\nUid:\t0\t0\t0\t0\nNStgid:\t3412\t2\nNSpid:\t3412\t2\nNSpgid:\t3411\t1\n'), { tgid: 3412, uid: 0, nspids: [3412, 2] });
   assert.equal(parseStatus('Name: x'), null);
 });
 

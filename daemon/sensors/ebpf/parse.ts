@@ -1,5 +1,5 @@
 // Pure parser for `bpftrace -f json -B line` output produced by script.ts.
-import { type FileBytesEvent, READ_OPS, type SensorEvent, WRITE_OPS } from '../../events.js';
+import { type ExecEvent, type ExitEvent, type FileBytesEvent, READ_OPS, type SensorEvent, WRITE_OPS } from '../../events.js';
 import { isLoopback } from '../ports/parse-net.js';
 import { ARGV_MAX, READY, SIGNAL_NO_RESULT, SIGNAL_SYSCALLS } from './script.js';
 
@@ -56,8 +56,12 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
       return { kind: 'event', event: { type: 'fork', time, pid, tid, child_pid: child, comm: f.slice(5).join('\t') } };
     }
     case 'X': {
-      if (f.length < 6) break;
-      return { kind: 'event', event: { type: 'exec', time, pid, tid, comm: f[4], filename: f.slice(5).join('\t') } };
+      const nsPid = int(f[4]);
+      const pidns = int(f[5]);
+      if (f.length < 8 || nsPid === null || pidns === null) break;
+      const ev: ExecEvent = { type: 'exec', time, pid, tid, comm: f[6], filename: f.slice(7).join('\t'), pidns };
+      if (nsPid !== pid) ev.ns_pid = nsPid;
+      return { kind: 'event', event: ev };
     }
     case 'A': {
       // the argv of the exec line that follows (same thread, same time)
@@ -65,8 +69,14 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
       if (f.length !== 6 || len === null) break;
       return { kind: 'argv', tid, time, args: argvOf(f[5] as string, len) };
     }
-    case 'E':
-      return { kind: 'event', event: { type: 'exit', time, pid, tid, comm: f.slice(4).join('\t') } };
+    case 'E': {
+      const nsPid = int(f[4]);
+      const pidns = int(f[5]);
+      if (f.length < 7 || nsPid === null || pidns === null) break;
+      const ev: ExitEvent = { type: 'exit', time, pid, tid, comm: f.slice(6).join('\t'), pidns };
+      if (nsPid !== pid) ev.ns_pid = nsPid;
+      return { kind: 'event', event: ev };
+    }
     case 'D':
       return { kind: 'event', event: { type: 'setsid', time, pid, tid, comm: f.slice(4).join('\t') } };
     case 'O': {
@@ -128,11 +138,12 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
       const sig = int(f[6]);
       const uid = int(f[7]);
       const ret = int(f[8]);
-      if (syscall === undefined || target === null || sig === null || uid === null || ret === null) break;
+      const pidns = int(f[9]);
+      if (syscall === undefined || target === null || sig === null || uid === null || ret === null || pidns === null || f.length < 11) break;
       // the syscall's result: 0 delivered, -errno refused (ESRCH: no such process, EPERM: not
       // allowed); a caller that died inside the syscall sent it (its own signal killed it)
       const result = ret === SIGNAL_NO_RESULT ? 0 : ret;
-      const base = { type: 'signal' as const, time, pid, tid, uid, syscall, sig, ret: result, comm: f.slice(9).join('\t') };
+      const base = { type: 'signal' as const, time, pid, tid, uid, syscall, sig, ret: result, pidns, comm: f.slice(10).join('\t') };
       if (syscall === 'pidfd_send_signal') return { kind: 'event', event: { ...base, target_pid: 0, pidfd: target, target_unresolved: true } };
       return { kind: 'event', event: { ...base, target_pid: target } };
     }

@@ -17,6 +17,11 @@ function scope(f: SubjectFilter): string {
 }
 
 export const CLONE_THREAD = 0x10000;
+/**
+ * `$up`: the current task's struct upid in its own pid namespace (numbers[level]: the array
+ * ends struct pid, and bpftrace indexes arrays by literals only)
+ */
+const OWN_NS = '$pp = curtask->thread_pid; $up = (struct upid *)((uint64)$pp + sizeof(struct pid) + (uint64)$pp->level * sizeof(struct upid));';
 /** bytes of a new program's argv read in the kernel (BPFTRACE_STRLEN is set to match) */
 export const ARGV_MAX = 200;
 export const READY = 'REDLINE-READY';
@@ -62,12 +67,16 @@ export function generateScript(filter: SubjectFilter, opts: ScriptOptions = {}):
     // (two lines, the argv first, each within the 512-byte BPF stack; same time, same thread)
     `  $t = nsecs; $a = curtask->mm->arg_start; $l = curtask->mm->arg_end - $a; $n = $l; if ($n > ${ARGV_MAX}) { $n = ${ARGV_MAX}; }`,
     `  printf("A\\t%llu\\t%d\\t%d\\t%d\\t%r\\n", $t, pid, tid, $l, buf(uptr($a), $n));`,
-    `  printf("X\\t%llu\\t%d\\t%d\\t%s\\t%s\\n", $t, pid, tid, comm, str(args->filename));`,
+    // the pid inside the process's own pid namespace, and that namespace (its inode)
+    `  ${OWN_NS}`,
+    `  printf("X\\t%llu\\t%d\\t%d\\t%d\\t%u\\t%s\\t%s\\n", $t, pid, tid, $up->nr, $up->ns->ns.inum, comm, str(args->filename));`,
     `}`,
     // only the thread-group leader's exit ends the process
     `tracepoint:sched:sched_process_exit /${p} && pid == tid/ {`,
     `  delete(@subj[pid]);`,
-    `  printf("E\\t%llu\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, comm);`,
+    // (the pid inside its namespace, too: a signal that killed it named it by that)
+    `  ${OWN_NS}`,
+    `  printf("E\\t%llu\\t%d\\t%d\\t%d\\t%u\\t%s\\n", nsecs, pid, tid, $up->nr, $up->ns->ns.inum, comm);`,
     `}`,
     // signals are judged on what the kernel did: the syscall's arguments are kept at entry and
     // the line is printed at exit with its result (0, or -ESRCH, -EPERM …) and the entry's time
@@ -106,8 +115,9 @@ export const SIGNAL_SYSCALLS = [
 export const SIGNAL_NO_RESULT = 1;
 
 function signalProbes(p: string): string[] {
+  // the sender's pid namespace: the target it names is a pid in that namespace
   const line = (ret: string) =>
-    `  printf("S\\t%llu\\t%d\\t%d\\t%d\\t%d\\t%d\\t%d\\t%d\\t%s\\n", @sgn[tid], pid, tid, @sgk[tid], @sgt[tid], @sgs[tid], uid, ${ret}, comm);`;
+    `  ${OWN_NS} printf("S\\t%llu\\t%d\\t%d\\t%d\\t%d\\t%d\\t%d\\t%d\\t%u\\t%s\\n", @sgn[tid], pid, tid, @sgk[tid], @sgt[tid], @sgs[tid], uid, ${ret}, $up->ns->ns.inum, comm);`;
   const forget = '  delete(@sgn[tid]); delete(@sgk[tid]); delete(@sgt[tid]); delete(@sgs[tid]);';
   return [
     ...SIGNAL_SYSCALLS.flatMap(([syscall, target], i) => [

@@ -39,13 +39,17 @@ export function parseCmdline(text: string): string[] {
 export interface ProcStatus {
   tgid: number;
   uid: number;
+  /** its pid in each pid namespace it is in, the host's first, its own last (NSpid) */
+  nspids: number[];
 }
 
 export function parseStatus(text: string): ProcStatus | null {
   const tgid = /^Tgid:\s*(\d+)/m.exec(text);
   const uid = /^Uid:\s*(\d+)/m.exec(text);
   if (!tgid || !uid) return null;
-  return { tgid: Number(tgid[1]), uid: Number(uid[1]) };
+  const ns = /^NSpid:\s*([\d\s]+)$/m.exec(text);
+  const nspids = ns ? (ns[1] as string).trim().split(/\s+/).map(Number) : [Number(tgid[1])];
+  return { tgid: Number(tgid[1]), uid: Number(uid[1]), nspids };
 }
 
 /** the cgroup v2 path ("0::/a/b") of a /proc/PID/cgroup file, or null on a v1-only host */

@@ -1,5 +1,5 @@
 // Thin /proc readers. A pid can vanish between any two reads: every reader returns null then.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { type ProcStat, parseCmdline, parseStat, parseStatus, type ProcStatus } from './parse-stat.js';
 
 function read(path: string): string | null {
@@ -36,4 +36,27 @@ export function listPids(): number[] {
     if (c >= 48 && c <= 57) out.push(Number(name));
   }
   return out;
+}
+
+/** the inode of the pid namespace process `pid` (or this process) is in; null when it is gone */
+export function pidnsOf(pid: number | 'self'): number | null {
+  try {
+    const m = /^pid:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/ns/pid`));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The host pid of the process that is `nsPid` inside the pid namespace `pidns` (a process of
+ * that namespace itself; one in a namespace nested in it is not looked for). A scan of /proc:
+ * for the rare signal sent inside a container whose target the table does not know.
+ */
+export function hostPidIn(pidns: number, nsPid: number): number | null {
+  for (const pid of listPids()) {
+    if (pidnsOf(pid) !== pidns) continue;
+    if (readStatus(pid)?.nspids.at(-1) === nsPid) return pid;
+  }
+  return null;
 }
