@@ -117,10 +117,15 @@ export async function runScenario(suite: Suite, s: Scenario, mode: Mode): Promis
   if (s.user !== undefined) args.push('--user', String(s.user));
   const group = join(ctx.cgroupRoot, 'redline', `${s.family}-${s.name}-${mode}`);
   await sweepGroup(group);
-  const d = startRedline([...args, '--', script], { FAKE_NVIDIA_SMI_STATE: gpuState });
+  // SCENARIO_NS=1: the agent in its own mount and pid namespaces, as a container runs it (a
+  // survey for now: the kill family names host pids the namespace cannot reach, and a hook
+  // that signals the agent would read its pid inside the namespace, so hooks do not run)
+  const ns = process.env.SCENARIO_NS === '1';
+  const agent = ns ? ['unshare', '--mount', '--pid', '--fork', '--propagation', 'private', '--', script] : [script];
+  const d = startRedline([...args, '--', ...agent], { FAKE_NVIDIA_SMI_STATE: gpuState });
   const killer = setTimeout(() => d.child.kill('SIGKILL'), 60_000);
   try {
-    if (s.during) {
+    if (s.during && !ns) {
       const pidFile = join(dir, 'agent.pid');
       if (await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', 30_000)) {
         await new Promise((r) => setTimeout(r, 300));
