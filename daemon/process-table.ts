@@ -397,7 +397,8 @@ export class ProcessTable {
    * Broadcasts (-1) and the sender's own group (0) need no translation.
    */
   private inHostNamespace(ev: Extract<SensorEvent, { type: 'signal' }>): number | null {
-    const t = ev.target_pid;
+    // (what the sender named, also when this runs again for a target late to appear)
+    const t = ev.target_ns_pid ?? ev.target_pid;
     if (ev.pidns === undefined || ev.pidns === this.ownPidns || t === 0 || t === -1 || ev.syscall === 'pidfd_send_signal') return t;
     const named = Math.abs(t);
     // a live process with that pid there; else one that exited (the signal may have killed it
