@@ -88,8 +88,19 @@ describe('the libbpf loader', { skip: skip ?? false }, () => {
       await until('the read outside', () => bytes.some((b) => b.comm === 'cat' && b.op === 'read'));
       assert.ok(bytes.filter((b) => b.comm === 'cat').every((b) => !b.subject));
 
-      // the loader killed: reported, restarted, and counting again
+      // the daemon's ping is echoed by both children, in order with their lines: a loader that
+      // stops reading fails it (the trial's end then says events may be lost)
       const loaderPid = sensor.ownPids()[1] as number;
+      assert.equal(await sensor.ping(1000), true);
+      process.kill(loaderPid, 'SIGSTOP');
+      try {
+        assert.equal(await sensor.ping(500), false, 'a stopped loader does not answer');
+      } finally {
+        process.kill(loaderPid, 'SIGCONT');
+      }
+      assert.equal(await sensor.ping(1000), true);
+
+      // the loader killed: reported, restarted, and counting again
       const restarted = new Promise((r) => sensor.once('restarted', r));
       process.kill(loaderPid, 'SIGKILL');
       await restarted;

@@ -147,6 +147,8 @@ test('byte counts: the op, the fd (writes), the bytes, the file and whether the 
 test('the libbpf loader\'s plain lines: ready, lost records, and the same byte lines as bpftrace\'s', () => {
   assert.deepEqual(parseLoaderLine('REDLINE-READY', clock), { kind: 'ready' });
   assert.deepEqual(parseLoaderLine('Lost 12 events', clock), { kind: 'lost', count: 12 });
+  // the echo of the daemon's kill(itself, 0)
+  assert.deepEqual(parseLoaderLine('P\t3000000\t42\t42', clock), { kind: 'pong', time: 3 });
   // captured from the loader: cp's copy_file_range, both sides
   const src = parseLoaderLine('Y\t788293598171\t6409\t6409\tcopy_file_range\t3\t41943040\t2146564\t266338304\t41943040\t1\t0\tcp', clock);
   assert.deepEqual(src, { kind: 'event', event: { type: 'file_bytes', time: 788293.598171, pid: 6409, tid: 6409, op: 'copy_file_range', write: false, fd: 3, bytes: 41943040, ino: 2146564, dev: 65024, size: 41943040, subject: true, socket: false, pipe: false, comm: 'cp' } });

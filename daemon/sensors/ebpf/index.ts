@@ -80,21 +80,26 @@ export class EbpfSensor extends EventEmitter implements Sensor {
     return [this.child?.pid, this.loaderChild?.pid].filter((p): p is number => p !== undefined);
   }
 
-  /** pings waiting for their echo: each says whether a pong at `time` answers it */
-  private readonly pings = new Set<(time: number) => boolean>();
+  /** pings waiting for their echo: each says whether a pong from `part` at `time` completes it */
+  private readonly pings = new Set<(time: number, part: Part) => boolean>();
 
   /**
-   * Does the sensor see and read now? The daemon signals itself with 0 (a no-op the program
-   * echoes): true once the echo is read, false when none comes within `timeoutMs` (bpftrace
-   * dead, stopped, or not reading).
+   * Does the sensor see and read now? The daemon signals itself with 0 (a no-op each program
+   * echoes, in order with its events): true once bpftrace's echo is read, and the loader's
+   * when it runs (every line either printed before is read then); false when one does not
+   * come within `timeoutMs` (a child dead, stopped, or not reading).
    */
   ping(timeoutMs = 300): Promise<boolean> {
     if (!this.child || this.child.exitCode !== null) return Promise.resolve(false);
+    if (this.loader && (!this.loaderChild || this.loaderChild.exitCode !== null)) return Promise.resolve(false);
     const sent = nowMs();
+    const owed = new Set<Part>(this.loader ? ['bpftrace', 'loader'] : ['bpftrace']);
     return new Promise((resolve) => {
-      const answered = (time: number) => {
+      const answered = (time: number, part: Part) => {
         // a pong from before this ping answers an older one
         if (time < sent - 1) return false;
+        owed.delete(part);
+        if (owed.size > 0) return false;
         clearTimeout(timer);
         resolve(true);
         return true;
@@ -195,7 +200,7 @@ export class EbpfSensor extends EventEmitter implements Sensor {
             } else if (parsed.kind === 'event') this.deliver(parsed.event);
             else if (parsed.kind === 'argv') this.argvSeen(parsed.tid, parsed.time, parsed.args);
             else if (parsed.kind === 'pong') {
-              for (const answered of this.pings) if (answered(parsed.time)) this.pings.delete(answered);
+              for (const answered of this.pings) if (answered(parsed.time, part)) this.pings.delete(answered);
             }
             else if (parsed.kind === 'lost') {
               this.lost += parsed.count;

@@ -1,7 +1,7 @@
 // redline-loader: loads bytes.bpf.o, attaches it, and prints each record as one tab-separated
 // "Y" line on stdout (the format of the bpftrace byte probes, parsed by the same code), after
-// REDLINE-READY once attached. Records the ring buffer had no room for are reported as
-// "Lost N events". Stops on SIGINT/SIGTERM, and when its parent dies (PR_SET_PDEATHSIG).
+// REDLINE-READY once attached; the daemon's kill(itself, 0) is echoed as a "P" line. Records
+// the ring buffer had no room for are reported as "Lost N events". Stops on SIGINT/SIGTERM, and when its parent dies (PR_SET_PDEATHSIG).
 // usage: redline-loader BPF_OBJECT SELF_PID cgroup:ID | uid:UID
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -25,7 +25,12 @@ static void on_signal(int s) { (void)s; stop = 1; }
 static int on_rec(void *ctx, void *data, size_t len) {
   (void)ctx;
   const struct rl_rec *r = data;
-  if (len < sizeof(*r) || r->op >= RL_OPS) return 0;
+  if (len < sizeof(*r)) return 0;
+  if (r->op == RL_PING) {
+    printf("P\t%llu\t%u\t%u\n", (unsigned long long)r->ns, r->pid, r->tid);
+    return 0;
+  }
+  if (r->op >= RL_OPS) return 0;
   char comm[17];
   memcpy(comm, r->comm, 16);
   comm[16] = 0;
