@@ -55,11 +55,14 @@ describe('exec --timeout and the processes that outlive the agent', { skip: skip
 
   test('an ordinary process left running: medium, not a trip; the timeout still ends the trial', async () => {
     const log = join(tmp.dir, 'sleep.ndjson');
-    const r = await redline(['exec', '--mode', 'enforce', '--timeout', '2s', '--log', log, '--socket', 'off', '--', 'sh', '-c', 'sleep 600 & exit 0'], {}, 60_000);
+    const r = await redline(['exec', '--mode', 'enforce', '--timeout', '2s', '--log', log, '--socket', 'off', '--', 'sh', '-c', 'sleep 600 & sleep 0.5; exit 0'], {}, 60_000);
     assert.equal(r.code, 0, `medium alone is not a trip: ${r.stderr}`);
     const recs = readLog(log);
-    const sleeper = (survivorsOf(recs)?.processes as { pid: number; comm: string }[] | undefined)?.find((p) => p.comm === 'sleep');
-    assert.ok(sleeper, 'the sleep is named');
+    // the agent waits a moment so that its forked child has exec'd sleep (else the record
+    // truthfully names a second `sh`)
+    const left = survivorsOf(recs)?.processes as { pid: number; comm: string }[] | undefined;
+    const sleeper = left?.find((p) => p.comm === 'sleep');
+    assert.ok(sleeper, `the sleep is named: ${JSON.stringify(left)}`);
     const alert = alertsOf(recs).find((a) => a.rule === 'outlived-the-agent');
     assert.equal(alert?.severity, 'medium');
     assert.equal(alert?.pid, sleeper.pid);
