@@ -121,11 +121,23 @@ async function main(argv: string[]): Promise<number> {
     .action((mode: string, opts: { socket?: string }) => {
       result = controlCommand({ cmd: 'mode', mode }, opts.socket);
     });
-  socketOpt(program.command('trial').description('mark a trial on a running daemon: trial start NAME | trial end (control socket)'))
-    .addArgument(new Argument('<action>').choices(['start', 'end']))
-    .argument('[name]', 'the trial name (start)')
-    .action((action: string, name: string | undefined, opts: { socket?: string }) => {
+  socketOpt(program.command('trial').description('mark a trial on a running daemon: trial start NAME | trial end | trial meta GROUP KEY=VALUE… (control socket)'))
+    .addArgument(new Argument('<action>').choices(['start', 'end', 'meta']))
+    .argument('[name]', 'the trial name (start), or the sandbox group (meta)')
+    .argument('[pairs...]', 'KEY=VALUE (meta)')
+    .action((action: string, name: string | undefined, pairs: string[], opts: { socket?: string }) => {
       if (action === 'start' && !name) throw new UsageError('trial start needs a NAME');
+      if (action === 'meta') {
+        if (!name || pairs.length === 0) throw new UsageError('trial meta needs a GROUP and at least one KEY=VALUE');
+        const meta: Record<string, string> = {};
+        for (const p of pairs) {
+          const eq = p.indexOf('=');
+          if (eq <= 0) throw new UsageError(`trial meta: ${p} is not KEY=VALUE`);
+          meta[p.slice(0, eq)] = p.slice(eq + 1);
+        }
+        result = controlCommand({ cmd: 'trial', action, group: name, meta }, opts.socket);
+        return;
+      }
       result = controlCommand({ cmd: 'trial', action, ...(name ? { name } : {}) }, opts.socket);
     });
 

@@ -15,7 +15,8 @@ export interface CrashOptions {
   exitCode: number;
   /** enforce mode or --fail-closed, as it is at the moment of the crash */
   freezeFirst: () => boolean;
-  subject: Subject;
+  /** what a crash freezes: the subject, or under a --trials-under glob each trial's group */
+  subjects: () => Subject[];
   pipeline: Pipeline;
   log: AuditLog;
 }
@@ -26,7 +27,7 @@ export function onCrash(o: CrashOptions): () => void {
   const crash = (err: unknown) => {
     if (crashing) return;
     crashing = true;
-    const frozen = o.freezeFirst() ? freeze(o.subject).catch((e: unknown): ActionResult => ({ action: 'freeze', ok: false, latency_ms: 0, error: String(e) })) : null;
+    const frozen = o.freezeFirst() ? freezeAll(o.subjects()) : null;
     void lastRecords(o, err, frozen);
   };
   process.on('uncaughtException', crash);
@@ -35,6 +36,13 @@ export function onCrash(o: CrashOptions): () => void {
     process.off('uncaughtException', crash);
     process.off('unhandledRejection', crash);
   };
+}
+
+/** every group written at once, then one result: ok when each froze */
+async function freezeAll(subjects: Subject[]): Promise<ActionResult> {
+  const rs = await Promise.all(subjects.map((s) => freeze(s).catch((e: unknown): ActionResult => ({ action: 'freeze', ok: false, latency_ms: 0, error: String(e) }))));
+  const failed = rs.filter((r) => !r.ok);
+  return { action: 'freeze', ok: failed.length === 0, latency_ms: Math.max(0, ...rs.map((r) => r.latency_ms)), method: rs[0]?.method, error: failed.length > 0 ? failed.map((r) => r.error).join('; ') : undefined };
 }
 
 /** each step on its own: the log itself may be what failed, and stderr still says it */

@@ -4,7 +4,7 @@
 import { realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { LinkEvent, OpenEvent, SensorEvent } from './events.js';
-import { resolveName, resolveOpened } from './sensors/weights/paths.js';
+import { reachable, resolveName, resolveOpened } from './sensors/weights/paths.js';
 
 /** what stat() said of an opened file, while the process still held it */
 export interface FileStat {
@@ -83,7 +83,10 @@ export class Ingress {
     // that is already gone (renamed, deleted): in a fast loop (split, tar) the same fd number
     // names the next file by the time this runs. A negative fd is a refused attempt to write.
     const named = resolveName(ev.pid, ev.dfd, ev.filename);
-    const byName = named ? statOf(named) : null;
+    // a process in a mount namespace of its own (a container) is looked at through its root
+    const where = named ? reachable(ev.pid, named) : [];
+    let byName: FileStat | null = null;
+    for (const p of where) if ((byName = statOf(p))) break;
     const byFd = !byName && ev.fd >= 0 ? statOf(`/proc/${ev.pid}/fd/${ev.fd}`) : null;
     const path = byName ? named : byFd ? resolveOpened(ev.pid, ev.fd, ev.dfd, ev.filename) : named;
     const file = byName ?? byFd;

@@ -8,7 +8,7 @@ import type { ResolvedConfig } from './config/schema.js';
 import { loadRules } from './engine/load.js';
 import type { Ruleset } from './engine/ruleset.js';
 import { formatProblem } from './events.js';
-import { groupPids, readEvents } from './cgroup.js';
+import { findCgroupV2Mount, groupPids, readEvents } from './cgroup.js';
 import { lastMatching } from './audit/tail.js';
 import { DEADMAN_BEAT_MS, DEADMAN_GRACE_MS, DEADMAN_POLL_MS, Deadman } from './deadman.js';
 import { Ingress } from './ingress.js';
@@ -25,12 +25,16 @@ import { PortPoller } from './sensors/ports/poll.js';
 import { ProbeScheduler } from './sensors/ports/probes.js';
 import { OrphanCheck } from './sensors/proc/orphans.js';
 import type { Sensor } from './sensors/sensor.js';
+import type { SensorEvent } from './events.js';
 import { GpuSensor, gpuUnavailableReason } from './sensors/gpu/index.js';
 import { closeHashers } from './sensors/weights/fingerprint.js';
 import { WeightRegistry } from './sensors/weights/registry.js';
 import { WeightsTracker } from './sensors/weights/tracker.js';
 import { FolderWatcher } from './sensors/weights/watch.js';
+import { useParents } from './sensors/weights/paths.js';
 import { describeSubject, type Subject, subjectContains, subjectFilter, subjectPids } from './subject.js';
+import type { TrialSpec } from './trials/groups.js';
+import { TrialSet } from './trials/trial-set.js';
 import { VERSION } from './version.js';
 import { warmUp } from './warmup.js';
 
@@ -44,6 +48,8 @@ export interface MonitorOptions {
   ruleset: Ruleset;
   ruleFiles: string[];
   trial?: string;
+  /** run --trials-under: the subject is the parent, and each sandbox under it one trial */
+  trials?: TrialSpec;
 }
 
 const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
@@ -79,11 +85,22 @@ export class Monitor {
   private readonly allOpens: boolean;
   /** signal decisions still waiting for the sensor to name the sender */
   private readonly pending = new Set<Promise<void>>();
+  /** run --trials-under: the sandboxes, each its own trial */
+  readonly trials: TrialSet | null = null;
 
   private constructor(readonly o: MonitorOptions) {
     this.log = AuditLog.open(o.logPath, { group: o.config.logGroup === undefined ? undefined : (groupId(o.config.logGroup) ?? undefined) });
+    if (o.trials) {
+      this.trials = new TrialSet({
+        spec: o.trials, mount: findCgroupV2Mount() ?? '/sys/fs/cgroup', sink: this.log, mode: () => this.pipeline.mode, failClosed: o.config.failClosed,
+        lost: () => this.pipeline.counts.lost, drain: () => this.drainSensor(), strays: () => this.pipeline.strayPids(),
+        report: (where, err) => this.pipeline.daemonAlert('redline.internal-error', 'monitor.degraded', 'high', `internal error: ${where}: ${(err as Error).message}`),
+      });
+    }
+    const trials = this.trials;
     this.table = new ProcessTable({
-      isSubject: (pid) => subjectContains(o.subject, pid),
+      // under --trials-under a process is a subject when it is in one of the trials' groups
+      isSubject: (pid) => (trials ? trials.containsPid(pid) : subjectContains(o.subject, pid)),
       allowPids: o.config.allowPids,
       protectPids: o.config.protectPids,
       monitorPids: [process.pid],
@@ -95,12 +112,16 @@ export class Monitor {
     this.sensor = new EbpfSensor({ filter, allOpens: this.allOpens });
     this.tracker = new WeightsTracker({ registry: this.registry, loadShare: o.config.loadShare });
     // the strays too: a replica a host service started for the subject listens like any other
-    this.ports = new PortPoller({ pids: () => [...subjectPids(o.subject), ...this.pipeline.strayPids()], intervalMs: o.config.portIntervalMs });
+    const inScope = () => (trials ? trials.list().flatMap((t) => groupPids(t.group)) : subjectPids(o.subject));
+    this.ports = new PortPoller({ pids: () => [...inScope(), ...this.pipeline.strayPids()], intervalMs: o.config.portIntervalMs });
     this.probes = new ProbeScheduler({ probeTimeoutMs: o.config.probeTimeoutMs });
+    // a path named in a mount namespace of its own is reached through the process's root, or its parent's
+    useParents((pid) => this.table.get(pid)?.ppid ?? 0);
     const ingress = new Ingress([resolve(o.logPath), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : [])]);
     this.pipeline = new Pipeline({
       table: this.table, ruleset: o.ruleset, subject: o.subject, sink: this.log, mode: o.config.mode, trial: o.trial, failClosed: o.config.failClosed, recordEvents: o.config.recordEvents,
       stages: { ingress, weights: this.tracker, ports: this.ports, probes: this.probes, orphans: this.orphans },
+      ...(trials ? { trials } : {}),
     });
     this.log.on('error', (err: Error) => {
       // the record is queued in memory and retried; say so on stderr (the log itself is failing)
@@ -136,6 +157,10 @@ export class Monitor {
     }
     m.adoptFrozen();
     m.armDeadman(await watchdog);
+    if (m.trials) {
+      m.trials.start();
+      m.log.append({ kind: 'daemon', phase: 'trials', under: o.trials?.given, parent: o.trials?.parent, pattern: o.trials?.pattern?.source ?? null, trials: m.trials.list().map((t) => t.id) });
+    }
     return m;
   }
 
@@ -166,13 +191,43 @@ export class Monitor {
 
   /** every sensor's events and trouble go into the pipeline, and only there */
   private feed(s: Sensor): void {
-    s.on('event', (ev) => this.pipeline.ingest(ev));
+    s.on('event', (ev) => {
+      if (s !== this.sensor || this.admits(ev)) this.pipeline.ingest(ev);
+    });
     s.on('trouble', (t) => {
       // the process sensor stopped seeing (died, lost events, hung): who signalled the daemon
       // around now cannot be known from it
       if (s === this.sensor && t.reason !== 'stderr') this.sensorBlindAt = Date.now();
       this.pipeline.sensorTrouble(t);
     });
+  }
+
+  /** pids the kernel let through under --trials-under that are in no trial (a sibling service) */
+  private readonly outside = new Map<number, true>();
+
+  /**
+   * Under --trials-under the kernel lets through everything below the parent; a process in
+   * none of the trials' groups (a service beside the sandboxes, the parent's own) goes no
+   * further. A trial's process stays one wherever it moves (the table keeps it a subject).
+   */
+  private admits(ev: SensorEvent): boolean {
+    if (!this.trials) return true;
+    const inTrial = (pid: number): boolean => {
+      if (this.table.get(pid)?.subject) return true;
+      if (this.outside.has(pid)) return false;
+      if (this.trials?.containsPid(pid)) return true;
+      if (this.outside.size >= 65536) this.outside.clear();
+      this.outside.set(pid, true);
+      return false;
+    };
+    if (ev.type === 'file_bytes') {
+      // counted host-wide: only the subject flag is the kernel's guess to correct
+      if (ev.subject && !inTrial(ev.pid)) ev.subject = false;
+      return true;
+    }
+    const admitted = inTrial(ev.pid);
+    if (ev.type === 'exit') this.outside.delete(ev.pid);
+    return admitted;
   }
 
   /** when the process sensor last could not see everything (ms since the epoch) */
@@ -230,7 +285,8 @@ export class Monitor {
   private spawnDeadman(s: Subject): Promise<Deadman> {
     return Deadman.start({
       daemonPid: process.pid,
-      group: s.kind === 'cgroup2' ? s.path : null,
+      // a glob's parent holds more than the trials (system.slice): its watchdog freezes nothing
+      group: s.kind === 'cgroup2' && !this.o.trials?.pattern ? s.path : null,
       log: resolve(this.o.logPath),
       logGroup: this.o.config.logGroup === undefined ? undefined : (groupId(this.o.config.logGroup) ?? undefined),
       freeze: this.o.config.mode === 'enforce' || this.o.config.failClosed,
@@ -242,6 +298,16 @@ export class Monitor {
     });
   }
 
+  /**
+   * What a freeze for the monitor's own failure takes: the subject, which under
+   * --trials-under is the parent, so its sandboxes (and any made later) freeze together;
+   * under a glob the parent holds other services, so each trial's group instead.
+   */
+  private freezeTargets(): Subject[] {
+    if (!this.trials || !this.o.trials?.pattern) return [this.o.subject];
+    return this.trials.list().map((t) => ({ kind: 'cgroup2', path: t.group, mount: findCgroupV2Mount() ?? '/sys/fs/cgroup' }));
+  }
+
   private catchCrashes(): void {
     this.unhookCrash.push(
       onCrash({
@@ -251,7 +317,7 @@ export class Monitor {
           return this.pipeline.mode === 'enforce' || this.o.config.failClosed;
         },
         exitCode: this.o.config.command === 'exec' ? 3 : 1,
-        subject: this.o.subject,
+        subjects: () => this.freezeTargets(),
         pipeline: this.pipeline,
         log: this.log,
       }),
@@ -285,6 +351,7 @@ export class Monitor {
       status: () => this.status(),
       reload: () => this.reload(),
       modeChanged: (mode) => this.deadman?.freezeOnLoss(mode === 'enforce' || this.o.config.failClosed),
+      trials: this.trials,
       ...(this.o.trial ? { fixedTrial: this.o.trial } : {}),
     });
     const control = new ControlServer(path, controlHandler(operator));
@@ -332,6 +399,7 @@ export class Monitor {
       mode: this.pipeline.mode,
       trial: this.pipeline.trial ?? null,
       frozen: this.pipeline.frozen,
+      trials: this.trials?.list().map((t) => ({ id: t.id, cgroup: t.group, frozen: t.actions.frozen, alerts: t.alerts, meta: t.meta })),
       sensors,
       rules: this.pipeline.ruleset.rules.length,
       counts: { events: this.pipeline.counts.events, alerts: this.pipeline.counts.alerts, by_severity: this.pipeline.counts.bySeverity },
@@ -488,6 +556,8 @@ export class Monitor {
     this.deadman?.bye();
     for (const off of this.unhook) off();
     await Promise.all(this.pending);
+    // each sandbox still running ends with the daemon, its verdict on what was seen
+    await this.trials?.stop('daemon stopped');
     await this.drainSensor();
     await this.ports.stop();
     await this.probes.stop();

@@ -23,6 +23,7 @@ import type { SensorTrouble } from './sensors/sensor.js';
 import type { WeightsTracker } from './sensors/weights/tracker.js';
 import { readStat } from './sensors/proc/read.js';
 import { type Subject, subjectPids } from './subject.js';
+import type { Trial, TrialSet } from './trials/trial-set.js';
 
 /** the log the pipeline writes to: append never throws and returns the sealed record */
 export interface RecordSink {
@@ -44,6 +45,8 @@ export interface PipelineOptions {
   stages?: Stages;
   /** the evidence taken at a freeze (tests pass one that fails) */
   snapshot?: (s: Subject) => Snapshot;
+  /** run --trials-under: each process's trial, whose records, verdict and freeze are its own */
+  trials?: TrialSet;
 }
 
 /** sensors that are fed by other sensors' events, and the first stage every event passes */
@@ -151,13 +154,22 @@ export class Pipeline extends EventEmitter {
     return emitEach(this, name, args, (err) => this.funnel.report(`${String(name)} listener`, err));
   }
 
-  private write(fields: { kind: string } & Record<string, unknown>): { seq: number; hash: string } {
-    return this.o.sink.append(this.trial ? { ...fields, trial: this.trial } : fields);
+  /** `trial`: the record's trial under --trials-under (null: none of them) */
+  private write(fields: { kind: string } & Record<string, unknown>, trial?: Trial | null): { seq: number; hash: string } {
+    const id = trial === undefined ? this.trial : trial?.id;
+    return this.o.sink.append(id ? { ...fields, trial: id } : fields);
   }
 
   /** a record that is not an alert or action (what a sensor saw, a probe's answer), in the trial */
   record(fields: { kind: string } & Record<string, unknown>): void {
-    this.write(fields);
+    this.write(fields, this.trialOfPid(fields.pid));
+  }
+
+  /** under --trials-under: the trial of a process the table knows (undefined: not in that mode) */
+  private trialOfPid(pid: unknown): Trial | null | undefined {
+    if (!this.o.trials) return undefined;
+    const p = typeof pid === 'number' ? this.o.table.get(pid) : undefined;
+    return p ? this.o.trials.of(p) : null;
   }
 
   /** every sensor's events enter here; whatever goes wrong on the way is funnelled, never thrown */
@@ -293,7 +305,7 @@ export class Pipeline extends EventEmitter {
    */
   private blinded(rule: string, summary: string, extra: Record<string, unknown>): void {
     this.daemonAlert(rule, 'monitor.degraded', 'high', summary, extra);
-    if (this.mode === 'enforce' || this.o.failClosed) this.guarded(this.actions.freezeOnce(rule), 'freeze');
+    if (this.mode === 'enforce' || this.o.failClosed) this.guarded(this.o.trials ? this.o.trials.freezeAll(rule) : this.actions.freezeOnce(rule), 'freeze');
   }
 
   /** an action under way: a failure of its own is funnelled, not left unhandled */
@@ -302,6 +314,8 @@ export class Pipeline extends EventEmitter {
   }
 
   private raise(m: Match, e: Enriched): void {
+    // under --trials-under the alert, its actions and its count are the process's trial's
+    const trial = this.o.trials?.of(e.proc);
     const rec = this.write({
       kind: 'alert',
       rule: m.rule.id,
@@ -323,16 +337,29 @@ export class Pipeline extends EventEmitter {
       sensor: e.event.type === 'sensor_trouble' ? e.event.sensor : undefined,
       lost: e.event.type === 'sensor_trouble' ? e.event.lost : undefined,
       latency_ms: Math.round((nowMs() - e.event.time) * 1000) / 1000,
-    });
+    }, trial);
     // measured after the synchronous write: event in the kernel → alert on disk
     const onDiskMs = nowMs() - e.event.time;
     // actions start before anyone is told: observers never delay a freeze
+    const runner = trial?.actions ?? this.actions;
     for (const a of m.rule.actions) {
       // observe mode only records the action as skipped: no promise on the hot path for it
-      if (this.mode === 'observe') this.actions.skip(a, m.rule.id);
-      else this.guarded(this.act(a, m.rule.id, e.event.time), a);
+      if (this.mode === 'observe') runner.skip(a, m.rule.id);
+      else if (trial === null) this.guarded(this.outsideTrials(a, m.rule.id), a);
+      else this.guarded(runner.act(a, m.rule.id, e.event.time), a);
     }
+    if (trial) this.o.trials?.counted(trial, m.rule.severity);
     this.counted(m.rule.severity, { rule: m.rule.id, category: m.rule.category, severity: m.rule.severity, summary: m.summary, pid: e.proc.pid, seq: rec.seq, on_disk_ms: onDiskMs });
+  }
+
+  /**
+   * An action asked for by an alert that is no trial's (the daemon's own: a sensor that died)
+   * under --trials-under: a freeze freezes every trial (the monitor cannot tell whose it is);
+   * a kill kills none.
+   */
+  private async outsideTrials(a: RuleAction, cause: string): Promise<unknown> {
+    if (a === 'freeze' || (a === 'fail-closed' && this.o.failClosed)) return this.o.trials?.freezeAll(cause);
+    return undefined;
   }
 
   private counted(severity: Severity, info: AlertInfo): void {

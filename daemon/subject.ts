@@ -1,5 +1,6 @@
 // What the subject is (a cgroup, a v1 freezer group, or a uid) and how to find its processes.
 import { statSync } from 'node:fs';
+import { relative } from 'node:path';
 import { cgroupOfPid, freezerGroupOfPid, groupPids, isWithin } from './cgroup.js';
 import { listPids } from './sensors/proc/read.js';
 import type { SubjectFilter } from './sensors/ebpf/script.js';
@@ -14,7 +15,8 @@ export function describeSubject(s: Subject): string {
 }
 
 export function subjectFilter(s: Subject): SubjectFilter | null {
-  if (s.kind === 'cgroup2') return { kind: 'cgroup', path: s.path };
+  // the groups below the subject's (a container's, a sandbox's) are its too, in the kernel as in /proc
+  if (s.kind === 'cgroup2') return { kind: 'cgroup', path: s.path, level: relative(s.mount, s.path).split('/').filter(Boolean).length };
   if (s.kind === 'uid') return { kind: 'uid', uid: s.uid };
   return null;
 }

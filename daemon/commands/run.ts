@@ -9,6 +9,8 @@ import { Monitor } from '../monitor.js';
 import { sdNotify, startWatchdog } from '../notify.js';
 import { listPids, readStat } from '../sensors/proc/read.js';
 import type { Subject } from '../subject.js';
+import { ancestorOffsets } from '../sensors/ebpf/btf.js';
+import { parseTrialSpec, type TrialSpec } from '../trials/groups.js';
 import { setup, UsageError } from './setup.js';
 
 /**
@@ -84,10 +86,19 @@ function releaseTree(a: Adopted, frozen: boolean): { released: number[]; group_r
   return { released, group_removed: removeGroup(a.group) };
 }
 
-export function resolveSubject(config: ResolvedConfig): { subject: Subject; adopted?: Adopted } {
+export function resolveSubject(config: ResolvedConfig): { subject: Subject; adopted?: Adopted; trials?: TrialSpec } {
   const mount = findCgroupV2Mount();
   if (config.subjectUid !== undefined) return { subject: { kind: 'uid', uid: config.subjectUid } };
-  if (!mount) throw new UsageError('--subject-cgroup and --subject-pid need cgroup v2 (no cgroup2 mount found); use --subject-uid');
+  if (!mount) throw new UsageError('--subject-cgroup, --subject-pid and --trials-under need cgroup v2 (no cgroup2 mount found); use --subject-uid');
+  if (config.trialsUnder !== undefined) {
+    const spec = parseTrialSpec(config.trialsUnder, mount);
+    if (typeof spec === 'string') throw new UsageError(spec);
+    if (!existsSync(spec.parent) || !isV2Group(spec.parent)) throw new UsageError(`--trials-under ${config.trialsUnder}: ${spec.parent} is not a cgroup v2 group under ${mount}`);
+    // one program for every sandbox: the kernel must test "below the parent" (btf.ts)
+    const offsets = ancestorOffsets();
+    if (typeof offsets === 'string') throw new UsageError(`--trials-under needs the kernel's BTF to filter below a group: ${offsets}`);
+    return { subject: { kind: 'cgroup2', path: spec.parent, mount }, trials: spec };
+  }
   if (config.subjectCgroup !== undefined) {
     const path = config.subjectCgroup.startsWith(mount) ? config.subjectCgroup : join(mount, config.subjectCgroup);
     if (!existsSync(path) || !isV2Group(path)) throw new UsageError(`--subject-cgroup ${config.subjectCgroup}: not a cgroup v2 group under ${mount}`);
@@ -97,14 +108,14 @@ export function resolveSubject(config: ResolvedConfig): { subject: Subject; adop
     const adopted = adoptTree(config.subjectPid, mount);
     return { subject: { kind: 'cgroup2', path: adopted.group, mount }, adopted };
   }
-  throw new UsageError('run needs a subject: --subject-cgroup PATH, --subject-pid PID or --subject-uid UID');
+  throw new UsageError('run needs a subject: --subject-cgroup PATH, --subject-pid PID, --subject-uid UID or --trials-under CGROUP');
 }
 
 export async function runCommand(flags: ConfigFlags): Promise<number> {
   const { config, ruleset, ruleFiles } = setup('run', flags);
-  const { subject, adopted } = resolveSubject(config);
+  const { subject, adopted, trials } = resolveSubject(config);
   const logPath = resolve(config.log ?? '/var/log/redline/audit.ndjson');
-  const m = await Monitor.start({ config, subject, logPath, ruleset, ruleFiles });
+  const m = await Monitor.start({ config, subject, logPath, ruleset, ruleFiles, ...(trials ? { trials } : {}) });
   m.prioritize();
   process.stderr.write(`redline: monitoring ${subject.kind === 'uid' ? `uid ${subject.uid}` : subject.path} (${config.mode}), log ${logPath}\n`);
   m.pipeline.on('alert', (a: { severity: string; category: string; summary: string }) => process.stderr.write(`redline: [${a.severity}] ${a.category}: ${a.summary}\n`));

@@ -112,6 +112,8 @@ export const OPTIONS = {
   // as given: absolute, or relative to the cgroup v2 mount (never to the working folder)
   'subject-cgroup': option(V.path, { ...SUBJECT, field: 'subjectCgroup', arg: 'path', help: 'the subject is this cgroup v2 group (absolute, or relative to the mount)' }),
   'subject-pid': option(V.pid, { ...SUBJECT, field: 'subjectPid', arg: 'pid', help: 'the subject is this pid and all its descendants' }),
+  // each child group of it (or each group its last part's glob matches) is one subject and one trial
+  'trials-under': option(V.path, { ...SUBJECT, field: 'trialsUnder', arg: 'cgroup', help: 'every child group under this cgroup v2 group, now or later, is one subject and one trial (a glob in the last part: docker-*.scope)' }),
   'subject-uid': option(V.uid, { ...SUBJECT, field: 'subjectUid', arg: 'uid', help: 'the subject is every process of this uid' }),
 };
 

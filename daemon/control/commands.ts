@@ -14,11 +14,14 @@ export interface Controlled {
   setMode(mode: 'observe' | 'enforce'): 'observe' | 'enforce';
   startTrial(name: string): string | null;
   endTrial(): { trial: string; alerts: number; tripped: boolean } | string;
+  /** run --trials-under: metadata for a sandbox's trial (one not made yet gets it in its start record) */
+  trialMeta(group: string, meta: Record<string, string>): { trial: string | null } | string;
   logAction(fields: Record<string, unknown>): void;
 }
 
 const CAUSE = 'control';
 const TRIAL_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+const META_KEY = /^[A-Za-z0-9._-]{1,64}$/;
 
 function fromAction(r: ActionResult): ControlReply {
   return r.ok ? { ok: true, action: r.action, latency_ms: r.latency_ms, detail: r.detail } : { ok: false, error: r.error ?? `${r.action} failed`, action: r.action, latency_ms: r.latency_ms };
@@ -61,7 +64,19 @@ export function controlHandler(m: Controlled): (req: ControlRequest) => Promise<
           const r = m.endTrial();
           return logged('trial-end', t0, typeof r === 'string' ? { ok: false, error: r } : { ok: true, ...r });
         }
-        return logged('trial', t0, { ok: false, error: 'trial takes "start" (with a name) or "end"' });
+        if (req.action === 'meta') {
+          const group = typeof req.group === 'string' ? req.group : '';
+          const meta = req.meta;
+          if (!TRIAL_NAME.test(group)) return logged('trial-meta', t0, { ok: false, error: 'a group name is 1–128 of A-Z a-z 0-9 . _ : -' });
+          if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) return logged('trial-meta', t0, { ok: false, error: 'meta is an object of KEY: VALUE strings' });
+          const pairs = Object.entries(meta as Record<string, unknown>);
+          if (pairs.length === 0 || pairs.length > 64 || pairs.some(([k, v]) => !META_KEY.test(k) || typeof v !== 'string' || v.length > 1024)) {
+            return logged('trial-meta', t0, { ok: false, error: 'meta: 1–64 keys of A-Z a-z 0-9 . _ - (64 at most), each a string value of 1024 characters at most' });
+          }
+          const r = m.trialMeta(group, meta as Record<string, string>);
+          return logged('trial-meta', t0, typeof r === 'string' ? { ok: false, error: r } : { ok: true, ...r }, { group });
+        }
+        return logged('trial', t0, { ok: false, error: 'trial takes "start" (with a name), "end" or "meta" (with a group and its metadata)' });
       }
       default:
         return logged(String(req.cmd).slice(0, 64), t0, { ok: false, error: `unknown command "${String(req.cmd).slice(0, 64)}" (status, freeze, thaw, kill, reload, mode, trial)` });

@@ -5,6 +5,7 @@ import type { ActionResult } from '../actions/result.js';
 import type { Pipeline } from '../pipeline.js';
 import type { RecordSink } from '../pipeline.js';
 import type { Controlled } from './commands.js';
+import type { Trial, TrialSet } from '../trials/trial-set.js';
 
 export interface OperatorParts {
   pipeline: Pipeline;
@@ -13,6 +14,8 @@ export interface OperatorParts {
   reload: () => { ok: boolean; rules?: number; errors?: string[] };
   /** set for `exec`: its one trial */
   fixedTrial?: string;
+  /** run --trials-under: the sandboxes' trials */
+  trials?: TrialSet | null;
   /** told of a mode switch (the watchdog freezes on loss only in enforce mode) */
   modeChanged?: (mode: 'observe' | 'enforce') => void;
 }
@@ -25,15 +28,25 @@ export class Operator implements Controlled {
   }
 
   freeze(cause: string): Promise<ActionResult> {
+    if (this.o.trials) return this.eachTrial('freeze', (t) => t.actions.operatorFreeze(cause));
     return this.o.pipeline.operatorFreeze(cause);
   }
 
   thaw(cause: string): Promise<ActionResult> {
+    if (this.o.trials) return this.eachTrial('thaw', (t) => t.actions.operatorThaw(cause));
     return this.o.pipeline.operatorThaw(cause);
   }
 
   kill(cause: string): Promise<ActionResult> {
+    if (this.o.trials) return this.eachTrial('kill', (t) => t.actions.operatorKill(cause));
     return this.o.pipeline.operatorKill(cause);
+  }
+
+  /** under --trials-under the operator's freeze, thaw and kill take every sandbox (each its own record) */
+  private async eachTrial(action: ActionResult['action'], run: (t: Trial) => Promise<ActionResult>): Promise<ActionResult> {
+    const rs = await Promise.all((this.o.trials?.list() ?? []).map(run));
+    const failed = rs.filter((r) => !r.ok);
+    return { action, ok: failed.length === 0, latency_ms: Math.max(0, ...rs.map((r) => r.latency_ms)), detail: { trials: rs.length }, error: failed.length > 0 ? failed.map((r) => r.error).join('; ') : undefined };
   }
 
   reload(): { ok: boolean; rules?: number; errors?: string[] } {
@@ -47,7 +60,16 @@ export class Operator implements Controlled {
     return previous;
   }
 
+  trialMeta(group: string, meta: Record<string, string>): { trial: string | null } | string {
+    const trials = this.o.trials;
+    if (!trials) return 'trial meta is for a daemon run with --trials-under';
+    let trial: string | null = null;
+    for (const [k, v] of Object.entries(meta)) trial = trials.meta(group, k, v).trial;
+    return { trial };
+  }
+
   startTrial(name: string): string | null {
+    if (this.o.trials) return 'under --trials-under a trial starts when its group appears';
     if (this.o.fixedTrial) return `this is redline exec: it runs the one trial ${this.o.fixedTrial}`;
     const current = this.o.pipeline.trial;
     if (current) return `trial ${current} is running: end it first`;
@@ -57,6 +79,7 @@ export class Operator implements Controlled {
   }
 
   endTrial(): { trial: string; alerts: number; tripped: boolean } | string {
+    if (this.o.trials) return 'under --trials-under a trial ends when its group empties or goes';
     if (this.o.fixedTrial) return `this is redline exec: its trial ${this.o.fixedTrial} ends when the subject does`;
     const trial = this.o.pipeline.trial;
     if (!trial) return 'no trial is running';

@@ -157,10 +157,10 @@ export class EbpfSensor extends EventEmitter implements Sensor {
     return setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', bin, ...args]] : [bin, args];
   }
 
-  /** the subject's scope as the loader takes it: a cgroup by its id (the inode of its folder), or a uid */
+  /** the subject's scope as the loader takes it: a cgroup by its id (the inode of its folder) and depth, or a uid */
   private loaderSubject(): string {
     const f = this.opts.filter;
-    return f.kind === 'uid' ? `uid:${f.uid}` : `cgroup:${statSync(f.path).ino}`;
+    return f.kind === 'uid' ? `uid:${f.uid}` : `cgroup:${statSync(f.path).ino}:${f.level ?? 0}`;
   }
 
   private spawnOnce(part: Part): Promise<void> {

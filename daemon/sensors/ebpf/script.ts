@@ -1,8 +1,10 @@
 // Generates the bpftrace program. Each probe prints one tab-separated line;
 // strings that may hold tabs or spaces (filename, comm) go last.
+import { ancestorOffsets } from './btf.js';
 
 export type SubjectFilter =
-  | { kind: 'cgroup'; path: string }
+  /** `level`: the group's depth below the cgroup root; with it, the groups below it are in scope too */
+  | { kind: 'cgroup'; path: string; level?: number }
   | { kind: 'uid'; uid: number };
 
 /** the kernel-side test of the subject's scope (its cgroup or uid), without the lineage map */
@@ -10,10 +12,26 @@ function scope(f: SubjectFilter): string {
   if (f.kind === 'cgroup') {
     if (/["\\\n]/.test(f.path)) throw new Error(`cgroup path not usable in a bpftrace program: ${f.path}`);
     // cgroupid() is resolved when bpftrace compiles the program: the group must exist by then.
-    return `cgroup == cgroupid("${f.path}")`;
+    const id = `cgroupid("${f.path}")`;
+    const below = f.level === undefined ? null : descendantTest(f.level, id);
+    return below ? `(cgroup == ${id} || ${below})` : `cgroup == ${id}`;
   }
   if (!Number.isInteger(f.uid) || f.uid < 0) throw new Error(`bad uid ${f.uid}`);
   return `uid == ${f.uid}`;
+}
+
+/**
+ * "The current task's group is below the one at `level` whose id is `id`": the ancestor at
+ * that level, read through offsets from the kernel's BTF (btf.ts). A container's or a
+ * sandbox's own group under the subject's is then in scope in the kernel, however it was
+ * made. null where the kernel's BTF does not give the offsets (the exact group only).
+ */
+export function descendantTest(level: number, id: string): string | null {
+  const o = ancestorOffsets();
+  if (typeof o === 'string' || !Number.isInteger(level) || level < 0) return null;
+  const cg = 'curtask->cgroups->dfl_cgrp';
+  const ancestor = `*(uint64 *)((uint64)${cg} + ${o.ancestors + 8 * level})`;
+  return `(${cg}->level > ${level} && *(uint64 *)(*(uint64 *)(${ancestor} + ${o.kn}) + ${o.id}) == ${id})`;
 }
 
 export const CLONE_THREAD = 0x10000;

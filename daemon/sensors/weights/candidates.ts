@@ -6,6 +6,7 @@ import { closeSync, fstatSync, openSync, readlinkSync } from 'node:fs';
 import { fingerprint } from './fingerprint.js';
 import type { FileBytesEvent, OpenEvent } from '../../events.js';
 import { type CandidateMatch, matchCandidate } from './match.js';
+import { reachable } from './paths.js';
 import type { WeightFile, WeightRegistry } from './registry.js';
 
 export type ProcessKey = string;
@@ -79,7 +80,10 @@ export class CandidateCopies {
     }
     // through the writer's fd first when the name is gone (O_TMPFILE, unlinked): it is the file
     const viaFd = `/proc/${pid}/fd/${fd}`;
-    const own = path.endsWith(' (deleted)') ? openSame(viaFd, st) : (openSame(path, st) ?? openSame(viaFd, st));
+    // (by name through the writer's root when it has a mount namespace of its own)
+    let own: number | null = null;
+    if (!path.endsWith(' (deleted)')) for (const p of reachable(pid, path)) if ((own = openSame(p, st)) !== null) break;
+    own ??= openSame(viaFd, st);
     if (own === null) return false;
     this.byInode.set(key, { path, own, dev: st.dev, ino: st.ino, pid, key: writer, found, outside: false, comm, size: -1, lastGrowth: Date.now(), match: null, busy: false, checked: false, lookedAt: -1, mtime: 0, lookedMtime: 0, pendingReads: [], pendingBytes: [] });
     return true;

@@ -16,6 +16,36 @@ function realFile(target: string | null): string | null {
   return target;
 }
 
+let ownMountNs: number | null | undefined;
+let parentOf: (pid: number) => number = () => 0;
+
+/** how reachable() finds a process's parent (the process table, which remembers the exited) */
+export function useParents(lookup: (pid: number) => number): void {
+  parentOf = lookup;
+}
+
+function mountNsOf(pid: number | 'self'): number | null {
+  try {
+    return statSync(`/proc/${pid}/ns/mnt`).ino;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Where the daemon can reach a path the process named: the path itself when the process
+ * shares the daemon's mount namespace, else through its root (/proc/PID/root/…: a container's
+ * own mounts, a tmpfs only it sees), or its parent's when it is gone already (the sandbox's
+ * shell outlives its cp). The first of the list that exists is the file.
+ */
+export function reachable(pid: number, path: string): string[] {
+  ownMountNs ??= mountNsOf('self');
+  const ppid = parentOf(pid);
+  const ns = mountNsOf(pid) ?? (ppid > 0 ? mountNsOf(ppid) : null);
+  if (ns === null || ns === ownMountNs) return [path];
+  return [`/proc/${pid}/root${path}`, ...(ppid > 0 ? [`/proc/${ppid}/root${path}`] : [])];
+}
+
 /** the absolute path of `name` as the process saw it: relative to its cwd or to a dirfd */
 export function resolveName(pid: number, dfd: number, name: string): string | null {
   // `/var//log/./x` is /var/log/x: a file is never told apart by how its name was spelled

@@ -2,7 +2,7 @@
 // "Y" line on stdout (the format of the bpftrace byte probes, parsed by the same code), after
 // REDLINE-READY once attached; the daemon's kill(itself, 0) is echoed as a "P" line. Records
 // the ring buffer had no room for are reported as "Lost N events". Stops on SIGINT/SIGTERM, and when its parent dies (PR_SET_PDEATHSIG).
-// usage: redline-loader BPF_OBJECT SELF_PID cgroup:ID | uid:UID
+// usage: redline-loader BPF_OBJECT SELF_PID cgroup:ID[:LEVEL] | uid:UID
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
@@ -45,14 +45,18 @@ static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 4) { fprintf(stderr, "usage: %s BPF_OBJECT SELF_PID cgroup:ID|uid:UID\n", argv[0]); return 2; }
+  if (argc != 4) { fprintf(stderr, "usage: %s BPF_OBJECT SELF_PID cgroup:ID[:LEVEL]|uid:UID\n", argv[0]); return 2; }
   struct rl_config cfg = { .self_pid = (__u32)strtoul(argv[2], NULL, 10) };
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   // the daemon is the parent (setpriv execs in place): gone already, nothing is to be watched
   if ((__u32)getppid() != cfg.self_pid) { fprintf(stderr, "the daemon (pid %u) is not the parent\n", cfg.self_pid); return 1; }
   libbpf_set_print(quiet);
   if (strncmp(argv[3], "uid:", 4) == 0) { cfg.has_uid = 1; cfg.subject_uid = (__u32)strtoul(argv[3] + 4, NULL, 10); }
-  else if (strncmp(argv[3], "cgroup:", 7) == 0) cfg.subject_cgroup = strtoull(argv[3] + 7, NULL, 10);
+  else if (strncmp(argv[3], "cgroup:", 7) == 0) {
+    char *end = NULL;
+    cfg.subject_cgroup = strtoull(argv[3] + 7, &end, 10);
+    if (end && *end == ':') cfg.subject_level = (__u32)strtoul(end + 1, NULL, 10);
+  }
   else { fprintf(stderr, "bad subject %s\n", argv[3]); return 2; }
 
   struct bpf_object *obj = bpf_object__open_file(argv[1], NULL);
