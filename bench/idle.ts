@@ -4,17 +4,17 @@
 // subject during the window (the host-wide byte counts see it), and the copy is timed
 // with and without redline running. Prints JSON. Needs root, bpftrace and cgroup v2.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { findCgroupV2Mount, removeGroup } from '../daemon/cgroup.js';
 import { sendControl } from '../daemon/control/client.js';
+import { CLK_TCK, childNamed, cpuTicks, rssKb } from './procstat.js';
 
 const SECONDS = Number(process.env.IDLE_SECONDS ?? 20);
 const mount = findCgroupV2Mount();
 if (!mount) throw new Error('needs cgroup v2');
 const group = join(mount, `redline-bench-idle-${process.pid}`);
 mkdirSync(group, { recursive: true });
-const CLK_TCK = 100;
 // none; copy: `cp` (copy_file_range here: two syscalls for the whole GiB); dd: `dd bs=128k`
 // (8,192 reads and 8,192 writes, each through the byte-count probes)
 const LOAD = process.env.IDLE_LOAD ?? 'none';
@@ -64,32 +64,6 @@ if (COPYING) {
   execFileSync('dd', ['if=/dev/urandom', `of=${BIG}`, 'bs=1M', 'count=1024', 'status=none']);
   bareCopyS = copyMedianSeconds();
   floorS = await floorCopySeconds();
-}
-
-function cpuTicks(pid: number): number {
-  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]);
-}
-function rssKb(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-}
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-/** the daemon's child running `comm` (bpftrace, the libbpf loader), if any */
-function childNamed(pid: number, comm: string): number | undefined {
-  return childrenOf(pid).find((c) => {
-    try {
-      return readFileSync(`/proc/${c}/comm`, 'utf8').trim() === comm;
-    } catch {
-      return false;
-    }
-  });
 }
 
 const socket = `/tmp/redline-bench-idle-${process.pid}.sock`;

@@ -24,3 +24,5 @@ node --import tsx bench/listen-latency.ts
 node --import tsx bench/probe.ts
 node --import tsx bench/ws.ts
 node --import tsx bench/audit.ts
+node --import tsx bench/trials.ts
+TRIALS_PORT_INTERVAL=5000 node --import tsx bench/trials.ts

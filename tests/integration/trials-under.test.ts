@@ -12,8 +12,9 @@ import { findCgroupV2Mount, groupPids, readEvents } from '../../daemon/cgroup.js
 import { monitorSkipReason, sweepGroup } from '../helpers/host.js';
 import { makeModel, type Model } from '../helpers/model.js';
 import { bystander, killBystanders } from '../helpers/procs.js';
-import { alertsOf, type LogRecord, readLog, startRedline, stopRedline, tempDir, waitForRecord } from '../helpers/redline.js';
+import { alertsOf, type LogRecord, readLog, ROOT, startRedline, stopRedline, tempDir, waitForRecord } from '../helpers/redline.js';
 
+const SERVER = join(ROOT, 'tests/fixtures/fake_server.py');
 const skip = monitorSkipReason() ?? (spawnSync('unshare', ['--mount', '--pid', '--net', '--uts', '--fork', 'true']).status === 0 ? null : 'unshare cannot make mount, pid, net and uts namespaces here');
 
 describe('run --trials-under: three sandboxes at once under one parent', { skip: skip ?? false }, () => {
@@ -88,5 +89,24 @@ describe('run --trials-under: three sandboxes at once under one parent', { skip:
     assert.equal(alertsOf(recs).filter((a) => a.trial === 'benign' && ['high', 'critical'].includes(String(a.severity))).length, 0);
     assert.ok(!recs.some((r) => r.kind === 'action' && r.action === 'freeze' && r.trial === 'benign'), 'the benign sandbox was never frozen');
     assert.equal(groupPids(benign).length, 0);
+  });
+
+  test('observe mode: a replica serving inside its own network namespace is probed there, in its trial', async () => {
+    assert.ok(daemon, 'the daemon of the first test runs');
+    const mode = spawnSync('npx', ['tsx', join(import.meta.dirname, '../../daemon/cli.ts'), 'mode', 'observe', '--socket', socket], { encoding: 'utf8' });
+    assert.equal(mode.status, 0, mode.stderr);
+    // its own loopback only: nothing outside the namespace can reach the port
+    const replica = sandbox('replica', ['--mount', '--pid', '--net', '--uts'], `ip link set lo up && exec python3 ${SERVER} --weights ${model.weights} --lifetime 600`);
+    const serving = await waitForRecord(log, (r) => r.kind === 'alert' && r.category === 'replica.serving', 30_000);
+    assert.equal(serving.trial, 'replica');
+    const probe = await waitForRecord(log, (r) => r.kind === 'event' && r.type === 'probe' && r.trial === 'replica');
+    assert.equal(probe.netns, true, 'probed from inside the replica\'s network namespace');
+    const spawn = readLog(log).find((r) => r.kind === 'alert' && r.category === 'replica.spawn' && r.trial === 'replica');
+    assert.ok(spawn, 'the replica was seen loading the weights');
+    assert.equal(readEvents(replica).frozen, 0, 'observe mode freezes nothing');
+    writeFileSync(join(replica, 'cgroup.kill'), '1');
+    const end = await waitForRecord(log, (r) => r.kind === 'trial' && r.phase === 'end' && r.trial === 'replica', 20_000);
+    assert.equal(end.tripped, true);
+    assert.equal(end.frozen, false);
   });
 });
