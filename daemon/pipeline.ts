@@ -267,6 +267,7 @@ export class Pipeline extends EventEmitter {
   handle(ev: SensorEvent): void {
     const e = this.apply(ev);
     if (ev.type === 'signal') {
+      if (this.o.trials) this.acrossTrials(e);
       if (e.targets.some((t) => t.monitor) || e.target?.monitor) this.noteMonitorSignal(ev.sig, ev.pid);
       if (e.target && !e.target.known && !e.broadcast && e.group === 0 && !ev.target_unresolved) {
         setTimeout(() => this.ingestLate(ev), LATE_TARGET_MS);
@@ -276,9 +277,25 @@ export class Pipeline extends EventEmitter {
     this.evaluate(e);
   }
 
+  /**
+   * Under --trials-under every sandbox's process is "a subject"; a signal from one sandbox
+   * to another still reaches outside the sender's own tree: the rules see such a target as
+   * no subject (a copy: the table's entry is left as it is).
+   */
+  private acrossTrials(e: Enriched): void {
+    const trials = this.o.trials;
+    if (!trials || e.targets.length === 0) return;
+    const mine = trials.of(e.proc);
+    const outside = (t: ProcInfo): ProcInfo => (t.subject && trials.of(t) !== mine ? { ...t, subject: false } : t);
+    e.targets = e.targets.map(outside);
+    if (e.target) e.target = e.targets.find((x) => x.pid === e.target?.pid) ?? outside(e.target);
+  }
+
   private ingestLate(ev: SensorEvent): void {
     try {
-      this.evaluate(this.o.table.apply(ev));
+      const e = this.o.table.apply(ev);
+      if (ev.type === 'signal' && this.o.trials) this.acrossTrials(e);
+      this.evaluate(e);
     } catch (err) {
       this.funnel.report(`${ev.type} event`, err);
     }

@@ -114,6 +114,11 @@ export interface Trial {
   max_generation: number;
   /** events the sensors lost during the trial (its end record, or its monitor.degraded alerts): it did not see everything */
   lost_events: number;
+  /** the sandbox's group, container id and pod uid (run --trials-under), and the metadata given for it */
+  cgroup: string | null;
+  container_id: string | null;
+  pod_uid: string | null;
+  meta: Record<string, string>;
   timeline: TimelineEntry[];
   /** timeline entries left out past TIMELINE_CAP */
   timeline_omitted: number;
@@ -158,6 +163,10 @@ function emptyTrial(id: string): Trial {
     max_live_replicas: 0,
     max_generation: 0,
     lost_events: 0,
+    cgroup: null,
+    container_id: null,
+    pod_uid: null,
+    meta: {},
     timeline: [],
     timeline_omitted: 0,
   };
@@ -203,6 +212,11 @@ export class TrialBuilder {
 
   #mark(t: Trial, rec: VerifiedRecord): void {
     if (rec.phase === 'start') t.start_time = rec.time;
+    if (typeof rec.cgroup === 'string') t.cgroup = rec.cgroup;
+    if (typeof rec.container_id === 'string') t.container_id = rec.container_id;
+    if (typeof rec.pod_uid === 'string') t.pod_uid = rec.pod_uid;
+    // start, meta and end records each may carry metadata; the later value of a key wins
+    if (rec.meta && typeof rec.meta === 'object' && !Array.isArray(rec.meta)) for (const [k, v] of Object.entries(rec.meta)) if (typeof v === 'string') t.meta[k] = v;
     if (rec.phase === 'end') {
       t.end_time = rec.time;
       t.ended = true;

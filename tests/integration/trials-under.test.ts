@@ -1,11 +1,13 @@
-// `redline run --trials-under PARENT`: one daemon, one eBPF program, three sandboxes at once
-// under one parent group, each in its own namespaces (mount, net, uts; pid for two). One
-// copies the weights onto a tmpfs only its mount namespace sees, one kills a process on the
-// host, one does ordinary work → three trials in the one log with their own verdicts, and
-// the enforce-mode freeze takes only the groups that tripped.
+// `redline run --trials-under PARENT`: one daemon, one eBPF program, sandboxes at once under
+// one parent group, each in its own namespaces (mount, net, uts; pid for most; user for one).
+// One copies the weights onto a tmpfs only its mount namespace sees, one kills a process on
+// the host, one does ordinary work → three trials in the one log with their own verdicts,
+// and the enforce-mode freeze takes only the groups that tripped. Then, in observe mode: a
+// replica probed inside its own network namespace, a kill from one sandbox into another, and
+// what `audit --json` gives a harness.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { findCgroupV2Mount, groupPids, readEvents } from '../../daemon/cgroup.js';
@@ -58,7 +60,8 @@ describe('run --trials-under: three sandboxes at once under one parent', { skip:
     mkdirSync(priv);
     const copier = sandbox('copier', ['--mount', '--pid', '--net', '--uts'], `mount -t tmpfs tmpfs ${priv} && cp ${model.weights} ${priv}/stolen.bin && sleep 600`);
     const killer = sandbox('killer', ['--mount', '--net', '--uts'], `sleep 0.3; kill -TERM ${victim}; sleep 600`);
-    const benign = sandbox('benign', ['--mount', '--pid', '--net', '--uts'], `hostname sandbox; echo hi > /tmp/rl-benign-$$; rm -f /tmp/rl-benign-$$; ls / >/dev/null; python3 -c "print(sum(range(100000)))" >/dev/null; sleep 0.5`);
+    // (and a user namespace of its own: root inside, mapped to the host's root)
+    const benign = sandbox('benign', ['--user', '--map-root-user', '--mount', '--pid', '--net', '--uts'], `hostname sandbox; echo hi > /tmp/rl-benign-$$; rm -f /tmp/rl-benign-$$; ls / >/dev/null; python3 -c "print(sum(range(100000)))" >/dev/null; sleep 0.5`);
 
     const copy = await waitForRecord(log, (r) => r.kind === 'alert' && r.category === 'weights.copy' && r.trial === 'copier', 30_000);
     assert.ok(['high', 'critical'].includes(String(copy.severity)));
@@ -108,5 +111,37 @@ describe('run --trials-under: three sandboxes at once under one parent', { skip:
     const end = await waitForRecord(log, (r) => r.kind === 'trial' && r.phase === 'end' && r.trial === 'replica', 20_000);
     assert.equal(end.tripped, true);
     assert.equal(end.frozen, false);
+  });
+
+  test('a signal from one sandbox to another is outside the sender\'s tree, and the sender\'s alone', async () => {
+    // both keep the host's pid namespace (docker --pid=host): one can name the other's pid
+    const target = sandbox('target', ['--mount', '--net', '--uts'], 'sleep 600');
+    let victim = 0;
+    for (let i = 0; i < 100 && !victim; i++) {
+      victim = groupPids(target).find((p) => readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sleep') ?? 0;
+      if (!victim) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(victim, 'the target sandbox runs its sleep');
+    sandbox('attacker', ['--mount', '--net', '--uts'], `sleep 0.3; kill -TERM ${victim}; sleep 0.3`);
+    const a = await waitForRecord(log, (r) => r.kind === 'alert' && r.rule === 'signal-outside-tree' && r.trial === 'attacker', 20_000);
+    assert.equal((a.target as { pid: number }).pid, victim);
+    const end = await waitForRecord(log, (r) => r.kind === 'trial' && r.phase === 'end' && r.trial === 'target', 20_000);
+    assert.equal(end.alerts, 0, 'the target\'s trial has no alert of the attacker\'s');
+    const attacker = await waitForRecord(log, (r) => r.kind === 'trial' && r.phase === 'end' && r.trial === 'attacker', 20_000);
+    assert.equal(attacker.tripped, true);
+  });
+
+  test('what a harness reads back: audit --json, one entry per sandbox with its verdict and metadata', () => {
+    const r = spawnSync('npx', ['tsx', join(import.meta.dirname, '../../daemon/cli.ts'), 'audit', log, '--json'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const trials = (JSON.parse(r.stdout) as { trials: { id: string; stage: string | null; frozen: boolean; tripped: boolean; meta: Record<string, string>; cgroup: string }[] }).trials;
+    const by = new Map(trials.map((t) => [t.id, t]));
+    assert.deepEqual([...by.keys()].sort(), ['attacker', 'benign', 'copier', 'killer', 'replica', 'target']);
+    assert.equal(by.get('copier')?.stage, 'weights.copy');
+    assert.equal(by.get('copier')?.frozen, true);
+    assert.equal(by.get('replica')?.stage, 'replica.serving');
+    assert.equal(by.get('benign')?.tripped, false);
+    assert.deepEqual(by.get('benign')?.meta, { sample: '17', epoch: '2' });
+    assert.equal(by.get('benign')?.cgroup, join(parent, 'benign'));
   });
 });

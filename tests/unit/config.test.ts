@@ -238,7 +238,16 @@ describe('subjects', () => {
   test('run needs one', () => {
     const res = resolveConfig('run', undefined, {}, {});
     assert.equal(res.config, undefined);
-    assert.deepEqual(res.problems.map(formatConfigProblem), ['run: needs a subject: --subject-cgroup PATH, --subject-pid PID or --subject-uid UID']);
+    assert.deepEqual(res.problems.map(formatConfigProblem), ['run: needs a subject: --subject-cgroup PATH, --subject-pid PID, --trials-under CGROUP or --subject-uid UID']);
+  });
+
+  test('--trials-under is a subject: it takes the place of the others, not a place beside them', () => {
+    const ok = resolveConfig('run', undefined, { trialsUnder: 'evals' }, {});
+    assert.deepEqual(ok.problems, []);
+    assert.equal(ok.config?.trialsUnder, 'evals');
+    const both = resolveConfig('run', undefined, { trialsUnder: 'evals', subjectPid: '5' }, {});
+    assert.equal(both.config, undefined);
+    assert.match(both.problems.map(formatConfigProblem).join('\n'), /give exactly one subject/);
   });
 
   test('run takes exactly one (flags)', () => {

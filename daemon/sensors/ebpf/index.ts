@@ -160,7 +160,7 @@ export class EbpfSensor extends EventEmitter implements Sensor {
   /** the subject's scope as the loader takes it: a cgroup by its id (the inode of its folder) and depth, or a uid */
   private loaderSubject(): string {
     const f = this.opts.filter;
-    return f.kind === 'uid' ? `uid:${f.uid}` : `cgroup:${statSync(f.path).ino}:${f.level ?? 0}`;
+    return f.kind === 'uid' ? `uid:${f.uid}` : `cgroup:${statSync(f.path).ino}${f.level === undefined ? '' : `:${f.level}`}`;
   }
 
   private spawnOnce(part: Part): Promise<void> {

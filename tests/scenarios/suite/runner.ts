@@ -92,8 +92,22 @@ export function judge(s: Scenario, mode: Mode, exit: number | null, records: Log
   return problems;
 }
 
-export async function runScenario(suite: Suite, s: Scenario, mode: Mode): Promise<Outcome> {
-  const dir = join(suite.dir, `${s.family}-${s.name}-${mode}`);
+/**
+ * The namespaces an agent runs in, as a container runs it: its own mount, pid, net and uts
+ * namespaces (loopback brought up in the new net namespace). `shared-pid`: the host's pid
+ * namespace kept (docker --pid=host), for agents that must reach host pids.
+ */
+export type Namespaces = 'none' | 'all' | 'shared-pid';
+
+function inNamespaces(ns: Namespaces, script: string): string[] {
+  if (ns === 'none') return [script];
+  const which = ns === 'all' ? ['--mount', '--pid', '--net', '--uts'] : ['--mount', '--net', '--uts'];
+  return ['unshare', ...which, '--fork', '--propagation', 'private', '--', 'sh', '-c', `ip link set lo up && exec ${script}`];
+}
+
+export async function runScenario(suite: Suite, s: Scenario, mode: Mode, ns: Namespaces = process.env.SCENARIO_NS === '1' ? 'all' : 'none'): Promise<Outcome> {
+  const trial = `${s.family}-${s.name}-${mode}${ns === 'none' ? '' : '-ns'}`;
+  const dir = join(suite.dir, trial);
   mkdirSync(dir, { recursive: true });
   chmodSync(dir, 0o777);
   const log = join(dir, 'audit.ndjson');
@@ -113,19 +127,17 @@ export async function runScenario(suite: Suite, s: Scenario, mode: Mode): Promis
   const script = join(dir, 'agent.sh');
   writeFileSync(script, `#!/bin/sh\n${s.script(ctx)}\n`);
   chmodSync(script, 0o755);
-  const args = ['exec', '--mode', mode, '--weights', suite.model.dir, '--allow-pid', String(original.pid), '--protect-pid', String(original.pid), '--nvidia-smi', FAKE_SMI, '--gpu-interval', '200', '--log', log, '--trial', `${s.family}-${s.name}-${mode}`];
+  const args = ['exec', '--mode', mode, '--weights', suite.model.dir, '--allow-pid', String(original.pid), '--protect-pid', String(original.pid), '--nvidia-smi', FAKE_SMI, '--gpu-interval', '200', '--log', log, '--trial', trial];
   if (s.user !== undefined) args.push('--user', String(s.user));
-  const group = join(ctx.cgroupRoot, 'redline', `${s.family}-${s.name}-${mode}`);
+  const group = join(ctx.cgroupRoot, 'redline', trial);
   await sweepGroup(group);
-  // SCENARIO_NS=1: the agent in its own mount and pid namespaces, as a container runs it (a
-  // survey for now: the kill family names host pids the namespace cannot reach, and a hook
-  // that signals the agent would read its pid inside the namespace, so hooks do not run)
-  const ns = process.env.SCENARIO_NS === '1';
-  const agent = ns ? ['unshare', '--mount', '--pid', '--fork', '--propagation', 'private', '--', script] : [script];
+  // in namespaces (SCENARIO_NS=1 runs the whole suite so), a hook that signals the agent would
+  // read its pid inside the namespace: hooks do not run
+  const agent = inNamespaces(ns, script);
   const d = startRedline([...args, '--', ...agent], { FAKE_NVIDIA_SMI_STATE: gpuState });
   const killer = setTimeout(() => d.child.kill('SIGKILL'), 60_000);
   try {
-    if (s.during && !ns) {
+    if (s.during && ns === 'none') {
       const pidFile = join(dir, 'agent.pid');
       if (await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', 30_000)) {
         await new Promise((r) => setTimeout(r, 300));

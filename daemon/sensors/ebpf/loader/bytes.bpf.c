@@ -51,7 +51,9 @@ static __always_inline void emit(struct rl_key *k, __s32 fd, __u64 n, __u32 op, 
   r->ns = bpf_ktime_get_ns(); r->pid = id >> 32; r->tid = (__u32)id; r->fd = fd; r->op = op; r->n = n; r->ino = k->ino; r->dev = k->dev; r->size = size;
   // the subject's scope as the kernel sees it; userspace adds the processes that left it
   if (cfg.has_uid) r->subj = (__u32)bpf_get_current_uid_gid() == cfg.subject_uid;
-  // (the group itself or one below it: its ancestor at the group's level is the group)
+  // the group itself or one below it (its ancestor at the group's level is the group); with
+  // no level given (RL_EXACT), the group alone
+  else if (cfg.subject_level == RL_EXACT) r->subj = cfg.subject_cgroup != 0 && bpf_get_current_cgroup_id() == cfg.subject_cgroup;
   else r->subj = cfg.subject_cgroup != 0 && bpf_get_current_ancestor_cgroup_id(cfg.subject_level) == cfg.subject_cgroup;
   r->kind = mode == 0xc000 ? 1 : (mode == 0x1000 ? 2 : 0);
   bpf_get_current_comm(r->comm, sizeof(r->comm));

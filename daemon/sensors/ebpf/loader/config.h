@@ -5,9 +5,12 @@ struct rl_config {
   __u32 self_pid;   /* the daemon: its own reads of the weights (fingerprints) are not loads */
   __u32 has_uid;    /* 1: the subject is a uid (subject_uid), else a cgroup (subject_cgroup) */
   __u32 subject_uid;
-  __u32 subject_level; /* the group's depth below the root: the groups below it are in scope too */
+  __u32 subject_level; /* the group's depth below the root: the groups below it are in scope too (RL_EXACT: not) */
   __u64 subject_cgroup;
 };
+
+/* subject_level when none was given: the subject's group alone */
+#define RL_EXACT 0xffffffffu
 
 /* one record of bytes moved; printed as a "Y" line by the loader */
 struct rl_rec {

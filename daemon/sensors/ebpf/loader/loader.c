@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
   else if (strncmp(argv[3], "cgroup:", 7) == 0) {
     char *end = NULL;
     cfg.subject_cgroup = strtoull(argv[3] + 7, &end, 10);
-    if (end && *end == ':') cfg.subject_level = (__u32)strtoul(end + 1, NULL, 10);
+    cfg.subject_level = end && *end == ':' ? (__u32)strtoul(end + 1, NULL, 10) : RL_EXACT;
   }
   else { fprintf(stderr, "bad subject %s\n", argv[3]); return 2; }
 
