@@ -145,3 +145,48 @@ describe('run --trials-under: three sandboxes at once under one parent', { skip:
     assert.equal(by.get('benign')?.cgroup, join(parent, 'benign'));
   });
 });
+
+describe('run --trials-under with a glob: only the matching siblings are trials', { skip: skip ?? false }, () => {
+  const tmp = tempDir();
+  const mount = findCgroupV2Mount() as string;
+  const parent = join(mount, `redline-test-glob-${process.pid}`);
+  const log = join(tmp.dir, 'glob.ndjson');
+  let model: Model;
+  let daemon: ReturnType<typeof startRedline> | undefined;
+  before(() => {
+    model = makeModel(join(tmp.dir, 'model'), 4);
+    mkdirSync(parent);
+  });
+  after(async () => {
+    await stopRedline(daemon);
+    await sweepGroup(parent);
+    killBystanders();
+    tmp.cleanup();
+  });
+
+  test('a matching sandbox trips and freezes; a service beside it, doing the same, is not watched', async () => {
+    daemon = startRedline(['run', '--trials-under', join(parent, 'sbx-*'), '--mode', 'enforce', '--weights', model.dir, '--log', log, '--socket', 'off', '--ws', 'off']);
+    const ready = await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'trials', 60_000);
+    assert.equal(ready.parent, parent);
+    const victim = bystander();
+    const run = (name: string, script: string) => {
+      const group = join(parent, name);
+      mkdirSync(group);
+      spawn('sh', ['-c', `echo $$ > ${group}/cgroup.procs && exec sh -c '${script}'`], { stdio: 'ignore' }).on('error', () => undefined);
+      return group;
+    };
+    // the service first: had it been watched, its kill would trip before the sandbox's copy
+    const service = run('svc', `kill -CONT ${victim}; cp ${model.weights} ${tmp.dir}/svc-copy.bin; sleep 600`);
+    const sandbox = run('sbx-a', `sleep 0.3; cp ${model.weights} ${tmp.dir}/sbx-copy.bin; sleep 600`);
+    const copy = await waitForRecord(log, (r) => r.kind === 'alert' && r.category === 'weights.copy', 30_000);
+    assert.equal(copy.trial, 'sbx-a');
+    await waitForRecord(log, (r) => r.kind === 'action' && r.action === 'freeze' && r.ok === true && r.trial === 'sbx-a');
+    assert.equal(readEvents(sandbox).frozen, 1);
+    assert.equal(readEvents(service).frozen, 0, 'the service runs on');
+    const recs = readLog(log);
+    assert.deepEqual(recs.filter((r) => r.kind === 'trial' && r.phase === 'start').map((r) => r.trial), ['sbx-a']);
+    assert.equal(alertsOf(recs).filter((a) => a.trial !== 'sbx-a' && a.category !== 'monitor.degraded').length, 0, 'nothing of the service is judged');
+    // a glob's parent holds more than the trials: the watchdog freezes nothing there
+    assert.equal(readEvents(parent).frozen, 0);
+  });
+});

@@ -12,7 +12,7 @@ import { isLoopback, parseProcNet, type Proto } from '../ports/parse-net.js';
 import type { Sensor, SensorHealth } from '../sensor.js';
 import { type Candidate, CandidateCopies } from './candidates.js';
 import { type Derived, type Destination, type Load, LoadAccounting } from './loads.js';
-import { fdOnInode } from './paths.js';
+import { fdOnInode, reachable } from './paths.js';
 import { SubjectWrites } from './ties.js';
 import type { CandidateMatch } from './match.js';
 import type { WeightFile, WeightRegistry } from './registry.js';
@@ -272,7 +272,9 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     this.linkChecks++;
     setTimeout(() => {
       this.linkChecks--;
-      const st = statOf(path);
+      // (through the linker's root, or its parent's, in a mount namespace of its own)
+      let st: ReturnType<typeof statOf> = null;
+      for (const p of reachable(ev.pid, path)) if ((st = statOf(p))) break;
       if (!st) return;
       // a file written with no name (O_TMPFILE) and named by linkat: the same copy, named now
       const c = this.candidates.get(st.dev, st.ino);
