@@ -12,6 +12,8 @@ import { listTrialGroups, type TrialSpec, trialGroupOf, trialIdentity, type Tria
 
 /** how often the parent is listed for new, emptied and removed groups */
 export const TRIAL_SCAN_MS = 200;
+/** emptied and removed groups are looked for every this many scans (a second) */
+const ENDS_EVERY = 5;
 
 const zero = (): Record<Severity, number> => ({ info: 0, low: 0, medium: 0, high: 0, critical: 0 });
 
@@ -74,11 +76,18 @@ export class TrialSet {
     return [...this.trials.values()];
   }
 
-  /** new groups begin; emptied and removed ones end */
+  private scans = 0;
+
+  /**
+   * New groups begin (every scan: a trial's start comes before what it does); emptied and
+   * removed ones end (every ENDS_EVERY-th scan: each is a read of each group's cgroup.events)
+   */
   scan(): void {
     try {
-      for (const g of this.ended) if (!existsSync(g) || readEvents(g).populated === 1) this.ended.delete(g);
-      for (const g of listTrialGroups(this.o.spec)) if (!this.trials.has(g) && !this.ended.has(g)) this.begin(g);
+      const present = new Set(listTrialGroups(this.o.spec));
+      for (const g of present) if (!this.trials.has(g) && !this.ended.has(g)) this.begin(g);
+      if (this.scans++ % ENDS_EVERY !== 0) return;
+      for (const g of this.ended) if (!present.has(g) || readEvents(g).populated === 1) this.ended.delete(g);
       for (const t of this.trials.values()) {
         if (t.ending) continue;
         if (!existsSync(t.group)) void this.end(t, 'removed');
