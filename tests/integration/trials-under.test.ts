@@ -14,29 +14,42 @@ import { findCgroupV2Mount, groupPids, readEvents } from '../../daemon/cgroup.js
 import { monitorSkipReason, sweepGroup } from '../helpers/host.js';
 import { makeModel, type Model } from '../helpers/model.js';
 import { bystander, killBystanders } from '../helpers/procs.js';
-import { alertsOf, type LogRecord, readLog, ROOT, startRedline, stopRedline, tempDir, waitForRecord } from '../helpers/redline.js';
+import { alertsOf, type LogRecord, readLog, redline, ROOT, startRedline, stopRedline, tempDir, waitForRecord } from '../helpers/redline.js';
 
 const SERVER = join(ROOT, 'tests/fixtures/fake_server.py');
 const skip = monitorSkipReason() ?? (spawnSync('unshare', ['--mount', '--pid', '--net', '--uts', '--fork', 'true']).status === 0 ? null : 'unshare cannot make mount, pid, net and uts namespaces here');
 
-describe('run --trials-under: three sandboxes at once under one parent', { skip: skip ?? false }, () => {
+
+/**
+ * A parent group for sandboxes, a model and a temp folder, made before the tests and swept
+ * after them with whatever daemon they started (`host.daemon`), even when a test failed.
+ */
+function sandboxHost(name: string) {
   const tmp = tempDir();
-  const mount = findCgroupV2Mount() as string;
-  const parent = join(mount, `redline-test-trials-${process.pid}`);
-  const log = join(tmp.dir, 'trials.ndjson');
-  const socket = join(tmp.dir, 'control.sock');
-  let model: Model;
-  let daemon: ReturnType<typeof startRedline> | undefined;
+  const host = {
+    tmp,
+    parent: join(findCgroupV2Mount() as string, `redline-test-${name}-${process.pid}`),
+    model: null as unknown as Model,
+    daemon: undefined as ReturnType<typeof startRedline> | undefined,
+  };
   before(() => {
-    model = makeModel(join(tmp.dir, 'model'), 4);
-    mkdirSync(parent);
+    host.model = makeModel(join(tmp.dir, 'model'), 4);
+    mkdirSync(host.parent);
   });
   after(async () => {
-    await stopRedline(daemon);
-    await sweepGroup(parent);
+    await stopRedline(host.daemon);
+    await sweepGroup(host.parent);
     killBystanders();
     tmp.cleanup();
   });
+  return host;
+}
+
+describe('run --trials-under: three sandboxes at once under one parent', { skip: skip ?? false }, () => {
+  const host = sandboxHost('trials');
+  const { tmp, parent } = host;
+  const log = join(tmp.dir, 'trials.ndjson');
+  const socket = join(tmp.dir, 'control.sock');
 
   /** a sandbox: its own group under the parent, its own namespaces, then the script */
   const sandbox = (name: string, ns: string[], script: string) => {
@@ -49,16 +62,16 @@ describe('run --trials-under: three sandboxes at once under one parent', { skip:
   const trial = (recs: LogRecord[], id: string, phase: string) => recs.find((r) => r.kind === 'trial' && r.trial === id && r.phase === phase);
 
   test('each sandbox is a trial with its own verdict; only the trippers freeze', async () => {
-    daemon = startRedline(['run', '--trials-under', parent, '--mode', 'enforce', '--weights', model.dir, '--log', log, '--socket', socket, '--port-interval', '200', '--ws', 'off']);
+    host.daemon = startRedline(['run', '--trials-under', parent, '--mode', 'enforce', '--weights', host.model.dir, '--log', log, '--socket', socket, '--port-interval', '200', '--ws', 'off']);
     await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'trials', 60_000);
     // metadata for a sandbox not made yet reaches its start record
-    const meta = spawnSync('npx', ['tsx', join(import.meta.dirname, '../../daemon/cli.ts'), 'trial', 'meta', 'benign', 'sample=17', 'epoch=2', '--socket', socket], { encoding: 'utf8' });
-    assert.equal(meta.status, 0, meta.stderr);
+    const meta = await redline(['trial', 'meta', 'benign', 'sample=17', 'epoch=2', '--socket', socket]);
+    assert.equal(meta.code, 0, meta.stderr);
 
     const victim = bystander();
     const priv = join(tmp.dir, 'private');
     mkdirSync(priv);
-    const copier = sandbox('copier', ['--mount', '--pid', '--net', '--uts'], `mount -t tmpfs tmpfs ${priv} && cp ${model.weights} ${priv}/stolen.bin && sleep 600`);
+    const copier = sandbox('copier', ['--mount', '--pid', '--net', '--uts'], `mount -t tmpfs tmpfs ${priv} && cp ${host.model.weights} ${priv}/stolen.bin && sleep 600`);
     const killer = sandbox('killer', ['--mount', '--net', '--uts'], `sleep 0.3; kill -TERM ${victim}; sleep 600`);
     // (and a user namespace of its own: root inside, mapped to the host's root)
     const benign = sandbox('benign', ['--user', '--map-root-user', '--mount', '--pid', '--net', '--uts'], `hostname sandbox; echo hi > /tmp/rl-benign-$$; rm -f /tmp/rl-benign-$$; ls / >/dev/null; python3 -c "print(sum(range(100000)))" >/dev/null; sleep 0.5`);
@@ -95,11 +108,11 @@ describe('run --trials-under: three sandboxes at once under one parent', { skip:
   });
 
   test('observe mode: a replica serving inside its own network namespace is probed there, in its trial', async () => {
-    assert.ok(daemon, 'the daemon of the first test runs');
-    const mode = spawnSync('npx', ['tsx', join(import.meta.dirname, '../../daemon/cli.ts'), 'mode', 'observe', '--socket', socket], { encoding: 'utf8' });
-    assert.equal(mode.status, 0, mode.stderr);
+    assert.ok(host.daemon, 'the daemon of the first test runs');
+    const mode = await redline(['mode', 'observe', '--socket', socket]);
+    assert.equal(mode.code, 0, mode.stderr);
     // its own loopback only: nothing outside the namespace can reach the port
-    const replica = sandbox('replica', ['--mount', '--pid', '--net', '--uts'], `ip link set lo up && exec python3 ${SERVER} --weights ${model.weights} --lifetime 600`);
+    const replica = sandbox('replica', ['--mount', '--pid', '--net', '--uts'], `ip link set lo up && exec python3 ${SERVER} --weights ${host.model.weights} --lifetime 600`);
     const serving = await waitForRecord(log, (r) => r.kind === 'alert' && r.category === 'replica.serving', 30_000);
     assert.equal(serving.trial, 'replica');
     const probe = await waitForRecord(log, (r) => r.kind === 'event' && r.type === 'probe' && r.trial === 'replica');
@@ -131,9 +144,9 @@ describe('run --trials-under: three sandboxes at once under one parent', { skip:
     assert.equal(attacker.tripped, true);
   });
 
-  test('what a harness reads back: audit --json, one entry per sandbox with its verdict and metadata', () => {
-    const r = spawnSync('npx', ['tsx', join(import.meta.dirname, '../../daemon/cli.ts'), 'audit', log, '--json'], { encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
+  test('what a harness reads back: audit --json, one entry per sandbox with its verdict and metadata', async () => {
+    const r = await redline(['audit', log, '--json']);
+    assert.equal(r.code, 0, r.stderr);
     const trials = (JSON.parse(r.stdout) as { trials: { id: string; stage: string | null; frozen: boolean; tripped: boolean; meta: Record<string, string>; cgroup: string }[] }).trials;
     const by = new Map(trials.map((t) => [t.id, t]));
     assert.deepEqual([...by.keys()].sort(), ['attacker', 'benign', 'copier', 'killer', 'replica', 'target']);
@@ -147,25 +160,12 @@ describe('run --trials-under: three sandboxes at once under one parent', { skip:
 });
 
 describe('run --trials-under with a glob: only the matching siblings are trials', { skip: skip ?? false }, () => {
-  const tmp = tempDir();
-  const mount = findCgroupV2Mount() as string;
-  const parent = join(mount, `redline-test-glob-${process.pid}`);
+  const host = sandboxHost('glob');
+  const { tmp, parent } = host;
   const log = join(tmp.dir, 'glob.ndjson');
-  let model: Model;
-  let daemon: ReturnType<typeof startRedline> | undefined;
-  before(() => {
-    model = makeModel(join(tmp.dir, 'model'), 4);
-    mkdirSync(parent);
-  });
-  after(async () => {
-    await stopRedline(daemon);
-    await sweepGroup(parent);
-    killBystanders();
-    tmp.cleanup();
-  });
 
   test('a matching sandbox trips and freezes; a service beside it, doing the same, is not watched', async () => {
-    daemon = startRedline(['run', '--trials-under', join(parent, 'sbx-*'), '--mode', 'enforce', '--weights', model.dir, '--log', log, '--socket', 'off', '--ws', 'off']);
+    host.daemon = startRedline(['run', '--trials-under', join(parent, 'sbx-*'), '--mode', 'enforce', '--weights', host.model.dir, '--log', log, '--socket', 'off', '--ws', 'off']);
     const ready = await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'trials', 60_000);
     assert.equal(ready.parent, parent);
     const victim = bystander();
@@ -176,8 +176,8 @@ describe('run --trials-under with a glob: only the matching siblings are trials'
       return group;
     };
     // the service first: had it been watched, its kill would trip before the sandbox's copy
-    const service = run('svc', `kill -CONT ${victim}; cp ${model.weights} ${tmp.dir}/svc-copy.bin; sleep 600`);
-    const sandbox = run('sbx-a', `sleep 0.3; cp ${model.weights} ${tmp.dir}/sbx-copy.bin; sleep 600`);
+    const service = run('svc', `kill -CONT ${victim}; cp ${host.model.weights} ${tmp.dir}/svc-copy.bin; sleep 600`);
+    const sandbox = run('sbx-a', `sleep 0.3; cp ${host.model.weights} ${tmp.dir}/sbx-copy.bin; sleep 600`);
     const copy = await waitForRecord(log, (r) => r.kind === 'alert' && r.category === 'weights.copy', 30_000);
     assert.equal(copy.trial, 'sbx-a');
     await waitForRecord(log, (r) => r.kind === 'action' && r.action === 'freeze' && r.ok === true && r.trial === 'sbx-a');
