@@ -67,6 +67,7 @@ if (COPYING) {
 }
 
 const socket = `/tmp/redline-bench-idle-${process.pid}.sock`;
+const LOG = `/tmp/redline-bench-idle-${process.pid}.ndjson`;
 
 /** events the eBPF sensor parsed (kernel lines) and events the pipeline took in, so far */
 async function eventCounts(): Promise<{ sensor: number; pipeline: number }> {
@@ -74,7 +75,7 @@ async function eventCounts(): Promise<{ sensor: number; pipeline: number }> {
   return { sensor: r.sensors?.find((x) => x.name === 'ebpf')?.events ?? 0, pipeline: r.counts?.events ?? 0 };
 }
 
-const daemon = spawn(process.execPath, ['dist/daemon/cli.js', 'run', '--subject-cgroup', group, '--socket', socket, '--log', `/tmp/redline-bench-idle-${process.pid}.ndjson`], { stdio: 'ignore' });
+const daemon = spawn(process.execPath, ['dist/daemon/cli.js', 'run', '--subject-cgroup', group, '--socket', socket, '--log', LOG], { stdio: 'ignore' });
 try {
   // start-up: bpftrace compiles and attaches ~60 programs (7 s here); measuring earlier counts that
   await new Promise((r) => setTimeout(r, Number(process.env.IDLE_WARMUP_S ?? 15) * 1000));
@@ -117,4 +118,5 @@ try {
   await new Promise((r) => daemon.once('exit', r));
   removeGroup(group);
   rmSync(BIG, { force: true });
+  rmSync(LOG, { force: true });
 }
