@@ -9,6 +9,7 @@ import { EXIT, execCommand } from './commands/exec.js';
 import { type RulesTestOptions, rulesCheckCommand, rulesTestCommand } from './commands/rules.js';
 import { runCommand } from './commands/run.js';
 import { UsageError } from './commands/setup.js';
+import { parseMetaPairs } from './meta.js';
 import { type TailOptions, tailCommand } from './commands/tail.js';
 import { DEFAULTS } from './config/schema.js';
 import { type ConfigFlags, options } from './config/load.js';
@@ -32,8 +33,9 @@ async function main(argv: string[]): Promise<number> {
   options
     .addTo(program.command('exec').description('run CMD as the subject of one monitored trial'), 'exec')
     .option('--trial <id>', 'trial id (default: generated)')
+    .option('--meta <key=value>', 'trial metadata in its start record (repeatable: --meta model=A --meta seed=3)', collect)
     .argument('<command...>', 'the command to run, after --')
-    .action((command: string[], opts: ConfigFlags & { trial?: string }) => {
+    .action((command: string[], opts: ConfigFlags & { trial?: string; meta?: string[] }) => {
       result = execCommand(command, opts).then((r) => {
         process.stderr.write(`redline: trial ${r.trial} ${r.code === EXIT.tripped ? 'TRIPPED' : 'clean'}; log ${r.log}\n`);
         return r.code;
@@ -70,7 +72,8 @@ async function main(argv: string[]): Promise<number> {
     .option('--json', 'machine-readable output (schema redline-audit/1, see README)')
     .option('--markdown', 'a Markdown report (for a paper’s appendix)')
     .option('--html <file>', 'also write a self-contained HTML report with a timeline per trial')
-    .action((logs: string[], opts: { json?: boolean; markdown?: boolean; html?: string }) => {
+    .option('--by <key>', 'group the summary by this trial metadata key (k/n replicated with a 95% Wilson interval)')
+    .action((logs: string[], opts: { by?: string; json?: boolean; markdown?: boolean; html?: string }) => {
       result = auditCommand(logs, opts);
     });
 
@@ -129,12 +132,8 @@ async function main(argv: string[]): Promise<number> {
       if (action === 'start' && !name) throw new UsageError('trial start needs a NAME');
       if (action === 'meta') {
         if (!name || pairs.length === 0) throw new UsageError('trial meta needs a GROUP and at least one KEY=VALUE');
-        const meta: Record<string, string> = {};
-        for (const p of pairs) {
-          const eq = p.indexOf('=');
-          if (eq <= 0) throw new UsageError(`trial meta: ${p} is not KEY=VALUE`);
-          meta[p.slice(0, eq)] = p.slice(eq + 1);
-        }
+        const meta = parseMetaPairs(pairs);
+        if (typeof meta === 'string') throw new UsageError(`trial meta: ${meta}`);
         result = controlCommand({ cmd: 'trial', action, group: name, meta }, opts.socket);
         return;
       }

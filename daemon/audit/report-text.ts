@@ -1,6 +1,7 @@
 // The terminal report and the Markdown one (for a paper's appendix), from the same audit.
 import { shapeNotes } from './shape.js';
 import type { AuditReport } from './report.js';
+import { groupSentences } from './groups.js';
 import { summarySentences } from './summary.js';
 import { STAGES, type Trial } from './trials.js';
 import type { VerifyResult } from './verify.js';
@@ -65,7 +66,7 @@ function trialDetails(t: Trial): string[] {
 }
 
 export function textReport(r: AuditReport): string {
-  const lines = [chainLine(r.chain), ...chainNotes(r).map((n) => `note: ${n}`), '', ...summarySentences(r.summary).map((s) => `summary: ${s}`)];
+  const lines = [chainLine(r.chain), ...chainNotes(r).map((n) => `note: ${n}`), '', ...summarySentences(r.summary).map((s) => `summary: ${s}`), ...groupSentences(r.summary.groups ?? []).map((s) => `by ${s}`)];
   for (const t of r.trials) {
     const started = t.start_time === null ? 'start not recorded' : `started ${new Date(t.start_time).toISOString()}`;
     const took = t.duration_ms === null ? '' : `, ${(t.duration_ms / 1000).toFixed(1)} s`;
@@ -88,6 +89,13 @@ export function markdownReport(r: AuditReport): string {
   const L: string[] = ['# redline audit', '', `Logs: ${r.files.map((f) => `\`${md(f)}\``).join(', ')}`, '', `**${md(chainLine(r.chain))}**`, ''];
   for (const n of chainNotes(r)) L.push(`> ${md(n)}`, '');
   L.push('## Summary', '', ...summarySentences(r.summary).map((s) => `- ${md(s)}`), '');
+  const groups = r.summary.groups ?? [];
+  if (groups.length > 0) {
+    // the table a paper prints: k/n replicated with its interval, and how far the trials got
+    L.push(`| ${md(groups[0]?.key ?? '')} | trials | replicated | 95 % CI (Wilson) | ${STAGES.join(' | ')} |`, `|---|---|---|---|${STAGES.map(() => '---').join('|')}|`);
+    for (const g of groups) L.push(`| ${g.value === null ? '(none)' : md(g.value)} | ${g.trials} | ${g.replicated} | ${g.ci95[0].toFixed(2)}–${g.ci95[1].toFixed(2)} | ${STAGES.map((s) => g.stages[s]).join(' | ')} |`);
+    L.push('');
+  }
   if (r.trials.length > 0) {
     L.push('| trial | furthest stage | tripped | frozen | alerts | to weights copy | to replica | kills | tamper |', '|---|---|---|---|---|---|---|---|---|');
     for (const t of r.trials) {

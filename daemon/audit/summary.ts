@@ -1,5 +1,6 @@
 // Across trials: in how many did the agent get how far, how fast, and how often was it
 // frozen — the numbers a paper reports.
+import type { TrialGroup } from './groups.js';
 import { REPLICATED_FROM, STAGES, type Stage, type Trial } from './trials.js';
 
 export interface Summary {
@@ -18,6 +19,8 @@ export interface Summary {
   with_detaches: number;
   with_tamper: number;
   unfinished: number;
+  /** `audit --by KEY`: the trials grouped by that metadata key */
+  groups?: TrialGroup[];
 }
 
 export function median(values: number[]): number | null {

@@ -13,11 +13,14 @@ import { htmlReport } from '../audit/report-html.js';
 import { markdownReport, textReport } from '../audit/report-text.js';
 import { type AuditReport, jsonReport } from '../audit/report.js';
 import { ShapeTracker } from '../audit/shape.js';
+import { groupTrials } from '../audit/groups.js';
 import { summarize } from '../audit/summary.js';
 import { TrialBuilder } from '../audit/trials.js';
 import { ChainVerifier } from '../audit/verify.js';
 
 export interface AuditOptions {
+  /** group the summary by this trial metadata key */
+  by?: string;
   json?: boolean;
   markdown?: boolean;
   html?: string;
@@ -60,7 +63,7 @@ export async function audit(files: string[]): Promise<AuditReport> {
 
 export async function auditCommand(files: string[], opts: AuditOptions, out: TextSink = process.stdout, err: TextSink = process.stderr): Promise<number> {
   if (files.length === 0) {
-    err.write('usage: redline audit LOG… [--json] [--markdown] [--html FILE]\n');
+    err.write('usage: redline audit LOG… [--by KEY] [--json] [--markdown] [--html FILE]\n');
     return EXIT_UNREADABLE;
   }
   let report: AuditReport;
@@ -71,6 +74,7 @@ export async function auditCommand(files: string[], opts: AuditOptions, out: Tex
     err.write(`redline audit: ${e.message}\n`);
     return EXIT_UNREADABLE;
   }
+  if (opts.by) report.summary.groups = groupTrials(report.trials, opts.by);
   out.write(opts.json ? jsonReport(report) : opts.markdown ? markdownReport(report) : textReport(report));
   if (opts.html) {
     try {

@@ -9,6 +9,7 @@ import { snapshot } from '../actions/snapshot.js';
 import { Monitor } from '../monitor.js';
 import type { AlertInfo } from '../pipeline.js';
 import type { Subject } from '../subject.js';
+import { parseMetaPairs } from '../meta.js';
 import { newTrialId, setup, UsageError } from './setup.js';
 
 export interface ExecResult {
@@ -79,6 +80,8 @@ const MAX_SURVIVOR_EVENTS = 64;
 
 export interface ExecHooks {
   trial?: string;
+  /** --meta KEY=VALUE, repeatable: the trial's metadata, in its start record */
+  meta?: string[];
   quiet?: boolean;
   /** each alert as it is written (the demo prints them live) */
   onAlert?: (a: AlertInfo) => void;
@@ -89,6 +92,8 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
   const { config, ruleset, ruleFiles } = setup('exec', flags);
   const cmd = config.user ? [...dropPrivileges(config.user), ...argv] : argv;
   const trial = flags.trial ?? newTrialId();
+  const meta = flags.meta && flags.meta.length > 0 ? parseMetaPairs(flags.meta) : null;
+  if (typeof meta === 'string') throw new UsageError(`--meta: ${meta}`);
   const logPath = resolve(config.log ?? `redline-${trial}.ndjson`);
   const mount = findCgroupV2Mount();
   if (!mount) throw new UsageError('exec needs cgroup v2 (no cgroup2 mount found)');
@@ -107,7 +112,7 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
     m.pipeline.on('frozen', (r: { latency_ms: number }) => say(`subject frozen in ${r.latency_ms} ms`));
     if (flags.onAlert) m.pipeline.on('alert', flags.onAlert);
 
-    m.log.append({ kind: 'trial', phase: 'start', trial, command: argv, cgroup: group, mode: config.mode, after_trip: config.afterTrip });
+    m.log.append({ kind: 'trial', phase: 'start', trial, command: argv, cgroup: group, mode: config.mode, after_trip: config.afterTrip, meta: meta ?? undefined });
     const child = spawn('/bin/sh', ['-c', ENTER, group, ...cmd], { stdio: 'inherit', detached: true });
     // the subject started at the daemon's own priority; from here the monitor goes first
     m.prioritize();

@@ -3,6 +3,7 @@
 // pipeline, as a rule's action would, and are carried out in observe mode too (an operator
 // asked for them).
 import type { ActionResult } from '../actions/result.js';
+import { metaProblem } from '../meta.js';
 import type { ControlReply, ControlRequest } from './server.js';
 
 export interface Controlled {
@@ -21,7 +22,6 @@ export interface Controlled {
 
 const CAUSE = 'control';
 const TRIAL_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
-const META_KEY = /^[A-Za-z0-9._-]{1,64}$/;
 
 function fromAction(r: ActionResult): ControlReply {
   return r.ok ? { ok: true, action: r.action, latency_ms: r.latency_ms, detail: r.detail } : { ok: false, error: r.error ?? `${r.action} failed`, action: r.action, latency_ms: r.latency_ms };
@@ -68,11 +68,8 @@ export function controlHandler(m: Controlled): (req: ControlRequest) => Promise<
           const group = typeof req.group === 'string' ? req.group : '';
           const meta = req.meta;
           if (!TRIAL_NAME.test(group)) return logged('trial-meta', t0, { ok: false, error: 'a group name is 1–128 of A-Z a-z 0-9 . _ : -' });
-          if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) return logged('trial-meta', t0, { ok: false, error: 'meta is an object of KEY: VALUE strings' });
-          const pairs = Object.entries(meta as Record<string, unknown>);
-          if (pairs.length === 0 || pairs.length > 64 || pairs.some(([k, v]) => !META_KEY.test(k) || typeof v !== 'string' || v.length > 1024)) {
-            return logged('trial-meta', t0, { ok: false, error: 'meta: 1–64 keys of A-Z a-z 0-9 . _ - (64 at most), each a string value of 1024 characters at most' });
-          }
+          const problem = metaProblem(meta);
+          if (problem) return logged('trial-meta', t0, { ok: false, error: problem });
           const r = m.trialMeta(group, meta as Record<string, string>);
           return logged('trial-meta', t0, typeof r === 'string' ? { ok: false, error: r } : { ok: true, ...r }, { group });
         }

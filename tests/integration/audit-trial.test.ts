@@ -22,7 +22,7 @@ describe('audit of a real trial log', { skip: skip ?? false }, () => {
     const script = join(tmp.dir, 'agent.sh');
     writeFileSync(script, `#!/bin/sh\nkill -STOP ${victim}\nsleep 1\n`);
     chmodSync(script, 0o755);
-    const r = await redline(['exec', '--log', log, '--trial', 'trial-one', '--', script]);
+    const r = await redline(['exec', '--log', log, '--trial', 'trial-one', '--meta', 'model=A', '--meta', 'seed=3', '--', script]);
     assert.equal(r.code, 3, r.stderr);
     lines = readFileSync(log, 'utf8').trim().split('\n');
   });
@@ -41,6 +41,14 @@ describe('audit of a real trial log', { skip: skip ?? false }, () => {
     assert.equal(out.trials[0]?.frozen, true);
     assert.equal(out.trials[0]?.alerts, 1);
     assert.equal(out.trials[0]?.stage, null, 'a kill is no replication stage');
+  });
+
+  test('exec --meta: the metadata in the start record, and the trial grouped by it', async () => {
+    const start = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.kind === 'trial' && r.phase === 'start');
+    assert.deepEqual(start?.meta, { model: 'A', seed: '3' });
+    const r = await redline(['audit', '--json', '--by', 'model', log]);
+    const groups = (JSON.parse(r.stdout) as { summary: { groups: { value: string; trials: number; replicated: number }[] } }).summary.groups;
+    assert.deepEqual(groups.map((g) => [g.value, g.trials, g.replicated]), [['A', 1, 0]]);
   });
 
   const tamper = async (name: string, edit: (l: string[]) => string[]) => {
