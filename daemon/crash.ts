@@ -2,7 +2,7 @@
 // the subject running unwatched. The freeze is written to the cgroup before anything else
 // is tried; the log then gets a critical alert, the freeze's result and a `crash` record.
 import { freeze } from './actions/freeze.js';
-import type { ActionResult } from './actions/result.js';
+import { type ActionResult, combined } from './actions/result.js';
 import type { AuditLog } from './outputs/audit-log.js';
 import type { Pipeline } from './pipeline.js';
 import type { Subject } from './subject.js';
@@ -41,8 +41,7 @@ export function onCrash(o: CrashOptions): () => void {
 /** every group written at once, then one result: ok when each froze */
 async function freezeAll(subjects: Subject[]): Promise<ActionResult> {
   const rs = await Promise.all(subjects.map((s) => freeze(s).catch((e: unknown): ActionResult => ({ action: 'freeze', ok: false, latency_ms: 0, error: String(e) }))));
-  const failed = rs.filter((r) => !r.ok);
-  return { action: 'freeze', ok: failed.length === 0, latency_ms: Math.max(0, ...rs.map((r) => r.latency_ms)), method: rs[0]?.method, error: failed.length > 0 ? failed.map((r) => r.error).join('; ') : undefined };
+  return combined('freeze', rs);
 }
 
 /** each step on its own: the log itself may be what failed, and stderr still says it */

@@ -11,6 +11,12 @@ export interface ActionResult {
   detail?: Record<string, unknown>;
 }
 
+/** one action over several groups as one result: ok when each was, the slowest's time, every error */
+export function combined(action: ActionName, rs: ActionResult[], detail?: Record<string, unknown>): ActionResult {
+  const failed = rs.filter((r) => !r.ok);
+  return { action, ok: failed.length === 0, latency_ms: Math.max(0, ...rs.map((r) => r.latency_ms)), method: rs[0]?.method, detail, error: failed.length > 0 ? failed.map((r) => r.error).join('; ') : undefined };
+}
+
 export function elapsed(t0: number): number {
   return Math.round((performance.now() - t0) * 1000) / 1000;
 }

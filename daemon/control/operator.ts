@@ -1,7 +1,7 @@
 // The daemon as the control socket sees it: the operator's freeze/thaw/kill, mode switch,
 // rule reload, and trial marks for a long-running daemon. (`exec` runs exactly one trial,
 // so it refuses to start or end another.)
-import type { ActionResult } from '../actions/result.js';
+import { type ActionResult, combined } from '../actions/result.js';
 import type { Pipeline } from '../pipeline.js';
 import type { RecordSink } from '../pipeline.js';
 import type { Controlled } from './commands.js';
@@ -45,8 +45,7 @@ export class Operator implements Controlled {
   /** under --trials-under the operator's freeze, thaw and kill take every sandbox (each its own record) */
   private async eachTrial(action: ActionResult['action'], run: (t: Trial) => Promise<ActionResult>): Promise<ActionResult> {
     const rs = await Promise.all((this.o.trials?.list() ?? []).map(run));
-    const failed = rs.filter((r) => !r.ok);
-    return { action, ok: failed.length === 0, latency_ms: Math.max(0, ...rs.map((r) => r.latency_ms)), detail: { trials: rs.length }, error: failed.length > 0 ? failed.map((r) => r.error).join('; ') : undefined };
+    return combined(action, rs, { trials: rs.length });
   }
 
   reload(): { ok: boolean; rules?: number; errors?: string[] } {
