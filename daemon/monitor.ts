@@ -94,7 +94,7 @@ export class Monitor {
       this.trials = new TrialSet({
         spec: o.trials, mount: findCgroupV2Mount() ?? '/sys/fs/cgroup', sink: this.log, mode: () => this.pipeline.mode, failClosed: o.config.failClosed,
         lost: () => this.pipeline.counts.lost, drain: () => this.drainSensor(), strays: () => this.pipeline.strayPids(),
-        report: (where, err) => this.pipeline.daemonAlert('redline.internal-error', 'monitor.degraded', 'high', `internal error: ${where}: ${(err as Error).message}`),
+        report: (where, err) => this.pipeline.reportError(where, err),
       });
     }
     const trials = this.trials;
@@ -192,7 +192,14 @@ export class Monitor {
   /** every sensor's events and trouble go into the pipeline, and only there */
   private feed(s: Sensor): void {
     s.on('event', (ev) => {
-      if (s !== this.sensor || this.admits(ev)) this.pipeline.ingest(ev);
+      let admitted = true;
+      try {
+        admitted = s !== this.sensor || this.admits(ev);
+      } catch (err) {
+        // the gate failed: the event is judged (never dropped unseen), and the failure reported
+        this.pipeline.reportError('trials gate', err);
+      }
+      if (admitted) this.pipeline.ingest(ev);
     });
     s.on('trouble', (t) => {
       // the process sensor stopped seeing (died, lost events, hung): who signalled the daemon

@@ -160,6 +160,14 @@ export class Pipeline extends EventEmitter {
     return this.o.sink.append(id ? { ...fields, trial: id } : fields);
   }
 
+  /**
+   * An error outside the pipeline's own path (the trials' scan and ends): the same as one on
+   * it — a high monitor.degraded alert, frozen in enforce mode or with --fail-closed.
+   */
+  reportError(where: string, err: unknown): void {
+    this.funnel.report(where, err);
+  }
+
   /** a record that is not an alert or action (what a sensor saw, a probe's answer), in the trial */
   record(fields: { kind: string } & Record<string, unknown>): void {
     this.write(fields, this.trialOfPid(fields.pid));
