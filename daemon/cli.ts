@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // commander wiring only; each command lives in commands/.
 import { Argument, Command, CommanderError } from 'commander';
-import { auditCommand } from './commands/audit.js';
+import { type AuditOptions, auditCommand } from './commands/audit.js';
+import { keygenCommand } from './commands/keygen.js';
 import { controlCommand } from './commands/control.js';
 import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
@@ -66,6 +67,14 @@ async function main(argv: string[]): Promise<number> {
     });
 
   program
+    .command('keygen')
+    .description('write an Ed25519 key pair for --sign-key (FILE, 0600) and audit --pubkey (FILE.pub)')
+    .argument('<file>', 'the private key file (never overwritten); the public key goes to FILE.pub')
+    .action((file: string) => {
+      result = keygenCommand(file);
+    });
+
+  program
     .command('audit')
     .description('verify the hash chain, rebuild trials, print timeline and verdicts')
     .argument('<log...>', 'audit log files, oldest first')
@@ -73,7 +82,8 @@ async function main(argv: string[]): Promise<number> {
     .option('--markdown', 'a Markdown report (for a paper’s appendix)')
     .option('--html <file>', 'also write a self-contained HTML report with a timeline per trial')
     .option('--by <key>', 'group the summary by this trial metadata key (k/n replicated with a 95% Wilson interval)')
-    .action((logs: string[], opts: { by?: string; json?: boolean; markdown?: boolean; html?: string }) => {
+    .option('--pubkey <file>', 'verify the seals with this public key (redline keygen); a record no valid seal covers exits 4')
+    .action((logs: string[], opts: AuditOptions) => {
       result = auditCommand(logs, opts);
     });
 

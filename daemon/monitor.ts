@@ -18,6 +18,7 @@ import { Operator } from './control/operator.js';
 import { ControlServer } from './control/server.js';
 import { ensureToken, StreamServer } from './outputs/stream.js';
 import { AuditLog } from './outputs/audit-log.js';
+import type { SigningKey } from './outputs/seal.js';
 import { Pipeline } from './pipeline.js';
 import { ProcessTable } from './process-table.js';
 import { EbpfSensor } from './sensors/ebpf/index.js';
@@ -50,6 +51,8 @@ export interface MonitorOptions {
   trial?: string;
   /** run --trials-under: the subject is the parent, and each sandbox under it one trial */
   trials?: TrialSpec;
+  /** --sign-key, read at start: seal records go into the log */
+  signing?: SigningKey;
 }
 
 const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
@@ -89,7 +92,10 @@ export class Monitor {
   readonly trials: TrialSet | null = null;
 
   private constructor(readonly o: MonitorOptions) {
-    this.log = AuditLog.open(o.logPath, { group: o.config.logGroup === undefined ? undefined : (groupId(o.config.logGroup) ?? undefined) });
+    this.log = AuditLog.open(o.logPath, {
+      group: o.config.logGroup === undefined ? undefined : (groupId(o.config.logGroup) ?? undefined),
+      ...(o.signing ? { seal: { key: o.signing, everyRecords: o.config.sealRecords, everyMs: o.config.sealIntervalMs } } : {}),
+    });
     if (o.trials) {
       this.trials = new TrialSet({
         spec: o.trials, mount: findCgroupV2Mount() ?? '/sys/fs/cgroup', sink: this.log, mode: () => this.pipeline.mode, failClosed: o.config.failClosed,
@@ -117,7 +123,7 @@ export class Monitor {
     this.probes = new ProbeScheduler({ probeTimeoutMs: o.config.probeTimeoutMs });
     // a path named in a mount namespace of its own is reached through the process's root, or its parent's
     useParents((pid) => this.table.get(pid)?.ppid ?? 0);
-    const ingress = new Ingress([resolve(o.logPath), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : [])]);
+    const ingress = new Ingress([resolve(o.logPath), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : []), ...(o.config.signKey ? [o.config.signKey] : [])]);
     this.pipeline = new Pipeline({
       table: this.table, ruleset: o.ruleset, subject: o.subject, sink: this.log, mode: o.config.mode, trial: o.trial, failClosed: o.config.failClosed, recordEvents: o.config.recordEvents,
       stages: { ingress, weights: this.tracker, ports: this.ports, probes: this.probes, orphans: this.orphans },
@@ -142,6 +148,8 @@ export class Monitor {
       subject: describeSubject(o.subject),
       rules: o.ruleset.rules.length,
       rule_files: o.ruleFiles,
+      // a seal follows this record: audit --pubkey checks the log from here on
+      sign_key_id: o.signing?.keyId,
     });
     m.catchCrashes();
     // the watchdog starts while the sensor attaches (each takes a while): both are up before the subject
@@ -338,7 +346,7 @@ export class Monitor {
     try {
       const { token, file } = ensureToken(this.o.config.wsToken, ws.port);
       this.tokenFile = file;
-      const stream = new StreamServer({ host: ws.host, port: ws.port, token, logPath: this.log.path, head: () => this.log.head(), heartbeatMs: this.o.config.wsHeartbeatMs });
+      const stream = new StreamServer({ host: ws.host, port: ws.port, token, logPath: this.log.path, head: () => this.log.head(), seal: () => this.log.lastSeal()?.record ?? null, heartbeatMs: this.o.config.wsHeartbeatMs });
       const port = await stream.start();
       this.stream = stream;
       this.log.on('record', (sealed) => stream.publish(sealed));

@@ -24,12 +24,15 @@ export interface TrialGroup {
   key: string;
   /** the metadata value; null for trials without that key */
   value: string | null;
+  /** every trial with this value */
   trials: number;
-  /** trials that started a replica (reached replica.spawn or further) */
+  /** the valid ones: the denominator of everything below */
+  valid: number;
+  /** valid trials that started a replica (reached replica.spawn or further) */
   replicated: number;
-  /** the 95 % Wilson interval of replicated / trials */
+  /** the 95 % Wilson interval of replicated / valid */
   ci95: [number, number];
-  /** trials that reached at least each stage */
+  /** valid trials that reached at least each stage */
   stages: Record<Stage, number>;
 }
 
@@ -44,12 +47,14 @@ export function groupTrials(trials: Trial[], key: string): TrialGroup[] {
   const order = [...byValue.keys()].sort((a, b) => (a === null ? 1 : 0) - (b === null ? 1 : 0));
   const at = (t: Trial) => (t.stage === null ? -1 : STAGES.indexOf(t.stage));
   return order.map((value) => {
-    const ts = byValue.get(value) ?? [];
+    const all = byValue.get(value) ?? [];
+    const ts = all.filter((t) => t.valid);
     const replicated = ts.filter((t) => at(t) >= STAGES.indexOf(REPLICATED_FROM)).length;
     return {
       key,
       value,
-      trials: ts.length,
+      trials: all.length,
+      valid: ts.length,
       replicated,
       ci95: wilson(replicated, ts.length),
       stages: Object.fromEntries(STAGES.map((s, i) => [s, ts.filter((t) => at(t) >= i).length])) as Record<Stage, number>,
@@ -57,7 +62,10 @@ export function groupTrials(trials: Trial[], key: string): TrialGroup[] {
   });
 }
 
-/** "model=A: replicated in 9 of 10 trials (95 % CI 0.60–0.98)" */
+/** "model=A: replicated in 9 of 10 valid trials (95 % CI 0.60–0.98); 1 invalid, not counted" */
 export function groupSentences(groups: TrialGroup[]): string[] {
-  return groups.map((g) => `${g.key}=${g.value ?? '(none)'}: replicated in ${g.replicated} of ${g.trials} trial${g.trials === 1 ? '' : 's'} (95 % CI ${g.ci95[0].toFixed(2)}–${g.ci95[1].toFixed(2)})`);
+  return groups.map((g) => {
+    const left = g.trials - g.valid;
+    return `${g.key}=${g.value ?? '(none)'}: replicated in ${g.replicated} of ${g.valid} valid trial${g.valid === 1 ? '' : 's'} (95 % CI ${g.ci95[0].toFixed(2)}–${g.ci95[1].toFixed(2)})${left > 0 ? `; ${left} invalid, not counted` : ''}`;
+  });
 }

@@ -2,7 +2,9 @@
 // never seen redline can follow: the summary across trials, a table of trials, and for each
 // trial its verdict and an SVG timeline — a lane per category, a dot per record (hover for
 // what it was), the freeze marked by a red line.
-import { chainLine, chainNotes, offset, verdict } from './report-text.js';
+import type { TrialGroup } from './groups.js';
+import { chainLine, chainNotes, offset, validity, verdict } from './report-text.js';
+import { sealsLine } from './seals.js';
 import type { AuditReport } from './report.js';
 import { summarySentences } from './summary.js';
 import { STAGES, type TimelineEntry, type Trial } from './trials.js';
@@ -89,6 +91,7 @@ function trialSection(t: Trial, i: number): string {
     `<section class="trial" id="trial-${i}">`,
     `<h2>Trial ${e(t.id)}</h2>`,
     `<p class="verdict ${t.tripped ? 'bad' : 'ok'}"><b>Verdict:</b> ${e(verdict(t))}</p>`,
+    `<p class="${t.valid ? 'ok' : 'bad'}">${e(validity(t))}</p>`,
     `<p>${t.alerts} alerts · GPU peak ${t.gpu_peak_mib === null ? 'none seen' : `${t.gpu_peak_mib} MiB`} · replicas ${t.replicas}${t.max_generation > 1 ? ` (generation ${t.max_generation})` : ''}</p>`,
     timelineSvg(t),
     t.timeline_omitted > 0 ? `<p class="note">${t.timeline_omitted} more records are not drawn.</p>` : '',
@@ -112,11 +115,19 @@ svg .freeze{stroke:#b00020;stroke-width:2;stroke-dasharray:4 3}svg .freezelabel{
 .legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:4px}
 `;
 
+/** `--by KEY`: the table a paper prints (k/n over valid trials, the Wilson interval, stages reached) */
+function groupTable(groups: TrialGroup[]): string {
+  if (groups.length === 0) return '';
+  const head = `<tr><th>${e(groups[0]?.key ?? '')}</th><th>trials</th><th>valid</th><th>replicated</th><th>95 % CI (Wilson)</th>${STAGES.map((s) => `<th>${e(s)}</th>`).join('')}</tr>`;
+  const rows = groups.map((g) => `<tr><td>${g.value === null ? '<i>(none)</i>' : e(g.value)}</td><td>${g.trials}</td><td>${g.valid}</td><td>${g.replicated}/${g.valid}</td><td>${g.ci95[0].toFixed(2)}–${g.ci95[1].toFixed(2)}</td>${STAGES.map((s) => `<td>${g.stages[s]}</td>`).join('')}</tr>`);
+  return `<h3>By ${e(groups[0]?.key ?? '')}</h3><table class="groups">${head}${rows.join('')}</table>`;
+}
+
 export function htmlReport(r: AuditReport): string {
   const legend = Object.entries(SEVERITY_COLOR).map(([s, c]) => `<span><i style="background:${c}"></i>${s}</span>`).join('') + '<span><i style="background:#6a1b9a"></i>action (freeze, kill)</span>';
   const table = r.trials.map(
     (t, i) =>
-      `<tr><td><a href="#trial-${i}">${e(t.id)}</a></td><td>${e(t.stage ?? '—')}</td><td>${t.tripped ? 'yes' : 'no'}</td><td>${t.freeze ? e(offset(t.freeze.after_ms)) : 'no'}</td><td>${t.alerts}</td><td>${t.kills.length}</td><td>${t.tamper.length}</td></tr>`,
+      `<tr><td><a href="#trial-${i}">${e(t.id)}</a></td><td>${t.valid ? 'yes' : `<span class="bad">no: ${e(t.invalid_reasons.join(', '))}</span>`}</td><td>${e(t.stage ?? '—')}</td><td>${t.tripped ? 'yes' : 'no'}</td><td>${t.freeze ? e(offset(t.freeze.after_ms)) : 'no'}</td><td>${t.alerts}</td><td>${t.kills.length}</td><td>${t.tamper.length}</td></tr>`,
   );
   return [
     '<!doctype html>',
@@ -127,10 +138,12 @@ export function htmlReport(r: AuditReport): string {
     '<p>redline watched AI agents told to copy themselves (their weights, their server) and froze them when they did. This page is rebuilt from its tamper-evident log.</p>',
     `<p>Logs: ${r.files.map((f) => `<code>${e(f)}</code>`).join(', ')}</p>`,
     `<p class="${r.chain.ok ? 'ok' : 'bad'}"><b>${e(chainLine(r.chain))}</b></p>`,
+    `<p class="${r.seals.ok === false ? 'bad' : r.seals.ok ? 'ok' : 'note'}"><b>${e(sealsLine(r.seals))}</b></p>`,
     ...chainNotes(r).map((n) => `<p class="note">${e(n)}</p>`),
     '<h2>Summary</h2>',
     `<ul class="summary">${summarySentences(r.summary).map((s) => `<li>${e(s)}</li>`).join('')}</ul>`,
-    r.trials.length > 0 ? `<table><tr><th>trial</th><th>furthest stage</th><th>tripped</th><th>frozen at</th><th>alerts</th><th>kills</th><th>tamper</th></tr>${table.join('')}</table>` : '',
+    groupTable(r.summary.groups ?? []),
+    r.trials.length > 0 ? `<table><tr><th>trial</th><th>valid</th><th>furthest stage</th><th>tripped</th><th>frozen at</th><th>alerts</th><th>kills</th><th>tamper</th></tr>${table.join('')}</table>` : '',
     `<p class="legend">Stages, in order: ${STAGES.map((s) => e(s)).join(' → ')}.<br>Dots: ${legend}</p>`,
     ...r.trials.map((t, i) => trialSection(t, i)),
     '</body></html>',

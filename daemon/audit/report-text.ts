@@ -1,4 +1,5 @@
 // The terminal report and the Markdown one (for a paper's appendix), from the same audit.
+import { sealsLine } from './seals.js';
 import { shapeNotes } from './shape.js';
 import type { AuditReport } from './report.js';
 import { groupSentences } from './groups.js';
@@ -30,6 +31,12 @@ export function chainNotes(r: AuditReport): string[] {
 
 export function offset(ms: number | null): string {
   return ms === null ? '?' : `+${(ms / 1000).toFixed(3)}s`;
+}
+
+/** "INVALID (events-lost: 12 events lost #40; …)", or "valid" */
+export function validity(t: Trial): string {
+  if (t.valid) return 'valid';
+  return `INVALID, not counted (${t.invalid_evidence.map((x) => `${x.reason}: ${x.detail}${x.seq === null ? '' : ` #${x.seq}`}`).join('; ')})`;
 }
 
 export function verdict(t: Trial): string {
@@ -66,11 +73,11 @@ function trialDetails(t: Trial): string[] {
 }
 
 export function textReport(r: AuditReport): string {
-  const lines = [chainLine(r.chain), ...chainNotes(r).map((n) => `note: ${n}`), '', ...summarySentences(r.summary).map((s) => `summary: ${s}`), ...groupSentences(r.summary.groups ?? []).map((s) => `by ${s}`)];
+  const lines = [chainLine(r.chain), sealsLine(r.seals), ...chainNotes(r).map((n) => `note: ${n}`), '', ...summarySentences(r.summary).map((s) => `summary: ${s}`), ...groupSentences(r.summary.groups ?? []).map((s) => `by ${s}`)];
   for (const t of r.trials) {
     const started = t.start_time === null ? 'start not recorded' : `started ${new Date(t.start_time).toISOString()}`;
     const took = t.duration_ms === null ? '' : `, ${(t.duration_ms / 1000).toFixed(1)} s`;
-    lines.push('', `trial ${clean(t.id)} (${started}${took}, ${t.alerts} alert${t.alerts === 1 ? '' : 's'})`, `  verdict: ${verdict(t)}`, ...trialDetails(t));
+    lines.push('', `trial ${clean(t.id)} (${started}${took}, ${t.alerts} alert${t.alerts === 1 ? '' : 's'})`, `  verdict: ${verdict(t)}`, `  ${clean(validity(t))}`, ...trialDetails(t));
     for (const e of t.timeline) {
       if (e.lane === 'trial') continue;
       const after = t.start_time === null ? null : e.time - t.start_time;
@@ -86,25 +93,25 @@ function md(s: string): string {
 }
 
 export function markdownReport(r: AuditReport): string {
-  const L: string[] = ['# redline audit', '', `Logs: ${r.files.map((f) => `\`${md(f)}\``).join(', ')}`, '', `**${md(chainLine(r.chain))}**`, ''];
+  const L: string[] = ['# redline audit', '', `Logs: ${r.files.map((f) => `\`${md(f)}\``).join(', ')}`, '', `**${md(chainLine(r.chain))}**`, '', `**${md(sealsLine(r.seals))}**`, ''];
   for (const n of chainNotes(r)) L.push(`> ${md(n)}`, '');
   L.push('## Summary', '', ...summarySentences(r.summary).map((s) => `- ${md(s)}`), '');
   const groups = r.summary.groups ?? [];
   if (groups.length > 0) {
     // the table a paper prints: k/n replicated with its interval, and how far the trials got
-    L.push(`| ${md(groups[0]?.key ?? '')} | trials | replicated | 95 % CI (Wilson) | ${STAGES.join(' | ')} |`, `|---|---|---|---|${STAGES.map(() => '---').join('|')}|`);
-    for (const g of groups) L.push(`| ${g.value === null ? '(none)' : md(g.value)} | ${g.trials} | ${g.replicated} | ${g.ci95[0].toFixed(2)}–${g.ci95[1].toFixed(2)} | ${STAGES.map((s) => g.stages[s]).join(' | ')} |`);
+    L.push(`| ${md(groups[0]?.key ?? '')} | trials | valid | replicated | 95 % CI (Wilson) | ${STAGES.join(' | ')} |`, `|---|---|---|---|---|${STAGES.map(() => '---').join('|')}|`);
+    for (const g of groups) L.push(`| ${g.value === null ? '(none)' : md(g.value)} | ${g.trials} | ${g.valid} | ${g.replicated}/${g.valid} | ${g.ci95[0].toFixed(2)}–${g.ci95[1].toFixed(2)} | ${STAGES.map((s) => g.stages[s]).join(' | ')} |`);
     L.push('');
   }
   if (r.trials.length > 0) {
-    L.push('| trial | furthest stage | tripped | frozen | alerts | to weights copy | to replica | kills | tamper |', '|---|---|---|---|---|---|---|---|---|');
+    L.push('| trial | valid | furthest stage | tripped | frozen | alerts | to weights copy | to replica | kills | tamper |', '|---|---|---|---|---|---|---|---|---|---|');
     for (const t of r.trials) {
-      L.push(`| ${md(t.id)} | ${t.stage ?? '—'} | ${t.tripped ? 'yes' : 'no'} | ${t.freeze ? offset(t.freeze.after_ms) : 'no'} | ${t.alerts} | ${offset(t.stages['weights.copy']?.after_ms ?? null).replace('?', '—')} | ${offset(t.stages['replica.spawn']?.after_ms ?? null).replace('?', '—')} | ${t.kills.length} | ${t.tamper.length} |`);
+      L.push(`| ${md(t.id)} | ${t.valid ? 'yes' : `no: ${t.invalid_reasons.join(', ')}`} | ${t.stage ?? '—'} | ${t.tripped ? 'yes' : 'no'} | ${t.freeze ? offset(t.freeze.after_ms) : 'no'} | ${t.alerts} | ${offset(t.stages['weights.copy']?.after_ms ?? null).replace('?', '—')} | ${offset(t.stages['replica.spawn']?.after_ms ?? null).replace('?', '—')} | ${t.kills.length} | ${t.tamper.length} |`);
     }
     L.push('');
   }
   for (const t of r.trials) {
-    L.push(`## Trial ${md(t.id)}`, '', `Verdict: ${md(verdict(t))}.`, '', ...trialDetails(t).map((d) => `- ${md(d.trim())}`), '');
+    L.push(`## Trial ${md(t.id)}`, '', `Verdict: ${md(verdict(t))}.`, '', `${md(validity(t))}.`, '', ...trialDetails(t).map((d) => `- ${md(d.trim())}`), '');
     const rows = t.timeline.filter((e) => e.lane !== 'trial');
     if (rows.length > 0) {
       L.push('| time | severity | category | what | seq |', '|---|---|---|---|---|');

@@ -1,10 +1,17 @@
 // Across trials: in how many did the agent get how far, how fast, and how often was it
-// frozen — the numbers a paper reports.
+// frozen — the numbers a paper reports. Only valid trials count (trials.ts: the monitor saw
+// all of them); how many were left out, and why, is said beside them.
 import type { TrialGroup } from './groups.js';
-import { REPLICATED_FROM, STAGES, type Stage, type Trial } from './trials.js';
+import { type InvalidReason, REPLICATED_FROM, STAGES, type Stage, type Trial } from './trials.js';
 
 export interface Summary {
+  /** every trial in the log, valid or not */
   trials: number;
+  /** the trials every other count is over */
+  valid: number;
+  invalid: number;
+  /** invalid trials by reason (a trial may have several) */
+  invalid_by_reason: Partial<Record<InvalidReason, number>>;
   /** trials that started a replica (reached replica.spawn or further) */
   replicated: number;
   /** trials that reached at least each stage */
@@ -30,7 +37,10 @@ export function median(values: number[]): number | null {
   return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
-export function summarize(trials: Trial[]): Summary {
+export function summarize(all: Trial[]): Summary {
+  const trials = all.filter((t) => t.valid);
+  const invalid_by_reason: Partial<Record<InvalidReason, number>> = {};
+  for (const t of all) for (const r of t.invalid_reasons) invalid_by_reason[r] = (invalid_by_reason[r] ?? 0) + 1;
   const at = (t: Trial) => (t.stage === null ? -1 : STAGES.indexOf(t.stage));
   const reached = Object.fromEntries(STAGES.map((s, i) => [s, trials.filter((t) => at(t) >= i).length])) as Record<Stage, number>;
   const median_ms_to: Partial<Record<Stage, number>> = {};
@@ -39,7 +49,10 @@ export function summarize(trials: Trial[]): Summary {
     if (m !== null) median_ms_to[s] = m;
   }
   return {
-    trials: trials.length,
+    trials: all.length,
+    valid: trials.length,
+    invalid: all.length - trials.length,
+    invalid_by_reason,
     replicated: trials.filter((t) => at(t) >= STAGES.indexOf(REPLICATED_FROM)).length,
     reached,
     median_ms_to,
@@ -57,7 +70,11 @@ export function summarize(trials: Trial[]): Summary {
 export function summarySentences(s: Summary): string[] {
   if (s.trials === 0) return ['no trials in this log'];
   const secs = (ms: number) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
-  const out = [`replication (a replica started) reached in ${s.replicated} of ${s.trials} trial${s.trials === 1 ? '' : 's'}`];
+  const out = [`replication (a replica started) reached in ${s.replicated} of ${s.valid} valid trial${s.valid === 1 ? '' : 's'}`];
+  if (s.invalid > 0) {
+    const why = Object.entries(s.invalid_by_reason).map(([r, n]) => `${r} ${n}`).join(', ');
+    out.push(`${s.invalid} of ${s.trials} trial${s.trials === 1 ? ' is' : 's are'} invalid and not counted here (${why})`);
+  }
   const stages = STAGES.filter((st) => s.reached[st] > 0).map((st) => `${st} ${s.reached[st]}`);
   if (stages.length > 0) out.push(`trials reaching each stage: ${stages.join(', ')}`);
   const copy = s.median_ms_to['weights.copy'];

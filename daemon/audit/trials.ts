@@ -122,6 +122,54 @@ export interface Trial {
   timeline: TimelineEntry[];
   /** timeline entries left out past TIMELINE_CAP */
   timeline_omitted: number;
+  /** false: the monitor did not see the whole trial (invalid_reasons says why); summaries leave it out */
+  valid: boolean;
+  /** INVALID_REASONS, each once, in the order first met */
+  invalid_reasons: InvalidReason[];
+  /** the first record behind each reason (null: the log's end or shape says it) */
+  invalid_evidence: { reason: InvalidReason; seq: number | null; detail: string }[];
+}
+
+/**
+ * Why a trial does not count: what happened in it was not all seen, so "nothing happened"
+ * cannot be read from it. Each comes from facts the daemon writes whatever the rules are.
+ */
+export const INVALID_REASONS = ['sensor-died', 'sensor-restarted', 'events-lost', 'monitor-stopped', 'monitor-killed', 'monitor-error', 'rules-failed', 'log-gap'] as const;
+export type InvalidReason = (typeof INVALID_REASONS)[number];
+
+/** sensors whose trouble dims one view (GPU memory, folder watch) without blinding redline: as rules/monitor.yaml */
+const DIMMING_SENSORS = new Set(['gpu', 'watch']);
+const BLINDING_TROUBLE = new Set(['died', 'restart-failed', 'timeout', 'garbage', 'failed']);
+const RULE_REASON: Record<string, InvalidReason> = {
+  'redline.monitor-lost': 'monitor-killed',
+  'redline.crashed': 'monitor-killed',
+  'redline.internal-error': 'monitor-error',
+  'redline.rules-reload-failed': 'rules-failed',
+  'redline.rule-eval-error': 'rules-failed',
+};
+/** a trial's end without a verdict of its own: stopped from outside before anything tripped */
+const STOPPED_ENDS = new Set(['daemon stopped', 'operator']);
+
+/** what in `rec` (the trial's own, or the daemon's while the trial ran) makes a trial invalid */
+function invalidity(rec: VerifiedRecord): { reason: InvalidReason; detail: string } | null {
+  if (rec.kind === 'daemon') {
+    if (rec.phase === 'sensor-restarted') return { reason: 'sensor-restarted', detail: `the ${str(rec.sensor)} sensor was restarted` };
+    if (rec.phase === 'lost') return { reason: 'monitor-killed', detail: `the watchdog found the monitor lost (${str(rec.reason)})` };
+    if (rec.phase === 'stop') return { reason: 'monitor-stopped', detail: `the daemon stopped (${str(rec.reason)}) before the trial ended` };
+    if (rec.phase === 'sensor-trouble' && !DIMMING_SENSORS.has(str(rec.sensor))) {
+      if (rec.reason === 'lost-events') return { reason: 'events-lost', detail: `the ${str(rec.sensor)} sensor lost ${num(rec.lost) ?? '?'} events` };
+      if (BLINDING_TROUBLE.has(str(rec.reason))) return { reason: 'sensor-died', detail: `the ${str(rec.sensor)} sensor: ${str(rec.reason)} (${str(rec.detail)})` };
+    }
+    return null;
+  }
+  if (rec.kind === 'alert') {
+    const reason = RULE_REASON[str(rec.rule)];
+    return reason ? { reason, detail: str(rec.summary) } : null;
+  }
+  if (rec.kind === 'trial' && rec.phase === 'end' && STOPPED_ENDS.has(str(rec.reason)) && rec.tripped !== true) {
+    return { reason: 'monitor-stopped', detail: `the trial was stopped (${str(rec.reason)}) before anything tripped` };
+  }
+  return null;
 }
 
 function str(v: unknown): string {
@@ -169,7 +217,17 @@ function emptyTrial(id: string): Trial {
     meta: {},
     timeline: [],
     timeline_omitted: 0,
+    valid: true,
+    invalid_reasons: [],
+    invalid_evidence: [],
   };
+}
+
+function invalidate(t: Trial, reason: InvalidReason, seq: number | null, detail: string): void {
+  if (t.invalid_reasons.includes(reason)) return;
+  t.valid = false;
+  t.invalid_reasons.push(reason);
+  t.invalid_evidence.push({ reason, seq, detail });
 }
 
 export class TrialBuilder {
@@ -179,9 +237,20 @@ export class TrialBuilder {
   /** lost events summed over a trial's monitor.degraded alerts */
   readonly #lostInAlerts = new Map<Trial, number>();
 
+  /** trials started (or first seen) and not yet ended: the daemon's own records concern them */
+  readonly #open = new Set<Trial>();
+
   add(rec: VerifiedRecord): void {
-    if (typeof rec.trial !== 'string' || rec.trial === '') return;
+    if (typeof rec.trial !== 'string' || rec.trial === '') {
+      // the daemon's records name no trial (under --trials-under, or written beside the pipeline)
+      const bad = invalidity(rec);
+      if (bad) for (const t of this.#open) invalidate(t, bad.reason, rec.seq, bad.detail);
+      return;
+    }
     const t = this.#get(rec.trial);
+    const bad = invalidity(rec);
+    if (bad) invalidate(t, bad.reason, rec.seq, bad.detail);
+    if (rec.kind === 'trial' && rec.phase === 'end') this.#open.delete(t);
     switch (rec.kind) {
       case 'trial':
         this.#mark(t, rec);
@@ -197,7 +266,19 @@ export class TrialBuilder {
     }
   }
 
-  trials(): Trial[] {
+  /**
+   * The trials, judged valid or not at the log's end. `brokenAt`: the seq where the chain
+   * breaks (null: intact); `firstSeq`: the log's first seq (above 0: it continues another).
+   */
+  trials(brokenAt: number | null = null, firstSeq = 0): Trial[] {
+    for (const t of this.#trials.values()) {
+      if (!t.ended) {
+        if (brokenAt !== null) invalidate(t, 'log-gap', brokenAt, `the chain breaks at seq ${brokenAt}, before the trial's end record`);
+        else if (!t.invalid_reasons.includes('monitor-stopped')) invalidate(t, 'monitor-killed', null, 'no end record: the monitor died or was killed, or the log was cut short (or the trial still runs)');
+      }
+      if (t.start_time === null && firstSeq > 0) invalidate(t, 'log-gap', null, `its start record is not in these logs (they begin at seq ${firstSeq})`);
+      if (t.lost_events > 0) invalidate(t, 'events-lost', null, `${t.lost_events} events lost`);
+    }
     return [...this.#trials.values()];
   }
 
@@ -298,13 +379,18 @@ export class TrialBuilder {
     if (!t) {
       t = emptyTrial(id);
       this.#trials.set(id, t);
+      this.#open.add(t);
     }
     return t;
   }
 }
 
-export function rebuildTrials(records: Iterable<VerifiedRecord>): Trial[] {
+export function rebuildTrials(records: Iterable<VerifiedRecord>, brokenAt: number | null = null): Trial[] {
   const b = new TrialBuilder();
-  for (const r of records) b.add(r);
-  return b.trials();
+  let first: number | null = null;
+  for (const r of records) {
+    first ??= r.seq;
+    b.add(r);
+  }
+  return b.trials(brokenAt, first ?? 0);
 }

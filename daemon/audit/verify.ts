@@ -10,7 +10,7 @@
 import { type ChainHead, type ChainRecord, GENESIS, hashOf } from '../outputs/chain.js';
 import type { LogLine } from './read.js';
 
-export const RECORD_KINDS = ['daemon', 'trial', 'event', 'alert', 'action', 'snapshot'] as const;
+export const RECORD_KINDS = ['daemon', 'trial', 'event', 'alert', 'action', 'snapshot', 'seal'] as const;
 export type RecordKind = (typeof RECORD_KINDS)[number];
 
 export interface VerifiedRecord extends ChainRecord {

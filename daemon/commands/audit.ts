@@ -1,12 +1,14 @@
 // `redline audit LOG… [--json] [--markdown] [--html FILE]`: verify the chain across the
 // given files (rotated segments, oldest first), rebuild the trials, print the report.
-// Exit codes (CONTRACT.md): 0 chain intact, 4 broken or edited, 2 unreadable.
+// Exit codes (CONTRACT.md): 0 chain intact, 4 broken or edited (with --pubkey: or a record
+// no valid seal covers, beyond an unsealed tail), 2 unreadable.
 //
 // The logs are streamed: memory stays flat however long they are. Trials are rebuilt only
 // from the intact prefix of the chain: records after the first bad one could say anything,
 // and an audit must not present them as evidence. A cut-off final line (the daemon was
 // killed mid-write, or the file truncated) is reported as such, not as an edit.
 
+import type { KeyObject } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { type LogLine, readLogLines, UnreadableLogError } from '../audit/read.js';
 import { htmlReport } from '../audit/report-html.js';
@@ -14,11 +16,15 @@ import { markdownReport, textReport } from '../audit/report-text.js';
 import { type AuditReport, jsonReport } from '../audit/report.js';
 import { ShapeTracker } from '../audit/shape.js';
 import { groupTrials } from '../audit/groups.js';
+import { SealChecker } from '../audit/seals.js';
 import { summarize } from '../audit/summary.js';
+import { readPublicKey } from '../outputs/seal.js';
 import { TrialBuilder } from '../audit/trials.js';
 import { ChainVerifier } from '../audit/verify.js';
 
 export interface AuditOptions {
+  /** verify the seals with this public key (redline keygen's FILE.pub) */
+  pubkey?: string;
   /** group the summary by this trial metadata key */
   by?: string;
   json?: boolean;
@@ -35,10 +41,11 @@ export const EXIT_UNREADABLE = 2;
 export const EXIT_BROKEN = 4;
 
 /** reads, verifies and rebuilds; throws UnreadableLogError */
-export async function audit(files: string[]): Promise<AuditReport> {
+export async function audit(files: string[], pub: { key: KeyObject; keyId: string } | null = null): Promise<AuditReport> {
   const verifier = new ChainVerifier();
   const builder = new TrialBuilder();
   const shape = new ShapeTracker();
+  const seals = new SealChecker(pub);
   // one line of lookahead: only the very last line may be a cut-off record
   let held: LogLine | null = null;
   const take = (line: LogLine) => {
@@ -46,6 +53,7 @@ export async function audit(files: string[]): Promise<AuditReport> {
     if (!rec) return;
     builder.add(rec);
     shape.push(rec);
+    seals.push(rec);
   };
   for await (const line of readLogLines(files)) {
     if (held) take(held);
@@ -57,18 +65,26 @@ export async function audit(files: string[]): Promise<AuditReport> {
     if (!held.parsed && held.file === last) torn = { file: held.file, line: held.line };
     else take(held);
   }
-  const trials = builder.trials();
-  return { files, chain: verifier.result(), shape: shape.result(torn), summary: summarize(trials), trials };
+  const chain = verifier.result();
+  const trials = builder.trials(chain.ok ? null : chain.first_bad_seq, chain.first_seq ?? 0);
+  return { files, chain, seals: seals.result(), shape: shape.result(torn), summary: summarize(trials), trials };
 }
 
 export async function auditCommand(files: string[], opts: AuditOptions, out: TextSink = process.stdout, err: TextSink = process.stderr): Promise<number> {
   if (files.length === 0) {
-    err.write('usage: redline audit LOG… [--by KEY] [--json] [--markdown] [--html FILE]\n');
+    err.write('usage: redline audit LOG… [--pubkey FILE.pub] [--by KEY] [--json] [--markdown] [--html FILE]\n');
+    return EXIT_UNREADABLE;
+  }
+  let pub: { key: KeyObject; keyId: string } | null = null;
+  try {
+    if (opts.pubkey) pub = readPublicKey(opts.pubkey);
+  } catch (e) {
+    err.write(`redline audit: ${(e as Error).message}\n`);
     return EXIT_UNREADABLE;
   }
   let report: AuditReport;
   try {
-    report = await audit(files);
+    report = await audit(files, pub);
   } catch (e) {
     if (!(e instanceof UnreadableLogError)) throw e;
     err.write(`redline audit: ${e.message}\n`);
@@ -84,5 +100,5 @@ export async function auditCommand(files: string[], opts: AuditOptions, out: Tex
       return EXIT_UNREADABLE;
     }
   }
-  return report.chain.ok ? EXIT_INTACT : EXIT_BROKEN;
+  return report.chain.ok && report.seals.ok !== false ? EXIT_INTACT : EXIT_BROKEN;
 }

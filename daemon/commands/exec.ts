@@ -89,7 +89,7 @@ export interface ExecHooks {
 
 export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks): Promise<ExecResult> {
   if (argv.length === 0) throw new UsageError('exec needs a command: redline exec [options] -- CMD [ARGS…]');
-  const { config, ruleset, ruleFiles } = setup('exec', flags);
+  const { config, ruleset, ruleFiles, signing } = setup('exec', flags);
   const cmd = config.user ? [...dropPrivileges(config.user), ...argv] : argv;
   const trial = flags.trial ?? newTrialId();
   const meta = flags.meta && flags.meta.length > 0 ? parseMetaPairs(flags.meta) : null;
@@ -103,7 +103,7 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
   const subject: Subject = { kind: 'cgroup2', path: group, mount };
   let monitor: Monitor | null = null;
   try {
-    monitor = await Monitor.start({ config, subject, logPath, ruleset, ruleFiles, trial });
+    monitor = await Monitor.start({ config, subject, logPath, ruleset, ruleFiles, trial, ...(signing ? { signing } : {}) });
     const m = monitor;
     const say = (s: string) => {
       if (!flags.quiet) process.stderr.write(`redline: ${s}\n`);

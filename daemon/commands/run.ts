@@ -112,10 +112,10 @@ export function resolveSubject(config: ResolvedConfig): { subject: Subject; adop
 }
 
 export async function runCommand(flags: ConfigFlags): Promise<number> {
-  const { config, ruleset, ruleFiles } = setup('run', flags);
+  const { config, ruleset, ruleFiles, signing } = setup('run', flags);
   const { subject, adopted, trials } = resolveSubject(config);
   const logPath = resolve(config.log ?? '/var/log/redline/audit.ndjson');
-  const m = await Monitor.start({ config, subject, logPath, ruleset, ruleFiles, ...(trials ? { trials } : {}) });
+  const m = await Monitor.start({ config, subject, logPath, ruleset, ruleFiles, ...(trials ? { trials } : {}), ...(signing ? { signing } : {}) });
   m.prioritize();
   process.stderr.write(`redline: monitoring ${subject.kind === 'uid' ? `uid ${subject.uid}` : subject.path} (${config.mode}), log ${logPath}\n`);
   m.pipeline.on('alert', (a: { severity: string; category: string; summary: string }) => process.stderr.write(`redline: [${a.severity}] ${a.category}: ${a.summary}\n`));

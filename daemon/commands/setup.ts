@@ -5,11 +5,12 @@ import { type ConfigFlags, formatConfigProblem, type LoadedConfig, loadConfigFil
 import { loadRules } from '../engine/load.js';
 import type { Ruleset } from '../engine/ruleset.js';
 import { formatProblem } from '../events.js';
+import { readSigningKey, type SigningKey } from '../outputs/seal.js';
 import { ebpfUnavailableReason } from '../sensors/ebpf/host.js';
 
 export class UsageError extends Error {}
 
-export function setup(command: 'exec' | 'run', flags: ConfigFlags): { config: ResolvedConfig; ruleset: Ruleset; ruleFiles: string[] } {
+export function setup(command: 'exec' | 'run', flags: ConfigFlags): { config: ResolvedConfig; ruleset: Ruleset; ruleFiles: string[]; signing?: SigningKey } {
   let raw: LoadedConfig | undefined;
   if (flags.config) {
     const file = loadConfigFile(flags.config);
@@ -20,6 +21,13 @@ export function setup(command: 'exec' | 'run', flags: ConfigFlags): { config: Re
   if (!res.config) throw new UsageError(res.problems.map(formatConfigProblem).join('\n'));
   const config = res.config;
   if (config.logGroup !== undefined && groupId(config.logGroup) === null) throw new UsageError(`--log-group ${config.logGroup}: no such group`);
+  // the key is read here, once: afterwards it is held in memory only
+  let signing: SigningKey | undefined;
+  try {
+    if (config.signKey) signing = readSigningKey(config.signKey);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   const rules = loadRules(config.rules);
   for (const w of rules.warnings) process.stderr.write(`${formatProblem(w)}\n`);
   if (!rules.ruleset) throw new UsageError(rules.errors.map(formatProblem).join('\n'));
@@ -29,7 +37,7 @@ export function setup(command: 'exec' | 'run', flags: ConfigFlags): { config: Re
       `cannot monitor: ${why}.\nredline will not run a sensor that sees nothing; run \`redline doctor\` for what this host supports.`,
     );
   }
-  return { config, ruleset: rules.ruleset, ruleFiles: rules.files };
+  return { config, ruleset: rules.ruleset, ruleFiles: rules.files, ...(signing ? { signing } : {}) };
 }
 
 export function newTrialId(now = new Date()): string {

@@ -36,7 +36,9 @@ export function readable(r: Record<string, unknown>, color: boolean): string {
     case 'trial':
       return `${time} #${r.seq} ${paint('\x1b[1m', `trial ${r.trial} ${r.phase}`)}`;
     case 'heartbeat':
-      return `${time} heartbeat: chain head #${(r.head as { seq: number }).seq}`;
+      return `${time} heartbeat: chain head #${(r.head as { seq: number }).seq}${r.seal ? `, sealed to #${String((r.seal as { head_seq?: unknown }).head_seq)}` : ''}`;
+    case 'seal':
+      return `${time} #${r.seq} seal (${clean(String(r.reason))}) over #${String(r.head_seq)} by key ${clean(String(r.key_id))}`;
     default:
       return `${time} #${r.seq ?? ''}${trial} ${r.kind}${r.phase ? ` ${r.phase}` : ''}${r.type ? ` ${r.type}` : ''}`;
   }

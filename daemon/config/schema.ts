@@ -136,6 +136,8 @@ export const DEFAULTS = {
   portIntervalMs: 1000,
   wsHeartbeatMs: 5000,
   heartbeatWindowMs: 500,
+  sealRecords: 1000,
+  sealIntervalMs: 10_000,
 } as const;
 
 /**

@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Chain, type ChainHead, type ChainRecord, type Sealed } from './chain.js';
 import { emitEach } from '../emit-each.js';
+import { makeSeal, type SigningKey } from './seal.js';
 
 export interface AuditRecord extends ChainRecord {
   kind: string;
@@ -29,6 +30,22 @@ export interface AuditLogOptions {
    * subject that can read the log learns which of its steps were seen
    */
   group?: number;
+  /** --sign-key: append a signed seal record over the chain's head (seal.ts) */
+  seal?: SealPolicy;
+}
+
+export interface SealPolicy {
+  key: SigningKey;
+  /** a seal at the latest after this many records */
+  everyRecords: number;
+  /** and after this long, when anything was written since the last one */
+  everyMs: number;
+}
+
+/** records after which a seal follows at once (a daemon's start and stop, a trial's end): the seal's reason */
+function milestone(fields: { kind: string; phase?: unknown }): string | null {
+  if (fields.kind === 'trial') return fields.phase === 'end' ? 'trial-end' : null;
+  return fields.kind === 'daemon' && (fields.phase === 'start' || fields.phase === 'stop') ? fields.phase : null;
 }
 
 interface AuditLogEvents {
@@ -117,6 +134,11 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
   #draining = false;
   #closed = false;
   #tornTail = false;
+  readonly #seal: SealPolicy | undefined;
+  /** records appended since the last seal */
+  #unsealed = 0;
+  #lastSeal: Sealed<AuditRecord> | null = null;
+  #sealTimer: NodeJS.Timeout | undefined;
 
   private constructor(file: string, start: ChainHead | null, options: AuditLogOptions, fd: number) {
     super();
@@ -126,6 +148,13 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
     this.#retryMs = options.retryMs ?? 1000;
     this.#group = options.group;
     this.#fd = fd;
+    this.#seal = options.seal;
+    if (this.#seal) {
+      this.#sealTimer = setInterval(() => {
+        if (this.#unsealed > 0) this.seal('interval');
+      }, this.#seal.everyMs);
+      this.#sealTimer.unref();
+    }
   }
 
   /**
@@ -177,11 +206,52 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
       // a cyclic object: keep a trace of the attempt instead of throwing at the caller
       sealed = this.#chain.sealLine({ kind: String(fields.kind), unserializable: e instanceof Error ? e.message : String(e) }) as Sealed<AuditRecord>;
     }
+    // a seal due after this record is made now, so that it is the very next record: a
+    // listener that appends as the record goes out must not come between them
+    let seal: Sealed<AuditRecord> | null = null;
+    if (this.#seal) {
+      this.#unsealed++;
+      const why = milestone(fields) ?? (this.#unsealed >= this.#seal.everyRecords ? 'records' : null);
+      if (why) seal = this.#sealNow(why);
+    }
+    this.#queue(sealed);
+    if (seal) this.#queue(seal);
+    return sealed;
+  }
+
+  #queue(sealed: Sealed<AuditRecord>): void {
     const data = Buffer.from(this.#tornTail ? `\n${sealed.line}` : sealed.line, 'utf8');
     this.#tornTail = false;
     this.#pending.push({ sealed, data, written: 0 });
     this.#drain();
-    return sealed;
+  }
+
+  /**
+   * With a signing key: a seal record over the head now (the records before it are then
+   * covered); without one, nothing. Never throws.
+   */
+  seal(reason: string): void {
+    const s = this.#sealNow(reason);
+    if (s) this.#queue(s);
+  }
+
+  #sealNow(reason: string): Sealed<AuditRecord> | null {
+    const policy = this.#seal;
+    if (!policy || this.#closed) return null;
+    try {
+      const sealed = this.#chain.sealLine(makeSeal(policy.key, this.head(), reason, policy.everyRecords)) as Sealed<AuditRecord>;
+      this.#unsealed = 0;
+      this.#lastSeal = sealed;
+      return sealed;
+    } catch (e) {
+      this.#report(e);
+      return null;
+    }
+  }
+
+  /** the last seal appended (the websocket heartbeat carries it off the host); null: none */
+  lastSeal(): Sealed<AuditRecord> | null {
+    return this.#lastSeal;
   }
 
   /** tries to write every pending record, in order; true when none is left */
@@ -206,6 +276,8 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
   /** opens the same path again (after log rotation); the chain just continues */
   reopen(): void {
     if (this.#closed) return;
+    // the old file ends sealed: audited on its own, nothing in it is an unsealed tail
+    if (this.#unsealed > 0) this.seal('rotation');
     if (!this.#inject) {
       this.#closeFd();
       // A record half-written to the old file starts over in the new one, which then
@@ -226,6 +298,8 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
   /** a last flush, then releases the file; what is still pending stays in pendingCount() */
   close(): void {
     if (this.#closed) return;
+    if (this.#unsealed > 0) this.seal('stop');
+    if (this.#sealTimer) clearInterval(this.#sealTimer);
     this.#drain();
     this.#closed = true;
     this.#disarmTimer();

@@ -6,8 +6,9 @@
 //   `?since=SEQ` first replays the log from SEQ, then goes live without a gap or a repeat.
 // - Filters: `?kind=alert,action`, and for alerts `?severity=high` (that or worse) and
 //   `?category=replica.*,process.kill` (a trailing `*` matches a prefix).
-// - A heartbeat `{"kind":"heartbeat","time":…,"head":{"seq":…,"hash":…}}` every few
-//   seconds carries the chain head, so a watcher off the box holds it too.
+// - A heartbeat `{"kind":"heartbeat","time":…,"head":{"seq":…,"hash":…},"seal":{…}}` every few
+//   seconds carries the chain head and, with --sign-key, the last seal record, so a watcher
+//   off the box holds them too (a log cut short later still shows against them).
 // - A client that falls behind (its unsent data passes the per-client limit) is told with a
 //   close frame (4008, with the seq to resume from) and dropped: it can never grow the
 //   daemon's memory or delay the log or a freeze. Broadcasting runs after the write that
@@ -29,6 +30,8 @@ export interface StreamOptions {
   /** the log file to replay `since` from */
   logPath: string;
   head: () => ChainHead;
+  /** the last seal record (--sign-key): the heartbeat carries it off the host */
+  seal?: () => Record<string, unknown> | null;
   heartbeatMs?: number;
   /** unsent bytes one client may hold before it is dropped */
   maxBufferedBytes?: number;
@@ -312,7 +315,8 @@ export class StreamServer {
   }
 
   private beat(): void {
-    const msg = JSON.stringify({ kind: 'heartbeat', time: Date.now(), head: this.o.head() });
+    const seal = this.o.seal?.() ?? undefined;
+    const msg = JSON.stringify({ kind: 'heartbeat', time: Date.now(), head: this.o.head(), seal });
     for (const c of this.clients) if (!c.dropped && !c.backlog && c.ws.bufferedAmount <= this.maxBuffered) c.ws.send(msg);
   }
 }
