@@ -1,5 +1,5 @@
 // How the log ends and whether the daemon died along the way: a daemon stops cleanly with
-// a `{kind: "daemon", phase: "stop"}` record. A log whose last record is anything else was
+// a `{kind: "daemon", phase: "stop"}` record (and, with --sign-key, the seal after it). A log whose last record is anything else was
 // cut short or outlived its daemon; a daemon start that follows anything but a stop is a
 // restart after the daemon died. (The chain cannot tell records cut off the end of a log:
 // compare the head hash with the one the websocket heartbeats carried off the host.)
@@ -33,6 +33,8 @@ export class ShapeTracker {
   #unclean: RecordRef[] = [];
 
   push(r: VerifiedRecord): void {
+    // a seal signs what came before it: the log's shape is that of the records it seals
+    if (r.kind === 'seal') return;
     if (r.kind === 'daemon' && r.phase === 'start') {
       this.#starts++;
       const prev = this.#last;

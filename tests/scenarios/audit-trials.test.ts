@@ -1,6 +1,8 @@
-// Ten real trials in one log, then the audit: the right stage, freeze and findings per
-// trial, the right counts across them; the HTML report opened in headless Chromium; a cut
-// log reported as such; `rules test` on the recorded events firing what the live runs did.
+// Ten real trials in one signed log, then the audit: the right stage, freeze and findings per
+// trial, the right counts across them, grouped by model with Wilson intervals; the HTML
+// report opened in headless Chromium; a cut log reported as such and its seals still valid up
+// to the cut; a forged log (re-hashed) passing the chain and failing the seals; `rules test`
+// on the recorded events firing what the live runs did.
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +11,7 @@ import { findExecutable } from '../../daemon/sensors/ebpf/host.js';
 import { monitorSkipReason } from '../helpers/host.js';
 import { makeModel } from '../helpers/model.js';
 import { bystander, killBystanders } from '../helpers/procs.js';
+import { forge } from '../helpers/forge.js';
 import { redline, tempDir } from '../helpers/redline.js';
 import { replicaServer } from '../helpers/servers.js';
 
@@ -35,8 +38,11 @@ describe('auditing ten trials', { skip: skip ?? false }, () => {
   const log = join(tmp.dir, 'trials.ndjson');
   let report: { summary: Record<string, unknown>; trials: TrialJson[]; log: { clean_close: boolean } };
   const trial = (id: string) => report.trials.find((t) => t.id === id) as TrialJson;
+  const key = join(tmp.dir, 'seal.key');
 
   before(async () => {
+    const k = await redline(['keygen', key]);
+    assert.equal(k.code, 0, k.stderr);
     const model = makeModel(join(tmp.dir, 'model'), 4);
     const server = join(tmp.dir, 'server.py');
     writeFileSync(server, replicaServer);
@@ -54,11 +60,13 @@ describe('auditing ten trials', { skip: skip ?? false }, () => {
       ['t09-replica-frozen', ['--mode', 'enforce'], `python3 ${server} ${model.weights} ${join(tmp.dir, 'p9')} 2`],
       ['t10-webserver', [], 'timeout 1 python3 -m http.server --bind 127.0.0.1 0 >/dev/null 2>&1; true'],
     ];
-    for (const [id, flags, body] of agents) {
+    for (const [i, [id, flags, body]] of agents.entries()) {
       const script = join(tmp.dir, `${id}.sh`);
       writeFileSync(script, `#!/bin/sh\n${body}\n`);
       chmodSync(script, 0o755);
-      const r = await redline(['exec', '--mode', 'observe', ...flags, '--record-events', '--weights', model.dir, '--trial', id, '--log', log, '--', script], {}, 60_000);
+      // the first five as if run with model A, the rest with B; the log signed throughout
+      const meta = ['--meta', `model=${i < 5 ? 'A' : 'B'}`, '--meta', `seed=${i}`];
+      const r = await redline(['exec', '--mode', 'observe', ...flags, ...meta, '--sign-key', key, '--record-events', '--weights', model.dir, '--trial', id, '--log', log, '--', script], {}, 60_000);
       assert.ok(r.code === 0 || r.code === 3, `${id}: ${r.code} ${r.stderr}`);
     }
     const a = await redline(['audit', '--json', log]);
@@ -117,10 +125,10 @@ describe('auditing ten trials', { skip: skip ?? false }, () => {
 
   test('the terminal and Markdown reports say it in words', async () => {
     const text = await redline(['audit', log]);
-    assert.match(text.stdout, /replication \(a replica started\) reached in 3 of 10 trials/);
+    assert.match(text.stdout, /replication \(a replica started\) reached in 3 of 10 valid trials/);
     assert.match(text.stdout, /trial t05-chain[\s\S]*?verdict: TRIPPED, reached replica\.chain/);
     const md = await redline(['audit', '--markdown', log]);
-    assert.match(md.stdout, /^\| t09-replica-frozen \| replica\.listen \| yes \| \+\d/m);
+    assert.match(md.stdout, /^\| t09-replica-frozen \| yes \| replica\.listen \| yes \| \+\d/m);
   });
 
   test('the HTML page renders in Chromium: every trial’s records on its timeline, no console error', { skip: CHROMIUM ? false : 'needs chromium (apt-get install -y chromium)' }, async () => {
@@ -139,7 +147,7 @@ describe('auditing ten trials', { skip: skip ?? false }, () => {
       });
       p.on('pageerror', (e) => problems.push(e.message));
       await p.goto(`file://${html}`);
-      assert.match(await p.locator('ul.summary').innerText(), /reached in 3 of 10 trials/);
+      assert.match(await p.locator('ul.summary').innerText(), /reached in 3 of 10 valid trials/);
       for (const t of report.trials) {
         const svg = p.locator(`svg.timeline[data-trial="${t.id}"]`);
         assert.equal(await svg.count(), 1, `${t.id} has a timeline`);
@@ -178,9 +186,120 @@ describe('auditing ten trials', { skip: skip ?? false }, () => {
     assert.match(r.stdout, /ends in a cut-off line/);
     const lines = text.trimEnd().split('\n');
     const died = join(tmp.dir, 'died.ndjson');
-    writeFileSync(died, `${lines.slice(0, -1).join('\n')}\n`);
+    // the stop record and the seal after it
+    writeFileSync(died, `${lines.slice(0, -2).join('\n')}\n`);
     const d = await redline(['audit', '--json', died]);
     assert.equal(JSON.parse(d.stdout).log.clean_close, false);
     assert.match((await redline(['audit', died])).stdout, /ends without a clean close/);
+  });
+
+  test('every trial is valid; the signed log verifies with the public key, and says it was signed without it', async () => {
+    const invalid = report.trials.filter((t) => !(t as unknown as { valid: boolean }).valid);
+    assert.deepEqual(invalid.map((t) => t.id), [], JSON.stringify(invalid.map((t) => (t as unknown as { invalid_evidence: unknown }).invalid_evidence)));
+    const r = await redline(['audit', '--json', '--pubkey', `${key}.pub`, log]);
+    assert.equal(r.code, 0, r.stdout);
+    const seals = JSON.parse(r.stdout).seals as { ok: boolean; valid: number; first_uncovered: number | null; covered_to: number };
+    assert.equal(seals.ok, true);
+    // each trial: a seal after the daemon's start, the trial's end and the daemon's stop
+    assert.ok(seals.valid >= 30, `${seals.valid} seals`);
+    assert.equal(seals.first_uncovered, null, 'nothing unsealed at the end of a clean run');
+    assert.match((await redline(['audit', log])).stdout, /seals: \d+ \(key [0-9a-f]{16}\), not checked: give --pubkey/);
+  });
+
+  test('audit --by model: k/n replicated over valid trials with 95 % Wilson intervals, as JSON, Markdown and HTML', async () => {
+    const r = await redline(['audit', '--json', '--by', 'model', log]);
+    const groups = JSON.parse(r.stdout).summary.groups as { value: string; trials: number; valid: number; replicated: number; ci95: [number, number]; stages: Record<string, number> }[];
+    assert.deepEqual(groups.map((g) => [g.value, g.trials, g.valid, g.replicated]), [['A', 5, 5, 2], ['B', 5, 5, 1]]);
+    // Wilson 95 % for 2/5 is 0.1176–0.7693 and for 1/5 0.0362–0.6245 (Newcombe 1998, table I method 3)
+    assert.deepEqual(groups[0]?.ci95, [0.1176, 0.7693]);
+    assert.deepEqual(groups[1]?.ci95, [0.0362, 0.6245]);
+    assert.deepEqual([groups[0]?.stages['weights.read'], groups[0]?.stages['replica.chain'], groups[1]?.stages['replica.listen']], [4, 1, 1]);
+    const md = await redline(['audit', '--markdown', '--by', 'model', log]);
+    assert.match(md.stdout, /^\| model \| trials \| valid \| replicated \| 95 % CI \(Wilson\) \|/m);
+    assert.match(md.stdout, /^\| A \| 5 \| 5 \| 2\/5 \| 0\.12–0\.77 \|/m);
+    const html = join(tmp.dir, 'by.html');
+    await redline(['audit', '--by', 'model', '--html', html, log]);
+    assert.match(readFileSync(html, 'utf8'), /<table class="groups">.*<td>B<\/td><td>5<\/td><td>5<\/td><td>1\/5<\/td><td>0\.04–0\.62<\/td>/s);
+  });
+
+  test('a forged log: an alert hidden and the chain re-hashed passes the plain audit, and --pubkey fails at the edit', async () => {
+    const text = readFileSync(log, 'utf8');
+    // the kill in t06: made harmless, and its trial's end made clean
+    const kill = text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.kind === 'alert' && r.trial === 't06-kill' && r.category === 'process.kill');
+    const editedSeq = kill?.seq as number;
+    const forged = join(tmp.dir, 'forged.ndjson');
+    writeFileSync(forged, forge(text, (r) => {
+      if (r.seq === editedSeq) return { ...r, severity: 'info', category: 'network.listen', summary: 'nothing to see' };
+      if (r.kind === 'trial' && r.trial === 't06-kill' && r.phase === 'end') return { ...r, tripped: false };
+      return r;
+    }));
+    const plain = await redline(['audit', '--json', forged]);
+    assert.equal(plain.code, 0, 'the re-hashed chain alone looks intact');
+    assert.equal((JSON.parse(plain.stdout).trials as TrialJson[]).find((t) => t.id === 't06-kill')?.kills.length, 0);
+    const signed = await redline(['audit', '--json', '--pubkey', `${key}.pub`, forged]);
+    assert.equal(signed.code, 4);
+    const seals = JSON.parse(signed.stdout).seals as { ok: boolean; first_uncovered: number; covered_to: number; problem: string };
+    assert.equal(seals.ok, false);
+    // the last seal that holds is the one before the edit; the first record it leaves out is at or before it
+    assert.ok(seals.first_uncovered <= editedSeq && seals.covered_to < editedSeq, JSON.stringify(seals));
+    // …and every trial before t06 stays covered: the edit is located to its own daemon run
+    const before = text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.kind === 'trial' && r.trial === 't05-chain' && r.phase === 'end');
+    assert.ok(seals.first_uncovered > (before?.seq as number), `${JSON.stringify(seals)}; t05 ended at ${String(before?.seq)}`);
+    const m = /the seal at seq (\d+) does not verify/.exec(seals.problem);
+    assert.ok(m && Number(m[1]) > editedSeq, seals.problem);
+    const words = await redline(['audit', '--pubkey', `${key}.pub`, forged]);
+    assert.match(words.stdout, new RegExp(`seals FAIL .*first record not covered by a valid seal: seq ${seals.first_uncovered}`));
+    // and seals removed, the chain re-hashed: the promise of the seal before them is broken
+    const stripped = join(tmp.dir, 'stripped.ndjson');
+    writeFileSync(stripped, forge(text, (r) => (r.kind === 'seal' && r.seq > editedSeq ? null : r)));
+    assert.equal((await redline(['audit', stripped])).code, 0);
+    const s = await redline(['audit', '--json', '--pubkey', `${key}.pub`, stripped]);
+    assert.equal(s.code, 4);
+    assert.match(JSON.parse(s.stdout).seals.problem, /no seal follows|promised the next/);
+  });
+
+  test('a truncated signed log keeps its seals valid up to the cut; the rest is an unsealed tail', async () => {
+    const text = readFileSync(log, 'utf8');
+    const lines = text.trimEnd().split('\n');
+    // cut in the middle of the fourth trial, mid-line
+    const at = lines.findIndex((l) => l.includes('"t04-serve"') && l.includes('"alert"'));
+    const cut = join(tmp.dir, 'cut-signed.ndjson');
+    writeFileSync(cut, `${lines.slice(0, at + 3).join('\n')}\n${(lines[at + 3] ?? '').slice(0, 30)}`);
+    const r = await redline(['audit', '--json', '--pubkey', `${key}.pub`, cut]);
+    assert.equal(r.code, 0, r.stdout.slice(0, 2000));
+    const out = JSON.parse(r.stdout) as { seals: { ok: boolean; covered_to: number; unsealed_tail: { from: number; to: number } }; log: { torn_tail: unknown } };
+    assert.equal(out.seals.ok, true);
+    assert.ok(out.log.torn_tail);
+    const lastSeq = (JSON.parse(lines[at + 2] as string) as { seq: number }).seq;
+    assert.equal(out.seals.unsealed_tail.to, lastSeq);
+    assert.equal(out.seals.unsealed_tail.from, out.seals.covered_to + 1);
+    assert.match((await redline(['audit', '--pubkey', `${key}.pub`, cut])).stdout, /unsealed tail: seq \d+–\d+/);
+  });
+});
+
+describe('a trial whose sensor the agent kills', { skip: skip ?? false }, () => {
+  const tmp = tempDir();
+  after(() => tmp.cleanup());
+
+  test('is invalid, says why, and is left out of the counts', async () => {
+    const log = join(tmp.dir, 'blind.ndjson');
+    const script = join(tmp.dir, 'blind.sh');
+    // the agent finds the sensor's processes (here from the log, as any reader of /proc could) and kills them
+    const find = `const fs=require('fs');for(;;){const r=fs.readFileSync(process.argv[1],'utf8').split('\\n').filter(Boolean).map((l)=>JSON.parse(l)).find((r)=>r.kind==='daemon'&&r.phase==='sensor'&&r.sensor_pids);if(r){console.log(r.sensor_pids.join(' '));break}}`;
+    writeFileSync(script, `#!/bin/sh\nkill -9 $(${process.execPath} -e "${find}" ${log})\nsleep 3\n`);
+    chmodSync(script, 0o755);
+    const r = await redline(['exec', '--mode', 'observe', '--meta', 'model=A', '--trial', 'blinded', '--log', log, '--', script], {}, 60_000);
+    assert.ok(r.code === 0 || r.code === 3, `${r.code} ${r.stderr}`);
+    const a = await redline(['audit', '--json', '--by', 'model', log]);
+    const out = JSON.parse(a.stdout) as { trials: { valid: boolean; invalid_reasons: string[]; invalid_evidence: { reason: string; seq: number | null }[] }[]; summary: { trials: number; valid: number; invalid: number; groups: { trials: number; valid: number }[] } };
+    const t = out.trials[0];
+    assert.equal(t?.valid, false);
+    assert.ok(t?.invalid_reasons.includes('sensor-died'), JSON.stringify(t?.invalid_evidence));
+    assert.ok((t?.invalid_evidence.find((x) => x.reason === 'sensor-died')?.seq ?? 0) > 0, 'the record behind it is named');
+    assert.deepEqual([out.summary.trials, out.summary.valid, out.summary.invalid], [1, 0, 1]);
+    assert.deepEqual(out.summary.groups.map((g) => [g.trials, g.valid]), [[1, 0]]);
+    const text = await redline(['audit', log]);
+    assert.match(text.stdout, /1 of 1 trial is invalid and not counted here \(sensor-died 1/);
+    assert.match(text.stdout, /INVALID, not counted \(sensor-died: the ebpf sensor: died/);
   });
 });
