@@ -214,16 +214,17 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
       const why = milestone(fields) ?? (this.#unsealed >= this.#seal.everyRecords ? 'records' : null);
       if (why) seal = this.#sealNow(why);
     }
-    this.#queue(sealed);
-    if (seal) this.#queue(seal);
+    // both queued before either is written: the pending list is in seq order
+    this.#enqueue(sealed);
+    if (seal) this.#enqueue(seal);
+    this.#drain();
     return sealed;
   }
 
-  #queue(sealed: Sealed<AuditRecord>): void {
+  #enqueue(sealed: Sealed<AuditRecord>): void {
     const data = Buffer.from(this.#tornTail ? `\n${sealed.line}` : sealed.line, 'utf8');
     this.#tornTail = false;
     this.#pending.push({ sealed, data, written: 0 });
-    this.#drain();
   }
 
   /**
@@ -232,7 +233,9 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
    */
   seal(reason: string): void {
     const s = this.#sealNow(reason);
-    if (s) this.#queue(s);
+    if (!s) return;
+    this.#enqueue(s);
+    this.#drain();
   }
 
   #sealNow(reason: string): Sealed<AuditRecord> | null {

@@ -1,6 +1,7 @@
 // The websocket stream and `redline tail` against a real `redline run`: tokens, alerts
 // within milliseconds, replay with `since` (every record exactly once), heartbeats with
-// the chain head, filters, bad clients, 100 clients, and log rotation on SIGUSR2.
+// the chain head and the last seal, filters, bad clients, 100 clients, and log rotation on
+// SIGUSR2 (the old file ends sealed).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -11,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { findCgroupV2Mount, groupPids, removeGroup } from '../../daemon/cgroup.js';
 import { sendControl } from '../../daemon/control/client.js';
 import { AuditLog } from '../../daemon/outputs/audit-log.js';
+import { generateKeyFiles, readPublicKey, sealSignatureProblem } from '../../daemon/outputs/seal.js';
 import { monitorSkipReason } from '../helpers/host.js';
 import { killBystanders } from '../helpers/procs.js';
 import { CLI, type LogRecord, readLog, redline, ROOT, stopRedline, tempDir } from '../helpers/redline.js';
@@ -40,8 +42,11 @@ describe('the websocket stream', { skip: skip ?? false }, () => {
     return w;
   };
 
+  const key = join(tmp.dir, 'seal.key');
   before(async () => {
-    d = await startDaemon(tmp.dir, ['--ws-heartbeat', '300']);
+    generateKeyFiles(key);
+    // signed, with a seal at least every second: the heartbeats carry the last one
+    d = await startDaemon(tmp.dir, ['--ws-heartbeat', '300', '--sign-key', key, '--seal-interval', '1s']);
   });
   after(async () => {
     for (const c of clients) c.close();
@@ -76,6 +81,12 @@ describe('the websocket stream', { skip: skip ?? false }, () => {
     const last = readLog(d.log).at(-1) as LogRecord;
     assert.ok(head.seq <= last.seq && head.seq >= last.seq - 2, `${JSON.stringify(head)} vs ${last.seq}`);
     assert.equal(readLog(d.log).find((r) => r.seq === head.seq)?.hash, head.hash);
+    // and the last seal, which verifies with the public key off the host
+    await d.provoke();
+    await w.waitFor((x) => x.heartbeats.some((h) => (h.seal as { head_seq?: number } | undefined)?.head_seq !== undefined && (h.seal as { head_seq: number }).head_seq > head.seq), 10_000);
+    const seal = w.heartbeats.at(-1)?.seal as Record<string, unknown>;
+    assert.equal(sealSignatureProblem(seal, readPublicKey(`${key}.pub`).key), null);
+    assert.deepEqual(readLog(d.log).find((r) => r.seq === seal.seq), seal);
   });
 
   test('a client that disconnects and reconnects with since gets every record exactly once', async () => {
@@ -176,8 +187,14 @@ describe('the websocket stream', { skip: skip ?? false }, () => {
     assert.equal(first.prev, lastOld.hash);
     assert.equal(first.seq, lastOld.seq + 1);
     await d.provoke();
-    const audit = await redline(['audit', old, d.log]);
+    const audit = await redline(['audit', '--pubkey', `${key}.pub`, old, d.log]);
     assert.equal(audit.code, 0, audit.stdout + audit.stderr);
+    // the old file ends on the seal made at the rotation: audited alone, every record is covered
+    assert.equal(lastOld.kind, 'seal');
+    assert.equal(lastOld.reason, 'rotation');
+    const alone = await redline(['audit', '--json', '--pubkey', `${key}.pub`, old]);
+    assert.equal(alone.code, 0, alone.stdout);
+    assert.equal(JSON.parse(alone.stdout).seals.first_uncovered, null);
   });
 });
 

@@ -71,10 +71,10 @@ describe('audit --by', () => {
 
   test('Markdown: the table a paper prints; text: a sentence per group', async () => {
     const md = (await run({ by: 'model', markdown: true })).out;
-    assert.match(md, /\| model \| trials \| replicated \| 95 % CI \(Wilson\) \|/);
-    assert.match(md, /\| A \| 3 \| 2 \| 0\.21–0\.94 \|/);
+    assert.match(md, /\| model \| trials \| valid \| replicated \| 95 % CI \(Wilson\) \|/);
+    assert.match(md, /\| A \| 3 \| 3 \| 2\/3 \| 0\.21–0\.94 \|/);
     const text = (await run({ by: 'model' })).out;
-    assert.match(text, /by model=B: replicated in 0 of 2 trials \(95 % CI 0\.00–0\.66\)/);
+    assert.match(text, /by model=B: replicated in 0 of 2 valid trials \(95 % CI 0\.00–0\.66\)/);
   });
 
   test('without --by there are no groups', async () => {
