@@ -1,11 +1,11 @@
 // `redline audit` over logs of 250 000, 500 000 and 1 000 000 records (100 trials each,
 // ~10 % alerts, freezes, recorded events): wall time and peak RSS of the audit process,
 // which should stay flat as the log grows. Prints JSON.
-import { spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Chain } from '../daemon/outputs/chain.js';
+import { measuredRun } from './procstat.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'redline-bench-'));
@@ -37,28 +37,11 @@ async function makeLog(path: string, records: number): Promise<void> {
   await new Promise<void>((r) => out.end(r));
 }
 
-async function measure(path: string): Promise<{ seconds: number; peak_rss_mb: number; code: number | null }> {
-  const t0 = performance.now();
-  const child = spawn(process.execPath, [join(ROOT, 'dist/daemon/cli.js'), 'audit', '--json', path], { stdio: ['ignore', 'ignore', 'inherit'] });
-  let peak = 0;
-  const timer = setInterval(() => {
-    try {
-      const hwm = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0);
-      peak = Math.max(peak, hwm / 1024);
-    } catch {
-      // exited
-    }
-  }, 20);
-  const code = await new Promise<number | null>((r) => child.on('close', r));
-  clearInterval(timer);
-  return { seconds: Math.round((performance.now() - t0) / 10) / 100, peak_rss_mb: Math.round(peak), code };
-}
-
 try {
   for (const records of (process.env.RECORDS ?? "250000,500000,1000000,2000000").split(",").map(Number)) {
     const path = join(dir, `log-${records}.ndjson`);
     await makeLog(path, records);
-    const m = await measure(path);
+    const m = await measuredRun([join(ROOT, 'dist/daemon/cli.js'), 'audit', '--json', path]);
     console.log(JSON.stringify({ bench: 'audit', records, log_mb: Math.round(statSync(path).size / 1e6), ...m }));
     rmSync(path);
   }

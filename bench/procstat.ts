@@ -1,4 +1,5 @@
 // What a benchmark reads of a process: CPU ticks, resident memory, its children by name.
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 /** clock ticks a second (USER_HZ: 100 on Linux) */
@@ -31,4 +32,22 @@ export function childNamed(pid: number, comm: string): number | undefined {
       return false;
     }
   });
+}
+
+/** runs node with `args` to its end: wall seconds, peak RSS (VmHWM, sampled every 20 ms) and exit code */
+export async function measuredRun(args: string[]): Promise<{ seconds: number; peak_rss_mb: number; code: number | null }> {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  let peak = 0;
+  const timer = setInterval(() => {
+    try {
+      const hwm = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0);
+      peak = Math.max(peak, hwm / 1024);
+    } catch {
+      // exited
+    }
+  }, 20);
+  const code = await new Promise<number | null>((r) => child.on('close', r));
+  clearInterval(timer);
+  return { seconds: Math.round((performance.now() - t0) / 10) / 100, peak_rss_mb: Math.round(peak), code };
 }

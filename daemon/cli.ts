@@ -134,10 +134,10 @@ async function main(argv: string[]): Promise<number> {
     .action((mode: string, opts: { socket?: string }) => {
       result = controlCommand({ cmd: 'mode', mode }, opts.socket);
     });
-  socketOpt(program.command('trial').description('mark a trial on a running daemon: trial start NAME | trial end | trial meta GROUP KEY=VALUE… (control socket)'))
+  socketOpt(program.command('trial').description('mark a trial on a running daemon: trial start NAME [KEY=VALUE…] | trial end | trial meta GROUP KEY=VALUE… (control socket)'))
     .addArgument(new Argument('<action>').choices(['start', 'end', 'meta']))
     .argument('[name]', 'the trial name (start), or the sandbox group (meta)')
-    .argument('[pairs...]', 'KEY=VALUE (meta)')
+    .argument('[pairs...]', 'KEY=VALUE (meta; start: the trial\'s metadata)')
     .action((action: string, name: string | undefined, pairs: string[], opts: { socket?: string }) => {
       if (action === 'start' && !name) throw new UsageError('trial start needs a NAME');
       if (action === 'meta') {
@@ -147,7 +147,10 @@ async function main(argv: string[]): Promise<number> {
         result = controlCommand({ cmd: 'trial', action, group: name, meta }, opts.socket);
         return;
       }
-      result = controlCommand({ cmd: 'trial', action, ...(name ? { name } : {}) }, opts.socket);
+      // trial start NAME key=value…: the metadata goes into the start record
+      const meta = action === 'start' && pairs.length > 0 ? parseMetaPairs(pairs) : undefined;
+      if (typeof meta === 'string') throw new UsageError(`trial start: ${meta}`);
+      result = controlCommand({ cmd: 'trial', action, ...(name ? { name } : {}), ...(meta ? { meta } : {}) }, opts.socket);
     });
 
   program

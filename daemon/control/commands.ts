@@ -13,7 +13,7 @@ export interface Controlled {
   kill(cause: string): Promise<ActionResult>;
   reload(): { ok: boolean; rules?: number; errors?: string[] };
   setMode(mode: 'observe' | 'enforce'): 'observe' | 'enforce';
-  startTrial(name: string): string | null;
+  startTrial(name: string, meta?: Record<string, string>): string | null;
   endTrial(): { trial: string; alerts: number; tripped: boolean } | string;
   /** run --trials-under: metadata for a sandbox's trial (one not made yet gets it in its start record) */
   trialMeta(group: string, meta: Record<string, string>): { trial: string | null } | string;
@@ -57,7 +57,9 @@ export function controlHandler(m: Controlled): (req: ControlRequest) => Promise<
         if (req.action === 'start') {
           const name = typeof req.name === 'string' ? req.name : '';
           if (!TRIAL_NAME.test(name)) return logged('trial-start', t0, { ok: false, error: 'a trial name is 1–128 of A-Z a-z 0-9 . _ : -' });
-          const refused = m.startTrial(name);
+          const problem = req.meta === undefined ? null : metaProblem(req.meta);
+          if (problem) return logged('trial-start', t0, { ok: false, error: problem });
+          const refused = m.startTrial(name, req.meta as Record<string, string> | undefined);
           return logged('trial-start', t0, refused ? { ok: false, error: refused } : { ok: true, trial: name }, { trial_name: name });
         }
         if (req.action === 'end') {

@@ -67,13 +67,13 @@ export class Operator implements Controlled {
     return { trial };
   }
 
-  startTrial(name: string): string | null {
+  startTrial(name: string, meta?: Record<string, string>): string | null {
     if (this.o.trials) return 'under --trials-under a trial starts when its group appears';
     if (this.o.fixedTrial) return `this is redline exec: it runs the one trial ${this.o.fixedTrial}`;
     const current = this.o.pipeline.trial;
     if (current) return `trial ${current} is running: end it first`;
     this.o.pipeline.beginTrial(name);
-    this.o.log.append({ kind: 'trial', phase: 'start', trial: name, mode: this.o.pipeline.mode, started_by: 'control' });
+    this.o.log.append({ kind: 'trial', phase: 'start', trial: name, mode: this.o.pipeline.mode, started_by: 'control', meta });
     return null;
   }
 

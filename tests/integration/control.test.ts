@@ -91,7 +91,7 @@ describe('the control socket', { skip: skip ?? false }, () => {
   });
 
   test('trial start NAME / trial end mark a trial; its records carry the name; a second start is refused', async () => {
-    let r = await ctl('trial', 'start', 'run-7');
+    let r = await ctl('trial', 'start', 'run-7', 'model=A', 'seed=7');
     assert.equal(r.code, 0, r.stderr);
     r = await ctl('trial', 'start', 'run-8');
     assert.equal(r.code, 1);
@@ -104,11 +104,14 @@ describe('the control socket', { skip: skip ?? false }, () => {
     const start = recs.find((x) => x.kind === 'trial' && x.phase === 'start' && x.trial === 'run-7');
     const end = recs.find((x) => x.kind === 'trial' && x.phase === 'end' && x.trial === 'run-7');
     assert.ok(start && end);
+    // the metadata given with the start is in its record, for audit --by
+    assert.deepEqual(start.meta, { model: 'A', seed: '7' });
     assert.equal(end.alerts, 1);
     assert.equal(end.tripped, true);
     r = await ctl('trial', 'end');
     assert.equal(r.code, 1);
     assert.equal((await ctl('trial', 'start', 'bad name!')).code, 1);
+    assert.equal((await ctl('trial', 'start', 'run-9', 'no-equals-sign')).code, 2);
   });
 
   test('reload: a broken rule keeps the old rules and raises a critical alert; a good one loads', async () => {
