@@ -18,6 +18,7 @@ import { Operator } from './control/operator.js';
 import { ControlServer } from './control/server.js';
 import { ensureToken, StreamServer } from './outputs/stream.js';
 import { AuditLog } from './outputs/audit-log.js';
+import { closeOutputs, type Outputs } from './outputs/open.js';
 import type { SigningKey } from './outputs/seal.js';
 import { Pipeline } from './pipeline.js';
 import { ProcessTable } from './process-table.js';
@@ -53,6 +54,8 @@ export interface MonitorOptions {
   trials?: TrialSpec;
   /** --sign-key, read at start: seal records go into the log */
   signing?: SigningKey;
+  /** --metrics and --nats, opened before the monitor (outputs/open.ts); closed by stop() */
+  outputs?: Outputs;
 }
 
 const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
@@ -71,6 +74,8 @@ export class Monitor {
   readonly tracker: WeightsTracker;
   private watcher: FolderWatcher | null = null;
   gpu: GpuSensor | null = null;
+  /** the GPU sensor answers (false from its trouble until it recovers) */
+  private gpuUp = true;
   readonly pipeline: Pipeline;
   /** the ports sensor (/proc/net) */
   readonly ports: PortPoller;
@@ -129,10 +134,32 @@ export class Monitor {
       stages: { ingress, weights: this.tracker, ports: this.ports, probes: this.probes, orphans: this.orphans },
       ...(trials ? { trials } : {}),
     });
+    this.wireOutputs();
     this.log.on('error', (err: Error) => {
       // the record is queued in memory and retried; say so on stderr (the log itself is failing)
       process.stderr.write(`redline: audit log write failed, records held in memory: ${err.message}\n`);
     });
+  }
+
+  /** every record on disk to NATS and the metrics; their trouble to the log as monitor.degraded */
+  private wireOutputs(): void {
+    const { nats, metrics } = this.o.outputs ?? {};
+    if (nats) {
+      this.log.on('record', (sealed) => nats.push(sealed.line, sealed.seq, sealed.hash));
+      nats.attach({
+        degraded: (summary) => this.pipeline.daemonAlert('redline.nats-degraded', 'monitor.degraded', 'medium', summary),
+        recovered: (detail) => this.log.append({ kind: 'daemon', phase: 'output-recovered', output: 'nats', detail }),
+      });
+    }
+    if (metrics) {
+      this.log.on('record', (sealed) => metrics.record(sealed.line));
+      metrics.attach({
+        head: () => this.log.head(),
+        lost: () => this.pipeline.counts.lost,
+        sensorsUp: () => ({ [this.sensor.name]: this.sensor.health().running, ...(this.gpu ? { gpu: this.gpuUp } : {}) }),
+        ...(nats ? { nats: () => nats.status() } : {}),
+      });
+    }
   }
 
   static async start(o: MonitorOptions): Promise<Monitor> {
@@ -208,6 +235,7 @@ export class Monitor {
         this.pipeline.reportError('trials gate', err);
       }
       if (admitted) this.pipeline.ingest(ev);
+      this.o.outputs?.metrics?.event(s.name);
     });
     s.on('trouble', (t) => {
       // the process sensor stopped seeing (died, lost events, hung): who signalled the daemon
@@ -493,7 +521,13 @@ export class Monitor {
     }
     const gpu = new GpuSensor({ nvidiaSmi, allowPids: [...this.o.config.allowPids], intervalMs: this.o.config.gpuIntervalMs, replicaShare: this.o.config.gpuReplicaShare });
     this.feed(gpu);
-    gpu.on('recovered', (r: { detail: string }) => this.log.append({ kind: 'daemon', phase: 'sensor-recovered', sensor: 'gpu', detail: r.detail }));
+    gpu.on('recovered', (r: { detail: string }) => {
+      this.gpuUp = true;
+      this.log.append({ kind: 'daemon', phase: 'sensor-recovered', sensor: 'gpu', detail: r.detail });
+    });
+    gpu.on('trouble', (t: { reason: string }) => {
+      if (t.reason !== 'stderr') this.gpuUp = false;
+    });
     try {
       await gpu.start();
       this.gpu = gpu;
@@ -587,6 +621,8 @@ export class Monitor {
     if (this.tokenFile) rmSync(this.tokenFile, { force: true });
     await this.control?.stop();
     this.log.close();
+    // after the last record: NATS gets what is queued (the rest waits in its spool), then the metrics close
+    if (this.o.outputs) await closeOutputs(this.o.outputs);
     // crashes are caught until the last record is written
     for (const off of this.unhookCrash) off();
     const unwritten = this.log.pendingLines();

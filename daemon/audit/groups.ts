@@ -40,7 +40,8 @@ export interface TrialGroup {
 export function groupTrials(trials: Trial[], key: string): TrialGroup[] {
   const byValue = new Map<string | null, Trial[]>();
   for (const t of trials) {
-    const v = t.meta[key] ?? null;
+    // the sandbox's own names group too (audit --by pod_uid under --trials-under)
+    const v = t.meta[key] ?? (key === 'pod_uid' || key === 'container_id' || key === 'cgroup' ? t[key] : null);
     if (!byValue.has(v)) byValue.set(v, []);
     byValue.get(v)?.push(t);
   }

@@ -6,11 +6,11 @@ import { join, resolve } from 'node:path';
 import { createFreshGroup, findCgroupV2Mount, isPopulated, removeGroup } from '../cgroup.js';
 import type { ConfigFlags } from '../config/load.js';
 import { snapshot } from '../actions/snapshot.js';
-import { Monitor } from '../monitor.js';
+import type { Monitor } from '../monitor.js';
 import type { AlertInfo } from '../pipeline.js';
 import type { Subject } from '../subject.js';
 import { parseMetaPairs } from '../meta.js';
-import { newTrialId, setup, UsageError } from './setup.js';
+import { newTrialId, setup, startMonitor, UsageError } from './setup.js';
 
 export interface ExecResult {
   code: number;
@@ -103,7 +103,7 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
   const subject: Subject = { kind: 'cgroup2', path: group, mount };
   let monitor: Monitor | null = null;
   try {
-    monitor = await Monitor.start({ config, subject, logPath, ruleset, ruleFiles, trial, ...(signing ? { signing } : {}) });
+    monitor = await startMonitor({ config, subject, logPath, ruleset, ruleFiles, trial, ...(signing ? { signing } : {}) });
     const m = monitor;
     const say = (s: string) => {
       if (!flags.quiet) process.stderr.write(`redline: ${s}\n`);

@@ -5,13 +5,12 @@ import { join, resolve } from 'node:path';
 import { cgroupOfPid, createFreshGroup, findCgroupV2Mount, groupPids, isV2Group, movePid, removeGroup } from '../cgroup.js';
 import type { ResolvedConfig } from '../config/schema.js';
 import type { ConfigFlags } from '../config/load.js';
-import { Monitor } from '../monitor.js';
 import { sdNotify, startWatchdog } from '../notify.js';
 import { listPids, readStat } from '../sensors/proc/read.js';
 import type { Subject } from '../subject.js';
 import { ancestorOffsets } from '../sensors/ebpf/btf.js';
 import { parseTrialSpec, type TrialSpec } from '../trials/groups.js';
-import { setup, UsageError } from './setup.js';
+import { setup, startMonitor, UsageError } from './setup.js';
 
 /**
  * --subject-pid: redline moves that pid and every descendant into a group of its own, so the
@@ -115,7 +114,7 @@ export async function runCommand(flags: ConfigFlags): Promise<number> {
   const { config, ruleset, ruleFiles, signing } = setup('run', flags);
   const { subject, adopted, trials } = resolveSubject(config);
   const logPath = resolve(config.log ?? '/var/log/redline/audit.ndjson');
-  const m = await Monitor.start({ config, subject, logPath, ruleset, ruleFiles, ...(trials ? { trials } : {}), ...(signing ? { signing } : {}) });
+  const m = await startMonitor({ config, subject, logPath, ruleset, ruleFiles, ...(trials ? { trials } : {}), ...(signing ? { signing } : {}) });
   m.prioritize();
   process.stderr.write(`redline: monitoring ${subject.kind === 'uid' ? `uid ${subject.uid}` : subject.path} (${config.mode}), log ${logPath}\n`);
   m.pipeline.on('alert', (a: { severity: string; category: string; summary: string }) => process.stderr.write(`redline: [${a.severity}] ${a.category}: ${a.summary}\n`));

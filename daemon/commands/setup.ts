@@ -5,6 +5,8 @@ import { type ConfigFlags, formatConfigProblem, type LoadedConfig, loadConfigFil
 import { loadRules } from '../engine/load.js';
 import type { Ruleset } from '../engine/ruleset.js';
 import { formatProblem } from '../events.js';
+import { Monitor, type MonitorOptions } from '../monitor.js';
+import { closeOutputs, openOutputs } from '../outputs/open.js';
 import { readSigningKey, type SigningKey } from '../outputs/seal.js';
 import { ebpfUnavailableReason } from '../sensors/ebpf/host.js';
 
@@ -38,6 +40,25 @@ export function setup(command: 'exec' | 'run', flags: ConfigFlags): { config: Re
     );
   }
   return { config, ruleset: rules.ruleset, ruleFiles: rules.files, ...(signing ? { signing } : {}) };
+}
+
+/**
+ * The outputs to outside engines (--metrics, --nats) first: what the user must fix there stops
+ * the command (exit 2) before any sensor starts; then the monitor, which closes them on stop.
+ */
+export async function startMonitor(o: Omit<MonitorOptions, 'outputs'>): Promise<Monitor> {
+  let outputs: Awaited<ReturnType<typeof openOutputs>>;
+  try {
+    outputs = await openOutputs(o.config, o.logPath);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  try {
+    return await Monitor.start({ ...o, outputs });
+  } catch (e) {
+    await closeOutputs(outputs);
+    throw e;
+  }
 }
 
 export function newTrialId(now = new Date()): string {

@@ -60,6 +60,37 @@ export const OPTIONS = {
     arg: 'group',
     help: 'group that may read the audit log (the file is then 0640); default: 0600, its owner alone',
   }),
+  metrics: option(V.listen, {
+    field: 'metrics',
+    arg: 'host:port',
+    help: 'serve Prometheus /metrics there (off by default)',
+    place: listenAddress,
+  }),
+  nats: option(z.string().min(1).describe('a NATS URL (nats://host:4222, several joined by commas)'), {
+    field: 'nats',
+    arg: 'url',
+    help: 'publish every record to a NATS JetStream stream (subject PREFIX.HOST.KIND)',
+  }),
+  'nats-creds': option(V.path, { field: 'natsCreds', arg: 'file', help: 'NATS credentials file (user JWT and seed)', place: absolute }),
+  'nats-token': option(V.token, { field: 'natsToken', arg: 'token', env: 'REDLINE_NATS_TOKEN', help: 'NATS token (also REDLINE_NATS_TOKEN)' }),
+  'nats-stream': option(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).describe('a stream name (A-Z a-z 0-9 _ -)'), {
+    field: 'natsStream',
+    arg: 'name',
+    help: 'the JetStream stream (created when missing)',
+    default: () => DEFAULTS.natsStream,
+  }),
+  'nats-prefix': option(z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/).describe('subject tokens joined by dots'), {
+    field: 'natsPrefix',
+    arg: 'prefix',
+    help: 'the subjects\' prefix',
+    default: () => DEFAULTS.natsPrefix,
+  }),
+  'nats-spool-max': option(z.number().int().min(1024).describe('a number of bytes from 1024'), {
+    field: 'natsSpoolMax',
+    arg: 'bytes',
+    help: 'the most the records waiting for NATS may take on disk, beside the log',
+    default: () => DEFAULTS.natsSpoolMax,
+  }),
   'sign-key': option(V.path, {
     field: 'signKey',
     arg: 'file',

@@ -137,6 +137,9 @@ export const DEFAULTS = {
   wsHeartbeatMs: 5000,
   heartbeatWindowMs: 500,
   sealRecords: 1000,
+  natsStream: 'REDLINE',
+  natsPrefix: 'redline',
+  natsSpoolMax: 256 * 1024 * 1024,
   sealIntervalMs: 10_000,
 } as const;
 
