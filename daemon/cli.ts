@@ -12,6 +12,7 @@ import { runCommand } from './commands/run.js';
 import { UsageError } from './commands/setup.js';
 import { parseMetaPairs } from './meta.js';
 import { type TailOptions, tailCommand } from './commands/tail.js';
+import { type NatsTailOptions, natsTailCommand } from './commands/tail-nats.js';
 import { DEFAULTS } from './config/schema.js';
 import { type ConfigFlags, options } from './config/load.js';
 import { VERSION } from './version.js';
@@ -77,12 +78,18 @@ async function main(argv: string[]): Promise<number> {
   program
     .command('audit')
     .description('verify the hash chain, rebuild trials, print timeline and verdicts')
-    .argument('<log...>', 'audit log files, oldest first')
+    .argument('[log...]', 'audit log files, oldest first (or --nats URL --host H)')
     .option('--json', 'machine-readable output (schema redline-audit/1, see README)')
     .option('--markdown', 'a Markdown report (for a paper’s appendix)')
     .option('--html <file>', 'also write a self-contained HTML report with a timeline per trial')
     .option('--by <key>', 'group the summary by this trial metadata key (k/n replicated with a 95% Wilson interval)')
     .option('--pubkey <file>', 'verify the seals with this public key (redline keygen); a record no valid seal covers exits 4')
+    .option('--nats <url>', 'read one host\'s records from the JetStream stream instead of files (with --host)')
+    .option('--host <host>', 'with --nats: whose chain to rebuild and verify')
+    .option('--nats-creds <file>', 'with --nats: a credentials file')
+    .option('--nats-token <token>', 'with --nats: a token (also REDLINE_NATS_TOKEN)')
+    .option('--nats-stream <name>', `with --nats: the stream (default ${DEFAULTS.natsStream})`)
+    .option('--nats-prefix <prefix>', `with --nats: the subjects' prefix (default ${DEFAULTS.natsPrefix})`)
     .action((logs: string[], opts: AuditOptions) => {
       result = auditCommand(logs, opts);
     });
@@ -113,8 +120,14 @@ async function main(argv: string[]): Promise<number> {
     .option('--follow', 'keep waiting when the daemon stops (default: end with it)')
     .option('--heartbeats', 'print the heartbeats (chain head) too')
     .option('--pretty', 'the readable form even when not on a terminal')
-    .action((opts: TailOptions) => {
-      result = tailCommand(opts);
+    .option('--nats <url>', 'read the JetStream stream the daemons publish to instead (all hosts, or --host)')
+    .option('--host <host>', 'with --nats: one host\'s records')
+    .option('--nats-creds <file>', 'with --nats: a credentials file')
+    .option('--nats-token <token>', 'with --nats: a token (also REDLINE_NATS_TOKEN)')
+    .option('--nats-stream <name>', `with --nats: the stream (default ${DEFAULTS.natsStream})`)
+    .option('--nats-prefix <prefix>', `with --nats: the subjects' prefix (default ${DEFAULTS.natsPrefix})`)
+    .action((opts: TailOptions & Omit<NatsTailOptions, 'nats'> & { nats?: string }) => {
+      result = opts.nats ? natsTailCommand({ ...opts, nats: opts.nats }) : tailCommand(opts);
     });
 
   const socketOpt = (c: Command) => c.option('--socket <path>', `the control socket (default ${DEFAULTS.socket})`);

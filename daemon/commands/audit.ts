@@ -10,7 +10,9 @@
 
 import type { KeyObject } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { type LogLine, readLogLines, UnreadableLogError } from '../audit/read.js';
+import { type LogLine, parseLine, readLogLines, UnreadableLogError } from '../audit/read.js';
+import { DEFAULTS } from '../config/schema.js';
+import { natsRecords } from '../outputs/nats-read.js';
 import { htmlReport } from '../audit/report-html.js';
 import { markdownReport, textReport } from '../audit/report-text.js';
 import { type AuditReport, jsonReport } from '../audit/report.js';
@@ -23,6 +25,13 @@ import { TrialBuilder } from '../audit/trials.js';
 import { ChainVerifier } from '../audit/verify.js';
 
 export interface AuditOptions {
+  /** read one host's records from the JetStream stream instead of files */
+  nats?: string;
+  host?: string;
+  natsCreds?: string;
+  natsToken?: string;
+  natsStream?: string;
+  natsPrefix?: string;
   /** verify the seals with this public key (redline keygen's FILE.pub) */
   pubkey?: string;
   /** group the summary by this trial metadata key */
@@ -41,7 +50,24 @@ export const EXIT_UNREADABLE = 2;
 export const EXIT_BROKEN = 4;
 
 /** reads, verifies and rebuilds; throws UnreadableLogError */
-export async function audit(files: string[], pub: { key: KeyObject; keyId: string } | null = null): Promise<AuditReport> {
+/** the stream's records of one host, as the lines of a log named nats:STREAM/HOST */
+async function* natsLines(opts: AuditOptions & { nats: string; host: string }): AsyncGenerator<LogLine> {
+  const file = `nats:${opts.natsStream ?? DEFAULTS.natsStream}/${opts.host}`;
+  let n = 0;
+  const token = opts.natsToken ?? process.env.REDLINE_NATS_TOKEN;
+  const records = natsRecords({
+    url: opts.nats,
+    stream: opts.natsStream ?? DEFAULTS.natsStream,
+    prefix: opts.natsPrefix ?? DEFAULTS.natsPrefix,
+    host: opts.host,
+    follow: false,
+    ...(opts.natsCreds ? { credsFile: opts.natsCreds } : {}),
+    ...(token ? { token } : {}),
+  });
+  for await (const r of records) yield parseLine(file, ++n, r.text);
+}
+
+export async function audit(files: string[], pub: { key: KeyObject; keyId: string } | null = null, source?: AsyncIterable<LogLine>): Promise<AuditReport> {
   const verifier = new ChainVerifier();
   const builder = new TrialBuilder();
   const shape = new ShapeTracker();
@@ -55,7 +81,7 @@ export async function audit(files: string[], pub: { key: KeyObject; keyId: strin
     shape.push(rec);
     seals.push(rec);
   };
-  for await (const line of readLogLines(files)) {
+  for await (const line of source ?? readLogLines(files)) {
     if (held) take(held);
     held = line;
   }
@@ -71,7 +97,16 @@ export async function audit(files: string[], pub: { key: KeyObject; keyId: strin
 }
 
 export async function auditCommand(files: string[], opts: AuditOptions, out: TextSink = process.stdout, err: TextSink = process.stderr): Promise<number> {
-  if (files.length === 0) {
+  if (opts.nats) {
+    if (!opts.host) {
+      err.write('redline audit: --nats needs --host H (a chain is one host\'s log)\n');
+      return EXIT_UNREADABLE;
+    }
+    if (files.length > 0) {
+      err.write('redline audit: give log files or --nats, not both\n');
+      return EXIT_UNREADABLE;
+    }
+  } else if (files.length === 0) {
     err.write('usage: redline audit LOG… [--pubkey FILE.pub] [--by KEY] [--json] [--markdown] [--html FILE]\n');
     return EXIT_UNREADABLE;
   }
@@ -84,8 +119,13 @@ export async function auditCommand(files: string[], opts: AuditOptions, out: Tex
   }
   let report: AuditReport;
   try {
-    report = await audit(files, pub);
+    const source = opts.nats && opts.host ? natsLines({ ...opts, nats: opts.nats, host: opts.host }) : undefined;
+    report = await audit(source ? [`nats:${opts.natsStream ?? DEFAULTS.natsStream}/${opts.host}`] : files, pub, source);
   } catch (e) {
+    if (opts.nats && !(e instanceof UnreadableLogError)) {
+      err.write(`redline audit: NATS ${opts.nats}: ${(e as Error).message}\n`);
+      return EXIT_UNREADABLE;
+    }
     if (!(e instanceof UnreadableLogError)) throw e;
     err.write(`redline audit: ${e.message}\n`);
     return EXIT_UNREADABLE;

@@ -10,7 +10,7 @@
 //   the log (LOG.nats-spool) and go out in order when it returns, also after a restart of the
 //   daemon. The spool is bounded (--nats-spool-max): past it, records are counted and reported
 //   (they stay in the log, which `audit` reads), never silently dropped.
-import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { type ConnectionOptions, connect, credsAuthenticator, headers, type JetStreamClient, type NatsConnection, nanos, StorageType } from 'nats';
 
 export interface NatsOutputOptions {
@@ -172,7 +172,8 @@ export class NatsOutput {
   /** a record now on disk (its NDJSON line, with its newline); never blocks, never throws */
   push(line: string, seq: number, hash: string): void {
     if (this.stopped) return;
-    if (this.spoolSize === 0 && this.mem.length < MEM_MAX) this.mem.push({ line, seq, hash });
+    // while NATS is away the records go to disk at once: a daemon that dies then loses none
+    if (this.spoolSize === 0 && !this.down && this.mem.length < MEM_MAX) this.mem.push({ line, seq, hash });
     else this.spool([line]);
     this.wake?.();
   }
@@ -190,7 +191,10 @@ export class NatsOutput {
     await this.pump;
     this.spill();
     await this.nc?.drain().catch(() => undefined);
+    const empty = this.spoolSize <= this.readAt;
     this.closeSpool();
+    // nothing left for the next start: no spool beside the log
+    if (empty) for (const f of [this.spoolPath, this.offsetPath]) rmSync(f, { force: true });
   }
 
   private async run(): Promise<void> {
@@ -347,6 +351,7 @@ export class NatsOutput {
   private markDown(summary: string): void {
     if (this.down) return;
     this.down = true;
+    this.spill();
     this.report('degraded', summary);
   }
 
