@@ -4,7 +4,9 @@
 // - Subject `PREFIX.HOST.KIND`; headers `Redline-Host` and `Redline-Seq`; the record's hash is
 //   the message id, so a resend (after a timeout, or after the daemon restarts) is dropped by
 //   the server's de-duplication.
-// - One message in flight at a time: the stream holds a host's records in its log's order.
+// - Up to 64 messages in flight on one connection, which the server stores in the order sent;
+//   only an all-acknowledged prefix counts as sent: the stream holds a host's records in its
+//   log's order (a resend of one already stored is dropped by its id).
 // - The log and the freeze never wait: a record reaches this output once it is on disk and is
 //   queued. While NATS is away (or slower than the records), they wait in a spool file beside
 //   the log (LOG.nats-spool) and go out in order when it returns, also after a restart of the
@@ -45,6 +47,8 @@ interface Queued {
 export class NatsConfigError extends Error {}
 
 const MEM_MAX = 10_000;
+/** publishes in flight at once */
+const WINDOW = 64;
 const PUBLISH_TIMEOUT_MS = 5000;
 const RETRY_MS = 1000;
 /** how long a resend is recognised as one (the stream's duplicate window) */
@@ -208,20 +212,24 @@ export class NatsOutput {
           continue;
         }
       }
-      const next = this.next();
-      if (!next) {
+      const batch = this.batch(WINDOW);
+      if (batch.length === 0) {
         await this.idle();
         continue;
       }
-      try {
-        await this.publish(next);
-      } catch (e) {
-        this.markDown(`NATS ${this.o.url}: a publish failed (${(e as Error).message}); records are spooled until it returns`);
+      // a window in flight at once: the server stores them in the order they were sent on the
+      // connection; only a prefix that all succeeded counts as sent, the rest goes again (a
+      // copy already stored is dropped by its message id)
+      const results = await Promise.allSettled(batch.map((q) => this.publish(q)));
+      const failed = results.findIndex((r) => r.status === 'rejected');
+      for (const q of failed === -1 ? batch : batch.slice(0, failed)) this.sent(q);
+      if (batch.some((q) => q.fromSpool !== undefined)) this.saveOffset();
+      if (failed !== -1) {
+        const why = (results[failed] as PromiseRejectedResult).reason as Error;
+        this.markDown(`NATS ${this.o.url}: a publish failed (${why?.message ?? String(why)}); records are spooled until it returns`);
         this.spill();
         await this.sleep(RETRY_MS);
-        continue;
       }
-      this.sent(next);
     }
   }
 
@@ -242,12 +250,18 @@ export class NatsOutput {
     }
   }
 
-  /** the oldest record not yet sent: the memory queue comes before the spool (the spool is empty while the queue is used) */
-  private next(): Queued | null {
-    const m = this.mem[0];
-    if (m) return m;
-    if (this.spoolSize <= this.readAt) return null;
-    return this.readSpoolLine();
+  /** the oldest records not yet sent, at most `max`: the memory queue comes before the spool (the spool is empty while the queue is used) */
+  private batch(max: number): Queued[] {
+    if (this.mem.length > 0) return this.mem.slice(0, max);
+    const out: Queued[] = [];
+    let at = this.readAt;
+    while (out.length < max && at < this.spoolSize) {
+      const r = this.readSpoolLine(at);
+      if (r.q) out.push(r.q);
+      else if (out.length === 0) this.readAt = r.next; // a torn line at the front: past it
+      at = r.next;
+    }
+    return out;
   }
 
   private sent(r: Queued): void {
@@ -263,7 +277,6 @@ export class NatsOutput {
       this.spoolSize = 0;
       this.readAt = 0;
     }
-    this.saveOffset();
   }
 
   /** the memory queue to the spool (NATS is away, or the daemon stops), in order */
@@ -295,31 +308,28 @@ export class NatsOutput {
     }
   }
 
-  private readSpoolLine(): Queued | null {
+  /** the spool's line at byte `at`, and where the next starts; q is null for a torn line */
+  private readSpoolLine(at: number): { q: Queued | null; next: number } {
     // records are a few KB; read until the newline
     let chunk = 4096;
     for (;;) {
-      const len = Math.min(chunk, this.spoolSize - this.readAt);
+      const len = Math.min(chunk, this.spoolSize - at);
       const buf = Buffer.alloc(len);
-      readSync(this.spoolFd, buf, 0, len, this.readAt);
+      readSync(this.spoolFd, buf, 0, len, at);
       const nl = buf.indexOf(0x0a);
       if (nl >= 0) {
         const line = buf.subarray(0, nl).toString('utf8');
-        const end = this.readAt + nl + 1;
+        const end = at + nl + 1;
         try {
           const r = JSON.parse(line) as { seq?: unknown; hash?: unknown };
-          return { line, seq: Number(r.seq), hash: String(r.hash), fromSpool: end };
+          return { q: { line, seq: Number(r.seq), hash: String(r.hash), fromSpool: end }, next: end };
         } catch {
-          // a torn line (the daemon was killed mid-spool): skip it, the log still has the record
-          this.readAt = end;
-          return this.spoolSize > this.readAt ? this.readSpoolLine() : null;
+          // a torn line (the daemon was killed mid-spool): skipped, the log still has the record
+          return { q: null, next: end };
         }
       }
-      if (len >= this.spoolSize - this.readAt) {
-        // no newline before the end: a torn last line
-        this.readAt = this.spoolSize;
-        return null;
-      }
+      // no newline before the end: a torn last line
+      if (len >= this.spoolSize - at) return { q: null, next: this.spoolSize };
       chunk *= 4;
     }
   }
