@@ -128,7 +128,7 @@ export class Monitor {
     this.probes = new ProbeScheduler({ probeTimeoutMs: o.config.probeTimeoutMs });
     // a path named in a mount namespace of its own is reached through the process's root, or its parent's
     useParents((pid) => this.table.get(pid)?.ppid ?? 0);
-    const ingress = new Ingress([resolve(o.logPath), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : []), ...(o.config.signKey ? [o.config.signKey] : [])]);
+    const ingress = new Ingress([resolve(o.logPath), ...(o.outputs?.nats ? [`${resolve(o.logPath)}.nats-spool`] : []), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : []), ...(o.config.signKey ? [o.config.signKey] : [])]);
     this.pipeline = new Pipeline({
       table: this.table, ruleset: o.ruleset, subject: o.subject, sink: this.log, mode: o.config.mode, trial: o.trial, failClosed: o.config.failClosed, recordEvents: o.config.recordEvents,
       stages: { ingress, weights: this.tracker, ports: this.ports, probes: this.probes, orphans: this.orphans },
