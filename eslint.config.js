@@ -2,6 +2,7 @@
 // type-aware rules that catch a promise nobody waits for or handles: on the event → alert →
 // freeze path an unhandled rejection would end the daemon.
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -22,6 +23,18 @@ export default tseslint.config(
         { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] }] },
       ],
       '@typescript-eslint/no-misused-promises': 'error',
+    },
+  },
+  {
+    // the dashboard runs in the browser; what it shows comes from the agent, so no markup from strings
+    files: ['daemon/outputs/dashboard/**/*.js'],
+    languageOptions: { globals: globals.browser, sourceType: 'module' },
+    rules: {
+      'no-restricted-properties': [
+        'error',
+        ...['innerHTML', 'outerHTML', 'insertAdjacentHTML', 'write', 'writeln', 'createContextualFragment'].map((property) => ({ property, message: 'text only: the page never parses strings as markup' })),
+      ],
+      'no-restricted-syntax': ['error', { selector: "CallExpression[callee.name='eval']", message: 'no eval' }],
     },
   },
 );

@@ -14,6 +14,7 @@ import { DEADMAN_BEAT_MS, DEADMAN_GRACE_MS, DEADMAN_POLL_MS, Deadman } from './d
 import { Ingress } from './ingress.js';
 import { onCrash } from './crash.js';
 import { controlHandler } from './control/commands.js';
+import type { ControlRequest } from './control/server.js';
 import { Operator } from './control/operator.js';
 import { ControlServer } from './control/server.js';
 import { ensureToken, StreamServer } from './outputs/stream.js';
@@ -374,7 +375,10 @@ export class Monitor {
     try {
       const { token, file } = ensureToken(this.o.config.wsToken, ws.port);
       this.tokenFile = file;
-      const stream = new StreamServer({ host: ws.host, port: ws.port, token, logPath: this.log.path, head: () => this.log.head(), seal: () => this.log.lastSeal()?.record ?? null, heartbeatMs: this.o.config.wsHeartbeatMs });
+      // operator tokens (NAME:TOKEN) may also freeze, thaw, kill and switch the mode from the dashboard
+      const operators = this.o.config.wsOperatorTokens.map((v) => ({ name: v.slice(0, v.indexOf(':')), token: v.slice(v.indexOf(':') + 1) }));
+      const operate = (req: ControlRequest, who: string) => controlHandler(this.operator(), `dashboard:${who}`)(req);
+      const stream = new StreamServer({ host: ws.host, port: ws.port, token, logPath: this.log.path, head: () => this.log.head(), seal: () => this.log.lastSeal()?.record ?? null, heartbeatMs: this.o.config.wsHeartbeatMs, operators, control: operate });
       const port = await stream.start();
       this.stream = stream;
       this.log.on('record', (sealed) => stream.publish(sealed));
@@ -388,7 +392,21 @@ export class Monitor {
   private async startControl(): Promise<void> {
     const path = this.o.config.socket;
     if (!path) return;
-    const operator = new Operator({
+    const control = new ControlServer(path, controlHandler(this.operator()));
+    try {
+      await control.start();
+      this.control = control;
+      this.log.append({ kind: 'daemon', phase: 'output', output: 'control', socket: path });
+    } catch (err) {
+      this.pipeline.daemonAlert('redline.control-off', 'monitor.degraded', 'medium', `control socket ${path} is off: ${(err as Error).message}`);
+    }
+  }
+
+  private operatorInstance: Operator | null = null;
+
+  /** what the control socket and the dashboard's operators act through: one, shared */
+  private operator(): Operator {
+    this.operatorInstance ??= new Operator({
       pipeline: this.pipeline,
       log: this.log,
       status: () => this.status(),
@@ -397,14 +415,7 @@ export class Monitor {
       trials: this.trials,
       ...(this.o.trial ? { fixedTrial: this.o.trial } : {}),
     });
-    const control = new ControlServer(path, controlHandler(operator));
-    try {
-      await control.start();
-      this.control = control;
-      this.log.append({ kind: 'daemon', phase: 'output', output: 'control', socket: path });
-    } catch (err) {
-      this.pipeline.daemonAlert('redline.control-off', 'monitor.degraded', 'medium', `control socket ${path} is off: ${(err as Error).message}`);
-    }
+    return this.operatorInstance;
   }
 
   /** SIGUSR2 (logrotate): the same path opened again; the chain continues in the new file */

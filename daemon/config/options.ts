@@ -46,6 +46,12 @@ export const OPTIONS = {
     place: listenAddress,
     default: forRun<Readonly<HostPort>>({ ...DEFAULTS.runWs }),
   }),
+  'ws-operator-token': option(V.operatorToken, {
+    field: 'wsOperatorTokens',
+    arg: 'name:token',
+    repeatable: true,
+    help: 'a token for the dashboard that may also operate (freeze, thaw, kill, mode); its name goes into the action records',
+  }),
   'ws-token': option(V.token, { field: 'wsToken', arg: 'token', env: DEFAULTS.wsTokenEnv, help: `bearer token the websocket requires (also ${DEFAULTS.wsTokenEnv})` }),
   'nvidia-smi': option(V.path, { field: 'nvidiaSmi', arg: 'path', help: 'the nvidia-smi binary to query', place: program, default: () => DEFAULTS.nvidiaSmi }),
   socket: option(V.path, {

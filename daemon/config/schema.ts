@@ -78,6 +78,12 @@ export const V = {
   ms: (min: number, max: number) => z.number().int().min(min).max(max).describe(`a whole number of milliseconds from ${min} to ${max}`),
   share: z.number().gt(0).max(1).describe('a share above 0 and at most 1'),
   token: checked(z.string(), tokenProblem),
+  /** NAME:TOKEN, the name a person or role (it is written into the action records) */
+  operatorToken: checked(z.string(), (v) => {
+    const m = /^([A-Za-z0-9._-]{1,64}):(.+)$/.exec(v);
+    if (!m) return 'is NAME:TOKEN (NAME: 1–64 of A-Z a-z 0-9 . _ -)';
+    return tokenProblem(m[2] as string);
+  }),
   /** HOST:PORT, or off (`false` too: YAML authors write `ws: false`) */
   listen: z.union([z.literal(false), checked(z.string(), listenProblem)]),
   /** a name or a numeric uid (YAML reads `user: 1000` as a number) */

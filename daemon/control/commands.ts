@@ -20,14 +20,15 @@ export interface Controlled {
   logAction(fields: Record<string, unknown>): void;
 }
 
-const CAUSE = 'control';
 const TRIAL_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
 
 function fromAction(r: ActionResult): ControlReply {
   return r.ok ? { ok: true, action: r.action, latency_ms: r.latency_ms, detail: r.detail } : { ok: false, error: r.error ?? `${r.action} failed`, action: r.action, latency_ms: r.latency_ms };
 }
 
-export function controlHandler(m: Controlled): (req: ControlRequest) => Promise<ControlReply> {
+/** `cause`: what the action records say asked for it ("control"; "dashboard:NAME" for an operator token's page) */
+export function controlHandler(m: Controlled, cause = 'control'): (req: ControlRequest) => Promise<ControlReply> {
+  const CAUSE = cause;
   const logged = (cmd: string, t0: number, reply: ControlReply, extra: Record<string, unknown> = {}): ControlReply => {
     m.logAction({ kind: 'action', action: cmd, ok: reply.ok, latency_ms: Math.round((performance.now() - t0) * 1000) / 1000, cause: CAUSE, ...extra, ...(reply.ok ? {} : { error: reply.error }) });
     return reply;

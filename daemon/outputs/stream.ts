@@ -21,7 +21,9 @@ import { dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { type Severity, SEVERITIES, severityRank } from '../events.js';
+import type { ControlReply, ControlRequest } from '../control/server.js';
 import type { ChainHead, Sealed } from './chain.js';
+import { dashboardResponse } from './dashboard.js';
 
 export interface StreamOptions {
   host: string;
@@ -37,6 +39,10 @@ export interface StreamOptions {
   maxBufferedBytes?: number;
   /** live records held for a client while its replay is still reading the log */
   maxBacklog?: number;
+  /** --ws-operator-token NAME:TOKEN: tokens that may also operate (freeze, thaw, kill, mode) */
+  operators?: readonly { name: string; token: string }[];
+  /** carries out an operator's command (the control socket's handler); `who` is the token's name */
+  control?: (req: ControlRequest, who: string) => Promise<ControlReply>;
 }
 
 export const FELL_BEHIND = 4008;
@@ -52,6 +58,8 @@ interface Filter {
 
 interface Client {
   ws: WebSocket;
+  /** the operator token's name; null: the read-only token */
+  operator: string | null;
   filter: Filter;
   /** live lines that arrived while the replay was reading the log */
   backlog: Sealed[] | null;
@@ -138,8 +146,11 @@ export class StreamServer {
     this.maxBuffered = o.maxBufferedBytes ?? 1 << 20;
     this.maxBacklog = o.maxBacklog ?? 10_000;
     this.lastPublished = o.head().seq;
-    this.http = createServer((_req, res) => {
-      res.writeHead(426, { 'content-type': 'text/plain' }).end('websocket only: ws://HOST:PORT/stream\n');
+    // GET / is the dashboard (static: it asks for the token and opens the stream with it)
+    this.http = createServer((req, res) => {
+      const page = req.method === 'GET' || req.method === 'HEAD' ? dashboardResponse(req.url ?? '/') : null;
+      if (page) res.writeHead(200, page.headers).end(req.method === 'HEAD' ? undefined : page.body);
+      else res.writeHead(426, { 'content-type': 'text/plain' }).end('websocket only: ws://HOST:PORT/stream (the dashboard is at /)\n');
     });
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD, perMessageDeflate: false });
     this.http.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
@@ -207,7 +218,10 @@ export class StreamServer {
       return refuse(socket, 400, 'Bad Request');
     }
     if (url.pathname !== '/stream') return refuse(socket, 404, 'Not Found');
-    if (!tokenMatches(presentedToken(req, url), this.o.token)) {
+    const given = presentedToken(req, url);
+    // every operator token is compared too, whichever matches: the time says nothing of which
+    const operator = (this.o.operators ?? []).reduce<string | null>((found, op) => (tokenMatches(given, op.token) ? op.name : found), null);
+    if (!tokenMatches(given, this.o.token) && operator === null) {
       this.counts.refused++;
       return refuse(socket, 401, 'Unauthorized');
     }
@@ -216,13 +230,16 @@ export class StreamServer {
     const sinceText = url.searchParams.get('since');
     const since = sinceText === null ? null : Number(sinceText);
     if (since !== null && (!Number.isInteger(since) || since < 0)) return refuse(socket, 400, 'Bad Request');
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, filter, since));
+    const hello = url.searchParams.get('hello') === '1';
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, filter, since, operator, hello));
   }
 
-  private connected(ws: WebSocket, filter: Filter, since: number | null): void {
-    const c: Client = { ws, filter, backlog: since === null ? null : [], lastSent: since === null ? this.lastPublished : since - 1, dropped: false };
+  private connected(ws: WebSocket, filter: Filter, since: number | null, operator: string | null, hello: boolean): void {
+    const c: Client = { ws, operator, filter, backlog: since === null ? null : [], lastSent: since === null ? this.lastPublished : since - 1, dropped: false };
     this.clients.add(c);
     this.counts.connected++;
+    // ?hello=1 (the dashboard): first, whether this token may operate
+    if (hello) ws.send(JSON.stringify({ kind: 'hello', time: Date.now(), operator: operator !== null, who: operator, head: this.o.head() }));
     ws.on('message', (data, isBinary) => this.heard(c, data as Buffer, isBinary));
     ws.on('error', () => ws.terminate());
     ws.on('close', () => this.clients.delete(c));
@@ -233,14 +250,31 @@ export class StreamServer {
     let ok = !isBinary;
     if (ok) {
       try {
-        const msg = JSON.parse(data.toString('utf8')) as { type?: unknown };
+        const msg = JSON.parse(data.toString('utf8')) as { type?: unknown; id?: unknown; cmd?: unknown; mode?: unknown };
         if (msg?.type === 'ping') c.ws.send(JSON.stringify({ kind: 'pong', time: Date.now(), head: this.o.head() }));
+        else if (msg?.type === 'control') void this.operate(c, msg);
         else ok = false;
       } catch {
         ok = false;
       }
     }
-    if (!ok) c.ws.close(1003, 'this stream takes no messages but {"type":"ping"}');
+    if (!ok) c.ws.close(1003, 'this stream takes no messages but {"type":"ping"} and an operator\'s {"type":"control"}');
+  }
+
+  /** an operator's command from the page: only freeze, thaw, kill and mode, only for an operator token */
+  private async operate(c: Client, msg: { id?: unknown; cmd?: unknown; mode?: unknown }): Promise<void> {
+    const id = typeof msg.id === 'number' ? msg.id : null;
+    const answer = (reply: Record<string, unknown>) => {
+      if (c.ws.readyState === c.ws.OPEN) c.ws.send(JSON.stringify({ kind: 'control-result', time: Date.now(), id, ...reply }));
+    };
+    const cmd = String(msg.cmd);
+    if (c.operator === null || !this.o.control) return answer({ ok: false, error: 'this token may watch but not operate (the daemon needs --ws-operator-token)' });
+    if (!['freeze', 'thaw', 'kill', 'mode'].includes(cmd)) return answer({ ok: false, error: `the page operates freeze, thaw, kill and mode, not "${cmd.slice(0, 32)}"` });
+    try {
+      answer({ ...(await this.o.control({ cmd, ...(cmd === 'mode' ? { mode: msg.mode } : {}) }, c.operator)) });
+    } catch (e) {
+      answer({ ok: false, error: (e as Error).message });
+    }
   }
 
   /** the log from `since` (lastSent + 1) on, paced by the client's reading; then the live records held meanwhile */
