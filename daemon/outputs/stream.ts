@@ -77,10 +77,16 @@ export function tokenMatches(given: string | null, want: string): boolean {
   return timingSafeEqual(digest(given), digest(want));
 }
 
+/** the browser's way (the dashboard): subprotocols `redline` and `redline.token.BASE64URL`, which keeps the token out of any URL */
+const TOKEN_PROTOCOL = 'redline.token.';
+
 function presentedToken(req: IncomingMessage, url: URL): string | null {
   const auth = req.headers.authorization;
   const m = auth ? /^Bearer\s+(.+)$/i.exec(auth) : null;
   if (m) return (m[1] as string).trim();
+  const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+  const carried = offered.find((p) => p.startsWith(TOKEN_PROTOCOL));
+  if (carried) return Buffer.from(carried.slice(TOKEN_PROTOCOL.length), 'base64url').toString('utf8');
   return url.searchParams.get('token');
 }
 
@@ -152,7 +158,8 @@ export class StreamServer {
       if (page) res.writeHead(200, page.headers).end(req.method === 'HEAD' ? undefined : page.body);
       else res.writeHead(426, { 'content-type': 'text/plain' }).end('websocket only: ws://HOST:PORT/stream (the dashboard is at /)\n');
     });
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD, perMessageDeflate: false });
+    // a browser that offered the token as a subprotocol gets `redline` chosen (never the token echoed back)
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD, perMessageDeflate: false, handleProtocols: (protocols) => (protocols.has('redline') ? 'redline' : false) });
     this.http.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
     this.http.on('clientError', (_err, socket) => socket.destroy());
   }

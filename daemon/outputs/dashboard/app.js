@@ -45,7 +45,7 @@ function trialOf(id) {
 
 function note(proc, alert) {
   // the process and its ancestors, as the alert recorded them (kept across reparenting)
-  const t = trialOf(alert.trial ?? '(daemon)');
+  const t = trialOf(alert.trial ?? '(no trial)');
   const chain = [...(proc.ancestors ?? [])].reverse();
   let parent = null;
   for (const a of chain) {
@@ -64,6 +64,7 @@ function apply(r) {
   if (r.kind === 'daemon') {
     if (r.phase === 'start') Object.assign(state.daemon, { host: r.host, mode: r.mode, version: r.version, started: r.time });
     if (r.phase === 'sensor') state.daemon.sensors.set(String(r.sensor), { up: !String(r.detail ?? '').startsWith('off'), detail: String(r.detail ?? '') });
+    if (r.phase === 'output' && r.output === 'websocket') state.banners.delete('stopped');
     if (r.phase === 'sensor-trouble') {
       state.daemon.sensors.set(String(r.sensor), { up: false, detail: `${r.reason}: ${r.detail ?? ''}` });
       state.banners.set(`sensor:${r.sensor}`, `The ${r.sensor} sensor: ${r.reason}${r.lost ? ` (${r.lost} events lost)` : ''}. What the agent does now may go unseen.`);
@@ -81,7 +82,7 @@ function apply(r) {
     timeline(t, { seq: r.seq, time: r.time, lane: 'trial', severity: null, label: `trial ${r.phase}` });
   } else if (r.kind === 'alert') {
     if (r.category === 'monitor.degraded') state.banners.set(`alert:${r.rule}`, `${r.summary}`);
-    const t = trialOf(r.trial ?? '(daemon)');
+    const t = trialOf(r.trial ?? '(no trial)');
     if (SEVERITIES.includes(r.severity)) t.bySeverity[r.severity]++;
     const at = STAGES.indexOf(r.category);
     if (at > t.stage) t.stage = at;
@@ -114,7 +115,8 @@ function schedule() {
 function render() {
   dirty = false;
   const d = state.daemon;
-  const sensors = [...d.sensors].map(([name, s]) => el('span', { class: s.up ? 'ok' : 'bad', title: s.detail }, `${name} ${s.up ? 'up' : 'DOWN'}`));
+  // a sensor the host does not have (no nvidia-smi) is off, not down
+  const sensors = [...d.sensors].map(([name, s]) => (s.detail.startsWith('off') ? el('span', { class: 'off', title: s.detail }, `${name} off`) : el('span', { class: s.up ? 'ok' : 'bad', title: s.detail }, `${name} ${s.up ? 'up' : 'DOWN'}`)));
   const up = d.started ? `${Math.round((Date.now() - d.started) / 1000)} s` : '?';
   const daemon = el('div', {}, el('b', {}, d.host || '?'), ` · mode ${d.mode || '?'} · redline ${d.version || '?'} · up ${up} · chain head #${state.head?.seq ?? lastSeq} · ${state.records} records · sensors: `);
   for (const s of sensors) daemon.append(s, ' ');
@@ -195,9 +197,11 @@ function color(e) {
 
 function connect() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  // ?since= resumes after the last record shown: nothing missed, nothing twice
-  const url = `${proto}//${location.host}/stream?hello=1&since=${lastSeq + 1}&token=${encodeURIComponent(token)}`;
-  const sock = new WebSocket(url);
+  // ?since= resumes after the last record shown: nothing missed, nothing twice. The token goes
+  // as a subprotocol (base64url), so it is in no URL, history or server log
+  const url = `${proto}//${location.host}/stream?hello=1&since=${lastSeq + 1}`;
+  const b64 = btoa(String.fromCharCode(...new TextEncoder().encode(token))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  const sock = new WebSocket(url, ['redline', `redline.token.${b64}`]);
   ws = sock;
   let wasOpen = false;
   sock.addEventListener('open', () => {
