@@ -23,6 +23,15 @@ function exitWith(code: number): never {
   process.exit(code);
 }
 
+/** how tail and audit reach the JetStream stream (with --nats) */
+function natsReading(c: Command): Command {
+  return c
+    .option('--nats-creds <file>', 'with --nats: a credentials file')
+    .option('--nats-token <token>', 'with --nats: a token (also REDLINE_NATS_TOKEN)')
+    .option('--nats-stream <name>', `with --nats: the stream (default ${DEFAULTS.natsStream})`)
+    .option('--nats-prefix <prefix>', `with --nats: the subjects' prefix (default ${DEFAULTS.natsPrefix})`);
+}
+
 async function main(argv: string[]): Promise<number> {
   const program = new Command('redline')
     .description('A tripwire for AI self-replication experiments')
@@ -75,7 +84,7 @@ async function main(argv: string[]): Promise<number> {
       result = keygenCommand(file);
     });
 
-  program
+  const audit = program
     .command('audit')
     .description('verify the hash chain, rebuild trials, print timeline and verdicts')
     .argument('[log...]', 'audit log files, oldest first (or --nats URL --host H)')
@@ -85,12 +94,8 @@ async function main(argv: string[]): Promise<number> {
     .option('--by <key>', 'group the summary by this trial metadata key (k/n replicated with a 95% Wilson interval)')
     .option('--pubkey <file>', 'verify the seals with this public key (redline keygen); a record no valid seal covers exits 4')
     .option('--nats <url>', 'read one host\'s records from the JetStream stream instead of files (with --host)')
-    .option('--host <host>', 'with --nats: whose chain to rebuild and verify')
-    .option('--nats-creds <file>', 'with --nats: a credentials file')
-    .option('--nats-token <token>', 'with --nats: a token (also REDLINE_NATS_TOKEN)')
-    .option('--nats-stream <name>', `with --nats: the stream (default ${DEFAULTS.natsStream})`)
-    .option('--nats-prefix <prefix>', `with --nats: the subjects' prefix (default ${DEFAULTS.natsPrefix})`)
-    .action((logs: string[], opts: AuditOptions) => {
+    .option('--host <host>', 'with --nats: whose chain to rebuild and verify');
+  natsReading(audit).action((logs: string[], opts: AuditOptions) => {
       result = auditCommand(logs, opts);
     });
 
@@ -111,7 +116,7 @@ async function main(argv: string[]): Promise<number> {
       result = doctorCommand(process.stdout, opts.nvidiaSmi);
     });
 
-  program
+  const tail = program
     .command('tail')
     .description('print the live stream from a running daemon, one JSON record per line')
     .option('--url <url>', `the stream (default ws://${DEFAULTS.runWs.host}:${DEFAULTS.runWs.port}/stream)`)
@@ -121,12 +126,8 @@ async function main(argv: string[]): Promise<number> {
     .option('--heartbeats', 'print the heartbeats (chain head) too')
     .option('--pretty', 'the readable form even when not on a terminal')
     .option('--nats <url>', 'read the JetStream stream the daemons publish to instead (all hosts, or --host)')
-    .option('--host <host>', 'with --nats: one host\'s records')
-    .option('--nats-creds <file>', 'with --nats: a credentials file')
-    .option('--nats-token <token>', 'with --nats: a token (also REDLINE_NATS_TOKEN)')
-    .option('--nats-stream <name>', `with --nats: the stream (default ${DEFAULTS.natsStream})`)
-    .option('--nats-prefix <prefix>', `with --nats: the subjects' prefix (default ${DEFAULTS.natsPrefix})`)
-    .action((opts: TailOptions & Omit<NatsTailOptions, 'nats'> & { nats?: string }) => {
+    .option('--host <host>', 'with --nats: one host\'s records');
+  natsReading(tail).action((opts: TailOptions & Omit<NatsTailOptions, 'nats'> & { nats?: string }) => {
       result = opts.nats ? natsTailCommand({ ...opts, nats: opts.nats }) : tailCommand(opts);
     });
 
