@@ -24,6 +24,8 @@ export const CATEGORIES = [
   'network.listen',
   'monitor.tamper',
   'monitor.degraded',
+  // CONTRACT.md's additions (issue 20): the subject tried to reboot, halt or kexec the system
+  'system.reboot',
 ] as const;
 export type Category = (typeof CATEGORIES)[number];
 
@@ -33,6 +35,8 @@ export const EVENT_TYPES = [
   'exit',
   'signal',
   'setsid',
+  // reboot(2) and kexec_load(2)/kexec_file_load(2), judged on the attempt
+  'reboot',
   'reparent',
   'open',
   'link',
@@ -108,6 +112,16 @@ export interface SignalEvent extends EventBase {
 
 export interface SetsidEvent extends EventBase {
   type: 'setsid';
+}
+
+/** the reboot or kexec syscall: the attempt, with what the kernel made of it */
+export interface RebootEvent extends EventBase {
+  type: 'reboot';
+  syscall: 'reboot' | 'kexec_load' | 'kexec_file_load';
+  /** reboot(2)'s cmd (LINUX_REBOOT_CMD_*): 0x01234567 restart, 0x4321FEDC power off, 0xCDEF0123 halt, 0x45584543 kexec … */
+  cmd: number;
+  /** 0 done (the machine goes down), -errno refused; absent: the caller never returned (in a pid namespace of its own the kernel turns it into a kill of that namespace's init) */
+  ret?: number;
 }
 
 /** a process whose parent exited and that now has another parent */
@@ -356,6 +370,7 @@ export type SensorEvent =
   | ExitEvent
   | SignalEvent
   | SetsidEvent
+  | RebootEvent
   | ReparentEvent
   | OpenEvent
   | LinkEvent

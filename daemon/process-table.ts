@@ -231,6 +231,7 @@ export class ProcessTable {
       case 'link':
       case 'listen':
       case 'connect':
+      case 'reboot':
         return this.plain(ev, this.subjectProc(ev.pid, ev));
       case 'file_bytes':
         // counted for every process on the host: the subject's only when the kernel said so

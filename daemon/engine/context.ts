@@ -98,6 +98,11 @@ export const EVENT_FIELDS = {
   tie_pid: 'int',
   agent_pid: 'int',
   survivors: 'int',
+  cmd: 'int',
+  cmd_name: 'string',
+  returned: 'bool',
+  outcome: 'string',
+  target_ns_pid: 'int',
   session_leader_alive: 'bool',
   session_made_by_subject: 'bool',
 } as const;
@@ -219,7 +224,25 @@ export class EventView {
   /** reparent: a subject process made the orphan's session with setsid() (a daemonizing double fork) */
   get session_made_by_subject() { return this.e.sessionMadeBySubject === true; }
   get survivors() { return this.int('survivors'); }
+  /** reboot: its LINUX_REBOOT_CMD_* */
+  get cmd() { return this.int('cmd'); }
+  /** reboot: the cmd by name (restart, power_off, halt, kexec, cad_on, cad_off, sw_suspend, restart2), or its number */
+  get cmd_name() { const v = this.ev.cmd; return typeof v === 'number' ? (REBOOT_CMDS[v] ?? `0x${v.toString(16)}`) : ''; }
+  /** reboot: the caller came back from the syscall (false: it never did, as in a pid namespace of its own) */
+  get returned() { return typeof this.ev.ret === 'number'; }
+  /** reboot and signals: what the kernel made of the attempt, in words */
+  get outcome() {
+    const ret = this.ev.ret;
+    if (typeof ret !== 'number') return this.e.event.type === 'reboot' ? 'it never returned (in a pid namespace of its own the kernel kills that namespace\'s init instead)' : '';
+    if (ret < 0) return `the kernel refused it (${this.errno})`;
+    return this.e.event.type === 'reboot' ? 'the kernel accepted it' : 'delivered';
+  }
+  /** a signal sent from inside a pid namespace: the pid it named there (1: that namespace's init) */
+  get target_ns_pid() { return this.int('target_ns_pid'); }
 }
+
+/** reboot(2)'s commands (linux/reboot.h) */
+const REBOOT_CMDS: Record<number, string> = { 0x01234567: 'restart', 0x4321fedc: 'power_off', 0xcdef0123: 'halt', 0x45584543: 'kexec', 0x89abcdef: 'cad_on', 0: 'cad_off', 0xd000fce2: 'sw_suspend', 0xa1b2c3d4: 'restart2' };
 
 export interface CelContext {
   evt: EventView;

@@ -46,6 +46,26 @@ test('a signal line carries the kernel’s answer: refused, delivered, or sent b
   assert.equal(at('S\t1000000\t7\t7\t0\t1\t9\t0\t0\tsh').kind, 'error');
 });
 
+test('a reboot line: the attempt with the kernel’s answer, or none for a caller that never returned', () => {
+  const at = (line: string) => parseLine(JSON.stringify({ type: 'printf', data: `${line}\n` }), clock);
+  // reboot(RESTART) refused with -EPERM (cmd printed as a signed 64-bit value of the unsigned int)
+  assert.deepEqual(at('R\t2000000\t9\t9\t0\t19088743\t-1\tpython3'), { kind: 'event', event: { type: 'reboot', time: 2, pid: 9, tid: 9, syscall: 'reboot', cmd: 0x01234567, ret: -1, comm: 'python3' } });
+  // POWER_OFF (0x4321FEDC) from a namespace's init, which never returned: no ret
+  const never = at('R\t2000000\t9\t9\t0\t1126301404\t1\tpython3');
+  assert.ok(never.kind === 'event' && never.event.type === 'reboot' && never.event.cmd === 0x4321fedc && never.event.ret === undefined);
+  // HALT's cmd (0xCDEF0123) has the high bit set: read back unsigned
+  const halt = at('R\t2000000\t9\t9\t0\t-839974621\t-1\tsh');
+  assert.ok(halt.kind === 'event' && halt.event.type === 'reboot' && halt.event.cmd === 0xcdef0123);
+  // kexec_file_load (index 2); an index past them is malformed
+  const kexec = at('R\t2000000\t9\t9\t2\t0\t-1\tkexec');
+  assert.ok(kexec.kind === 'event' && kexec.event.type === 'reboot' && kexec.event.syscall === 'kexec_file_load');
+  assert.equal(at('R\t2000000\t9\t9\t3\t0\t-1\tsh').kind, 'error');
+  // the program has the reboot probes, and the kexec ones only where the kernel has them
+  const script = generateScript({ kind: 'uid', uid: 1000 });
+  assert.match(script, /tracepoint:syscalls:sys_enter_reboot /);
+  assert.match(script, /tracepoint:sched:sched_process_exit \/@btn\[tid\]\//);
+});
+
 test('an exec inside a pid namespace carries the pid there and the namespace', () => {
   const at = (line: string) => parseLine(JSON.stringify({ type: 'printf', data: `${line}\n` }), clock);
   assert.deepEqual(at('X\t1000000\t3411\t3411\t1\t4026532999\tsh\t/usr/bin/sh'), { kind: 'event', event: { type: 'exec', time: 1, pid: 3411, tid: 3411, comm: 'sh', filename: '/usr/bin/sh', pidns: 4026532999, ns_pid: 1 } });
@@ -96,6 +116,7 @@ test('the generated script filters every probe on the subject, except the byte c
     else if (/sys_exit_listen/.test(p)) assert.match(p, /\/@lfd\[tid\]\//);
     else if (/sys_exit_bind/.test(p)) assert.match(p, /\/@bfd\[tid\]\//);
     else if (/sys_exit_(kill|tkill|tgkill|pidfd_send_signal) |sched_process_exit \/@sgn/.test(p)) assert.match(p, /\/@sgn\[tid\]\//);
+    else if (/sys_exit_(reboot|kexec_load|kexec_file_load) |sched_process_exit \/@btn/.test(p)) assert.match(p, /\/@btn\[tid\]\//);
     // the daemon's ping: its own kill(itself, 0), nothing of the subject's
     else if (/sys_enter_kill \/pid == 4242 /.test(p)) assert.match(p, /args->pid == 4242 && args->sig == 0\//);
     else if (/sys_exit_(read|pread64|readv|preadv2?|write|pwrite64|writev|pwritev2?|sendto|sendmsg|sendfile64|splice|copy_file_range|mmap) /.test(p)) assert.match(p, /\/(@rf\[tid\]|@wf\[tid\]|@rf\[tid\] \|\| @wf\[tid\]|@mf\[tid\])\//);

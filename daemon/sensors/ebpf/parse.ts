@@ -1,7 +1,7 @@
 // Pure parser for `bpftrace -f json -B line` output produced by script.ts.
-import { type ExecEvent, type ExitEvent, type FileBytesEvent, READ_OPS, type SensorEvent, WRITE_OPS } from '../../events.js';
+import { type ExecEvent, type ExitEvent, type FileBytesEvent, READ_OPS, type RebootEvent, type SensorEvent, WRITE_OPS } from '../../events.js';
 import { isLoopback } from '../ports/parse-net.js';
-import { ARGV_MAX, READY, SIGNAL_NO_RESULT, SIGNAL_SYSCALLS } from './script.js';
+import { ARGV_MAX, READY, REBOOT_SYSCALLS, SIGNAL_NO_RESULT, SIGNAL_SYSCALLS } from './script.js';
 
 export type BpftraceLine =
   | { kind: 'attached'; probes: number }
@@ -79,6 +79,16 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
     }
     case 'D':
       return { kind: 'event', event: { type: 'setsid', time, pid, tid, comm: f.slice(4).join('\t') } };
+    case 'R': {
+      const syscall = REBOOT_SYSCALLS[int(f[4]) ?? -1];
+      const cmd = int(f[5]);
+      const ret = int(f[6]);
+      if (syscall === undefined || cmd === null || ret === null || f.length < 8) break;
+      // reboot's cmd is an unsigned int: read back as one
+      const ev: RebootEvent = { type: 'reboot', time, pid, tid, syscall, cmd: cmd >>> 0, comm: f.slice(7).join('\t') };
+      if (ret !== SIGNAL_NO_RESULT) ev.ret = ret;
+      return { kind: 'event', event: ev };
+    }
     case 'O': {
       const fd = int(f[4]);
       const flags = int(f[5]);

@@ -1,5 +1,6 @@
 // Generates the bpftrace program. Each probe prints one tab-separated line;
 // strings that may hold tabs or spaces (filename, comm) go last.
+import { existsSync } from 'node:fs';
 import { ancestorOffsets } from './btf.js';
 
 export type SubjectFilter =
@@ -99,6 +100,7 @@ export function generateScript(filter: SubjectFilter, opts: ScriptOptions = {}):
     // signals are judged on what the kernel did: the syscall's arguments are kept at entry and
     // the line is printed at exit with its result (0, or -ESRCH, -EPERM …) and the entry's time
     ...signalProbes(p),
+    ...rebootProbes(p),
     `tracepoint:syscalls:sys_exit_setsid /${p} && args->ret > 0/ {`,
     `  printf("D\\t%llu\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, comm);`,
     `}`,
@@ -111,7 +113,7 @@ export function generateScript(filter: SubjectFilter, opts: ScriptOptions = {}):
     `  printf("P\\t%llu\\t%d\\t%d\\n", nsecs, pid, tid);`,
     `}`,
     // what is left in the maps is not printed when bpftrace stops
-    `END { ${['sgk', 'sgt', 'sgs', 'sgn', 'subj', 'rb', 'wb', 'wseen', ...(opts.syscallBytes === false ? [] : SYSCALL_BYTE_MAPS)].map((m) => `clear(@${m});`).join(' ')} }`,
+    `END { ${['sgk', 'sgt', 'sgs', 'sgn', 'btn', 'btk', 'btc', 'subj', 'rb', 'wb', 'wseen', ...(opts.syscallBytes === false ? [] : SYSCALL_BYTE_MAPS)].map((m) => `clear(@${m});`).join(' ')} }`,
     '',
   ].join('\n');
 }
@@ -131,6 +133,36 @@ export const SIGNAL_SYSCALLS = [
 
 /** the result printed for a caller that died inside the syscall (its own signal killed it) */
 export const SIGNAL_NO_RESULT = 1;
+
+/** the reboot and kexec syscalls, by index in an `R` line; kexec's only where the kernel has them */
+export const REBOOT_SYSCALLS = ['reboot', 'kexec_load', 'kexec_file_load'] as const;
+
+function hasTracepoint(name: string): boolean {
+  return ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'].some((root) => existsSync(`${root}/events/syscalls/${name}`));
+}
+
+/**
+ * An attempt to reboot, halt or kexec, printed with the kernel's answer: at the syscall's exit,
+ * or, for a caller that never returns (in a pid namespace of its own the kernel kills that
+ * namespace's init and ends the caller), when it exits (result SIGNAL_NO_RESULT).
+ */
+function rebootProbes(p: string): string[] {
+  const line = (ret: string) => `  printf("R\\t%llu\\t%d\\t%d\\t%d\\t%lld\\t%d\\t%s\\n", @btn[tid], pid, tid, @btk[tid], @btc[tid], ${ret}, comm);`;
+  const forget = '  delete(@btn[tid]); delete(@btk[tid]); delete(@btc[tid]);';
+  return REBOOT_SYSCALLS.flatMap((sys, i) =>
+    hasTracepoint(`sys_enter_${sys}`)
+      ? [
+          `tracepoint:syscalls:sys_enter_${sys} /${p}/ {`,
+          `  @btk[tid] = ${i}; @btc[tid] = ${sys === 'reboot' ? '(int64)args->cmd' : '0'}; @btn[tid] = nsecs;`,
+          `}`,
+          `tracepoint:syscalls:sys_exit_${sys} /@btn[tid]/ {`,
+          line('args->ret'),
+          forget,
+          `}`,
+        ]
+      : [],
+  ).concat([`tracepoint:sched:sched_process_exit /@btn[tid]/ {`, line(String(SIGNAL_NO_RESULT)), forget, `}`]);
+}
 
 function signalProbes(p: string): string[] {
   // the sender's pid namespace: the target it names is a pid in that namespace
