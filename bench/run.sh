@@ -27,5 +27,6 @@ node --import tsx bench/audit.ts
 node --import tsx bench/seal.ts
 node --import tsx bench/nats.ts
 node --import tsx bench/dashboard.ts
+node --import tsx bench/reboot.ts
 node --import tsx bench/trials.ts
 TRIALS_PORT_INTERVAL=5000 node --import tsx bench/trials.ts
