@@ -24,7 +24,15 @@ const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => 
 async function daemon(log: string, agentPid: number, port: number): Promise<ChildProcess> {
   const before = existsSync(log) ? lines(log).length : 0;
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'run', '--subject-pid', String(agentPid), '--mode', 'observe', '--log', log, '--ws', `127.0.0.1:${port}`, '--ws-token', TOKEN, '--socket', 'off'], { cwd: ROOT, stdio: 'ignore' });
-  while (!lines(log).slice(before).some((r) => r.kind === 'daemon' && r.phase === 'output' && r.output === 'websocket')) await sleep(50);
+  const t0 = Date.now();
+  while (!lines(log).slice(before).some((r) => r.kind === 'daemon' && r.phase === 'output' && r.output === 'websocket')) {
+    // a daemon that does not come up is not left behind
+    if (Date.now() - t0 > 30_000 || child.exitCode !== null) {
+      child.kill('SIGKILL');
+      throw new Error('the daemon did not start');
+    }
+    await sleep(50);
+  }
   return child;
 }
 
