@@ -84,6 +84,29 @@ try {
   while (latencies.length < N && Date.now() < deadline) await sleep(50);
   console.log(JSON.stringify({ bench: 'nats-publish', unit: 'ms', records: N, rate_per_s: 500, ...summary(latencies.map(round)) }));
 
+  // the floor: the same records published straight with the client (no log, no output), same consumer set-up
+  await (await nc.jetstreamManager()).streams.add({ name: 'BENCHFLOOR', subjects: ['benchfloor.>'] });
+  const floorConsumer = await nc.jetstream().consumers.get('BENCHFLOOR', { filterSubjects: 'benchfloor.>' });
+  const floorMessages = await floorConsumer.consume();
+  const sent = new Map<number, number>();
+  const floor: number[] = [];
+  void (async () => {
+    for await (const m of floorMessages) {
+      const t = sent.get(Number(m.string().slice(0, 12)));
+      if (t !== undefined) floor.push(performance.now() - t);
+    }
+  })();
+  const js = nc.jetstream();
+  for (let i = 0; i < N; i++) {
+    sent.set(i, performance.now());
+    void js.publish('benchfloor.x', `${String(i).padStart(12, '0')}${JSON.stringify(alert(i))}`).catch(() => undefined);
+    await sleep(2);
+  }
+  const floorDeadline = Date.now() + 30_000;
+  while (floor.length < N && Date.now() < floorDeadline) await sleep(50);
+  console.log(JSON.stringify({ bench: 'nats-publish (floor: the client alone)', unit: 'ms', records: N, rate_per_s: 500, ...summary(floor.map(round)) }));
+  await floorMessages.close();
+
   // 2. the spool while NATS is down
   await kill(server);
   const spool = `${logPath}.nats-spool`;
