@@ -8,7 +8,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGroup, findCgroupV2Mount, groupPids, removeGroup } from '../daemon/cgroup.js';
-import { monotonicToEpoch, nowMs } from '../daemon/clock.js';
+import { bareTracer } from './floor.js';
 import { summary } from './stats.js';
 
 const KILLS = Number(process.env.KILLS ?? 250);
@@ -24,28 +24,9 @@ writeFileSync(script, `#!/bin/sh\ni=0\nwhile [ $i -lt ${KILLS} ]; do /bin/kill -
 chmodSync(script, 0o755);
 createGroup(group);
 
-const toEpoch = monotonicToEpoch();
-const latencies: number[] = [];
-const program = `BEGIN { printf("ready\\n"); } tracepoint:syscalls:sys_enter_kill /cgroup == cgroupid("${group}")/ { printf("%llu\\n", nsecs); }`;
-// stderr ignored: bpftrace warns about RLIMIT_MEMLOCK here; a real failure ends it, which is reported
-const bt = spawn('bpftrace', ['-B', 'line', '-e', program], { stdio: ['ignore', 'pipe', 'ignore'] });
+const tracer = await bareTracer('syscalls:sys_enter_kill', group);
+const latencies = tracer.latencies;
 try {
-  await new Promise<void>((ready, fail) => {
-    let buf = '';
-    bt.stdout.setEncoding('utf8');
-    bt.stdout.on('data', (chunk: string) => {
-      buf += chunk;
-      let nl = buf.indexOf('\n');
-      while (nl >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line === 'ready') ready();
-        else if (/^\d+$/.test(line)) latencies.push(nowMs() - toEpoch(BigInt(line)));
-        nl = buf.indexOf('\n');
-      }
-    });
-    bt.on('exit', (code) => fail(new Error(`bpftrace exited (${code})`)));
-  });
   const agent = spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$1"', group, script], { stdio: 'ignore' });
   await new Promise((r) => agent.on('exit', r));
   // the last lines still in bpftrace's buffers
@@ -53,7 +34,7 @@ try {
   while (latencies.length < KILLS && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 20));
   console.log(JSON.stringify({ bench: 'kill-to-bpftrace-reader (floor)', unit: 'ms', kills: KILLS, pace_ms: PACE_MS, events: latencies.length, ...summary(latencies) }));
 } finally {
-  bt.kill('SIGINT');
+  tracer.stop();
   victim.kill('SIGKILL');
   const t0 = Date.now();
   while (groupPids(group).length > 0 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 20));

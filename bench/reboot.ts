@@ -7,9 +7,9 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGroup, findCgroupV2Mount, groupPids, removeGroup } from '../daemon/cgroup.js';
-import { monotonicToEpoch, nowMs } from '../daemon/clock.js';
 import { execCommand } from '../daemon/commands/exec.js';
 import { type AlertInfo, Pipeline } from '../daemon/pipeline.js';
+import { bareTracer } from './floor.js';
 import { summary } from './stats.js';
 
 const CALLS = 200;
@@ -51,31 +51,16 @@ try {
   if (!mount) throw new Error('needs cgroup v2');
   const group = join(mount, 'redline', `bench-reboot-floor-${process.pid}`);
   createGroup(group);
-  const toEpoch = monotonicToEpoch();
-  const floor: number[] = [];
-  const bt = spawn('bpftrace', ['-B', 'line', '-e', `BEGIN { printf("ready\\n"); } tracepoint:syscalls:sys_enter_reboot /cgroup == cgroupid("${group}")/ { printf("%llu\\n", nsecs); }`], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const tracer = await bareTracer('syscalls:sys_enter_reboot', group);
+  const floor = tracer.latencies;
   try {
-    await new Promise<void>((ready, fail) => {
-      let buf = '';
-      bt.stdout.setEncoding('utf8');
-      bt.stdout.on('data', (chunk: string) => {
-        buf += chunk;
-        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (line === 'ready') ready();
-          else if (/^\d+$/.test(line)) floor.push(nowMs() - toEpoch(BigInt(line)));
-        }
-      });
-      bt.on('exit', (code) => fail(new Error(`bpftrace exited (${code})`)));
-    });
     const a = spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$1"', group, agent], { stdio: 'ignore' });
     await new Promise((r) => a.on('exit', r));
     const t0 = Date.now();
     while (floor.length < CALLS && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 20));
     console.log(JSON.stringify({ bench: 'reboot-to-bpftrace-reader (floor)', unit: 'ms', calls: CALLS, pace_ms: 10, events: floor.length, ...summary(floor) }));
   } finally {
-    bt.kill('SIGINT');
+    tracer.stop();
     const t0 = Date.now();
     while (groupPids(group).length > 0 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 20));
     removeGroup(group);
