@@ -201,35 +201,46 @@ export class NatsOutput {
     if (empty) for (const f of [this.spoolPath, this.offsetPath]) rmSync(f, { force: true });
   }
 
+  /** the sending loop; whatever it throws (the spool unreadable) is reported and retried, never thrown out */
   private async run(): Promise<void> {
     while (!this.stopped) {
-      if (!this.nc) {
-        try {
-          await this.connectOnce();
-        } catch (e) {
-          this.markDown(`NATS ${this.o.url}: ${(e as Error).message}; records are spooled until it answers`);
-          await this.sleep(RETRY_MS);
-          continue;
-        }
-      }
-      const batch = this.batch(WINDOW);
-      if (batch.length === 0) {
-        await this.idle();
-        continue;
-      }
-      // a window in flight at once: the server stores them in the order they were sent on the
-      // connection; only a prefix that all succeeded counts as sent, the rest goes again (a
-      // copy already stored is dropped by its message id)
-      const results = await Promise.allSettled(batch.map((q) => this.publish(q)));
-      const failed = results.findIndex((r) => r.status === 'rejected');
-      for (const q of failed === -1 ? batch : batch.slice(0, failed)) this.sent(q);
-      if (batch.some((q) => q.fromSpool !== undefined)) this.saveOffset();
-      if (failed !== -1) {
-        const why = (results[failed] as PromiseRejectedResult).reason as Error;
-        this.markDown(`NATS ${this.o.url}: a publish failed (${why?.message ?? String(why)}); records are spooled until it returns`);
-        this.spill();
+      try {
+        await this.turn();
+      } catch (e) {
+        this.markDown(`NATS output: ${(e as Error).message}; records wait in the log and the spool`);
         await this.sleep(RETRY_MS);
       }
+    }
+  }
+
+  /** one step: connect, or send one window, or wait for records */
+  private async turn(): Promise<void> {
+    if (!this.nc) {
+      try {
+        await this.connectOnce();
+      } catch (e) {
+        this.markDown(`NATS ${this.o.url}: ${(e as Error).message}; records are spooled until it answers`);
+        await this.sleep(RETRY_MS);
+      }
+      return;
+    }
+    const batch = this.batch(WINDOW);
+    if (batch.length === 0) {
+      await this.idle();
+      return;
+    }
+    // a window in flight at once: the server stores them in the order they were sent on the
+    // connection; only a prefix that all succeeded counts as sent, the rest goes again (a
+    // copy already stored is dropped by its message id)
+    const results = await Promise.allSettled(batch.map((q) => this.publish(q)));
+    const failed = results.findIndex((r) => r.status === 'rejected');
+    for (const q of failed === -1 ? batch : batch.slice(0, failed)) this.sent(q);
+    if (batch.some((q) => q.fromSpool !== undefined)) this.saveOffset();
+    if (failed !== -1) {
+      const why = (results[failed] as PromiseRejectedResult).reason as Error;
+      this.markDown(`NATS ${this.o.url}: a publish failed (${why?.message ?? String(why)}); records are spooled until it returns`);
+      this.spill();
+      await this.sleep(RETRY_MS);
     }
   }
 

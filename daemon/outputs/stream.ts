@@ -154,7 +154,14 @@ export class StreamServer {
     this.lastPublished = o.head().seq;
     // GET / is the dashboard (static: it asks for the token and opens the stream with it)
     this.http = createServer((req, res) => {
-      const page = req.method === 'GET' || req.method === 'HEAD' ? dashboardResponse(req.url ?? '/') : null;
+      let page: ReturnType<typeof dashboardResponse> = null;
+      try {
+        page = req.method === 'GET' || req.method === 'HEAD' ? dashboardResponse(req.url ?? '/') : null;
+      } catch (err) {
+        // the page's files unreadable: an answer that says so, never a throw out of the server
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`the dashboard's files cannot be read: ${(err as Error).message}\n`);
+        return;
+      }
       if (page) res.writeHead(200, page.headers).end(req.method === 'HEAD' ? undefined : page.body);
       else res.writeHead(426, { 'content-type': 'text/plain' }).end('websocket only: ws://HOST:PORT/stream (the dashboard is at /)\n');
     });
