@@ -490,7 +490,7 @@ export class Monitor {
   private async drainSensor(): Promise<void> {
     if (!this.sensor.health().running) return;
     if (await this.sensor.ping(DRAIN_MS)) return;
-    this.pipeline.sensorTrouble({ sensor: this.sensor.name, reason: 'timeout', detail: `the sensor had not caught up ${DRAIN_MS} ms after the end: events it had not delivered by then are lost` });
+    this.pipeline.sensorTrouble({ sensor: this.sensor.name, reason: 'timeout', detail: `the sensor had not caught up ${DRAIN_MS} ms after the end (no echo from ${this.sensor.silentParts.join(' and ') || 'it'}): events it had not delivered by then are lost` });
   }
 
   /** fingerprints --weights before the subject starts; what was registered goes in the log */

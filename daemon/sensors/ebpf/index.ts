@@ -25,6 +25,9 @@ export interface EbpfOptions {
 /** the sensor's two children */
 type Part = 'bpftrace' | 'loader';
 
+/** how long stop() waits for a killed bpftrace to be gone (see stopBpftrace) */
+const STOP_WAIT_MS = 300;
+
 // Harmless on this kernel family (DESIGN.md); anything else on stderr is reported.
 const NOISE = [/RLIMIT_MEMLOCK/, /^\s*$/, /^Attaching \d+ probes/];
 
@@ -83,37 +86,54 @@ export class EbpfSensor extends EventEmitter implements Sensor {
   /** pings waiting for their echo: each says whether a pong from `part` at `time` completes it */
   private readonly pings = new Set<(time: number, part: Part) => boolean>();
 
+  /** the parts that did not echo the last ping that went unanswered (for the log) */
+  silentParts: Part[] = [];
+
   /**
    * Does the sensor see and read now? The daemon signals itself with 0 (a no-op each program
    * echoes, in order with its events): true once bpftrace's echo is read, and the loader's
    * when it runs (every line either printed before is read then); false when one does not
-   * come within `timeoutMs` (a child dead, stopped, or not reading).
+   * come within `timeoutMs` (a child dead, stopped, or not reading). The signal is sent again
+   * every half second while an echo is owed: one echo dropped (the loader's ring buffer full
+   * for a moment) is not taken for a sensor that stopped reading.
    */
   ping(timeoutMs = 300): Promise<boolean> {
     if (!this.child || this.child.exitCode !== null) return Promise.resolve(false);
     if (this.loader && (!this.loaderChild || this.loaderChild.exitCode !== null)) return Promise.resolve(false);
     const sent = nowMs();
     const owed = new Set<Part>(this.loader ? ['bpftrace', 'loader'] : ['bpftrace']);
-    return new Promise((resolve) => {
-      const answered = (time: number, part: Part) => {
-        // a pong from before this ping answers an older one
-        if (time < sent - 1) return false;
-        owed.delete(part);
-        if (owed.size > 0) return false;
-        clearTimeout(timer);
-        resolve(true);
-        return true;
-      };
-      const timer = setTimeout(() => {
-        this.pings.delete(answered);
-        resolve(false);
-      }, timeoutMs);
-      this.pings.add(answered);
+    const signal = () => {
       try {
         process.kill(process.pid, 0);
       } catch {
         // signal 0 to oneself cannot fail; if it did, no echo comes and the answer is false
       }
+    };
+    return new Promise((resolve) => {
+      let over = false;
+      const done = (ok: boolean) => {
+        if (over) return;
+        over = true;
+        clearTimeout(timer);
+        clearInterval(again);
+        this.pings.delete(answered);
+        if (!ok) this.silentParts = [...owed];
+        resolve(ok);
+      };
+      const answered = (time: number, part: Part) => {
+        // a pong from before this ping answers an older one
+        if (time < sent - 1) return false;
+        owed.delete(part);
+        if (owed.size > 0) return false;
+        done(true);
+        return true;
+      };
+      // (after the time is up, what the pipes already hold is read first: an event loop that
+      // was busy past the deadline runs timers before it polls)
+      const timer = setTimeout(() => setImmediate(() => done(false)), timeoutMs);
+      const again = setInterval(signal, 500);
+      this.pings.add(answered);
+      signal();
     });
   }
 
@@ -145,7 +165,7 @@ export class EbpfSensor extends EventEmitter implements Sensor {
     try {
       await this.spawnOnce('bpftrace');
     } catch (err) {
-      await this.stopChild(this.loaderChild);
+      await this.stopLoader();
       throw err;
     }
   }
@@ -286,10 +306,34 @@ export class EbpfSensor extends EventEmitter implements Sensor {
   async stop(): Promise<void> {
     this.stopping = true;
     for (const t of Object.values(this.restartTimers)) if (t) clearTimeout(t);
-    await Promise.all([this.stopChild(this.child), this.stopChild(this.loaderChild)]);
+    await Promise.all([this.stopBpftrace(), this.stopLoader()]);
   }
 
-  private async stopChild(child: ChildProcess | null): Promise<void> {
+  /**
+   * bpftrace stops reading at any signal and prints nothing more (the daemon drained it
+   * first), so it gets SIGKILL at once. Its exit then takes seconds: the kernel detaches its
+   * tracepoints one by one (about 80 ms each here). The daemon waits for that at most
+   * STOP_WAIT_MS: the process can run no code of its own by then, and the kernel ends it.
+   */
+  private async stopBpftrace(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        child.unref();
+        resolve();
+      }, STOP_WAIT_MS);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.kill('SIGKILL');
+    });
+  }
+
+  /** the loader, at SIGINT, hands over what its ring buffer still holds and exits (milliseconds) */
+  private async stopLoader(): Promise<void> {
+    const child = this.loaderChild;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
