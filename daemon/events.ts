@@ -51,6 +51,8 @@ export const EVENT_TYPES = [
   'gpu',
   'sensor_trouble',
   'survivor',
+  // the poll sensor: a protected or allowed process is gone while the subject ran (signals it cannot see)
+  'vanished',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -364,6 +366,16 @@ export interface SurvivorEvent extends EventBase {
   survivors: number;
 }
 
+/**
+ * The poll sensor cannot see signals: a protected or allowed process that is gone while the
+ * subject's processes ran is reported, with those processes, for the rules to judge.
+ */
+export interface VanishedEvent extends EventBase {
+  type: 'vanished';
+  /** the subject's processes alive at the pass that found it gone */
+  subject_pids: number[];
+}
+
 export type SensorEvent =
   | ExecEvent
   | ForkEvent
@@ -384,7 +396,8 @@ export type SensorEvent =
   | WeightsLoadEvent
   | GpuEvent
   | SensorTroubleEvent
-  | SurvivorEvent;
+  | SurvivorEvent
+  | VanishedEvent;
 
 /** a problem found while loading a file (rules or config): data, not an exception */
 export interface LoadProblem {

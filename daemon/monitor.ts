@@ -24,6 +24,8 @@ import type { SigningKey } from './outputs/seal.js';
 import { Pipeline } from './pipeline.js';
 import { ProcessTable } from './process-table.js';
 import { EbpfSensor } from './sensors/ebpf/index.js';
+import { POLL_BLIND, type SensorChoice } from './sensors/choose.js';
+import { PollSensor } from './sensors/poll/index.js';
 import { PortPoller } from './sensors/ports/poll.js';
 import { ProbeScheduler } from './sensors/ports/probes.js';
 import { OrphanCheck } from './sensors/proc/orphans.js';
@@ -57,6 +59,8 @@ export interface MonitorOptions {
   signing?: SigningKey;
   /** --metrics and --nats, opened before the monitor (outputs/open.ts); closed by stop() */
   outputs?: Outputs;
+  /** the process sensor (commands/setup.ts chose it); default eBPF */
+  sensor?: SensorChoice;
 }
 
 const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
@@ -70,7 +74,7 @@ const DRAIN_MS = 15_000;
 export class Monitor {
   readonly log: AuditLog;
   readonly table: ProcessTable;
-  readonly sensor: EbpfSensor;
+  readonly sensor: EbpfSensor | PollSensor;
   readonly registry = new WeightRegistry();
   readonly tracker: WeightsTracker;
   private watcher: FolderWatcher | null = null;
@@ -117,11 +121,22 @@ export class Monitor {
       protectPids: o.config.protectPids,
       monitorPids: [process.pid],
     });
-    const filter = subjectFilter(o.subject);
-    if (!filter) throw new Error(`the eBPF sensor cannot filter on ${describeSubject(o.subject)}: it needs a cgroup v2 group or a uid`);
     // read-only opens of small files are dropped in the kernel unless a rule looks at them
     this.allOpens = o.ruleset.rules.some((r) => r.readsOpens);
-    this.sensor = new EbpfSensor({ filter, allOpens: this.allOpens });
+    if (o.sensor?.kind === 'poll') {
+      const watched = [...o.config.allowPids, ...o.config.protectPids];
+      this.sensor = new PollSensor({
+        inScope: (pid) => (trials ? trials.containsPid(pid) : subjectContains(o.subject, pid)),
+        intervalMs: o.config.pollIntervalMs,
+        watched: () => watched,
+        hostWide: (dev, ino) => this.registry.byInode(dev, ino) !== undefined,
+        ...(o.config.pollSource ? { source: o.config.pollSource } : {}),
+      });
+    } else {
+      const filter = subjectFilter(o.subject);
+      if (!filter) throw new Error(`the eBPF sensor cannot filter on ${describeSubject(o.subject)}: it needs a cgroup v2 group or a uid`);
+      this.sensor = new EbpfSensor({ filter, allOpens: this.allOpens });
+    }
     this.tracker = new WeightsTracker({ registry: this.registry, loadShare: o.config.loadShare });
     // the strays too: a replica a host service started for the subject listens like any other
     const inScope = () => (trials ? trials.list().flatMap((t) => groupPids(t.group)) : subjectPids(o.subject));
@@ -211,9 +226,18 @@ export class Monitor {
       this.deadman?.sensors(this.sensor.ownPids());
       this.log.append({ kind: 'daemon', phase: 'sensor-restarted', sensor: this.sensor.name, sensor_pids: this.sensor.ownPids() });
     });
+    if (this.sensor instanceof PollSensor) {
+      // a copy made between two passes is found where the subject works
+      this.sensor.on('folder', (dir: string) => {
+        if (this.watcher?.add(dir)) this.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'watch', detail: `watching ${dir} too (the subject works there)` });
+      });
+    }
     await this.sensor.start();
     this.table.setMonitorPids(this.sensor.ownPids());
-    this.log.append({ kind: 'daemon', phase: 'sensor', sensor: this.sensor.name, sensor_pids: this.sensor.ownPids(), bytes_by: this.sensor.bytesBy(), detail: 'probes attached' });
+    if (this.sensor instanceof PollSensor) {
+      const blind = Object.entries(POLL_BLIND).map(([type, why]) => ({ type, why }));
+      this.log.append({ kind: 'daemon', phase: 'sensor', sensor: this.sensor.name, sensor_pids: [], bytes_by: 'poll', source: this.sensor.source, interval_ms: this.o.config.pollIntervalMs, chosen_because: this.o.sensor?.why, blind_to: blind, detail: `reading ${this.sensor.source === 'proc' ? '/proc' : 'ps-list'} every ${this.o.config.pollIntervalMs} ms` });
+    } else this.log.append({ kind: 'daemon', phase: 'sensor', sensor: this.sensor.name, sensor_pids: this.sensor.ownPids(), bytes_by: this.sensor.bytesBy(), detail: 'probes attached' });
     await this.ports.start();
     this.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'ports', detail: `reading /proc/net every ${this.o.config.portIntervalMs} ms` });
     await this.startGpu();

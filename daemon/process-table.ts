@@ -236,6 +236,9 @@ export class ProcessTable {
       case 'file_bytes':
         // counted for every process on the host: the subject's only when the kernel said so
         return this.plain(ev, ev.subject ? this.subjectProc(ev.pid, ev) : this.lookup(ev.pid));
+      case 'vanished':
+        // gone: what the table knew of it (protected, allowed) is what the rules judge
+        return this.plain(ev, this.lookup(ev.pid));
       case 'listen_close':
         // the process may be gone: closing was its exit
         return this.plain(ev, this.lookup(ev.pid));

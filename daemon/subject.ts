@@ -1,17 +1,28 @@
-// What the subject is (a cgroup, a v1 freezer group, or a uid) and how to find its processes.
-import { statSync } from 'node:fs';
+// What the subject is (a cgroup, a v1 freezer group, a uid, or a process tree) and how to find its processes.
+import { readFileSync, statSync } from 'node:fs';
 import { relative } from 'node:path';
 import { cgroupOfPid, freezerGroupOfPid, groupPids, isWithin } from './cgroup.js';
-import { listPids } from './sensors/proc/read.js';
+import { listPids, readStat } from './sensors/proc/read.js';
 import type { SubjectFilter } from './sensors/ebpf/script.js';
 
 export type Subject =
   | { kind: 'cgroup2'; path: string; mount: string }
   | { kind: 'freezer1'; path: string; mount: string }
-  | { kind: 'uid'; uid: number };
+  | { kind: 'uid'; uid: number }
+  /**
+   * Without root and without a delegated cgroup (`exec` as a user): the processes that descend
+   * from `root`, and those that carry `REDLINE_SUBJECT=marker` in their environment (set for the
+   * subject when it starts, it stays with a process that reparents or leaves its session).
+   */
+  | { kind: 'tree'; root: number; marker: string };
+
+/** the environment variable `exec` sets for a process-tree subject */
+export const SUBJECT_ENV = 'REDLINE_SUBJECT';
 
 export function describeSubject(s: Subject): string {
-  return s.kind === 'uid' ? `uid ${s.uid}` : `${s.kind === 'cgroup2' ? 'cgroup' : 'v1 freezer group'} ${s.path}`;
+  if (s.kind === 'uid') return `uid ${s.uid}`;
+  if (s.kind === 'tree') return `process tree of pid ${s.root}`;
+  return `${s.kind === 'cgroup2' ? 'cgroup' : 'v1 freezer group'} ${s.path}`;
 }
 
 export function subjectFilter(s: Subject): SubjectFilter | null {
@@ -22,6 +33,7 @@ export function subjectFilter(s: Subject): SubjectFilter | null {
 }
 
 export function subjectPids(s: Subject): number[] {
+  if (s.kind === 'tree') return listPids().filter((pid) => inTree(s, pid));
   if (s.kind !== 'uid') return groupPids(s.path);
   const out: number[] = [];
   for (const pid of listPids()) {
@@ -44,8 +56,30 @@ export function subjectContains(s: Subject, pid: number): boolean {
     const g = freezerGroupOfPid(pid, s.mount);
     return g !== null && isWithin(g, s.path);
   }
+  if (s.kind === 'tree') return inTree(s, pid);
   try {
     return statSync(`/proc/${pid}`).uid === s.uid;
+  } catch {
+    return false;
+  }
+}
+
+/** `pid` descends from the tree's root (started after it), or carries its marker */
+function inTree(s: Extract<Subject, { kind: 'tree' }>, pid: number): boolean {
+  const root = readStat(s.root);
+  let p = readStat(pid);
+  for (let depth = 0; p && root && depth < 64; depth++) {
+    if (p.pid === s.root) return p.starttime === root.starttime;
+    if (p.starttime < root.starttime || p.ppid <= 1) break;
+    p = readStat(p.ppid);
+  }
+  return hasMarker(pid, s.marker);
+}
+
+/** the process's environment names the subject's marker (readable for the same user, or root) */
+export function hasMarker(pid: number, marker: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`${SUBJECT_ENV}=${marker}`);
   } catch {
     return false;
   }

@@ -3,12 +3,14 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { watch } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createFreshGroup, findCgroupV2Mount, isPopulated, removeGroup } from '../cgroup.js';
+import { isPopulated, removeGroup } from '../cgroup.js';
+import { readStat } from '../sensors/proc/read.js';
 import type { ConfigFlags } from '../config/load.js';
 import { snapshot } from '../actions/snapshot.js';
 import type { Monitor } from '../monitor.js';
 import type { AlertInfo } from '../pipeline.js';
-import type { Subject } from '../subject.js';
+import { type Subject, SUBJECT_ENV, subjectPids } from '../subject.js';
+import { placeSubject } from './placement.js';
 import { parseMetaPairs } from '../meta.js';
 import { newTrialId, setup, startMonitor, UsageError } from './setup.js';
 
@@ -44,6 +46,12 @@ function waitEmpty(group: string, childExited: Promise<unknown>): Promise<void> 
       check();
     });
   });
+}
+
+/** a process-tree subject: until none of its processes is left (read from /proc) */
+async function waitGone(subject: Subject): Promise<void> {
+  // (a zombie is gone already, only not yet reaped)
+  while (subjectPids(subject).some((pid) => readStat(pid)?.state !== 'Z')) await new Promise((r) => setTimeout(r, 100));
 }
 
 /** setpriv execs in place (no extra process), as the user with its own groups */
@@ -89,21 +97,20 @@ export interface ExecHooks {
 
 export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks): Promise<ExecResult> {
   if (argv.length === 0) throw new UsageError('exec needs a command: redline exec [options] -- CMD [ARGS…]');
-  const { config, ruleset, ruleFiles, signing } = setup('exec', flags);
+  const { config, ruleset, ruleFiles, signing, sensor } = setup('exec', flags);
   const cmd = config.user ? [...dropPrivileges(config.user), ...argv] : argv;
   const trial = flags.trial ?? newTrialId();
   const meta = flags.meta && flags.meta.length > 0 ? parseMetaPairs(flags.meta) : null;
   if (typeof meta === 'string') throw new UsageError(`--meta: ${meta}`);
   const logPath = resolve(config.log ?? `redline-${trial}.ndjson`);
-  const mount = findCgroupV2Mount();
-  if (!mount) throw new UsageError('exec needs cgroup v2 (no cgroup2 mount found)');
-  const group = join(mount, 'redline', trial);
-  const taken = createFreshGroup(group);
-  if (taken) throw new UsageError(`trial ${trial}: ${taken}`);
-  const subject: Subject = { kind: 'cgroup2', path: group, mount };
+  const placed = placeSubject(trial);
+  if (typeof placed === 'string') throw new UsageError(placed);
+  const { subject, group } = placed;
+  // a process tree is watched by the poll alone: the kernel filters on a cgroup or a uid
+  const chosen = subject.kind === 'tree' && sensor.kind === 'ebpf' ? { kind: 'poll' as const, why: 'the subject is a process tree (no cgroup)' } : sensor;
   let monitor: Monitor | null = null;
   try {
-    monitor = await startMonitor({ config, subject, logPath, ruleset, ruleFiles, trial, ...(signing ? { signing } : {}) });
+    monitor = await startMonitor({ config, subject, logPath, ruleset, ruleFiles, trial, sensor: chosen, ...(signing ? { signing } : {}) });
     const m = monitor;
     const say = (s: string) => {
       if (!flags.quiet) process.stderr.write(`redline: ${s}\n`);
@@ -112,8 +119,15 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
     m.pipeline.on('frozen', (r: { latency_ms: number }) => say(`subject frozen in ${r.latency_ms} ms`));
     if (flags.onAlert) m.pipeline.on('alert', flags.onAlert);
 
-    m.log.append({ kind: 'trial', phase: 'start', trial, command: argv, cgroup: group, mode: config.mode, after_trip: config.afterTrip, meta: meta ?? undefined });
-    const child = spawn('/bin/sh', ['-c', ENTER, group, ...cmd], { stdio: 'inherit', detached: true });
+    m.log.append({
+      kind: 'trial', phase: 'start', trial, command: argv, cgroup: group, mode: config.mode, after_trip: config.afterTrip, meta: meta ?? undefined,
+      sensor: m.sensor.name, placement: placed.how, placement_why: placed.why,
+    });
+    const child =
+      group === null
+        ? spawn(cmd[0] as string, cmd.slice(1), { stdio: 'inherit', detached: true, env: { ...process.env, [SUBJECT_ENV]: trial } })
+        : spawn('/bin/sh', ['-c', ENTER, group, ...cmd], { stdio: 'inherit', detached: true });
+    if (subject.kind === 'tree') subject.root = child.pid ?? 0;
     // the subject started at the daemon's own priority; from here the monitor goes first
     m.prioritize();
     const childExited = new Promise<number | null>((res) => {
@@ -154,7 +168,8 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
     const exitCode = await childExited;
     // (a frozen subject's processes are the trip's evidence already, not survivors)
     if (!stopping && !m.pipeline.frozen) reportSurvivors(m, subject, trial, child.pid ?? 0);
-    await waitEmpty(group, Promise.resolve());
+    if (group === null) await waitGone(subject);
+    else await waitEmpty(group, Promise.resolve());
     if (limit) clearTimeout(limit);
     await m.settle();
     const code = m.pipeline.tripped() ? EXIT.tripped : EXIT.ok;
@@ -179,6 +194,6 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
     return { code, trial, log: logPath };
   } finally {
     if (monitor) await monitor.stop('exec failed').catch(() => undefined);
-    removeGroup(group);
+    if (group !== null) removeGroup(group);
   }
 }

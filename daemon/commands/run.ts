@@ -7,7 +7,7 @@ import type { ResolvedConfig } from '../config/schema.js';
 import type { ConfigFlags } from '../config/load.js';
 import { sdNotify, startWatchdog } from '../notify.js';
 import { listPids, readStat } from '../sensors/proc/read.js';
-import type { Subject } from '../subject.js';
+import { describeSubject, type Subject } from '../subject.js';
 import { ancestorOffsets } from '../sensors/ebpf/btf.js';
 import { parseTrialSpec, type TrialSpec } from '../trials/groups.js';
 import { setup, startMonitor, UsageError } from './setup.js';
@@ -111,16 +111,16 @@ export function resolveSubject(config: ResolvedConfig): { subject: Subject; adop
 }
 
 export async function runCommand(flags: ConfigFlags): Promise<number> {
-  const { config, ruleset, ruleFiles, signing } = setup('run', flags);
+  const { config, ruleset, ruleFiles, signing, sensor } = setup('run', flags);
   const { subject, adopted, trials } = resolveSubject(config);
   const logPath = resolve(config.log ?? '/var/log/redline/audit.ndjson');
-  const m = await startMonitor({ config, subject, logPath, ruleset, ruleFiles, ...(trials ? { trials } : {}), ...(signing ? { signing } : {}) });
+  const m = await startMonitor({ config, subject, logPath, ruleset, ruleFiles, sensor, ...(trials ? { trials } : {}), ...(signing ? { signing } : {}) });
   m.prioritize();
-  process.stderr.write(`redline: monitoring ${subject.kind === 'uid' ? `uid ${subject.uid}` : subject.path} (${config.mode}), log ${logPath}\n`);
+  process.stderr.write(`redline: monitoring ${describeSubject(subject)} (${config.mode}), log ${logPath}\n`);
   m.pipeline.on('alert', (a: { severity: string; category: string; summary: string }) => process.stderr.write(`redline: [${a.severity}] ${a.category}: ${a.summary}\n`));
   // the daemon lives until told to stop, whatever its sensor is doing meanwhile
   const keepAlive = setInterval(() => undefined, 1 << 30);
-  await sdNotify('READY=1', `STATUS=monitoring ${subject.kind === 'uid' ? `uid ${subject.uid}` : subject.path} (${config.mode})`);
+  await sdNotify('READY=1', `STATUS=monitoring ${describeSubject(subject)} (${config.mode})`);
   // a sensor that stays down (restarting for good) is a daemon systemd should restart
   const stopWatchdog = startWatchdog(() => m.sensor.health().running);
   return new Promise((done) => {

@@ -8,11 +8,11 @@ import { formatProblem } from '../events.js';
 import { Monitor, type MonitorOptions } from '../monitor.js';
 import { closeOutputs, openOutputs } from '../outputs/open.js';
 import { readSigningKey, type SigningKey } from '../outputs/seal.js';
-import { ebpfUnavailableReason } from '../sensors/ebpf/host.js';
+import { chooseSensor, type SensorChoice } from '../sensors/choose.js';
 
 export class UsageError extends Error {}
 
-export function setup(command: 'exec' | 'run', flags: ConfigFlags): { config: ResolvedConfig; ruleset: Ruleset; ruleFiles: string[]; signing?: SigningKey } {
+export function setup(command: 'exec' | 'run', flags: ConfigFlags): { config: ResolvedConfig; ruleset: Ruleset; ruleFiles: string[]; signing?: SigningKey; sensor: SensorChoice } {
   let raw: LoadedConfig | undefined;
   if (flags.config) {
     const file = loadConfigFile(flags.config);
@@ -33,13 +33,10 @@ export function setup(command: 'exec' | 'run', flags: ConfigFlags): { config: Re
   const rules = loadRules(config.rules);
   for (const w of rules.warnings) process.stderr.write(`${formatProblem(w)}\n`);
   if (!rules.ruleset) throw new UsageError(rules.errors.map(formatProblem).join('\n'));
-  const why = ebpfUnavailableReason();
-  if (why) {
-    throw new UsageError(
-      `cannot monitor: ${why}.\nredline will not run a sensor that sees nothing; run \`redline doctor\` for what this host supports.`,
-    );
-  }
-  return { config, ruleset: rules.ruleset, ruleFiles: rules.files, ...(signing ? { signing } : {}) };
+  const sensor = chooseSensor(config.sensor);
+  if (typeof sensor === 'string') throw new UsageError(sensor);
+  if (sensor.why) process.stderr.write(`redline: the poll sensor watches (${sensor.why}); it cannot see signals or syscalls: \`redline doctor\` lists the rules that are inactive with it\n`);
+  return { config, ruleset: rules.ruleset, ruleFiles: rules.files, sensor, ...(signing ? { signing } : {}) };
 }
 
 /**

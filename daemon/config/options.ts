@@ -38,7 +38,11 @@ export const OPTIONS = {
     default: forRun<string>(DEFAULTS.runLog),
   }),
   mode: option(z.enum(MODES), { field: 'mode', help: 'observe: alert only; enforce: freeze and kill', default: () => DEFAULTS.mode }),
-  sensor: option(V.sensor, { field: 'sensor', help: 'event source (auto prefers eBPF; no poll sensor is built yet)', default: () => DEFAULTS.sensor }),
+  sensor: option(V.sensor, {
+    field: 'sensor',
+    help: 'what sees the subject: ebpf (root and bpftrace), poll (/proc on an interval, no root needed), auto: ebpf where it can run, else poll',
+    default: () => DEFAULTS.sensor,
+  }),
   ws: option(V.listen, {
     field: 'ws',
     arg: 'host:port',
@@ -138,6 +142,11 @@ export const OPTIONS = {
     arg: 'ms',
     help: "how long the daemon may go without answering its watchdog before it counts as lost (hung)",
     default: () => DEFAULTS.heartbeatWindowMs,
+  }),
+  'poll-interval': option(V.ms(10, 10_000), { field: 'pollIntervalMs', arg: 'ms', help: 'how often the poll sensor reads /proc', default: () => 100 }),
+  'poll-source': option(z.enum(['proc', 'ps-list']), {
+    field: 'pollSource',
+    help: 'where the poll sensor lists processes: /proc (the default where it is mounted), or ps-list (it sees no files)',
   }),
   'port-interval': option(V.ms(100, 60_000), {
     field: 'portIntervalMs',

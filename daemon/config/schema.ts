@@ -91,9 +91,7 @@ export const V = {
   /** 90s, 30m, 2h, 1500ms, or a bare number of seconds (YAML reads `timeout: 90` as a number) */
   duration: z.union([z.number().positive(), checked(z.string(), durationProblem)]).describe('a duration: 1500ms, 90s, 30m, 2h, or seconds'),
   // `: boolean` keeps this from narrowing the type: the field still means auto|ebpf|poll
-  sensor: z.enum(SENSORS).refine((s): boolean => s !== 'poll', {
-    message: 'the poll sensor is not available yet (none is built): use ebpf (needs root and bpftrace), or auto',
-  }),
+  sensor: z.enum(SENSORS),
 };
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;

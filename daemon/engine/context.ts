@@ -98,6 +98,7 @@ export const EVENT_FIELDS = {
   tie_pid: 'int',
   agent_pid: 'int',
   survivors: 'int',
+  subject_alive: 'int',
   cmd: 'int',
   cmd_name: 'string',
   returned: 'bool',
@@ -224,6 +225,7 @@ export class EventView {
   /** reparent: a subject process made the orphan's session with setsid() (a daemonizing double fork) */
   get session_made_by_subject() { return this.e.sessionMadeBySubject === true; }
   get survivors() { return this.int('survivors'); }
+  get subject_alive() { const v = this.ev.subject_pids; return BigInt(Array.isArray(v) ? v.length : 0); }
   /** reboot: its LINUX_REBOOT_CMD_* */
   get cmd() { return this.int('cmd'); }
   /** reboot: the cmd by name (restart, power_off, halt, kexec, cad_on, cad_off, sw_suspend, restart2), or its number */

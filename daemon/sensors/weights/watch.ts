@@ -32,14 +32,26 @@ export class FolderWatcher extends EventEmitter implements Sensor {
     super();
   }
 
+  /** the folders watched now: those given, and those added since */
+  private readonly folders = new Set<string>();
+
   async start(): Promise<void> {
     if (this.o.folders.length === 0) return;
+    for (const f of this.o.folders) this.folders.add(f);
     const w = watch([...this.o.folders], { ignoreInitial: true, depth: this.o.depth ?? 3, awaitWriteFinish: false, followSymlinks: false });
     this.watcher = w;
     w.on('add', (path, st) => this.consider(path, st?.dev, st?.ino, st?.size));
     w.on('change', (path, st) => this.consider(path, st?.dev, st?.ino, st?.size));
     w.on('error', (err) => this.emit('trouble', { sensor: this.name, reason: 'stderr', detail: `folder watch: ${(err as Error).message}` }));
     await new Promise<void>((resolve) => w.once('ready', () => resolve()));
+  }
+
+  /** a folder more (the poll sensor found the subject working there); false if it was watched already */
+  add(folder: string): boolean {
+    if ([...this.folders].some((f) => folder === f || folder.startsWith(`${f}/`))) return false;
+    this.folders.add(folder);
+    this.watcher?.add(folder);
+    return true;
   }
 
   async stop(): Promise<void> {
@@ -52,7 +64,7 @@ export class FolderWatcher extends EventEmitter implements Sensor {
   }
 
   health(): SensorHealth {
-    return { name: this.name, running: this.watcher !== null, restarts: 0, lost: 0, events: this.events, detail: `${this.o.folders.length} folders` };
+    return { name: this.name, running: this.watcher !== null, restarts: 0, lost: 0, events: this.events, detail: `${this.folders.size} folders` };
   }
 
   private consider(path: string, dev?: number, ino?: number, size?: number): void {

@@ -1,0 +1,410 @@
+// The poll sensor: for hosts where redline has no root or no bpftrace. Every interval it lists
+// the processes (/proc, or ps-list where /proc is not mounted), and for the subject's: what
+// they run, the files they hold open (with the position each fd has reached, which for a file
+// read or written in order is its bytes moved), and the files they map. It reports what it
+// finds as the same events the eBPF sensor prints, so the same tracker, table and rules judge
+// them.
+//
+// What a poll cannot see, by design: a process that lives less than one interval (its exec,
+// its files); signals (a kill is inferred only when a protected or allowed process vanishes
+// while the subject runs); bytes moved by pread or io_uring (the file position does not move);
+// setsid, links, reboots and connects. Rules that need those are inactive with it
+// (`redline doctor`, `redline rules check`).
+import { EventEmitter } from 'node:events';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import type { SensorEvent } from '../../events.js';
+import { listPids, readCmdline, readStat } from '../proc/read.js';
+import type { SensorHealth } from '../sensor.js';
+import { type Mapping, parseFdinfo, parseMaps, writable } from './parse.js';
+import { psListSnapshot, type PsEntry } from './ps-list.js';
+
+/** files below this size are not counted in bytes (as the eBPF sensor's MIN_FILE) */
+const MIN_FILE = 1 << 20;
+/** working folders not watched for copies: the root and the system's trees (too wide to watch) */
+const NOT_WATCHED = /^\/(?:$|(?:proc|sys|dev|usr|bin|sbin|lib|lib64|etc|boot|run|var|snap)(?:\/|$)|(?:tmp|home|root|mnt|media|opt|srv)$)/;
+/** the mappings of processes outside the subject are read this many intervals apart */
+const HOSTWIDE_EVERY = 10;
+
+export interface PollOptions {
+  /** is this process (new to the sensor) the subject's? Descendants of the subject's are, too */
+  inScope: (pid: number) => boolean;
+  intervalMs: number;
+  /** processes whose disappearance while the subject runs is reported (protected and allowed) */
+  watched: () => number[];
+  /** a file worth reading other processes' mappings for (registered weights): dev, ino */
+  hostWide?: (dev: number, ino: number) => boolean;
+  /** where processes are listed from; default: /proc when it is mounted, else ps-list */
+  source?: 'proc' | 'ps-list';
+}
+
+interface OpenFile {
+  /** what /proc/PID/fd/N pointed at when first seen: a different target is a new open */
+  target: string;
+  dev: number;
+  ino: number;
+  write: boolean;
+  /** a file large enough to count bytes on */
+  counted: boolean;
+  pos: number;
+}
+
+interface Tracked {
+  start: number;
+  subject: boolean;
+  comm: string;
+  exe: string;
+  args: string;
+  fds: Map<number, OpenFile>;
+  /** bytes of each file (dev:ino) reported mapped */
+  mapped: Map<string, number>;
+}
+
+export class PollSensor extends EventEmitter {
+  readonly name = 'poll';
+  readonly source: 'proc' | 'ps-list';
+  private readonly procs = new Map<number, Tracked>();
+  private timer: NodeJS.Timeout | null = null;
+  private ticks = 0;
+  private events = 0;
+  private first = true;
+  private busy = false;
+  private failing = '';
+  /** how long the last scan took (ms) and the longest */
+  lastScanMs = 0;
+  maxScanMs = 0;
+  silentParts: string[] = [];
+
+  constructor(private readonly o: PollOptions) {
+    super();
+    this.source = o.source ?? (hasProc() ? 'proc' : 'ps-list');
+  }
+
+  /** the poll counts bytes itself, from file positions and mappings */
+  bytesBy(): 'poll' {
+    return 'poll';
+  }
+
+  ownPids(): number[] {
+    return [];
+  }
+
+  scriptText(): string {
+    return '';
+  }
+
+  async start(): Promise<void> {
+    await this.scan();
+    this.timer = setInterval(() => void this.scan(), this.o.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** a scan now: once it returns, all the poll can see up to now has been reported */
+  async ping(): Promise<boolean> {
+    await this.scan();
+    return this.timer !== null;
+  }
+
+  health(): SensorHealth {
+    return {
+      name: this.name,
+      running: this.timer !== null,
+      restarts: 0,
+      lost: 0,
+      events: this.events,
+      detail: `${this.source} every ${this.o.intervalMs} ms; last scan ${this.lastScanMs.toFixed(1)} ms, longest ${this.maxScanMs.toFixed(1)} ms${this.failing ? `; ${this.failing}` : ''}`,
+    };
+  }
+
+  private emitEvent(ev: SensorEvent): void {
+    this.events++;
+    this.emit('event', ev);
+  }
+
+  /** one pass; a pass already running is waited for, never run twice at once */
+  private async scan(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    const t0 = performance.now();
+    try {
+      if (this.source === 'proc') this.scanProc();
+      else this.scanList(await psListSnapshot());
+      this.failing = '';
+    } catch (err) {
+      // one pass that failed is reported once; the next one tries again
+      const why = `a poll pass failed: ${(err as Error).message}`;
+      if (why !== this.failing) this.emit('trouble', { sensor: this.name, reason: 'stderr', detail: why });
+      this.failing = why;
+    } finally {
+      this.busy = false;
+      this.first = false;
+      this.ticks++;
+      this.lastScanMs = performance.now() - t0;
+      this.maxScanMs = Math.max(this.maxScanMs, this.lastScanMs);
+    }
+  }
+
+  private scanProc(): void {
+    const now = Date.now();
+    const seen = new Set<number>();
+    let subjects = 0;
+    for (const pid of listPids()) {
+      seen.add(pid);
+      let t = this.procs.get(pid);
+      if (t?.subject) {
+        // the same process still (a pid reused between two passes is a new one)
+        const st = readStat(pid);
+        if (!st) continue;
+        if (st.starttime !== t.start) {
+          this.gone(pid, t, now);
+          t = undefined;
+        } else {
+          this.execed(pid, t, st.comm, now);
+        }
+      }
+      if (!t) t = this.found(pid, now);
+      if (!t?.subject) continue;
+      subjects++;
+      this.files(pid, t, now);
+      this.maps(pid, t, now, true);
+    }
+    for (const [pid, t] of this.procs) if (!seen.has(pid)) this.gone(pid, t, now, subjects > 0);
+    if (this.ticks % HOSTWIDE_EVERY === 0 && this.o.hostWide) this.hostWide(now);
+  }
+
+  /** a process not seen before: the subject's when in scope or a child of the subject's */
+  private found(pid: number, now: number): Tracked | undefined {
+    const st = readStat(pid);
+    if (!st || pid === process.pid) return undefined;
+    const parent = this.procs.get(st.ppid);
+    const subject = (parent?.subject === true && parent.start <= st.starttime) || this.o.inScope(pid);
+    const t: Tracked = { start: st.starttime, subject, comm: st.comm, exe: '', args: '', fds: new Map(), mapped: new Map() };
+    this.procs.set(pid, t);
+    if (!subject) return t;
+    t.exe = exeOf(pid);
+    this.workingFolder(pid);
+    const args = readCmdline(pid) ?? [];
+    t.args = args.join('\0');
+    // processes there before the first pass are the table's own reading of /proc
+    if (!this.first) {
+      this.emitEvent({ type: 'fork', time: now, pid: st.ppid, child_pid: pid });
+      this.emitEvent({ type: 'exec', time: now, pid, comm: st.comm, filename: t.exe || (args[0] ?? st.comm), args });
+    }
+    return t;
+  }
+
+  /** folders the subject works in, reported once each ('folder'): where a copy too quick for a pass lands */
+  private readonly folders = new Set<string>();
+
+  private workingFolder(pid: number): void {
+    let cwd: string;
+    try {
+      cwd = readlinkSync(`/proc/${pid}/cwd`);
+    } catch {
+      return;
+    }
+    if (!cwd.startsWith('/') || NOT_WATCHED.test(cwd) || this.folders.has(cwd)) return;
+    if (this.folders.size >= 64) return;
+    this.folders.add(cwd);
+    this.emit('folder', cwd);
+  }
+
+  /** a subject process that runs something else now (it called exec between two passes) */
+  private execed(pid: number, t: Tracked, comm: string, now: number): void {
+    const exe = exeOf(pid);
+    const args = readCmdline(pid);
+    if (args === null) return;
+    const joined = args.join('\0');
+    if (exe === t.exe && joined === t.args && comm === t.comm) return;
+    t.exe = exe;
+    t.args = joined;
+    t.comm = comm;
+    this.emitEvent({ type: 'exec', time: now, pid, comm, filename: exe || (args[0] ?? comm), args });
+  }
+
+  private gone(pid: number, t: Tracked, now: number, subjectRunning = false): void {
+    this.procs.delete(pid);
+    if (t.subject) {
+      this.emitEvent({ type: 'exit', time: now, pid, comm: t.comm });
+      return;
+    }
+    // a watched process vanished while the subject ran: a kill the poll could not see, maybe
+    if (subjectRunning && this.o.watched().includes(pid)) {
+      const subjectPids = [...this.procs].filter(([, p]) => p.subject).map(([p]) => p);
+      this.emitEvent({ type: 'vanished', time: now, pid, comm: t.comm, subject_pids: subjectPids });
+    }
+  }
+
+  /** the subject process's open files: new ones are opens; positions that moved are bytes */
+  private files(pid: number, t: Tracked, now: number): void {
+    let names: string[];
+    try {
+      names = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      return; // gone, or not ours to read
+    }
+    const open = new Set<number>();
+    for (const name of names) {
+      const fd = Number(name);
+      open.add(fd);
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      const known = t.fds.get(fd);
+      if (known && known.target === target) {
+        if (known.counted) this.moved(pid, fd, t, known, now);
+        continue;
+      }
+      const f = this.opened(pid, fd, target, t, now);
+      if (f) t.fds.set(fd, f);
+      else t.fds.delete(fd);
+    }
+    for (const fd of t.fds.keys()) if (!open.has(fd)) t.fds.delete(fd);
+  }
+
+  private opened(pid: number, fd: number, target: string, t: Tracked, now: number): OpenFile | null {
+    if (!target.startsWith('/') || /^\/(dev|proc|sys)\//.test(target)) return null;
+    const info = readText(`/proc/${pid}/fdinfo/${fd}`);
+    const fi = info === null ? null : parseFdinfo(info);
+    let st: ReturnType<typeof statSync>;
+    try {
+      // through the fd: the file itself, wherever its name is (another mount namespace, deleted)
+      st = statSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      return null;
+    }
+    if (!fi || !st.isFile()) return null;
+    const write = writable(fi.flags);
+    this.emitEvent({ type: 'open', time: now, pid, comm: t.comm, fd, flags: fi.flags, dfd: -100, filename: target, path: target, write });
+    const f: OpenFile = { target, dev: st.dev, ino: st.ino, write, counted: write || st.size >= MIN_FILE, pos: 0 };
+    if (f.counted) this.moved(pid, fd, t, f, now, fi.pos, st.size);
+    return f;
+  }
+
+  /** the fd's position moved on: as many bytes read or written (in order) */
+  private moved(pid: number, fd: number, t: Tracked, f: OpenFile, now: number, pos?: number, size?: number): void {
+    let p = pos;
+    if (p === undefined) {
+      const info = readText(`/proc/${pid}/fdinfo/${fd}`);
+      p = info === null ? undefined : parseFdinfo(info)?.pos;
+    }
+    if (p === undefined || p <= f.pos) {
+      if (p !== undefined) f.pos = p; // a seek back
+      return;
+    }
+    const bytes = p - f.pos;
+    f.pos = p;
+    let sz = size;
+    if (sz === undefined) {
+      try {
+        sz = statSync(`/proc/${pid}/fd/${fd}`).size;
+      } catch {
+        return;
+      }
+    }
+    if (!f.write && sz < MIN_FILE) return;
+    this.emitEvent({
+      type: 'file_bytes', time: now, pid, comm: t.comm, op: f.write ? 'write' : 'read', write: f.write, fd, bytes, ino: f.ino, dev: f.dev, size: sz, subject: t.subject, socket: false, pipe: false,
+    });
+  }
+
+  /** files mapped: the bytes of each large file covered, reported as they grow */
+  private maps(pid: number, t: Tracked, now: number, subject: boolean, only?: (m: Mapping) => boolean): void {
+    const text = readText(`/proc/${pid}/maps`);
+    if (text === null) return;
+    const byFile = new Map<string, { m: Mapping; bytes: number; write: boolean }>();
+    for (const m of parseMaps(text)) {
+      if (only && !only(m)) continue;
+      const key = `${m.dev}:${m.ino}`;
+      const e = byFile.get(key);
+      if (e) {
+        e.bytes += m.bytes;
+        e.write ||= m.sharedWrite;
+      } else byFile.set(key, { m, bytes: m.bytes, write: m.sharedWrite });
+    }
+    for (const [key, e] of byFile) {
+      if (e.bytes < MIN_FILE) continue;
+      let size: number;
+      try {
+        size = statSync(e.m.path.replace(/ \(deleted\)$/, '')).size;
+      } catch {
+        size = e.bytes;
+      }
+      const bytes = Math.min(e.bytes, size);
+      if (size < MIN_FILE || bytes <= (t.mapped.get(key) ?? 0)) continue;
+      t.mapped.set(key, bytes);
+      this.emitEvent({
+        type: 'file_bytes', time: now, pid, comm: t.comm, op: e.write ? 'mmap_write' : 'mmap', write: e.write, fd: -1, bytes, ino: e.m.ino, dev: e.m.dev, size, subject, socket: false, pipe: false,
+      });
+    }
+  }
+
+  /** other processes' mappings of the files that matter (a replica a host service started) */
+  private hostWide(now: number): void {
+    const wanted = this.o.hostWide;
+    if (!wanted) return;
+    for (const [pid, t] of this.procs) {
+      if (t.subject) continue;
+      this.maps(pid, t, now, false, (m) => wanted(m.dev, m.ino));
+    }
+  }
+
+  /** ps-list: processes only (no files), where /proc is not mounted */
+  private scanList(list: PsEntry[]): void {
+    const now = Date.now();
+    const seen = new Set<number>();
+    let subjects = 0;
+    for (const e of list) {
+      seen.add(e.pid);
+      let t = this.procs.get(e.pid);
+      if (t && t.comm !== e.name && t.subject) {
+        t.comm = e.name;
+        t.args = e.cmd;
+        this.emitEvent({ type: 'exec', time: now, pid: e.pid, comm: e.name, filename: e.cmd.split(' ')[0] ?? e.name, args: e.cmd.split(' ') });
+      }
+      if (!t && e.pid !== process.pid) {
+        const parent = this.procs.get(e.ppid);
+        const subject = parent?.subject === true || this.o.inScope(e.pid);
+        t = { start: 0, subject, comm: e.name, exe: '', args: e.cmd, fds: new Map(), mapped: new Map() };
+        this.procs.set(e.pid, t);
+        if (subject && !this.first) {
+          this.emitEvent({ type: 'fork', time: now, pid: e.ppid, child_pid: e.pid });
+          this.emitEvent({ type: 'exec', time: now, pid: e.pid, comm: e.name, filename: e.cmd.split(' ')[0] ?? e.name, args: e.cmd.split(' ') });
+        }
+      }
+      if (t?.subject) subjects++;
+    }
+    for (const [pid, t] of this.procs) if (!seen.has(pid)) this.gone(pid, t, now, subjects > 0);
+  }
+}
+
+function hasProc(): boolean {
+  try {
+    statSync('/proc/self/stat');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function exeOf(pid: number): string {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return '';
+  }
+}
+
+function readText(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
