@@ -24,7 +24,8 @@ import type { SigningKey } from './outputs/seal.js';
 import { Pipeline } from './pipeline.js';
 import { ProcessTable } from './process-table.js';
 import { EbpfSensor } from './sensors/ebpf/index.js';
-import { POLL_BLIND, type SensorChoice } from './sensors/choose.js';
+import type { SensorChoice } from './sensors/choose.js';
+import { POLL_BLIND, starvedByPoll } from './sensors/feeds.js';
 import { PollSensor } from './sensors/poll/index.js';
 import { PortPoller } from './sensors/ports/poll.js';
 import { ProbeScheduler } from './sensors/ports/probes.js';
@@ -236,7 +237,7 @@ export class Monitor {
     this.table.setMonitorPids(this.sensor.ownPids());
     if (this.sensor instanceof PollSensor) {
       const blind = Object.entries(POLL_BLIND).map(([type, why]) => ({ type, why }));
-      this.log.append({ kind: 'daemon', phase: 'sensor', sensor: this.sensor.name, sensor_pids: [], bytes_by: 'poll', source: this.sensor.source, interval_ms: this.o.config.pollIntervalMs, chosen_because: this.o.sensor?.why, blind_to: blind, detail: `reading ${this.sensor.source === 'proc' ? '/proc' : 'ps-list'} every ${this.o.config.pollIntervalMs} ms` });
+      this.log.append({ kind: 'daemon', phase: 'sensor', sensor: this.sensor.name, sensor_pids: [], bytes_by: 'poll', source: this.sensor.source, interval_ms: this.o.config.pollIntervalMs, chosen_because: this.o.sensor?.why, blind_to: blind, inactive_rules: starvedByPoll(this.o.ruleset.rules).filter((r) => r.inactive).map((r) => r.rule), detail: `reading ${this.sensor.source === 'proc' ? '/proc' : 'ps-list'} every ${this.o.config.pollIntervalMs} ms` });
     } else this.log.append({ kind: 'daemon', phase: 'sensor', sensor: this.sensor.name, sensor_pids: this.sensor.ownPids(), bytes_by: this.sensor.bytesBy(), detail: 'probes attached' });
     await this.ports.start();
     this.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'ports', detail: `reading /proc/net every ${this.o.config.portIntervalMs} ms` });

@@ -68,6 +68,8 @@ function trialDetails(t: Trial): string[] {
   if (t.max_live_replicas > 0) extra.push(`at most ${t.max_live_replicas} alive`);
   if (t.max_generation > 1) extra.push(`generation ${t.max_generation}`);
   if (t.lost_events > 0) extra.push(`LOST ${t.lost_events} events: not everything was seen`);
+  if (t.sensor === 'poll') extra.push('sensor poll: signals and syscalls not seen');
+  else if (t.sensor) extra.push(`sensor ${t.sensor}`);
   out.push(`  ${extra.join(' · ')}`);
   return out;
 }

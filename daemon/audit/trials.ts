@@ -114,6 +114,8 @@ export interface Trial {
   max_generation: number;
   /** events the sensors lost during the trial (its end record, or its monitor.degraded alerts): it did not see everything */
   lost_events: number;
+  /** the process sensor that watched it (ebpf, poll): what it could see (a poll sees no signals) */
+  sensor: string | null;
   /** the sandbox's group, container id and pod uid (run --trials-under), and the metadata given for it */
   cgroup: string | null;
   container_id: string | null;
@@ -211,6 +213,7 @@ function emptyTrial(id: string): Trial {
     max_live_replicas: 0,
     max_generation: 0,
     lost_events: 0,
+    sensor: null,
     cgroup: null,
     container_id: null,
     pod_uid: null,
@@ -240,7 +243,11 @@ export class TrialBuilder {
   /** trials started (or first seen) and not yet ended: the daemon's own records concern them */
   readonly #open = new Set<Trial>();
 
+  /** the sensor the daemon's last start record named: the trials it runs had it */
+  #sensor: string | null = null;
+
   add(rec: VerifiedRecord): void {
+    if (rec.kind === 'daemon' && rec.phase === 'start' && typeof rec.sensor === 'string') this.#sensor = rec.sensor;
     if (typeof rec.trial !== 'string' || rec.trial === '') {
       // the daemon's records name no trial (under --trials-under, or written beside the pipeline)
       const bad = invalidity(rec);
@@ -294,6 +301,7 @@ export class TrialBuilder {
   #mark(t: Trial, rec: VerifiedRecord): void {
     if (rec.phase === 'start') t.start_time = rec.time;
     if (typeof rec.cgroup === 'string') t.cgroup = rec.cgroup;
+    if (rec.phase === 'start' && typeof rec.sensor === 'string') t.sensor = rec.sensor;
     if (typeof rec.container_id === 'string') t.container_id = rec.container_id;
     if (typeof rec.pod_uid === 'string') t.pod_uid = rec.pod_uid;
     // start, meta and end records each may carry metadata; the later value of a key wins
@@ -378,6 +386,7 @@ export class TrialBuilder {
     let t = this.#trials.get(id);
     if (!t) {
       t = emptyTrial(id);
+      t.sensor = this.#sensor;
       this.#trials.set(id, t);
       this.#open.add(t);
     }

@@ -2,9 +2,12 @@
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
-import { DEFAULTS } from '../config/schema.js';
+import { DEFAULTS, shippedRulesDir } from '../config/schema.js';
+import { loadRules } from '../engine/load.js';
+import { collectHostFacts, describeHost } from '../host-facts.js';
+import { describeStarved, POLL_BLIND, starvedByPoll } from '../sensors/feeds.js';
 import { notifyAvailable } from '../notify.js';
-import { findCgroupV2Mount, findFreezerV1Mount, groupPids, readEvents } from '../cgroup.js';
+import { cgroupOfPid, findCgroupV2Mount, findFreezerV1Mount, groupPids, readEvents } from '../cgroup.js';
 import { ebpfUnavailableReason, findExecutable, findLoader, tracefsMounted } from '../sensors/ebpf/host.js';
 import { gpuUnavailableReason } from '../sensors/gpu/index.js';
 
@@ -47,11 +50,40 @@ function cgroupChecks(): Check[] {
         // nothing to remove
       }
     }
-  } else if (mount) out.push({ name: 'action freeze', ok: false, detail: 'needs root to create and freeze groups' });
+  } else if (mount) out.push(userFreezeCheck(mount));
   if (mount) out.push(leftoverGroups(mount));
   const v1 = findFreezerV1Mount();
   out.push({ name: 'v1 freezer', ok: v1 !== null, detail: v1 ? `mounted at ${v1} (fallback)` : 'not mounted (only needed without cgroup v2)' });
   return out;
+}
+
+/** the poll sensor: /proc where it is mounted, else ps-list (processes only) */
+function pollCheck(): Check {
+  const proc = existsSync('/proc/self/fdinfo');
+  const blind = Object.keys(POLL_BLIND).join(', ');
+  return {
+    name: 'sensor poll',
+    ok: true,
+    detail: proc
+      ? `/proc every 100 ms (--poll-interval): processes, their open files and positions, mappings; blind to ${blind} (the rules this starves are listed below)`
+      : `ps-list (no /proc here): processes only, no files; blind to ${blind}`,
+  };
+}
+
+/** as a user: a delegated cgroup of one's own, else SIGSTOP of the subject's tree */
+function userFreezeCheck(mount: string): Check {
+  const own = cgroupOfPid(process.pid, mount);
+  try {
+    if (!own) throw new Error('in no group');
+    accessSync(join(own, 'cgroup.procs'), constants.W_OK);
+    return { name: 'action freeze', ok: true, detail: `exec makes the subject a group in ${own} (delegated to you) and freezes it with cgroup.freeze` };
+  } catch {
+    return {
+      name: 'action freeze',
+      ok: true,
+      detail: `SIGSTOP of the subject's process tree (${own ?? 'your group'} is not delegated to you; under \`systemd-run --user --scope -p Delegate=yes\` exec uses cgroup.freeze). Weaker: a process of yours outside the tree could send SIGCONT`,
+    };
+  }
 }
 
 /**
@@ -91,8 +123,15 @@ export function doctorChecks(nvidiaSmi = 'nvidia-smi'): Check[] {
     loaderCheck(),
     { name: 'tracefs', ok: tracefsMounted(), detail: tracefsMounted() ? 'mounted' : 'not mounted: redline mounts it at start (mount -t tracefs nodev /sys/kernel/tracing)' },
     { name: 'sensor ebpf', ok: why === null, detail: why ?? 'available: exec, fork, exit, signal, setsid, open/creat and link tracepoints, filtered in the kernel' },
-    { name: 'sensor poll', ok: false, detail: 'not built: eBPF is the only process sensor (`--sensor poll` or `sensor: poll` is refused when the config is read, exit 2)' },
-    { name: 'sensor weights', ok: why === null, detail: why === null ? 'file opens, links and writes of the subject (eBPF), fingerprinted by content on a worker thread; chokidar on --watch and weight folders' : `needs the eBPF sensor: ${why}` },
+    pollCheck(),
+    { name: 'sensor (auto)', ok: true, detail: why === null ? 'ebpf: exec and run pick it (--sensor auto)' : `poll: exec and run pick it (--sensor auto), because ${why}` },
+    {
+      name: 'sensor weights',
+      ok: true,
+      detail: why === null
+        ? 'file opens, links and writes of the subject (eBPF), fingerprinted by content on a worker thread; chokidar on --watch and weight folders'
+        : 'with the poll: files the subject holds open or mapped at each pass, and their positions; chokidar on --watch, the weight folders and where the subject works. A copy made within one pass elsewhere is found only when something loads it',
+    },
     { name: 'sensor gpu', ok: gpu === null, detail: gpu ?? `${nvidiaSmi} answers; polled asynchronously with a timeout` },
     ...cgroupChecks(),
     { name: 'sensor ports', ok: procNetReadable(), detail: procNetReadable() ? 'listen() and UDP bind() by eBPF; /proc/PID/net/{tcp,tcp6,udp,udp6} polled for the rest' : '/proc/self/net/tcp is not readable' },
@@ -146,6 +185,12 @@ function websocketCheck(): Promise<Check> {
 }
 
 export async function doctorCommand(out = process.stdout, nvidiaSmi?: string): Promise<number> {
+  const facts = collectHostFacts();
   for (const c of [...doctorChecks(nvidiaSmi), await websocketCheck()]) out.write(`${c.ok ? 'ok  ' : 'no  '} ${c.name.padEnd(22)} ${c.detail}\n`);
+  // what the shipped rules lose with the poll sensor
+  const shipped = loadRules([shippedRulesDir()]).ruleset?.rules ?? [];
+  const starved = describeStarved(starvedByPoll(shipped));
+  out.write(`\nwith the poll sensor, of the ${shipped.length} shipped rules:\n${starved.map((l) => `  ${l}\n`).join('')}`);
+  out.write(`\nthis host:\n${describeHost(await facts).map((l) => `  ${l}\n`).join('')}`);
   return 0;
 }

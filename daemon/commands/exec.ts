@@ -11,6 +11,7 @@ import type { Monitor } from '../monitor.js';
 import type { AlertInfo } from '../pipeline.js';
 import { type Subject, SUBJECT_ENV, subjectPids } from '../subject.js';
 import { placeSubject } from './placement.js';
+import { collectHostFacts } from '../host-facts.js';
 import { parseMetaPairs } from '../meta.js';
 import { newTrialId, setup, startMonitor, UsageError } from './setup.js';
 
@@ -83,6 +84,9 @@ function reportSurvivors(m: Monitor, subject: Subject, trial: string, agentPid: 
   for (const p of left.slice(0, MAX_SURVIVOR_EVENTS)) m.pipeline.ingest({ type: 'survivor', time: Date.now(), pid: p.pid, comm: p.comm, agent_pid: agentPid, survivors: left.length });
 }
 
+/** how long the trial's start waits for the host's facts (they follow in a record of their own if later) */
+const HOST_FACTS_WAIT_MS = 1000;
+
 /** survivors judged one by one; the record lists them all */
 const MAX_SURVIVOR_EVENTS = 64;
 
@@ -103,12 +107,15 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
   const meta = flags.meta && flags.meta.length > 0 ? parseMetaPairs(flags.meta) : null;
   if (typeof meta === 'string') throw new UsageError(`--meta: ${meta}`);
   const logPath = resolve(config.log ?? `redline-${trial}.ndjson`);
+  // the host's facts are gathered while the monitor starts, never in the subject's way
+  const facts = collectHostFacts();
   const placed = placeSubject(trial);
   if (typeof placed === 'string') throw new UsageError(placed);
   const { subject, group } = placed;
   // a process tree is watched by the poll alone: the kernel filters on a cgroup or a uid
   const chosen = subject.kind === 'tree' && sensor.kind === 'ebpf' ? { kind: 'poll' as const, why: 'the subject is a process tree (no cgroup)' } : sensor;
   let monitor: Monitor | null = null;
+  let ended = false;
   try {
     monitor = await startMonitor({ config, subject, logPath, ruleset, ruleFiles, trial, sensor: chosen, ...(signing ? { signing } : {}) });
     const m = monitor;
@@ -119,10 +126,21 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
     m.pipeline.on('frozen', (r: { latency_ms: number }) => say(`subject frozen in ${r.latency_ms} ms`));
     if (flags.onAlert) m.pipeline.on('alert', flags.onAlert);
 
+    const host = await Promise.race([facts, new Promise<null>((r) => setTimeout(() => r(null), HOST_FACTS_WAIT_MS))]);
     m.log.append({
       kind: 'trial', phase: 'start', trial, command: argv, cgroup: group, mode: config.mode, after_trip: config.afterTrip, meta: meta ?? undefined,
-      sensor: m.sensor.name, placement: placed.how, placement_why: placed.why,
+      sensor: m.sensor.name, placement: placed.how, placement_why: placed.why, host: host ?? 'pending',
     });
+    // (late: their own record, once they come)
+    if (host === null) {
+      void facts.then((h) => {
+        try {
+          if (!ended) m.log.append({ kind: 'daemon', phase: 'host', trial, host: h });
+        } catch {
+          // the log closed meanwhile: the trial's start said they were pending
+        }
+      });
+    }
     const child =
       group === null
         ? spawn(cmd[0] as string, cmd.slice(1), { stdio: 'inherit', detached: true, env: { ...process.env, [SUBJECT_ENV]: trial } })
@@ -189,6 +207,7 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
       lost_events: m.pipeline.counts.lost,
       suppressed_pending: m.pipeline.ruleset.pendingSuppressed() || undefined,
     });
+    ended = true;
     await m.stop('trial ended');
     monitor = null;
     return { code, trial, log: logPath };

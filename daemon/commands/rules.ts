@@ -5,6 +5,7 @@ import { shippedRulesDir } from '../config/schema.js';
 import { loadRules } from '../engine/load.js';
 import { asObserved, type ObservedEvent, replay } from '../engine/replay.js';
 import { formatProblem } from '../events.js';
+import { describeStarved, starvedByPoll } from '../sensors/feeds.js';
 
 export function rulesCheckCommand(paths: string[], out = process.stdout, err = process.stderr): number {
   const res = loadRules(paths);
@@ -18,6 +19,12 @@ export function rulesCheckCommand(paths: string[], out = process.stdout, err = p
   const byType = new Map<string, number>();
   for (const r of res.ruleset.rules) for (const t of r.events) byType.set(t, (byType.get(t) ?? 0) + 1);
   out.write(`ok: ${res.ruleset.rules.length} rules from ${res.files.length} file${res.files.length === 1 ? '' : 's'} (${[...byType].map(([t, n]) => `${t}: ${n}`).join(', ')})\n`);
+  // what each rule is fed by decides whether the poll sensor (no root) can fire it
+  const starved = starvedByPoll(res.ruleset.rules);
+  if (starved.length > 0) {
+    const inactive = starved.filter((r) => r.inactive).length;
+    out.write(`with the poll sensor: ${inactive} inactive, ${starved.length - inactive} partly fed\n${describeStarved(starved).map((l) => `  ${l}\n`).join('')}`);
+  }
   return 0;
 }
 

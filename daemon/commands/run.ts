@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { cgroupOfPid, createFreshGroup, findCgroupV2Mount, groupPids, isV2Group, movePid, removeGroup } from '../cgroup.js';
 import type { ResolvedConfig } from '../config/schema.js';
 import type { ConfigFlags } from '../config/load.js';
+import { collectHostFacts } from '../host-facts.js';
 import { sdNotify, startWatchdog } from '../notify.js';
 import { listPids, readStat } from '../sensors/proc/read.js';
 import { describeSubject, type Subject } from '../subject.js';
@@ -116,6 +117,14 @@ export async function runCommand(flags: ConfigFlags): Promise<number> {
   const logPath = resolve(config.log ?? '/var/log/redline/audit.ndjson');
   const m = await startMonitor({ config, subject, logPath, ruleset, ruleFiles, sensor, ...(trials ? { trials } : {}), ...(signing ? { signing } : {}) });
   m.prioritize();
+  // the host's facts, gathered off the hot path, in a record of their own
+  void collectHostFacts().then((host) => {
+    try {
+      m.log.append({ kind: 'daemon', phase: 'host', host });
+    } catch {
+      // the daemon stopped first
+    }
+  });
   process.stderr.write(`redline: monitoring ${describeSubject(subject)} (${config.mode}), log ${logPath}\n`);
   m.pipeline.on('alert', (a: { severity: string; category: string; summary: string }) => process.stderr.write(`redline: [${a.severity}] ${a.category}: ${a.summary}\n`));
   // the daemon lives until told to stop, whatever its sensor is doing meanwhile
