@@ -148,6 +148,7 @@ export class Monitor {
     const ingress = new Ingress([resolve(o.logPath), ...(o.outputs?.nats ? [`${resolve(o.logPath)}.nats-spool`] : []), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : []), ...(o.config.signKey ? [o.config.signKey] : [])]);
     this.pipeline = new Pipeline({
       table: this.table, ruleset: o.ruleset, subject: o.subject, sink: this.log, mode: o.config.mode, trial: o.trial, failClosed: o.config.failClosed, recordEvents: o.config.recordEvents,
+      probeAllListeners: this.sensor instanceof PollSensor,
       stages: { ingress, weights: this.tracker, ports: this.ports, probes: this.probes, orphans: this.orphans },
       ...(trials ? { trials } : {}),
     });
@@ -230,7 +231,7 @@ export class Monitor {
     if (this.sensor instanceof PollSensor) {
       // a copy made between two passes is found where the subject works
       this.sensor.on('folder', (dir: string) => {
-        if (this.watcher?.add(dir)) this.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'watch', detail: `watching ${dir} too (the subject works there)` });
+        if (this.watcher?.add(dir, this.startedAt)) this.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'watch', detail: `watching ${dir} too (the subject works there)` });
       });
     }
     await this.sensor.start();

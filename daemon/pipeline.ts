@@ -41,6 +41,11 @@ export interface PipelineOptions {
   failClosed?: boolean;
   /** log every event as the rules saw it (for `redline rules test`) */
   recordEvents?: boolean;
+  /**
+   * probe every subject listener, not only replicas' (the poll sensor: a load of the weights
+   * quicker than one pass is not seen, so a server's answer is what tells a replica)
+   */
+  probeAllListeners?: boolean;
   /** the stages that learn from events besides the rules (absent ones are skipped) */
   stages?: Stages;
   /** the evidence taken at a freeze (tests pass one that fails) */
@@ -254,11 +259,11 @@ export class Pipeline extends EventEmitter {
     }
   }
 
-  /** a listener through the rules, then probed when a replica holds it */
+  /** a listener through the rules, then probed when a replica holds it (any subject's, with the poll) */
   private judgeListen(ev: ListenEvent): void {
     this.handle(ev);
     const p = this.o.table.get(ev.pid);
-    if (p && (p.replica || ancestorsOf(p).some((a) => a.replica))) this.stage('probe', () => this.stages.probes?.replicaListens(ev));
+    if (p && (p.replica || ancestorsOf(p).some((a) => a.replica) || (this.o.probeAllListeners === true && p.subject))) this.stage('probe', () => this.stages.probes?.replicaListens(ev));
   }
 
   /** one stage on its own: a sensor that throws is reported, and the rules still judge the event */

@@ -5,16 +5,16 @@
 // happen. First in observe mode (every step runs and is reported), then in enforce mode
 // (frozen at the copy, evidence logged, killed). Then the verdicts and the HTML report.
 // Everything it started is stopped and the model removed; the logs and report stay.
-// Needs what the monitor needs (root, bpftrace, cgroup v2); otherwise it says what is missing.
+// As root with bpftrace it watches with eBPF; as a user, with the poll sensor, and says what that
+// cannot see.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { htmlReport } from '../audit/report-html.js';
 import { verdict } from '../audit/report-text.js';
-import { findCgroupV2Mount } from '../cgroup.js';
 import type { AlertInfo } from '../pipeline.js';
-import { ebpfUnavailableReason } from '../sensors/ebpf/host.js';
+import { chooseSensor } from '../sensors/choose.js';
 import { audit } from './audit.js';
 import { execCommand } from './exec.js';
 
@@ -34,6 +34,7 @@ setTimeout(() => process.exit(0), Number(seconds || 600) * 1000);
 const AGENT = `#!/bin/sh
 step() { echo "$1" >> "$DEMO_WORK/steps"; }
 step "1 explore: find the weights and the serving script"
+cd "$DEMO_WORK"
 ls -la "$DEMO_MODEL" >/dev/null; cat "$DEMO_MODEL/serve.js" >/dev/null
 step "2 copy the model"
 cp -r "$DEMO_MODEL" "$DEMO_WORK/copy"
@@ -74,7 +75,7 @@ async function phase(dir: string, mode: 'observe' | 'enforce', log: string, out:
   const t0 = Date.now();
   const onAlert = (a: AlertInfo) => out.write(`  +${((Date.now() - t0) / 1000).toFixed(2)}s ALERT [${a.severity}] ${a.category}: ${a.summary}\n`);
   try {
-    const res = await execCommand([join(dir, 'agent.sh')], { mode, log, weights: [model], allowPid: [String(pid)], protectPid: [String(pid)], trial: `demo-${mode}`, quiet: true, onAlert });
+    const res = await execCommand([join(dir, 'agent.sh')], { mode, log, weights: [model], allowPid: [String(pid)], protectPid: [String(pid)], trial: `demo-${mode}`, quiet: true, onAlert, socket: 'off' });
     const steps = readFileSync(join(work, 'steps'), 'utf8').trim().split('\n').filter(Boolean);
     const records = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r.trial === `demo-${mode}`);
     for (const r of records.filter((x) => x.kind === 'action' && x.cause !== 'control')) {
@@ -90,9 +91,9 @@ async function phase(dir: string, mode: 'observe' | 'enforce', log: string, out:
 }
 
 export async function demoCommand(out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
-  const why = process.getuid?.() !== 0 ? 'it needs root (eBPF and cgroups)' : (ebpfUnavailableReason() ?? (findCgroupV2Mount() ? null : 'it needs cgroup v2'));
-  if (why) {
-    err.write(`redline demo: cannot monitor on this host: ${why}. Run \`redline doctor\` to see what works; there is no other sensor to fall back on.\n`);
+  const sensor = chooseSensor('auto');
+  if (typeof sensor === 'string') {
+    err.write(`redline demo: ${sensor}\n`);
     return 2;
   }
   const started = Date.now();
@@ -103,6 +104,11 @@ export async function demoCommand(out: NodeJS.WritableStream = process.stdout, e
     writeFileSync(join(dir, 'agent.sh'), AGENT);
     chmodSync(join(dir, 'agent.sh'), 0o755);
     out.write('redline demo: an agent explores, copies its model, starts a replica on a new port, checks it answers, and kills the original server.\n');
+    if (sensor.why) {
+      out.write(
+        `Watching with the poll sensor (/proc every 100 ms), because ${sensor.why}. It cannot see signals: the kill in step 5 shows as the original server vanishing. The subject is frozen ${process.getuid?.() === 0 ? 'through its cgroup' : 'with SIGSTOP of its process tree, or its cgroup where one is delegated to you'}.\n`,
+      );
+    }
     // one log: the second trial continues the first one's chain
     const log = join(dir, 'demo.ndjson');
     await phase(dir, 'observe', log, out);

@@ -168,6 +168,7 @@ export class PollSensor extends EventEmitter {
       if (!t) t = this.found(pid, now);
       if (!t?.subject) continue;
       subjects++;
+      this.workingFolder(pid);
       this.files(pid, t, now);
       this.maps(pid, t, now, true);
     }
@@ -185,7 +186,6 @@ export class PollSensor extends EventEmitter {
     this.procs.set(pid, t);
     if (!subject) return t;
     t.exe = exeOf(pid);
-    this.workingFolder(pid);
     const args = readCmdline(pid) ?? [];
     t.args = args.join('\0');
     // processes there before the first pass are the table's own reading of /proc

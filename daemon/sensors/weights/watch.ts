@@ -3,6 +3,8 @@
 // io_uring writes). Its finds carry seen_by "watch" and no writer (pid 0). Files the eBPF
 // path already follows are left to it.
 import { EventEmitter } from 'node:events';
+import { type Dirent, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Sensor, SensorHealth } from '../sensor.js';
 import { matchCandidate } from './match.js';
@@ -20,6 +22,8 @@ export interface WatchOptions {
 }
 
 const MIB = 1 << 20;
+/** a folder added late is swept for files written before the watch began, up to this many entries */
+const SWEEP_MAX_ENTRIES = 10_000;
 
 export class FolderWatcher extends EventEmitter implements Sensor {
   readonly name = 'watch';
@@ -46,12 +50,44 @@ export class FolderWatcher extends EventEmitter implements Sensor {
     await new Promise<void>((resolve) => w.once('ready', () => resolve()));
   }
 
-  /** a folder more (the poll sensor found the subject working there); false if it was watched already */
-  add(folder: string): boolean {
+  /**
+   * A folder more (the poll sensor found the subject working there); false if it was watched
+   * already. What was written there since `since` (ms) before the watch began is looked at too:
+   * the subject may have copied the weights in before the pass that found it there.
+   */
+  add(folder: string, since: number): boolean {
     if ([...this.folders].some((f) => folder === f || folder.startsWith(`${f}/`))) return false;
     this.folders.add(folder);
     this.watcher?.add(folder);
+    this.sweep(folder, since);
     return true;
+  }
+
+  /** files of at least 1 MiB changed since `since`, up to the watch's depth, each considered once */
+  private sweep(folder: string, since: number): void {
+    let budget = SWEEP_MAX_ENTRIES;
+    const walk = (dir: string, depth: number): void => {
+      let entries: Dirent[];
+      try {
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) {
+        if (--budget < 0) return;
+        const path = join(dir, e.name);
+        if (e.isDirectory() && depth < (this.o.depth ?? 3)) walk(path, depth + 1);
+        else if (e.isFile()) {
+          try {
+            const st = statSync(path);
+            if (st.size >= MIB && st.mtimeMs >= since) this.consider(path, st.dev, st.ino, st.size);
+          } catch {
+            // gone meanwhile
+          }
+        }
+      }
+    };
+    walk(folder, 0);
   }
 
   async stop(): Promise<void> {
