@@ -15,8 +15,14 @@ export interface Run {
   stderr: string;
 }
 
-export function startRedline(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<Run> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+/** the unprivileged user the tests run redline as (nobody), where they test life without root */
+export const USER_UID = 65534;
+
+/** `as`: a uid to run it as (setpriv, no capabilities, its own uid as its group) instead of root */
+export function startRedline(args: string[], env: NodeJS.ProcessEnv = {}, as?: number): { child: ChildProcess; done: Promise<Run> } {
+  const node = [process.execPath, '--import', 'tsx', CLI, ...args];
+  const argv = as === undefined ? node : ['setpriv', `--reuid=${as}`, `--regid=${as}`, '--clear-groups', '--', ...node];
+  const child = spawn(argv[0] as string, argv.slice(1), {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -65,8 +71,8 @@ export async function stopRedline(d: { child: ChildProcess; done: Promise<unknow
   if (!stopped) d.child.kill('SIGKILL');
 }
 
-export function redline(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<Run> {
-  const { child, done } = startRedline(args, env);
+export function redline(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000, as?: number): Promise<Run> {
+  const { child, done } = startRedline(args, env, as);
   const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   return done.finally(() => clearTimeout(t));
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { redline, tempDir } from '../helpers/redline.js';
+import { redline, tempDir, USER_UID } from '../helpers/redline.js';
 
 describe('usage errors', () => {
   const tmp = tempDir();
@@ -48,10 +48,11 @@ describe('usage errors', () => {
     assert.equal(r.code, 2);
   });
 
-  test('the poll sensor says it is not available rather than seeing nothing', async () => {
-    const r = await redline(['exec', '--sensor', 'poll', '--', 'true']);
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /poll sensor is not available/);
+  test('--sensor ebpf where eBPF cannot run stops with the reason and the way out (exit 2)', { skip: process.getuid?.() === 0 ? false : 'runs redline as nobody through setpriv, which needs root' }, async () => {
+    // (as a user: the eBPF sensor needs root; the command never starts)
+    const r = await redline(['exec', '--sensor', 'ebpf', '--socket', 'off', '--log', join(tmp.dir, 'e.ndjson'), '--', 'true'], { HOME: tmp.dir }, 60_000, USER_UID);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /cannot monitor with --sensor ebpf: the eBPF sensor needs root.*\n.*--sensor poll/);
   });
 
   test('doctor reports each sensor and action and exits 0', async () => {
