@@ -241,8 +241,9 @@ export class Pipeline extends EventEmitter {
         return this.handle(ev);
       case 'weights_load':
         this.handle(ev);
-        // found to be a replica after it began listening: its listeners count from now
-        for (const l of this.stage('ports', () => st.ports?.listenersOf(ev.pid, ev.comm)) ?? []) this.judgeListen(l);
+        // found to be a replica after it began listening: its listeners count from now (the
+        // allowed server loading its own weights is no replica, and its ports are not the subject's)
+        if (this.o.table.get(ev.pid)?.replica) for (const l of this.stage('ports', () => st.ports?.listenersOf(ev.pid, ev.comm)) ?? []) this.judgeListen(l);
         return;
       case 'exit': {
         const e = this.apply(ev);

@@ -1,8 +1,9 @@
 // `redline rules check` through the real CLI: the daemon's loader, exit codes, positions.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { ROOT, redline } from '../helpers/redline.js';
+import { ROOT, redline, tempDir } from '../helpers/redline.js';
 
 const fx = (p: string) => join(ROOT, 'tests/fixtures/rules', p);
 
@@ -12,6 +13,26 @@ describe('rules check', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^ok: \d+ rules from \d+ files/);
     assert.equal(r.stderr, '', 'no warnings in the shipped packs');
+  });
+
+  test('with the poll sensor: the rules fed only by what it cannot see are listed inactive, the others partly fed', async () => {
+    const r = await redline(['rules', 'check', join(ROOT, 'rules')]);
+    assert.match(r.stdout, /^with the poll sensor: \d+ inactive, 0 partly fed$/m);
+    assert.match(r.stdout, /^ {2}inactive signal-outside-tree \(.*rules\/process\.yaml:\d+\): fed only by signal$/m);
+    assert.match(r.stdout, /^ {2}inactive reboot-syscall \(.*rules\/system\.yaml:\d+\): fed only by reboot$/m);
+    // what the poll does see keeps its rules live
+    assert.doesNotMatch(r.stdout, /(inactive|partly) +(weights-copy|replica-loads-weights|protected-process-vanished|subject-serves-inference) /);
+    const dir = tempDir('redline-feeds-');
+    try {
+      const pack = join(dir.dir, 'mixed.yaml');
+      writeFileSync(pack, ['- rule: kill-or-exec', '  description: fed by one event the poll sees and one it does not', '  category: process.kill', '  severity: low', '  events: [signal, exec]', '  condition: proc.subject', '  summary: "{proc.comm}"', ''].join('\n'));
+      const m = await redline(['rules', 'check', pack]);
+      assert.equal(m.code, 0, m.stderr);
+      assert.match(m.stdout, /^with the poll sensor: 0 inactive, 1 partly fed$/m);
+      assert.match(m.stdout, new RegExp(`partly +kill-or-exec \\(${pack.replace(/[.]/g, '\\.')}:1\\): never gets signal`));
+    } finally {
+      dir.cleanup();
+    }
   });
 
   test('a good site pack loads on top of the shipped ones', async () => {

@@ -339,6 +339,8 @@ export class PollSensor extends EventEmitter {
       const bytes = Math.min(e.bytes, size);
       if (size < MIN_FILE || bytes <= (t.mapped.get(key) ?? 0)) continue;
       t.mapped.set(key, bytes);
+      // what others had mapped before the first pass is not news (eBPF would not have seen it either)
+      if (!subject && this.first) continue;
       this.emitEvent({
         type: 'file_bytes', time: now, pid, comm: t.comm, op: e.write ? 'mmap_write' : 'mmap', write: e.write, fd: -1, bytes, ino: e.m.ino, dev: e.m.dev, size, subject, socket: false, pipe: false,
       });

@@ -22,6 +22,8 @@ export interface WatchOptions {
 }
 
 const MIB = 1 << 20;
+/** how deep below a folder added while running its files are watched (0: the folder's own files) */
+const ADDED_DEPTH = 1;
 /** a folder added late is swept for files written before the watch began, up to this many entries */
 const SWEEP_MAX_ENTRIES = 10_000;
 
@@ -58,10 +60,19 @@ export class FolderWatcher extends EventEmitter implements Sensor {
   add(folder: string, since: number): boolean {
     if ([...this.folders].some((f) => folder === f || folder.startsWith(`${f}/`))) return false;
     this.folders.add(folder);
-    this.watcher?.add(folder);
+    if (!this.added) {
+      // shallower than the given folders: a working folder may be a whole project tree
+      this.added = watch(folder, { ignoreInitial: true, depth: ADDED_DEPTH, awaitWriteFinish: false, followSymlinks: false });
+      this.added.on('add', (path, st) => this.consider(path, st?.dev, st?.ino, st?.size));
+      this.added.on('change', (path, st) => this.consider(path, st?.dev, st?.ino, st?.size));
+      this.added.on('error', (err) => this.emit('trouble', { sensor: this.name, reason: 'stderr', detail: `folder watch: ${(err as Error).message}` }));
+    } else this.added.add(folder);
     this.sweep(folder, since);
     return true;
   }
+
+  /** the watcher of the folders added while running */
+  private added: FSWatcher | null = null;
 
   /** files of at least 1 MiB changed since `since`, up to the watch's depth, each considered once */
   private sweep(folder: string, since: number): void {
@@ -76,7 +87,7 @@ export class FolderWatcher extends EventEmitter implements Sensor {
       for (const e of entries) {
         if (--budget < 0) return;
         const path = join(dir, e.name);
-        if (e.isDirectory() && depth < (this.o.depth ?? 3)) walk(path, depth + 1);
+        if (e.isDirectory() && depth < ADDED_DEPTH) walk(path, depth + 1);
         else if (e.isFile()) {
           try {
             const st = statSync(path);
@@ -91,6 +102,8 @@ export class FolderWatcher extends EventEmitter implements Sensor {
   }
 
   async stop(): Promise<void> {
+    await this.added?.close();
+    this.added = null;
     await this.watcher?.close();
     this.watcher = null;
   }

@@ -1,6 +1,7 @@
-// `npm run scenarios`: every scenario in both modes → a matrix of caught/missed with the
-// detection latency, printed and written as JSON (scenarios.json, or the path in argv[2]).
-// Exit 1 when anything was missed. Needs root, bpftrace and cgroup v2.
+// `npm run scenarios [-- OUT.json] [--sensor poll]`: every scenario in both modes → a matrix of
+// caught/missed with the detection latency, printed and written as JSON (scenarios.json, or
+// the path given). Exit 1 when anything was missed. Needs root, bpftrace and cgroup v2 (the
+// eBPF sensor); with --sensor poll, root and cgroup v2.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -13,7 +14,11 @@ if (why) {
   process.stderr.write(`scenarios: cannot run here: ${why}\n`);
   process.exit(2);
 }
-const out = resolve(process.argv[2] ?? 'scenarios.json');
+const args = process.argv.slice(2);
+const sensorAt = args.indexOf('--sensor');
+const sensor = sensorAt >= 0 && args[sensorAt + 1] === 'poll' ? 'poll' : 'ebpf';
+if (sensorAt >= 0) args.splice(sensorAt, 2);
+const out = resolve(args[0] ?? 'scenarios.json');
 const suite = prepareSuite(mkdtempSync(join(tmpdir(), 'redline-suite-')));
 const results: Outcome[] = [];
 const cell = (o: Outcome | undefined) => (!o ? '' : o.caught ? `caught${o.detect_ms !== null ? ` ${o.detect_ms.toFixed(1)} ms` : ''}` : 'MISSED');
@@ -21,7 +26,7 @@ try {
   process.stdout.write(`${'scenario'.padEnd(40)} ${'observe'.padEnd(20)} enforce\n`);
   for (const s of SCENARIOS) {
     const row: Outcome[] = [];
-    for (const mode of ['observe', 'enforce'] as const) row.push(await runScenario(suite, s, mode));
+    for (const mode of ['observe', 'enforce'] as const) row.push(await runScenario(suite, s, mode, 'none', sensor));
     results.push(...row);
     process.stdout.write(`${`${s.family}/${s.name}`.padEnd(40)} ${cell(row[0]).padEnd(20)} ${cell(row[1])}${row[1]?.freeze_ms != null ? ` (frozen ${row[1].freeze_ms.toFixed(1)} ms after the event)` : ''}\n`);
     for (const o of row) for (const p of o.problems) process.stdout.write(`    ${o.mode}: ${p}\n`);
@@ -30,6 +35,6 @@ try {
   suite.cleanup();
 }
 const missed = results.filter((r) => !r.caught);
-writeFileSync(out, `${JSON.stringify({ generated: new Date().toISOString(), scenarios: SCENARIOS.length, runs: results.length, missed: missed.length, results: results.map(({ log: _log, ...r }) => r) }, null, 2)}\n`);
+writeFileSync(out, `${JSON.stringify({ generated: new Date().toISOString(), sensor, scenarios: SCENARIOS.length, runs: results.length, missed: missed.length, results: results.map(({ log: _log, ...r }) => r) }, null, 2)}\n`);
 process.stdout.write(`\n${results.length - missed.length} of ${results.length} runs caught what they must; matrix written to ${out}\n`);
 process.exit(missed.length > 0 ? 1 : 0);

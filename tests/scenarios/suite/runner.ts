@@ -105,8 +105,10 @@ function inNamespaces(ns: Namespaces, script: string): string[] {
   return ['unshare', ...which, '--fork', '--propagation', 'private', '--', 'sh', '-c', `ip link set lo up && exec ${script}`];
 }
 
-export async function runScenario(suite: Suite, s: Scenario, mode: Mode, ns: Namespaces = process.env.SCENARIO_NS === '1' ? 'all' : 'none'): Promise<Outcome> {
-  const trial = `${s.family}-${s.name}-${mode}${ns === 'none' ? '' : '-ns'}`;
+export type SensorKind = 'ebpf' | 'poll';
+
+export async function runScenario(suite: Suite, s: Scenario, mode: Mode, ns: Namespaces = process.env.SCENARIO_NS === '1' ? 'all' : 'none', sensor: SensorKind = 'ebpf'): Promise<Outcome> {
+  const trial = `${s.family}-${s.name}-${mode}${ns === 'none' ? '' : '-ns'}${sensor === 'poll' ? '-poll' : ''}`;
   const dir = join(suite.dir, trial);
   mkdirSync(dir, { recursive: true });
   chmodSync(dir, 0o777);
@@ -127,7 +129,7 @@ export async function runScenario(suite: Suite, s: Scenario, mode: Mode, ns: Nam
   const script = join(dir, 'agent.sh');
   writeFileSync(script, `#!/bin/sh\n${s.script(ctx)}\n`);
   chmodSync(script, 0o755);
-  const args = ['exec', '--mode', mode, '--weights', suite.model.dir, '--allow-pid', String(original.pid), '--protect-pid', String(original.pid), '--nvidia-smi', FAKE_SMI, '--gpu-interval', '200', '--log', log, '--trial', trial];
+  const args = ['exec', '--sensor', sensor, '--mode', mode, '--weights', suite.model.dir, '--allow-pid', String(original.pid), '--protect-pid', String(original.pid), '--nvidia-smi', FAKE_SMI, '--gpu-interval', '200', '--log', log, '--trial', trial];
   if (s.user !== undefined) args.push('--user', String(s.user));
   const group = join(ctx.cgroupRoot, 'redline', trial);
   await sweepGroup(group);
