@@ -275,8 +275,8 @@ export interface WeightsCopyEvent extends WeightsBase {
   bytes: number;
   /** where in the candidate the weight bytes start (archives) */
   offset: number;
-  /** how the copy was seen: 'ebpf' (the writer is known) or 'watch' (a folder watcher) */
-  seen_by: 'ebpf' | 'watch';
+  /** how the copy was seen: 'ebpf' (the writer is known), 'watch' (a folder watcher), 'poll' (found when read or mapped; its writer not known) */
+  seen_by: 'ebpf' | 'watch' | 'poll';
   /** the writer is not the subject's (a host service copying the weights) */
   outside_subject?: boolean;
   /** derived copies: bytes of the weights the writer read */

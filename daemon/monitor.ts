@@ -138,7 +138,7 @@ export class Monitor {
       if (!filter) throw new Error(`the eBPF sensor cannot filter on ${describeSubject(o.subject)}: it needs a cgroup v2 group or a uid`);
       this.sensor = new EbpfSensor({ filter, allOpens: this.allOpens });
     }
-    this.tracker = new WeightsTracker({ registry: this.registry, loadShare: o.config.loadShare });
+    this.tracker = new WeightsTracker({ registry: this.registry, loadShare: o.config.loadShare, ...(this.sensor instanceof PollSensor ? { unseenCopiesSince: Date.now() } : {}) });
     // the strays too: a replica a host service started for the subject listens like any other
     const inScope = () => (trials ? trials.list().flatMap((t) => groupPids(t.group)) : subjectPids(o.subject));
     this.ports = new PortPoller({ pids: () => [...inScope(), ...this.pipeline.strayPids()], intervalMs: o.config.portIntervalMs });

@@ -217,9 +217,9 @@ export class ProcessTable {
         return this.resolveSignal(ev, p);
       }
       case 'weights_copy': {
-        // a folder watcher's find has no known writer: never mark anyone a subject for it
+        // a folder watcher's (or the poll's) find has no known writer: never mark anyone a subject for it
         // (nor for a copy made outside the subject: it is not the subject's process)
-        const p = ev.seen_by === 'watch' || ev.outside_subject ? this.lookup(ev.pid) : this.subjectProc(ev.pid, ev);
+        const p = ev.seen_by === 'watch' || ev.seen_by === 'poll' || ev.outside_subject ? this.lookup(ev.pid) : this.subjectProc(ev.pid, ev);
         return { ...this.plain(ev, p), generation: ev.generation, liveReplicas: this.liveReplicas() };
       }
       case 'weights_open': {

@@ -12,6 +12,7 @@
 // (`redline doctor`, `redline rules check`).
 import { EventEmitter } from 'node:events';
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { SensorEvent } from '../../events.js';
 import { listPids, readCmdline, readStat } from '../proc/read.js';
 import type { SensorHealth } from '../sensor.js';
@@ -21,7 +22,9 @@ import { psListSnapshot, type PsEntry } from './ps-list.js';
 /** files below this size are not counted in bytes (as the eBPF sensor's MIN_FILE) */
 const MIN_FILE = 1 << 20;
 /** working folders not watched for copies: the root and the system's trees (too wide to watch) */
-const NOT_WATCHED = /^\/(?:$|(?:proc|sys|dev|usr|bin|sbin|lib|lib64|etc|boot|run|var|snap)(?:\/|$)|(?:tmp|home|root|mnt|media|opt|srv)$)/;
+const NOT_WATCHED = /^\/(?:$|(?:proc|sys|dev(?!\/shm(?:\/|$))|usr|bin|sbin|lib|lib64|etc|boot|run|var|snap)(?:\/|$)|(?:tmp|home|root|mnt|media|opt|srv)$)/;
+/** folders reported for watching, at most */
+const MAX_FOLDERS = 64;
 /** the mappings of processes outside the subject are read this many intervals apart */
 const HOSTWIDE_EVERY = 10;
 
@@ -188,6 +191,7 @@ export class PollSensor extends EventEmitter {
     t.exe = exeOf(pid);
     const args = readCmdline(pid) ?? [];
     t.args = args.join('\0');
+    this.namedFolders(pid, args);
     // processes there before the first pass are the table's own reading of /proc
     if (!this.first) {
       this.emitEvent({ type: 'fork', time: now, pid: st.ppid, child_pid: pid });
@@ -199,17 +203,37 @@ export class PollSensor extends EventEmitter {
   /** folders the subject works in, reported once each ('folder'): where a copy too quick for a pass lands */
   private readonly folders = new Set<string>();
 
-  private workingFolder(pid: number): void {
+  private workingFolder(pid: number): string | null {
     let cwd: string;
     try {
       cwd = readlinkSync(`/proc/${pid}/cwd`);
     } catch {
-      return;
+      return null;
     }
-    if (!cwd.startsWith('/') || NOT_WATCHED.test(cwd) || this.folders.has(cwd)) return;
-    if (this.folders.size >= 64) return;
-    this.folders.add(cwd);
-    this.emit('folder', cwd);
+    this.folder(cwd);
+    return cwd;
+  }
+
+  /** the folders its command line names (a script's, a copy's destination), read against its cwd */
+  private namedFolders(pid: number, args: string[]): void {
+    const cwd = this.workingFolder(pid);
+    for (const a of args.slice(0, 64)) {
+      if (!a.includes('/') || a.length > 4096) continue;
+      const path = resolve(cwd ?? '/', a);
+      let dir = dirname(path);
+      try {
+        if (statSync(path).isDirectory()) dir = path;
+      } catch {
+        // not there (yet): its folder
+      }
+      this.folder(dir);
+    }
+  }
+
+  private folder(dir: string): void {
+    if (!dir.startsWith('/') || NOT_WATCHED.test(dir) || this.folders.has(dir) || this.folders.size >= MAX_FOLDERS) return;
+    this.folders.add(dir);
+    this.emit('folder', dir);
   }
 
   /** a subject process that runs something else now (it called exec between two passes) */
@@ -222,6 +246,7 @@ export class PollSensor extends EventEmitter {
     t.exe = exe;
     t.args = joined;
     t.comm = comm;
+    this.namedFolders(pid, args);
     this.emitEvent({ type: 'exec', time: now, pid, comm, filename: exe || (args[0] ?? comm), args });
   }
 

@@ -29,6 +29,12 @@ export interface TrackerOptions {
   /** the share of a model a process must map or read to be loading it (default 0.5) */
   loadShare?: number;
   maxCandidates?: number;
+  /**
+   * a file found holding the weights when something read or mapped it, last written at or after
+   * this time (ms), is reported as a copy with no known writer (the poll sensor: a copy made
+   * between two passes). Unset (eBPF, which sees every write): such finds only count as loads.
+   */
+  unseenCopiesSince?: number;
 }
 
 // readers past the share are looked at less often than candidates are sized
@@ -231,8 +237,17 @@ export class WeightsTracker extends EventEmitter implements Sensor {
       for (const r of c.pendingReads.splice(0)) this.weightsOpened(r.ev, r.key, copy, r.path);
       for (const b of c.pendingBytes.splice(0)) this.loads.bytes(b.ev, b.key, copy);
     }
-    // found by its reader: who wrote it is not known; the load of it says the rest
-    if (c.found === 'read') return;
+    // found by its reader: who wrote it is not known; the load of it says the rest (and, where
+    // writes are not all seen, the copy itself when it was written during the watch)
+    if (c.found === 'read') {
+      const since = this.o.unseenCopiesSince;
+      if (since === undefined || c.mtime < since || !copy) return;
+      this.emitEvent({
+        type: 'weights_copy', time: Date.now(), pid: 0, comm: '', path: c.path, weight: m.source.path, generation: m.source.generation + 1,
+        match: m.kind, bytes: m.bytes, offset: m.offset, seen_by: 'poll', outside_subject: c.outside || undefined,
+      });
+      return;
+    }
     this.emitEvent({
       type: 'weights_copy', time: Date.now(), pid: c.pid, comm: c.comm, path: c.path, weight: m.source.path, generation: m.source.generation + 1,
       match: m.kind, bytes: m.bytes, offset: m.offset, seen_by: 'ebpf', outside_subject: c.outside || undefined,
