@@ -8,13 +8,17 @@
 // its stdin first; then it exits without acting.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { stopAll } from './actions/freeze.js';
 import { groupPids, removeGroup } from './cgroup.js';
+import { type Subject, subjectPids } from './subject.js';
 import { AuditLog } from './outputs/audit-log.js';
 
 export interface DeadmanConfig {
   daemonPid: number;
   /** the subject's cgroup v2 group, or null (a uid subject: nothing to freeze) */
   group: string | null;
+  /** a process-tree subject (exec as a user, no cgroup): its marker; frozen with SIGSTOP */
+  treeMarker?: string;
   log: string;
   /** the log's reading group (--log-group), kept when the watchdog opens it */
   logGroup?: number;
@@ -87,6 +91,7 @@ function main(): void {
     clearInterval(timer);
     const t0 = performance.now();
     let frozen = false;
+    const tree: Subject | null = c.treeMarker ? { kind: 'tree', root: 0, marker: c.treeMarker } : null;
     if (c.freeze && c.group) {
       try {
         writeFileSync(join(c.group, 'cgroup.freeze'), '1');
@@ -94,7 +99,7 @@ function main(): void {
       } catch {
         // the group is gone: nothing of the subject is left to freeze
       }
-    }
+    } else if (c.freeze && tree) frozen = stopAll(() => subjectPids(tree)).ok;
     const freezeMs = Math.round((performance.now() - t0) * 1000) / 1000;
     // a stopped or hung daemon (and its sensor) must never write again: the chain goes on from here
     const stopped: number[] = [];
@@ -132,6 +137,17 @@ function main(): void {
       }
       for (let i = 0; i < 100 && groupPids(c.group).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
       log.append({ kind: 'daemon', phase: 'lost-cleanup', by: 'watchdog', killed, group_removed: removeGroup(c.group), ...trial });
+    } else if (c.exec && tree) {
+      await new Promise((r) => setTimeout(r, c.graceMs));
+      const pids = subjectPids(tree);
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      log.append({ kind: 'daemon', phase: 'lost-cleanup', by: 'watchdog', killed: pids.length > 0, ...trial });
     }
     log.close();
     process.exit(0);

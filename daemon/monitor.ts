@@ -1,7 +1,7 @@
 // One monitored subject: the audit log, process table, sensor and pipeline, set up in the
 // order that loses nothing (log first, sensor attached before the subject acts).
 import { groupId } from './config/group.js';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { hostname, setPriority } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { ResolvedConfig } from './config/schema.js';
@@ -62,6 +62,11 @@ export interface MonitorOptions {
   outputs?: Outputs;
   /** the process sensor (commands/setup.ts chose it); default eBPF */
   sensor?: SensorChoice;
+  /**
+   * where the subject is started to work (exec: its working folder, the folders its command
+   * names): with the poll, watched from the start for copies too quick for a pass
+   */
+  workFolders?: string[];
 }
 
 const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
@@ -230,9 +235,13 @@ export class Monitor {
     });
     if (this.sensor instanceof PollSensor) {
       // a copy made between two passes is found where the subject works
-      this.sensor.on('folder', (dir: string) => {
+      const more = (dir: string) => {
         if (this.watcher?.add(dir, this.startedAt)) this.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'watch', detail: `watching ${dir} too (the subject works there)` });
-      });
+      };
+      this.sensor.on('folder', more);
+      // (and shared memory, a file system in RAM any process can write to)
+      for (const dir of [...(this.o.workFolders ?? []), ...(existsSync('/dev/shm') ? ['/dev/shm'] : [])]) this.sensor.folder(dir);
+      await this.watcher?.addedReady;
     }
     await this.sensor.start();
     this.table.setMonitorPids(this.sensor.ownPids());
@@ -357,6 +366,7 @@ export class Monitor {
       daemonPid: process.pid,
       // a glob's parent holds more than the trials (system.slice): its watchdog freezes nothing
       group: s.kind === 'cgroup2' && !this.o.trials?.pattern ? s.path : null,
+      ...(s.kind === 'tree' ? { treeMarker: s.marker } : {}),
       log: resolve(this.o.logPath),
       logGroup: this.o.config.logGroup === undefined ? undefined : (groupId(this.o.config.logGroup) ?? undefined),
       freeze: this.o.config.mode === 'enforce' || this.o.config.failClosed,

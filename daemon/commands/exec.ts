@@ -1,8 +1,8 @@
 // `redline exec -- CMD`: one trial. CMD starts already inside a fresh cgroup, monitoring
 // runs until the whole group is empty, then the trial's end record is written.
 import { execFileSync, spawn } from 'node:child_process';
-import { watch } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { statSync, watch } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { isPopulated, removeGroup } from '../cgroup.js';
 import { readStat } from '../sensors/proc/read.js';
 import type { ConfigFlags } from '../config/load.js';
@@ -47,6 +47,21 @@ function waitEmpty(group: string, childExited: Promise<unknown>): Promise<void> 
       check();
     });
   });
+}
+
+/** where the command is started to work: this folder, and the folders its arguments name */
+function workFoldersOf(argv: string[]): string[] {
+  const out = [process.cwd()];
+  for (const a of argv) {
+    if (!a.includes('/')) continue;
+    const path = resolve(a);
+    try {
+      out.push(statSync(path).isDirectory() ? path : dirname(path));
+    } catch {
+      out.push(dirname(path));
+    }
+  }
+  return out;
 }
 
 /** a process-tree subject: until none of its processes is left (read from /proc) */
@@ -117,7 +132,7 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
   let monitor: Monitor | null = null;
   let ended = false;
   try {
-    monitor = await startMonitor({ config, subject, logPath, ruleset, ruleFiles, trial, sensor: chosen, ...(signing ? { signing } : {}) });
+    monitor = await startMonitor({ config, subject, logPath, ruleset, ruleFiles, trial, sensor: chosen, workFolders: workFoldersOf(argv), ...(signing ? { signing } : {}) });
     const m = monitor;
     const say = (s: string) => {
       if (!flags.quiet) process.stderr.write(`redline: ${s}\n`);

@@ -9,8 +9,6 @@
  */
 export const POLL_BLIND: Record<string, string> = {
   signal: 'signals are not visible in /proc (a protected or allowed process that vanishes is reported instead)',
-  setsid: 'a new session is seen only as the process\'s session id at the next pass, not as the call',
-  reparent: 'a process whose parent exits is not followed as such between passes',
   reboot: 'a reboot or kexec call is a syscall: nothing in /proc shows the attempt',
   link: 'hard and symbolic links are syscalls; the watched folders catch new names of the weights',
   connect: 'outgoing connections are not listed per process by the poll',

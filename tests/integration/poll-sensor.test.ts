@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { findCgroupV2Mount, removeGroup } from '../../daemon/cgroup.js';
 import { makeModel, type Model } from '../helpers/model.js';
-import { alertsOf, type LogRecord, readLog, redline, ROOT, tempDir, USER_UID } from '../helpers/redline.js';
+import { alertsOf, type LogRecord, readLog, redline, ROOT, startRedline, tempDir, USER_UID, waitForRecord } from '../helpers/redline.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root to run redline as nobody (setpriv) and to delegate a cgroup' : !findCgroupV2Mount() ? 'needs a cgroup v2 mount' : false;
 const SERVER = join(ROOT, 'tests/fixtures/fake_server.py');
@@ -165,6 +165,25 @@ describe('without root (nobody)', { skip }, () => {
     assert.match(String(a.summary), /gone while \d+ subject processes ran; the poll sensor cannot see signals/);
     assert.ok(((a.event as { subject_pids: number[] }).subject_pids ?? []).length > 0, 'the subject processes alive then are named');
     assert.ok(readLog(log).some((x) => x.kind === 'action' && x.action === 'freeze' && x.ok === true));
+  });
+
+  test('a daemon killed outright leaves the process tree stopped by its watchdog (enforce), then killed', async () => {
+    const dir = workDir('lost');
+    const log = join(dir, 'audit.ndjson');
+    const pidFile = join(dir, 'agent.pid');
+    const d = startRedline(['exec', '--mode', 'enforce', '--socket', 'off', '--log', log, '--', 'sh', '-c', `echo $$ > ${pidFile}; while :; do sleep 0.1; done`], { HOME: dir }, USER_UID);
+    children.push(d.child);
+    await waitForRecord(log, (r) => r.kind === 'trial' && r.phase === 'start');
+    for (let i = 0; i < 100 && !hasText(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
+    const agent = Number(readFileSync(pidFile, 'utf8'));
+    d.child.kill('SIGKILL');
+    const lost = await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'lost', 10_000);
+    assert.equal(lost.subject_frozen, true);
+    assert.match(readFileSync(`/proc/${agent}/stat`, 'utf8').split(') ')[1] ?? '', /^[Tt] /, 'the agent is stopped');
+    const cleanup = await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'lost-cleanup', 15_000);
+    assert.equal(cleanup.killed, true);
+    for (let i = 0; i < 50 && existsSync(`/proc/${agent}`); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(existsSync(`/proc/${agent}`), false, 'killed after the grace period');
   });
 
   test('doctor as nobody says what works: the poll, freezing by SIGSTOP, the rules it starves, the host', async () => {

@@ -8,8 +8,9 @@
 // What a poll cannot see, by design: a process that lives less than one interval (its exec,
 // its files); signals (a kill is inferred only when a protected or allowed process vanishes
 // while the subject runs); bytes moved by pread or io_uring (the file position does not move);
-// setsid, links, reboots and connects. Rules that need those are inactive with it
-// (`redline doctor`, `redline rules check`).
+// links, reboots and connects. A new session and a new parent are seen as changes between two
+// passes. Rules that need what it cannot see are inactive with it (`redline doctor`,
+// `redline rules check`).
 import { EventEmitter } from 'node:events';
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -53,6 +54,9 @@ interface OpenFile {
 
 interface Tracked {
   start: number;
+  /** its parent and session at the last pass: a change is a reparent, a new session a setsid */
+  ppid: number;
+  sid: number;
   subject: boolean;
   comm: string;
   exe: string;
@@ -166,6 +170,7 @@ export class PollSensor extends EventEmitter {
           t = undefined;
         } else {
           this.execed(pid, t, st.comm, now);
+          this.moves(pid, t, st.ppid, st.sid, now);
         }
       }
       if (!t) t = this.found(pid, now);
@@ -185,7 +190,7 @@ export class PollSensor extends EventEmitter {
     if (!st || pid === process.pid) return undefined;
     const parent = this.procs.get(st.ppid);
     const subject = (parent?.subject === true && parent.start <= st.starttime) || this.o.inScope(pid);
-    const t: Tracked = { start: st.starttime, subject, comm: st.comm, exe: '', args: '', fds: new Map(), mapped: new Map() };
+    const t: Tracked = { start: st.starttime, ppid: st.ppid, sid: st.sid, subject, comm: st.comm, exe: '', args: '', fds: new Map(), mapped: new Map() };
     this.procs.set(pid, t);
     if (!subject) return t;
     t.exe = exeOf(pid);
@@ -196,6 +201,8 @@ export class PollSensor extends EventEmitter {
     if (!this.first) {
       this.emitEvent({ type: 'fork', time: now, pid: st.ppid, child_pid: pid });
       this.emitEvent({ type: 'exec', time: now, pid, comm: st.comm, filename: t.exe || (args[0] ?? st.comm), args });
+      // it made a session of its own before the pass found it (`setsid cmd`), unlike its parent
+      if (st.sid === pid && parent && parent.sid !== pid) this.emitEvent({ type: 'setsid', time: now, pid, comm: st.comm });
     }
     return t;
   }
@@ -230,7 +237,8 @@ export class PollSensor extends EventEmitter {
     }
   }
 
-  private folder(dir: string): void {
+  /** a folder to report for watching (once; not the root or the system's trees) */
+  folder(dir: string): void {
     if (!dir.startsWith('/') || NOT_WATCHED.test(dir) || this.folders.has(dir) || this.folders.size >= MAX_FOLDERS) return;
     this.folders.add(dir);
     this.emit('folder', dir);
@@ -248,6 +256,18 @@ export class PollSensor extends EventEmitter {
     t.comm = comm;
     this.namedFolders(pid, args);
     this.emitEvent({ type: 'exec', time: now, pid, comm, filename: exe || (args[0] ?? comm), args });
+  }
+
+  /** between two passes it left its session (setsid) or its parent (which exited) */
+  private moves(pid: number, t: Tracked, ppid: number, sid: number, now: number): void {
+    if (sid !== t.sid) {
+      t.sid = sid;
+      if (sid === pid) this.emitEvent({ type: 'setsid', time: now, pid, comm: t.comm });
+    }
+    if (ppid !== t.ppid) {
+      this.emitEvent({ type: 'reparent', time: now, pid, comm: t.comm, old_ppid: t.ppid, new_ppid: ppid, sid });
+      t.ppid = ppid;
+    }
   }
 
   private gone(pid: number, t: Tracked, now: number, subjectRunning = false): void {
@@ -398,7 +418,7 @@ export class PollSensor extends EventEmitter {
       if (!t && e.pid !== process.pid) {
         const parent = this.procs.get(e.ppid);
         const subject = parent?.subject === true || this.o.inScope(e.pid);
-        t = { start: 0, subject, comm: e.name, exe: '', args: e.cmd, fds: new Map(), mapped: new Map() };
+        t = { start: 0, ppid: e.ppid, sid: 0, subject, comm: e.name, exe: '', args: e.cmd, fds: new Map(), mapped: new Map() };
         this.procs.set(e.pid, t);
         if (subject && !this.first) {
           this.emitEvent({ type: 'fork', time: now, pid: e.ppid, child_pid: e.pid });

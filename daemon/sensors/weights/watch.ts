@@ -24,6 +24,8 @@ export interface WatchOptions {
 const MIB = 1 << 20;
 /** how deep below a folder added while running its files are watched (0: the folder's own files) */
 const ADDED_DEPTH = 1;
+/** a folder added is swept again after this long */
+const RESWEEP_MS = 500;
 /** a folder added late is swept for files written before the watch began, up to this many entries */
 const SWEEP_MAX_ENTRIES = 10_000;
 
@@ -63,13 +65,20 @@ export class FolderWatcher extends EventEmitter implements Sensor {
     if (!this.added) {
       // shallower than the given folders: a working folder may be a whole project tree
       this.added = watch(folder, { ignoreInitial: true, depth: ADDED_DEPTH, awaitWriteFinish: false, followSymlinks: false });
+      const w = this.added;
+      this.addedReady = new Promise((resolve) => w.once('ready', () => resolve()));
       this.added.on('add', (path, st) => this.consider(path, st?.dev, st?.ino, st?.size));
       this.added.on('change', (path, st) => this.consider(path, st?.dev, st?.ino, st?.size));
       this.added.on('error', (err) => this.emit('trouble', { sensor: this.name, reason: 'stderr', detail: `folder watch: ${(err as Error).message}` }));
     } else this.added.add(folder);
     this.sweep(folder, since);
+    // (and again once chokidar has surely set its watch: a file made between the two is not lost)
+    setTimeout(() => this.sweep(folder, since), RESWEEP_MS).unref();
     return true;
   }
+
+  /** resolves once the first added folders are watched (a subject started after that is seen) */
+  addedReady: Promise<void> = Promise.resolve();
 
   /** the watcher of the folders added while running */
   private added: FSWatcher | null = null;
