@@ -74,6 +74,8 @@ const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 const SENDER_GRACE_MS = 300;
 /** a sensor blind this long before a stop signal (or any time after it) cannot vouch for its sender */
 const SENDER_BLIND_MS = 1000;
+/** with the poll, how long the end of a trial may wait for the folder watcher's last looks */
+const POLL_SETTLE_MS = 5000;
 /** how long the end of a trial waits for the sensor to deliver what it saw */
 const DRAIN_MS = 15_000;
 
@@ -241,7 +243,6 @@ export class Monitor {
       this.sensor.on('folder', more);
       // (and shared memory, a file system in RAM any process can write to)
       for (const dir of [...(this.o.workFolders ?? []), ...(existsSync('/dev/shm') ? ['/dev/shm'] : [])]) this.sensor.folder(dir);
-      await this.watcher?.addedReady;
     }
     await this.sensor.start();
     this.table.setMonitorPids(this.sensor.ownPids());
@@ -513,8 +514,13 @@ export class Monitor {
     await this.drainSensor();
     const t0 = Date.now();
     const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    // with the poll, the folders the subject worked in are looked at once more: what it wrote
+    // last, too quick for a pass, is judged before the verdict
+    const poll = this.sensor instanceof PollSensor;
+    if (poll) this.watcher?.sweepAdded();
+    const limit = poll ? Math.max(maxMs, POLL_SETTLE_MS) : maxMs;
     await pause(60);
-    while (Date.now() - t0 < maxMs && this.tracker.busy()) await pause(20);
+    while (Date.now() - t0 < limit && (this.tracker.busy() || (poll && this.watcher?.busy()))) await pause(20);
   }
 
   /**

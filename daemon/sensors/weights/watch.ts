@@ -65,20 +65,24 @@ export class FolderWatcher extends EventEmitter implements Sensor {
     if (!this.added) {
       // shallower than the given folders: a working folder may be a whole project tree
       this.added = watch(folder, { ignoreInitial: true, depth: ADDED_DEPTH, awaitWriteFinish: false, followSymlinks: false });
-      const w = this.added;
-      this.addedReady = new Promise((resolve) => w.once('ready', () => resolve()));
+      // what was written while chokidar scanned counts as there before it: looked at once it is ready
+      this.added.once('ready', () => {
+        this.addedScanned = true;
+        this.sweepAdded();
+      });
       this.added.on('add', (path, st) => this.consider(path, st?.dev, st?.ino, st?.size));
       this.added.on('change', (path, st) => this.consider(path, st?.dev, st?.ino, st?.size));
       this.added.on('error', (err) => this.emit('trouble', { sensor: this.name, reason: 'stderr', detail: `folder watch: ${(err as Error).message}` }));
     } else this.added.add(folder);
+    this.addedSince.set(folder, since);
     this.sweep(folder, since);
     // (and again once chokidar has surely set its watch: a file made between the two is not lost)
     setTimeout(() => this.sweep(folder, since), RESWEEP_MS).unref();
     return true;
   }
 
-  /** resolves once the first added folders are watched (a subject started after that is seen) */
-  addedReady: Promise<void> = Promise.resolve();
+  /** the folders added while running, with the time from which what is written there counts */
+  private readonly addedSince = new Map<string, number>();
 
   /** the watcher of the folders added while running */
   private added: FSWatcher | null = null;
@@ -142,7 +146,29 @@ export class FolderWatcher extends EventEmitter implements Sensor {
     }, this.o.settleMs ?? 500).unref();
   }
 
+  /** looks still under way: files waiting for their look, matches running, added folders chokidar is still scanning */
+  busy(): boolean {
+    return this.pending.size > 0 || this.checking > 0 || (this.added !== null && !this.addedScanned);
+  }
+
+  /** the folders added while running, swept once more (a trial's end: what was written last) */
+  sweepAdded(): void {
+    for (const [f, at] of this.addedSince) this.sweep(f, at);
+  }
+
+  private checking = 0;
+  private addedScanned = false;
+
   private async check(path: string, dev: number, ino: number, hardlink: boolean): Promise<void> {
+    this.checking++;
+    try {
+      await this.look(path, dev, ino, hardlink);
+    } finally {
+      this.checking--;
+    }
+  }
+
+  private async look(path: string, dev: number, ino: number, hardlink: boolean): Promise<void> {
     const key = `${dev}:${ino}`;
     const m = hardlink ? null : await matchCandidate(path, this.o.registry, {});
     const source = hardlink ? this.o.registry.byInode(dev, ino) : m?.source;
