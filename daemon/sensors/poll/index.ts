@@ -198,13 +198,23 @@ export class PollSensor extends EventEmitter {
     t.args = args.join('\0');
     this.namedFolders(pid, args);
     // processes there before the first pass are the table's own reading of /proc
-    if (!this.first) {
-      this.emitEvent({ type: 'fork', time: now, pid: st.ppid, child_pid: pid });
-      this.emitEvent({ type: 'exec', time: now, pid, comm: st.comm, filename: t.exe || (args[0] ?? st.comm), args });
-      // it made a session of its own before the pass found it (`setsid cmd`), unlike its parent
-      if (st.sid === pid && parent && parent.sid !== pid) this.emitEvent({ type: 'setsid', time: now, pid, comm: st.comm });
-    }
+    if (!this.first) this.appeared(pid, st.ppid, st.sid, parent, st.comm, t.exe || (args[0] ?? st.comm), args, now);
     return t;
+  }
+
+  /**
+   * A subject process new to the poll, as the eBPF sensor would have reported it: a fork of its
+   * subject parent, then its exec. One whose parent is not the subject's was orphaned (or
+   * started from outside, as the subject's first process is by the daemon) before a pass saw
+   * it: a reparent, its old parent unknown (0). One of a subject parent that leads a session
+   * its parent does not lead made it with setsid().
+   */
+  private appeared(pid: number, ppid: number, sid: number, parent: Tracked | undefined, comm: string, filename: string, args: string[], now: number): void {
+    const fromSubject = parent?.subject === true;
+    if (fromSubject) this.emitEvent({ type: 'fork', time: now, pid: ppid, child_pid: pid });
+    this.emitEvent({ type: 'exec', time: now, pid, comm, filename, args });
+    if (!fromSubject && ppid > 0) this.emitEvent({ type: 'reparent', time: now, pid, comm, old_ppid: 0, new_ppid: ppid, sid });
+    if (fromSubject && sid === pid && parent.sid !== pid) this.emitEvent({ type: 'setsid', time: now, pid, comm });
   }
 
   /** folders the subject works in, reported once each ('folder'): where a copy too quick for a pass lands */
@@ -420,10 +430,7 @@ export class PollSensor extends EventEmitter {
         const subject = parent?.subject === true || this.o.inScope(e.pid);
         t = { start: 0, ppid: e.ppid, sid: 0, subject, comm: e.name, exe: '', args: e.cmd, fds: new Map(), mapped: new Map() };
         this.procs.set(e.pid, t);
-        if (subject && !this.first) {
-          this.emitEvent({ type: 'fork', time: now, pid: e.ppid, child_pid: e.pid });
-          this.emitEvent({ type: 'exec', time: now, pid: e.pid, comm: e.name, filename: e.cmd.split(' ')[0] ?? e.name, args: e.cmd.split(' ') });
-        }
+        if (subject && !this.first) this.appeared(e.pid, e.ppid, 0, parent, e.name, e.cmd.split(' ')[0] ?? e.name, e.cmd.split(' '), now);
       }
       if (t?.subject) subjects++;
     }
