@@ -9,7 +9,7 @@
 //  3. ps-list against /proc: one listing of every process, each way (ps-list runs `ps`).
 // Prints one JSON line per figure. Needs root and cgroup v2 (no bpftrace).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import psList from 'ps-list';

@@ -138,6 +138,7 @@ export class Monitor {
         intervalMs: o.config.pollIntervalMs,
         watched: () => watched,
         hostWide: (dev, ino) => this.registry.byInode(dev, ino) !== undefined,
+        ...(trials ? { members: () => trials.list().flatMap((t) => groupPids(t.group)) } : o.subject.kind === 'uid' || o.subject.kind === 'tree' ? {} : { members: () => subjectPids(o.subject) }),
         ...(o.config.pollSource ? { source: o.config.pollSource } : {}),
       });
     } else {

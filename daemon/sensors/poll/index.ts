@@ -39,6 +39,11 @@ export interface PollOptions {
   hostWide?: (dev: number, ino: number) => boolean;
   /** where processes are listed from; default: /proc when it is mounted, else ps-list */
   source?: 'proc' | 'ps-list';
+  /**
+   * the subject's processes now, where that is one cheap read (its cgroup's member list): a
+   * process seen before it joined (the subject's first, moving itself in) becomes the subject's
+   */
+  members?: () => number[];
 }
 
 interface OpenFile {
@@ -158,6 +163,10 @@ export class PollSensor extends EventEmitter {
     const now = Date.now();
     const seen = new Set<number>();
     let subjects = 0;
+    for (const pid of this.o.members?.() ?? []) {
+      const t = this.procs.get(pid);
+      if (t && !t.subject) this.joined(pid, t, now);
+    }
     for (const pid of listPids()) {
       seen.add(pid);
       let t = this.procs.get(pid);
@@ -252,6 +261,16 @@ export class PollSensor extends EventEmitter {
     if (!dir.startsWith('/') || NOT_WATCHED.test(dir) || this.folders.has(dir) || this.folders.size >= MAX_FOLDERS) return;
     this.folders.add(dir);
     this.emit('folder', dir);
+  }
+
+  /** a process seen outside the subject that is in it now (it moved itself in): from now on the subject's */
+  private joined(pid: number, t: Tracked, now: number): void {
+    const args = readCmdline(pid);
+    if (args === null) return;
+    t.subject = true;
+    t.exe = exeOf(pid);
+    t.args = args.join('\0');
+    if (!this.first) this.emitEvent({ type: 'exec', time: now, pid, comm: t.comm, filename: t.exe || (args[0] ?? t.comm), args });
   }
 
   /** a subject process that runs something else now (it called exec between two passes) */
