@@ -209,7 +209,7 @@ export class ProcessTable {
         if (ev.sid !== undefined && ev.sid > 0) p.sid = ev.sid;
         // whose session it is in decides whether it left on purpose (rules/process.yaml)
         const leader = p.sid > 0 ? this.byPid.get(p.sid) : undefined;
-        const leaderAlive = leader ? leader.alive && !this.reborn(leader) : p.sid > 0 && readStat(p.sid) !== null;
+        const leaderAlive = leader ? leader.alive && !this.reborn(leader) : p.sid > 0 && isRunning(p.sid);
         return { ...this.plain(ev, p), sessionLeaderAlive: leaderAlive, sessionMadeBySubject: leader?.madeSession === true && leader.subject };
       }
       case 'signal': {
@@ -431,4 +431,10 @@ export class ProcessTable {
     }
     return out;
   }
+}
+
+/** the process exists and has not exited (a zombie waiting to be reaped has) */
+function isRunning(pid: number): boolean {
+  const st = readStat(pid);
+  return st !== null && st.state !== 'Z' && st.state !== 'X';
 }

@@ -9,6 +9,7 @@ import { Monitor, type MonitorOptions } from '../monitor.js';
 import { closeOutputs, openOutputs } from '../outputs/open.js';
 import { readSigningKey, type SigningKey } from '../outputs/seal.js';
 import { chooseSensor, type SensorChoice } from '../sensors/choose.js';
+import { SensorStartError } from '../sensors/sensor.js';
 
 export class UsageError extends Error {}
 
@@ -54,7 +55,8 @@ export async function startMonitor(o: Omit<MonitorOptions, 'outputs'>): Promise<
     return await Monitor.start({ ...o, outputs });
   } catch (e) {
     await closeOutputs(outputs);
-    throw e;
+    // what the user must fix (a sensor that cannot see here) is said plainly, exit 2
+    throw e instanceof SensorStartError ? new UsageError(`cannot monitor: ${e.message}`) : e;
   }
 }
 

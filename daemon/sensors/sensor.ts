@@ -33,3 +33,6 @@ export interface Sensor extends EventEmitter {
 }
 
 export type SensorEventListener = (ev: SensorEvent) => void;
+
+/** a sensor that could not start: the command stops with this message (exit 2), nothing watched */
+export class SensorStartError extends Error {}

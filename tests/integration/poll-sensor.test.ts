@@ -75,6 +75,28 @@ describe('the poll sensor, as root', { skip }, () => {
   });
 });
 
+describe('the poll sensor through ps-list (where /proc is not mounted)', { skip }, () => {
+  const tmp = tempDir('redline-test-pslist-');
+  after(() => tmp.cleanup());
+
+  test('processes only: the programs the subject runs, no false detach', async () => {
+    const log = join(tmp.dir, 'ps.ndjson');
+    const r = await redline(['exec', '--sensor', 'poll', '--poll-source', 'ps-list', '--mode', 'enforce', '--record-events', '--socket', 'off', '--log', log, '--', 'sh', '-c', 'sleep 0.5; sleep 0.5']);
+    assert.equal(r.code, 0, r.stderr);
+    const recs = readLog(log);
+    assert.equal(recs.find((x) => x.kind === 'daemon' && x.phase === 'sensor' && x.sensor === 'poll')?.source, 'ps-list');
+    assert.ok(events(recs, 'exec').some((e) => (e.args as string[]).join(' ') === 'sleep 0.5'), 'the sleeps were seen');
+    assert.deepEqual(alertsOf(recs).map((a) => a.rule), []);
+  });
+
+  test('a ps-list that cannot run stops the command with the reason (exit 2), nothing left frozen', async () => {
+    const log = join(tmp.dir, 'nops.ndjson');
+    const r = await redline(['exec', '--sensor', 'poll', '--poll-source', 'ps-list', '--mode', 'enforce', '--fail-closed', '--socket', 'off', '--log', log, '--', '/bin/sleep', '1'], { PATH: '/var/empty' });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /cannot monitor: the poll sensor cannot list processes \(ps-list\): spawn ps ENOENT/);
+  });
+});
+
 describe('without root (nobody)', { skip }, () => {
   const tmp = tempDir('redline-test-nobody-');
   let model: Model;

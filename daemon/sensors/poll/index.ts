@@ -16,7 +16,7 @@ import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { SensorEvent } from '../../events.js';
 import { listPids, readCmdline, readStat } from '../proc/read.js';
-import type { SensorHealth } from '../sensor.js';
+import { type SensorHealth, SensorStartError } from '../sensor.js';
 import { type Mapping, parseFdinfo, parseMaps, writable } from './parse.js';
 import { psListSnapshot, type PsEntry } from './ps-list.js';
 
@@ -79,7 +79,6 @@ export class PollSensor extends EventEmitter {
   private ticks = 0;
   private events = 0;
   private first = true;
-  private busy = false;
   private failing = '';
   /** how long the last scan took (ms) and the longest */
   lastScanMs = 0;
@@ -104,8 +103,17 @@ export class PollSensor extends EventEmitter {
     return '';
   }
 
+  /** the first pass: one that fails means this poll cannot see (the command stops, exit 2) */
   async start(): Promise<void> {
-    await this.scan();
+    try {
+      if (this.source === 'proc') this.scanProc();
+      else this.scanList(await psListSnapshot());
+    } catch (err) {
+      throw new SensorStartError(`the poll sensor cannot list processes (${this.source}): ${(err as Error).message}`);
+    } finally {
+      this.first = false;
+      this.ticks++;
+    }
     this.timer = setInterval(() => void this.scan(), this.o.intervalMs);
   }
 
@@ -136,22 +144,29 @@ export class PollSensor extends EventEmitter {
     this.emit('event', ev);
   }
 
-  /** one pass; a pass already running is waited for, never run twice at once */
-  private async scan(): Promise<void> {
-    if (this.busy) return;
-    this.busy = true;
+  /** one pass; a pass already running is joined, never run twice at once */
+  private scan(): Promise<void> {
+    this.inFlight ??= this.pass().finally(() => {
+      this.inFlight = null;
+    });
+    return this.inFlight;
+  }
+
+  private inFlight: Promise<void> | null = null;
+
+  private async pass(): Promise<void> {
     const t0 = performance.now();
     try {
       if (this.source === 'proc') this.scanProc();
       else this.scanList(await psListSnapshot());
       this.failing = '';
     } catch (err) {
-      // one pass that failed is reported once; the next one tries again
+      // a pass that failed saw nothing: the monitor is blind for it (monitor.degraded, high;
+      // fail-closed freezes). Reported once while the same failure repeats; the next pass tries again
       const why = `a poll pass failed: ${(err as Error).message}`;
-      if (why !== this.failing) this.emit('trouble', { sensor: this.name, reason: 'stderr', detail: why });
+      if (why !== this.failing) this.emit('trouble', { sensor: this.name, reason: 'failed', detail: why });
       this.failing = why;
     } finally {
-      this.busy = false;
       this.first = false;
       this.ticks++;
       this.lastScanMs = performance.now() - t0;
@@ -436,10 +451,15 @@ export class PollSensor extends EventEmitter {
     const now = Date.now();
     const seen = new Set<number>();
     let subjects = 0;
+    const members = new Set(this.o.members?.() ?? []);
     for (const e of list) {
       seen.add(e.pid);
       let t = this.procs.get(e.pid);
-      if (t && t.comm !== e.name && t.subject) {
+      if (t && !t.subject && members.has(e.pid)) {
+        // it moved itself into the subject's group after a pass saw it
+        t.subject = true;
+        this.emitEvent({ type: 'exec', time: now, pid: e.pid, comm: e.name, filename: e.cmd.split(' ')[0] ?? e.name, args: e.cmd.split(' ') });
+      } else if (t && t.comm !== e.name && t.subject) {
         t.comm = e.name;
         t.args = e.cmd;
         this.emitEvent({ type: 'exec', time: now, pid: e.pid, comm: e.name, filename: e.cmd.split(' ')[0] ?? e.name, args: e.cmd.split(' ') });

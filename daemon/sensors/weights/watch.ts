@@ -60,7 +60,9 @@ export class FolderWatcher extends EventEmitter implements Sensor {
    * the subject may have copied the weights in before the pass that found it there.
    */
   add(folder: string, since: number): boolean {
-    if ([...this.folders].some((f) => folder === f || folder.startsWith(`${f}/`))) return false;
+    // below a given folder (watched three deep) it is watched already; an added one is watched
+    // one deep only, so a folder below it is a folder more
+    if (this.folders.has(folder) || this.o.folders.some((f) => folder.startsWith(`${f}/`))) return false;
     this.folders.add(folder);
     if (!this.added) {
       // shallower than the given folders: a working folder may be a whole project tree
