@@ -74,6 +74,8 @@ const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 const SENDER_GRACE_MS = 300;
 /** a sensor blind this long before a stop signal (or any time after it) cannot vouch for its sender */
 const SENDER_BLIND_MS = 1000;
+/** how long the end of a trial may wait for the weights tracker's work under way (a derived copy takes 1.5 s to decide) */
+const SETTLE_MS = 3000;
 /** with the poll, how long the end of a trial may wait for the folder watcher's last looks */
 const POLL_SETTLE_MS = 5000;
 /** how long the end of a trial waits for the sensor to deliver what it saw */
@@ -511,7 +513,7 @@ export class Monitor {
    * checks, copy matches under way. `exec` calls it once the subject's group is empty,
    * before its verdict.
    */
-  async settle(maxMs = 1000): Promise<void> {
+  async settle(maxMs = SETTLE_MS): Promise<void> {
     await this.drainSensor();
     const t0 = Date.now();
     const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));

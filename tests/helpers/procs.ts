@@ -1,4 +1,5 @@
 // Bystander processes for tests, always killed afterwards.
+import { readFileSync } from 'node:fs';
 import { type ChildProcess, spawn } from 'node:child_process';
 
 const started: ChildProcess[] = [];
@@ -11,10 +12,11 @@ export function bystander(marker = ''): number {
   return child.pid as number;
 }
 
+/** the process runs still: it exists and is not a zombie (killed, waiting for its new parent to reap it) */
 export function isAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
   } catch {
     return false;
   }

@@ -227,6 +227,12 @@ export class LoadAccounting {
     if (r.pending) r.pending = null;
   }
 
+  /** a derived copy flagged and not yet decided (its content match may still rule it out) */
+  busy(): boolean {
+    for (const r of this.readers.values()) if (r.derivedAt !== null && !r.derivedDone) return true;
+    return false;
+  }
+
   /**
    * Readers past the share that have lived long enough by now, and are still there. A reader
    * whose process is gone without an exit seen (one outside the subject: its exit is not

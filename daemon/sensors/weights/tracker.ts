@@ -185,11 +185,11 @@ export class WeightsTracker extends EventEmitter implements Sensor {
 
   /**
    * Work still under way that may yet report: a link to look at, a match running, a
-   * candidate big enough for a first look that has not had one. (`exec` waits for this
+   * candidate big enough for a first look that has not had one, a derived copy not yet decided. (`exec` waits for this
    * before its verdict: a `ln` or `cp` the subject ran last is judged before the trial ends.)
    */
   busy(): boolean {
-    return this.linkChecks > 0 || this.candidates.busy();
+    return this.linkChecks > 0 || this.candidates.busy() || this.loads.busy();
   }
 
   private forgetExited(now: number): void {
