@@ -150,7 +150,9 @@ export class Monitor {
     }
     this.tracker = new WeightsTracker({ registry: this.registry, loadShare: o.config.loadShare, ...(this.sensor instanceof PollSensor ? { unseenCopiesSince: Date.now() } : {}) });
     // the strays too: a replica a host service started for the subject listens like any other
-    const inScope = () => (trials ? trials.list().flatMap((t) => groupPids(t.group)) : subjectPids(o.subject));
+    // (a process tree is read from the poll's own view: finding it in /proc reads every process)
+    const sensor = this.sensor;
+    const inScope = () => (trials ? trials.list().flatMap((t) => groupPids(t.group)) : sensor instanceof PollSensor && o.subject.kind === 'tree' ? sensor.subjectPids() : subjectPids(o.subject));
     this.ports = new PortPoller({ pids: () => [...inScope(), ...this.pipeline.strayPids()], intervalMs: o.config.portIntervalMs });
     this.probes = new ProbeScheduler({ probeTimeoutMs: o.config.probeTimeoutMs });
     // a path named in a mount namespace of its own is reached through the process's root, or its parent's
@@ -244,6 +246,8 @@ export class Monitor {
         if (this.watcher?.add(dir, this.startedAt)) this.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'watch', detail: `watching ${dir} too (the subject works there)` });
       };
       this.sensor.on('folder', more);
+      // a new socket of the subject's: the ports poll looks now (a server's listen, within a pass)
+      this.sensor.on('sockets', () => void this.ports.tick());
       // (and shared memory, a file system in RAM any process can write to)
       for (const dir of [...(this.o.workFolders ?? []), ...(existsSync('/dev/shm') ? ['/dev/shm'] : [])]) this.sensor.folder(dir);
     }
@@ -556,7 +560,9 @@ export class Monitor {
   private async startWatcher(weightFolders: string[]): Promise<void> {
     const folders = [...new Set([...this.o.config.watch, ...weightFolders])];
     if (folders.length === 0) return;
-    const w = new FolderWatcher({ registry: this.registry, folders, claimed: (dev, ino, path) => this.tracker.claimed(dev, ino, path) });
+    // (with the poll, nothing else claims a new file within the half second eBPF gets: one pass)
+    const settleMs = this.o.sensor?.kind === 'poll' ? this.o.config.pollIntervalMs : undefined;
+    const w = new FolderWatcher({ registry: this.registry, folders, claimed: (dev, ino, path) => this.tracker.claimed(dev, ino, path), ...(settleMs === undefined ? {} : { settleMs }) });
     this.feed(w);
     try {
       await w.start();

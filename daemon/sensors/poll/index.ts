@@ -90,6 +90,11 @@ export class PollSensor extends EventEmitter {
     this.source = o.source ?? (hasProc() ? 'proc' : 'ps-list');
   }
 
+  /** the subject's processes as of the last pass */
+  subjectPids(): number[] {
+    return [...this.procs].filter(([, t]) => t.subject).map(([pid]) => pid);
+  }
+
   /** the poll counts bytes itself, from file positions and mappings */
   bytesBy(): 'poll' {
     return 'poll';
@@ -206,7 +211,14 @@ export class PollSensor extends EventEmitter {
     }
     for (const [pid, t] of this.procs) if (!seen.has(pid)) this.gone(pid, t, now, subjects > 0);
     if (this.ticks % HOSTWIDE_EVERY === 0 && this.o.hostWide) this.hostWide(now);
+    if (this.newSocket) {
+      this.newSocket = false;
+      if (!this.first) this.emit('sockets');
+    }
   }
+
+  /** a subject process opened a socket during this pass ('sockets' is emitted after it) */
+  private newSocket = false;
 
   /** a process not seen before: the subject's when in scope or a child of the subject's */
   private found(pid: number, now: number): Tracked | undefined {
@@ -348,6 +360,12 @@ export class PollSensor extends EventEmitter {
       const known = t.fds.get(fd);
       if (known && known.target === target) {
         if (known.counted) this.moved(pid, fd, t, known, now);
+        continue;
+      }
+      // a socket new to this process: the ports sensor looks now, not at its next tick
+      if (target.startsWith('socket:')) {
+        this.newSocket = true;
+        t.fds.set(fd, { target, dev: 0, ino: 0, write: false, counted: false, pos: 0 });
         continue;
       }
       const f = this.opened(pid, fd, target, t, now);
