@@ -182,13 +182,16 @@ export class PollSensor extends EventEmitter {
   private scanProc(): void {
     const now = Date.now();
     const seen = new Set<number>();
-    let subjects = 0;
     for (const pid of this.o.members?.() ?? []) {
       const t = this.procs.get(pid);
       if (t && !t.subject) this.joined(pid, t, now);
     }
-    for (const pid of listPids()) {
-      seen.add(pid);
+    const pids = listPids();
+    for (const pid of pids) seen.add(pid);
+    // exits first: an orphan found in this pass is judged with its old session leader gone
+    const subjectRunning = [...this.procs].some(([pid, t]) => t.subject && seen.has(pid));
+    for (const [pid, t] of this.procs) if (!seen.has(pid)) this.gone(pid, t, now, subjectRunning);
+    for (const pid of pids) {
       let t = this.procs.get(pid);
       if (t?.subject) {
         // the same process still (a pid reused between two passes is a new one)
@@ -204,12 +207,10 @@ export class PollSensor extends EventEmitter {
       }
       if (!t) t = this.found(pid, now);
       if (!t?.subject) continue;
-      subjects++;
       this.workingFolder(pid);
       this.files(pid, t, now);
       this.maps(pid, t, now, true);
     }
-    for (const [pid, t] of this.procs) if (!seen.has(pid)) this.gone(pid, t, now, subjects > 0);
     if (this.ticks % HOSTWIDE_EVERY === 0 && this.o.hostWide) this.hostWide(now);
     if (this.newSocket) {
       this.newSocket = false;
@@ -468,10 +469,11 @@ export class PollSensor extends EventEmitter {
   private scanList(list: PsEntry[]): void {
     const now = Date.now();
     const seen = new Set<number>();
-    let subjects = 0;
     const members = new Set(this.o.members?.() ?? []);
+    for (const e of list) seen.add(e.pid);
+    const subjectRunning = [...this.procs].some(([pid, t]) => t.subject && seen.has(pid));
+    for (const [pid, t] of this.procs) if (!seen.has(pid)) this.gone(pid, t, now, subjectRunning);
     for (const e of list) {
-      seen.add(e.pid);
       let t = this.procs.get(e.pid);
       if (t && !t.subject && members.has(e.pid)) {
         // it moved itself into the subject's group after a pass saw it
@@ -489,9 +491,7 @@ export class PollSensor extends EventEmitter {
         this.procs.set(e.pid, t);
         if (subject && !this.first) this.appeared(e.pid, e.ppid, 0, parent, e.name, e.cmd.split(' ')[0] ?? e.name, e.cmd.split(' '), now);
       }
-      if (t?.subject) subjects++;
     }
-    for (const [pid, t] of this.procs) if (!seen.has(pid)) this.gone(pid, t, now, subjects > 0);
   }
 }
 
