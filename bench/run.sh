@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prints one JSON line per benchmark. Needs root, bpftrace and cgroup v2; `npm run build` first for idle.
+# Prints one JSON line per benchmark. Needs root, bpftrace and cgroup v2 (bench/poll.ts: root and cgroup v2); `npm run build` first for idle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 node --import tsx bench/kill-latency.ts
@@ -30,3 +30,4 @@ node --import tsx bench/dashboard.ts
 node --import tsx bench/reboot.ts
 node --import tsx bench/trials.ts
 TRIALS_PORT_INTERVAL=5000 node --import tsx bench/trials.ts
+node --import tsx bench/poll.ts

@@ -188,9 +188,8 @@ export class PollSensor extends EventEmitter {
     }
     const pids = listPids();
     for (const pid of pids) seen.add(pid);
-    // exits first: an orphan found in this pass is judged with its old session leader gone
-    const subjectRunning = [...this.procs].some(([pid, t]) => t.subject && seen.has(pid));
-    for (const [pid, t] of this.procs) if (!seen.has(pid)) this.gone(pid, t, now, subjectRunning);
+    // the subject's exits first: an orphan found in this pass is judged with its old session leader gone
+    for (const [pid, t] of this.procs) if (t.subject && !seen.has(pid)) this.gone(pid, t, now);
     for (const pid of pids) {
       let t = this.procs.get(pid);
       if (t?.subject) {
@@ -211,6 +210,9 @@ export class PollSensor extends EventEmitter {
       this.files(pid, t, now);
       this.maps(pid, t, now, true);
     }
+    // the others last: one watched that is gone while the subject ran (found in this pass or before)
+    const subjectRunning = [...this.procs.values()].some((t) => t.subject);
+    for (const [pid, t] of this.procs) if (!seen.has(pid)) this.gone(pid, t, now, subjectRunning);
     if (this.ticks % HOSTWIDE_EVERY === 0 && this.o.hostWide) this.hostWide(now);
     if (this.newSocket) {
       this.newSocket = false;
@@ -471,8 +473,7 @@ export class PollSensor extends EventEmitter {
     const seen = new Set<number>();
     const members = new Set(this.o.members?.() ?? []);
     for (const e of list) seen.add(e.pid);
-    const subjectRunning = [...this.procs].some(([pid, t]) => t.subject && seen.has(pid));
-    for (const [pid, t] of this.procs) if (!seen.has(pid)) this.gone(pid, t, now, subjectRunning);
+    for (const [pid, t] of this.procs) if (t.subject && !seen.has(pid)) this.gone(pid, t, now);
     for (const e of list) {
       let t = this.procs.get(e.pid);
       if (t && !t.subject && members.has(e.pid)) {
@@ -492,6 +493,8 @@ export class PollSensor extends EventEmitter {
         if (subject && !this.first) this.appeared(e.pid, e.ppid, 0, parent, e.name, e.cmd.split(' ')[0] ?? e.name, e.cmd.split(' '), now);
       }
     }
+    const subjectRunning = [...this.procs.values()].some((t) => t.subject);
+    for (const [pid, t] of this.procs) if (!seen.has(pid)) this.gone(pid, t, now, subjectRunning);
   }
 }
 
