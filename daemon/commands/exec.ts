@@ -1,5 +1,6 @@
-// `redline exec -- CMD`: one trial. CMD starts already inside a fresh cgroup, monitoring
-// runs until the whole group is empty, then the trial's end record is written.
+// `redline exec -- CMD`: one trial. CMD starts already inside a fresh cgroup (as a user
+// without a delegated cgroup: as a marked process tree, commands/placement.ts), monitoring runs
+// until none of its processes is left, then the trial's end record is written.
 import { execFileSync, spawn } from 'node:child_process';
 import { statSync, watch } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
