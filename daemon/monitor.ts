@@ -322,9 +322,12 @@ export class Monitor {
 
   /**
    * Who sent a stop signal: the subject (the sensor saw it), nobody the subject controls (the
-   * sensor saw everything around it and not that), or unknown (the sensor was blind then).
+   * sensor saw everything around it and not that), or unknown (the sensor was blind then; the
+   * poll sensor always is: signals are not in /proc, and a subject that stops its monitor must
+   * not pass for an operator).
    */
   private async senderOf(sig: NodeJS.Signals, at: number): Promise<'subject' | 'operator' | 'unknown'> {
+    if (this.sensor instanceof PollSensor) return 'unknown';
     if (this.pipeline.signalledBySubject(SIGNUM[sig] as number)) return 'subject';
     // the sensor answers its ping only after reading every line before it: the subject's
     // signal, had it sent one, included
@@ -636,8 +639,9 @@ export class Monitor {
       // never taken for an operator's stop: the subject may have blinded the sensor and sent
       // it in one breath. The daemon stops, the trial tripped; in enforce mode (or with
       // --fail-closed) the subject is frozen first and left so, not running unwatched.
+      const blind = this.sensor instanceof PollSensor ? ', and the poll sensor cannot see signals' : ' while its process sensor was blind';
       this.log.append({ kind: 'daemon', phase: 'signal-unattributed', signal: sig, reason: 'the process sensor could not see who sent it' });
-      this.pipeline.daemonAlert('redline.stop-by-unknown-sender', 'monitor.tamper', 'critical', `${sig} reached the daemon while its process sensor was blind: the sender is unknown, and may be the subject`, { signal: sig });
+      this.pipeline.daemonAlert('redline.stop-by-unknown-sender', 'monitor.tamper', 'critical', `${sig} reached the daemon${blind}: the sender is unknown, and may be the subject`, { signal: sig });
       if (this.pipeline.mode === 'enforce' || this.o.config.failClosed) await this.pipeline.operatorFreeze('stop by unknown sender').catch(() => undefined);
     }
     if (sig === 'SIGHUP') hup?.();

@@ -209,6 +209,22 @@ describe('without root (nobody)', { skip }, () => {
     assert.equal(existsSync(`/proc/${agent}`), false, 'killed after the grace period');
   });
 
+  test('a subject that stops its monitor (SIGTERM) is never taken for an operator: tamper, frozen first', async () => {
+    const dir = workDir('stop');
+    const log = join(dir, 'audit.ndjson');
+    const pidFile = join(dir, 'agent.pid');
+    // the agent signals its parent's parent: the daemon (sh -c's parent is the daemon itself)
+    const r = await redline(['exec', '--mode', 'enforce', '--after-trip', 'hold', '--socket', 'off', '--log', log, '--', 'sh', '-c', `echo $$ > ${pidFile}; sleep 0.5; kill -TERM $PPID; sleep 30`], { HOME: dir }, 60_000, USER_UID);
+    assert.equal(r.code, 3, r.stderr);
+    const recs = readLog(log);
+    const a = alertsOf(recs).find((x) => x.rule === 'redline.stop-by-unknown-sender') as LogRecord;
+    assert.ok(a, 'the stop is a tamper alert');
+    assert.equal(a.category, 'monitor.tamper');
+    assert.match(String(a.summary), /SIGTERM reached the daemon, and the poll sensor cannot see signals: the sender is unknown/);
+    const freeze = recs.find((x) => x.kind === 'action' && x.action === 'freeze' && x.ok === true) as LogRecord;
+    assert.ok(freeze && freeze.seq < (recs.find((x) => x.kind === 'trial' && x.phase === 'end')?.seq ?? Number.POSITIVE_INFINITY), 'frozen before the trial ended');
+  });
+
   test('doctor as nobody says what works: the poll, freezing by SIGSTOP, the rules it starves, the host', async () => {
     const r = await redline(['doctor'], { HOME: tmp.dir }, 60_000, USER_UID);
     assert.equal(r.code, 0, r.stderr);
