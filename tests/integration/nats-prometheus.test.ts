@@ -103,6 +103,9 @@ describe('NATS JetStream and Prometheus with a live daemon', { skip: skip ?? fal
     const dd = d as Daemon;
     nats = natsServer(natsPort, tmp.dir);
     await natsUp(natsPort);
+    // the daemon retries about once a second: its stream exists once it says it is back
+    // (tail --nats of a stream not made yet stops, saying so)
+    await until('the daemon back on NATS', () => readLog(dd.log).some((r) => r.kind === 'daemon' && r.phase === 'output-recovered' && r.output === 'nats'));
     let out = '';
     tail = spawn(process.execPath, ['--import', 'tsx', CLI, 'tail', '--nats', url()], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     tail.stdout?.on('data', (b) => {
