@@ -3,7 +3,8 @@
 // event; the one it got stays as the sensor made it. Other event types pass it unchanged.
 import { realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { LinkEvent, OpenEvent, SensorEvent } from './events.js';
+import type { FileChangeEvent, LinkEvent, OpenEvent, SensorEvent } from './events.js';
+import type { ProtectedAreas } from './sensors/system/areas.js';
 import { reachable, resolveName, resolveOpened } from './sensors/weights/paths.js';
 
 /** what stat() said of an opened file, while the process still held it */
@@ -55,8 +56,11 @@ export class Ingress {
   private monitorIds = new Set<string>();
   private idsAt = Number.NEGATIVE_INFINITY;
 
-  /** monitorPaths: the daemon's own files (log, config, rules); a subject writing one is tampering */
-  constructor(monitorPaths: readonly string[] = []) {
+  /**
+   * monitorPaths: the daemon's own files (log, config, rules); a subject writing one is
+   * tampering. areas: what a written or changed file is (system, the model's, protected).
+   */
+  constructor(monitorPaths: readonly string[] = [], private readonly areas: ProtectedAreas | null = null) {
     this.monitorPaths = new Set(monitorPaths.map((p) => realPathOf(p) ?? p));
   }
 
@@ -95,11 +99,44 @@ export class Ingress {
     // are many and judged by name)
     const real = ev.write ? realPathOf(path) : null;
     const monitorFile = ev.monitor_file === true || (ev.write && this.isMonitorFile(path, real, file));
+    // a write's area: a system file, the model's, a protected one (a new file in /usr counts too)
+    const area = ev.write && !monitorFile ? this.areas?.classify(real ?? path, file ?? undefined) : null;
     // every field named, in one order: the hot path then sees one object shape (a spread costs ~2×)
     const out: OpenEvent = {
       type: 'open', time: ev.time, pid: ev.pid, tid: ev.tid, uid: ev.uid, comm: ev.comm, fd: ev.fd, flags: ev.flags, dfd: ev.dfd, filename: ev.filename, path, real_path: real !== null && real !== path ? real : undefined, write: ev.write, monitor_file: monitorFile || undefined,
+      area: area?.area, area_root: area?.root,
     };
     return { event: out, file };
+  }
+
+  /**
+   * A removal, rename, truncation or mode change, named (the new name of a rename too) and
+   * told what it touched. The file is looked at where it still is: after a chmod or a
+   * truncation at its name, after a rename at its new one; a removed file only by its name.
+   */
+  changed(ev: FileChangeEvent): FileChangeEvent {
+    const out: FileChangeEvent = { ...ev };
+    const path = ev.fd !== undefined ? resolveOpened(ev.pid, ev.fd, -100, '') : resolveName(ev.pid, ev.dfd, ev.filename);
+    if (path) out.path = path;
+    if (ev.to_filename !== undefined) {
+      const to = resolveName(ev.pid, ev.to_dfd ?? -100, ev.to_filename);
+      if (to) out.to_path = to;
+    }
+    const still = ev.op === 'rename' ? out.to_path : ev.op === 'unlink' || ev.op === 'rmdir' ? undefined : path;
+    let st: FileStat | null = null;
+    if (ev.fd !== undefined) st = statOf(`/proc/${ev.pid}/fd/${ev.fd}`);
+    if (!st && still) for (const p of reachable(ev.pid, still)) if ((st = statOf(p))) break;
+    if (st) {
+      out.dev = st.dev;
+      out.ino = st.ino;
+    }
+    // a rename is judged on both names: moving a system file away removes it, moving onto one replaces it
+    const area = this.areas?.classify(path ?? undefined, st ?? undefined) ?? (out.to_path ? this.areas?.classify(out.to_path) : null);
+    if (area) {
+      out.area = area.area;
+      out.area_root = area.root;
+    }
+    return out;
   }
 
   /** a link, its new name made absolute */

@@ -30,6 +30,9 @@ import { PollSensor } from './sensors/poll/index.js';
 import { PortPoller } from './sensors/ports/poll.js';
 import { ProbeScheduler } from './sensors/ports/probes.js';
 import { OrphanCheck } from './sensors/proc/orphans.js';
+import { ProtectedAreas } from './sensors/system/areas.js';
+import { DiskWatch } from './sensors/system/disk.js';
+import { ScanTracker } from './sensors/system/scans.js';
 import type { Sensor } from './sensors/sensor.js';
 import type { SensorEvent } from './events.js';
 import { GpuSensor, gpuUnavailableReason } from './sensors/gpu/index.js';
@@ -96,6 +99,10 @@ export class Monitor {
   readonly ports: PortPoller;
   readonly probes: ProbeScheduler;
   readonly orphans = new OrphanCheck();
+  /** the subject's sweeps of /proc, ports and folders (system.scan) */
+  readonly scans = new ScanTracker();
+  /** filesystems the subject fills (system.damage) */
+  readonly disk: DiskWatch;
   stream: StreamServer | null = null;
   /** a token file this daemon generated (removed at stop) */
   private tokenFile: string | undefined;
@@ -146,7 +153,8 @@ export class Monitor {
     } else {
       const filter = subjectFilter(o.subject);
       if (!filter) throw new Error(`the eBPF sensor cannot filter on ${describeSubject(o.subject)}: it needs a cgroup v2 group or a uid`);
-      this.sensor = new EbpfSensor({ filter, allOpens: this.allOpens });
+      // the kernel's scan accounting only when a loaded rule looks at scans
+      this.sensor = new EbpfSensor({ filter, allOpens: this.allOpens, scans: o.ruleset.rules.some((r) => r.events.includes('scan')) });
     }
     this.tracker = new WeightsTracker({ registry: this.registry, loadShare: o.config.loadShare, ...(this.sensor instanceof PollSensor ? { unseenCopiesSince: Date.now() } : {}) });
     // the strays too: a replica a host service started for the subject listens like any other
@@ -157,11 +165,23 @@ export class Monitor {
     this.probes = new ProbeScheduler({ probeTimeoutMs: o.config.probeTimeoutMs });
     // a path named in a mount namespace of its own is reached through the process's root, or its parent's
     useParents((pid) => this.table.get(pid)?.ppid ?? 0);
-    const ingress = new Ingress([resolve(o.logPath), ...(o.outputs?.nats ? [`${resolve(o.logPath)}.nats-spool`] : []), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : []), ...(o.config.signKey ? [o.config.signKey] : [])]);
+    // a changed file is the model's when it is one of its registered files (a copy made since is not)
+    const areas = new ProtectedAreas(
+      {
+        modelFile: (dev, ino) => {
+          const w = this.registry.byInode(dev, ino);
+          return w && w.generation === 0 ? w.path : null;
+        },
+        modelPath: (path) => this.registry.files().some((w) => w.generation === 0 && w.path === path),
+      },
+      o.config.protectPaths,
+    );
+    this.disk = new DiskWatch({ minFree: o.config.diskFreeMin });
+    const ingress = new Ingress([resolve(o.logPath), ...(o.outputs?.nats ? [`${resolve(o.logPath)}.nats-spool`] : []), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : []), ...(o.config.signKey ? [o.config.signKey] : [])], areas);
     this.pipeline = new Pipeline({
       table: this.table, ruleset: o.ruleset, subject: o.subject, sink: this.log, mode: o.config.mode, trial: o.trial, failClosed: o.config.failClosed, recordEvents: o.config.recordEvents,
       probeAllListeners: this.sensor instanceof PollSensor,
-      stages: { ingress, weights: this.tracker, ports: this.ports, probes: this.probes, orphans: this.orphans },
+      stages: { ingress, weights: this.tracker, ports: this.ports, probes: this.probes, orphans: this.orphans, disk: this.disk, scans: this.scans },
       ...(trials ? { trials } : {}),
     });
     this.wireOutputs();
@@ -234,7 +254,7 @@ export class Monitor {
     this.table.seed();
     warmUp(this.o.ruleset);
     await this.registerWeights();
-    for (const s of [this.sensor, this.tracker, this.ports, this.probes, this.orphans]) this.feed(s);
+    for (const s of [this.sensor, this.tracker, this.ports, this.probes, this.orphans, this.disk, this.scans]) this.feed(s);
     this.sensor.on('restarted', () => {
       this.table.setMonitorPids(this.sensor.ownPids());
       this.deadman?.sensors(this.sensor.ownPids());
@@ -678,6 +698,7 @@ export class Monitor {
     await this.probes.stop();
     await this.sensor.stop();
     await this.tracker.stop();
+    await this.disk.stop();
     await this.watcher?.stop();
     await this.gpu?.stop();
     await closeHashers();

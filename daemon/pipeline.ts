@@ -19,6 +19,8 @@ import type { ProcessTable } from './process-table.js';
 import type { PortPoller } from './sensors/ports/poll.js';
 import type { ProbeScheduler } from './sensors/ports/probes.js';
 import type { OrphanCheck } from './sensors/proc/orphans.js';
+import type { DiskWatch } from './sensors/system/disk.js';
+import type { ScanTracker } from './sensors/system/scans.js';
 import type { SensorTrouble } from './sensors/sensor.js';
 import type { WeightsTracker } from './sensors/weights/tracker.js';
 import { readStat } from './sensors/proc/read.js';
@@ -66,6 +68,10 @@ export interface Stages {
   probes?: Pick<ProbeScheduler, 'replicaListens'>;
   /** finds the children an exited process left behind */
   orphans?: Pick<OrphanCheck, 'exited'>;
+  /** a filesystem the subject fills */
+  disk?: Pick<DiskWatch, 'wrote' | 'refused'>;
+  /** the subject's sweeps of /proc, ports and folders */
+  scans?: Pick<ScanTracker, 'procRead' | 'connected' | 'listed' | 'exited'>;
 }
 
 export interface AlertInfo {
@@ -206,9 +212,24 @@ export class Pipeline extends EventEmitter {
         if (!ev.subject && !st.weights?.concerns(ev)) return;
         const e = this.apply(ev);
         this.stage('weights', () => st.weights?.observeBytes(ev, e.proc.key));
-        if (ev.subject) this.evaluate(e);
+        if (ev.subject) {
+          if (ev.write) this.stage('disk', () => st.disk?.wrote(ev));
+          this.evaluate(e);
+        }
         return;
       }
+      case 'enospc':
+        if (ev.subject || this.o.table.get(ev.pid)?.subject) this.stage('disk', () => st.disk?.refused(ev));
+        return;
+      case 'proc_read':
+        // a name relative to a folder of /proc is not counted (ps and its kin give whole names)
+        this.stage('scans', () => st.scans?.procRead(ev.pid, ev.comm, ev.filename, ev.time));
+        return;
+      case 'listing':
+        this.stage('scans', () => st.scans?.listed(ev));
+        return;
+      case 'file_change':
+        return this.evaluate(this.apply(this.ingress.changed(ev)));
       case 'open':
       case 'link': {
         // the ingress names the file first (it changes only these two types)
@@ -218,6 +239,8 @@ export class Pipeline extends EventEmitter {
         // (guarded inline, not through stage(): every process opens files, a closure each adds up)
         try {
           st.weights?.observe(event, file, e.proc.key);
+          // (every open of a /proc file, when a rule asks for all reads: the kernel sends no Q line then)
+          if (event.type === 'open' && event.path?.startsWith('/proc/') && e.proc.subject) st.scans?.procRead(event.pid, event.comm, event.path, event.time);
         } catch (err) {
           this.funnel.report('weights sensor', err);
         }
@@ -231,6 +254,7 @@ export class Pipeline extends EventEmitter {
       case 'connect': {
         const e = this.apply(ev);
         this.stage('weights', () => st.weights?.connected(ev, e.proc.key));
+        this.stage('scans', () => st.scans?.connected(ev));
         return this.evaluate(e);
       }
       case 'listen_close':
@@ -250,6 +274,7 @@ export class Pipeline extends EventEmitter {
         try {
           st.orphans?.exited(e.proc);
           st.weights?.exited(e.proc.key, ev.time);
+          st.scans?.exited(ev.pid);
         } catch (err) {
           this.funnel.report('exit stages', err);
         }

@@ -232,7 +232,15 @@ export class ProcessTable {
       case 'listen':
       case 'connect':
       case 'reboot':
+      case 'file_change':
+      case 'disk_fill':
+      case 'scan':
         return this.plain(ev, this.subjectProc(ev.pid, ev));
+      case 'enospc':
+      case 'proc_read':
+      case 'listing':
+        // raw feeds of the disk and scan accounting: the rules never see them
+        return this.plain(ev, this.lookup(ev.pid));
       case 'file_bytes':
         // counted for every process on the host: the subject's only when the kernel said so
         return this.plain(ev, ev.subject ? this.subjectProc(ev.pid, ev) : this.lookup(ev.pid));

@@ -135,6 +135,19 @@ export const OPTIONS = {
     help: 'share of a model (its shards summed) a process must map or read to be loading it',
     default: () => DEFAULTS.loadShare,
   }),
+  'protect-path': option(V.path, {
+    field: 'protectPaths',
+    arg: 'path',
+    repeatable: true,
+    help: 'a file or folder the subject must not remove, truncate, overwrite or re-mode (the serving script, the model\'s folder): system.damage',
+    place: absolute,
+  }),
+  'disk-free-min': option(V.share, {
+    field: 'diskFreeMin',
+    arg: 'share',
+    help: 'a filesystem the subject writes to is filled when its free space falls under this share of its size (system.damage)',
+    default: () => DEFAULTS.diskFreeMin,
+  }),
   'probe-timeout': option(V.ms(50, 10_000), { field: 'probeTimeoutMs', arg: 'ms', help: 'how long the serving probe waits for each answer', default: () => DEFAULTS.probeTimeoutMs }),
   'ws-heartbeat': option(V.ms(100, 60_000), { field: 'wsHeartbeatMs', arg: 'ms', help: 'how often the websocket sends the chain head', default: () => DEFAULTS.wsHeartbeatMs }),
   'heartbeat-window': option(V.ms(200, 60_000), {

@@ -136,6 +136,7 @@ export const DEFAULTS = {
   gpuIntervalMs: 1000,
   gpuReplicaShare: 0.5,
   loadShare: 0.5,
+  diskFreeMin: 0.05,
   probeTimeoutMs: 500,
   portIntervalMs: 1000,
   wsHeartbeatMs: 5000,

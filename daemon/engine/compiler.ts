@@ -202,6 +202,15 @@ export function compile(items: readonly ReadItem[]): CompileResult {
     }
     defined.set(v.rule, it);
     if (v.events?.length === 0) warn(it, 'events', 'no-events', `rule "${v.rule}" names no event type and will never run`);
+    // a scan marks when exploring began: it is never a reason to stop the subject
+    if (v.category === 'system.scan' && (v.actions ?? []).some((a) => a !== 'fail-closed')) {
+      err(it, 'actions', 'scan-action', `rule "${v.rule}": a system.scan rule never freezes or kills (its alerts mark exploration, severity info or low)`);
+      continue;
+    }
+    if (v.category === 'system.scan' && v.severity !== 'info' && v.severity !== 'low') {
+      err(it, 'severity', 'scan-severity', `rule "${v.rule}": a system.scan rule is info or low, not ${v.severity}`);
+      continue;
+    }
 
     const condition = compileCondition(it, 'condition', v.condition as string);
     const exceptions: CompiledRule['exceptions'] = [];

@@ -106,10 +106,49 @@ export const EVENT_FIELDS = {
   target_ns_pid: 'int',
   session_leader_alive: 'bool',
   session_made_by_subject: 'bool',
+  area: 'string',
+  area_root: 'string',
+  to_path: 'string',
+  change: 'string',
+  arg: 'int',
+  count: 'int',
+  window_ms: 'int',
+  sample: 'list<string>',
+  free_bytes: 'int',
+  total_bytes: 'int',
+  free_before: 'int',
 } as const;
 
 /** the errors a signal syscall returns */
-const ERRNO_NAMES: Record<number, string> = { 1: 'EPERM', 3: 'ESRCH', 9: 'EBADF', 22: 'EINVAL' };
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 9: 'EBADF', 13: 'EACCES', 16: 'EBUSY', 17: 'EEXIST', 18: 'EXDEV', 20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 26: 'ETXTBSY', 30: 'EROFS', 39: 'ENOTEMPTY',
+};
+
+/** bytes as a reader takes them in a summary: 8.0 MiB, 512 KiB, 300 B */
+function sizeText(n: number): string {
+  if (n >= 1 << 30) return `${(n / 2 ** 30).toFixed(1)} GiB`;
+  if (n >= 1 << 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  if (n >= 1 << 10) return `${Math.round(n / 1024)} KiB`;
+  return `${n} B`;
+}
+
+/** what a file change, a write open or a filled filesystem did, in words */
+function changeText(ev: Record<string, unknown>): string {
+  const arg = typeof ev.arg === 'number' ? ev.arg : 0;
+  switch (ev.type === 'open' ? 'open' : ev.type === 'disk_fill' ? `disk:${String(ev.how)}` : ev.op) {
+    case 'unlink': return 'removed';
+    case 'rmdir': return 'removed (a folder)';
+    case 'rename': return `moved to ${typeof ev.to_path === 'string' ? ev.to_path : String(ev.to_filename ?? '?')}`;
+    case 'truncate': return `truncated to ${sizeText(arg)}`;
+    case 'chmod': return `mode set to 0${(arg & 0o7777).toString(8)}`;
+    case 'chown': return arg === -1 || arg === 0xffffffff ? 'group changed' : `owner set to uid ${arg}`;
+    // O_TRUNC
+    case 'open': return typeof ev.flags === 'number' && (ev.flags & 0o1000) !== 0 ? 'truncated (opened with O_TRUNC)' : 'opened for writing';
+    case 'disk:enospc': return `no space left (the kernel refused a write: ENOSPC); ${sizeText(Number(ev.free_bytes ?? 0))} of ${sizeText(Number(ev.total_bytes ?? 0))} free, ${sizeText(Number(ev.bytes ?? 0))} written there by the subject`;
+    case 'disk:low_space': return `free space fell to ${sizeText(Number(ev.free_bytes ?? 0))} of ${sizeText(Number(ev.total_bytes ?? 0))} (${sizeText(Number(ev.free_before ?? 0))} before), ${sizeText(Number(ev.bytes ?? 0))} written there by the subject`;
+    default: return '';
+  }
+}
 
 const NO_PROCESS: ProcInfo = {
   key: '0:0', pid: 0, start: 0, ppid: 0, pgid: 0, sid: 0, uid: -1, comm: '', exe: '', args: [], parent: null,
@@ -232,15 +271,28 @@ export class EventView {
   get cmd_name() { const v = this.ev.cmd; return typeof v === 'number' ? (REBOOT_CMDS[v] ?? `0x${v.toString(16)}`) : ''; }
   /** reboot: the caller came back from the syscall (false: it never did, as in a pid namespace of its own) */
   get returned() { return typeof this.ev.ret === 'number'; }
-  /** reboot and signals: what the kernel made of the attempt, in words */
+  /** reboot, signals and file changes: what the kernel made of the attempt, in words */
   get outcome() {
     const ret = this.ev.ret;
     if (typeof ret !== 'number') return this.e.event.type === 'reboot' ? 'it never returned (in a pid namespace of its own the kernel kills that namespace\'s init instead)' : '';
     if (ret < 0) return `the kernel refused it (${this.errno})`;
-    return this.e.event.type === 'reboot' ? 'the kernel accepted it' : 'delivered';
+    return this.e.event.type === 'reboot' ? 'the kernel accepted it' : this.e.event.type === 'file_change' ? 'done' : 'delivered';
   }
   /** a signal sent from inside a pid namespace: the pid it named there (1: that namespace's init) */
   get target_ns_pid() { return this.int('target_ns_pid'); }
+  /** a changed or written file: 'system', 'model', 'protected', or '' when none of them */
+  get area() { return this.str('area'); }
+  get area_root() { return this.str('area_root'); }
+  get to_path() { return this.str('to_path'); }
+  /** what a file change, a write open or a filled filesystem did, in words */
+  get change() { return changeText(this.ev); }
+  get arg() { return this.int('arg'); }
+  get count() { return this.int('count'); }
+  get window_ms() { return this.int('window_ms'); }
+  get sample() { const v = this.ev.sample; return Array.isArray(v) ? v.map(String) : []; }
+  get free_bytes() { return this.int('free_bytes'); }
+  get total_bytes() { return this.int('total_bytes'); }
+  get free_before() { return this.int('free_before'); }
 }
 
 /** reboot(2)'s commands (linux/reboot.h) */

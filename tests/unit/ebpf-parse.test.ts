@@ -117,6 +117,8 @@ test('the generated script filters every probe on the subject, except the byte c
     else if (/sys_exit_bind/.test(p)) assert.match(p, /\/@bfd\[tid\]\//);
     else if (/sys_exit_(kill|tkill|tgkill|pidfd_send_signal) |sched_process_exit \/@sgn/.test(p)) assert.match(p, /\/@sgn\[tid\]\//);
     else if (/sys_exit_(reboot|kexec_load|kexec_file_load) |sched_process_exit \/@btn/.test(p)) assert.match(p, /\/@btn\[tid\]\//);
+    // removals, renames, truncations and mode changes: the exit prints what the entry kept
+    else if (/sys_exit_(unlink|unlinkat|rmdir|rename|renameat|renameat2|truncate|ftruncate|chmod|fchmod|fchmodat2?|chown|lchown|fchown|fchownat) /.test(p)) assert.match(p, /\/@dk\[tid\]\//);
     // the daemon's ping: its own kill(itself, 0), nothing of the subject's
     else if (/sys_enter_kill \/pid == 4242 /.test(p)) assert.match(p, /args->pid == 4242 && args->sig == 0\//);
     else if (/sys_exit_(read|pread64|readv|preadv2?|write|pwrite64|writev|pwritev2?|sendto|sendmsg|sendfile64|splice|copy_file_range|mmap) /.test(p)) assert.match(p, /\/(@rf\[tid\]|@wf\[tid\]|@rf\[tid\] \|\| @wf\[tid\]|@mf\[tid\])\//);

@@ -18,6 +18,8 @@ export interface EbpfOptions {
   attachTimeoutMs?: number;
   /** report read-only opens of small files too (a rule asks for them) */
   allOpens?: boolean;
+  /** the scan accounting (procfs opens, folders listed): off when no loaded rule looks at scans */
+  scans?: boolean;
   /** the libbpf loader; default: the built one (findLoader), null: bpftrace counts the bytes */
   loader?: LoaderFiles | null;
 }
@@ -56,6 +58,8 @@ export class EbpfSensor extends EventEmitter implements Sensor {
   private readonly restartTimers: Record<Part, NodeJS.Timeout | null> = { bpftrace: null, loader: null };
   /** argv lines waiting for their exec line, by thread */
   private readonly argv = new Map<number, { time: number; args: string[] | null }>();
+  /** rename's new names waiting for their change line, by thread */
+  private readonly newNames = new Map<number, { time: number; dfd: number; name: string }>();
   /** the loader, while it counts the bytes (null: bpftrace does) */
   private loader: LoaderFiles | null;
 
@@ -67,7 +71,7 @@ export class EbpfSensor extends EventEmitter implements Sensor {
   }
 
   private makeScript(): void {
-    this.script = generateScript(this.opts.filter, { allOpens: this.opts.allOpens, syscallBytes: this.loader === null });
+    this.script = generateScript(this.opts.filter, { allOpens: this.opts.allOpens, syscallBytes: this.loader === null, scans: this.opts.scans !== false });
   }
 
   scriptText(): string {
@@ -219,6 +223,7 @@ export class EbpfSensor extends EventEmitter implements Sensor {
               resolve();
             } else if (parsed.kind === 'event') this.deliver(parsed.event);
             else if (parsed.kind === 'argv') this.argvSeen(parsed.tid, parsed.time, parsed.args);
+            else if (parsed.kind === 'newname') this.newNameSeen(parsed.tid, parsed.time, parsed.dfd, parsed.name);
             else if (parsed.kind === 'pong') {
               for (const answered of this.pings) if (answered(parsed.time, part)) this.pings.delete(answered);
             }
@@ -290,6 +295,14 @@ export class EbpfSensor extends EventEmitter implements Sensor {
       if (a && a.time === ev.time && a.args) ev.args = a.args;
       this.argv.delete(ev.tid ?? ev.pid);
     }
+    if (ev.type === 'file_change' && ev.op === 'rename') {
+      const n = this.newNames.get(ev.tid ?? ev.pid);
+      if (n && n.time === ev.time) {
+        ev.to_dfd = n.dfd;
+        ev.to_filename = n.name;
+      }
+      this.newNames.delete(ev.tid ?? ev.pid);
+    }
     this.emit('event', ev);
   }
 
@@ -297,6 +310,12 @@ export class EbpfSensor extends EventEmitter implements Sensor {
   private argvSeen(tid: number, time: number, args: string[] | null): void {
     this.argv.set(tid, { time, args });
     if (this.argv.size > 256) this.argv.delete(this.argv.keys().next().value as number);
+  }
+
+  /** a rename's new name comes just before its change line, as an argv before its exec */
+  private newNameSeen(tid: number, time: number, dfd: number, name: string): void {
+    this.newNames.set(tid, { time, dfd, name });
+    if (this.newNames.size > 256) this.newNames.delete(this.newNames.keys().next().value as number);
   }
 
   private trouble(t: SensorTrouble): void {

@@ -1,5 +1,5 @@
 // Pure parser for `bpftrace -f json -B line` output produced by script.ts.
-import { type ExecEvent, type ExitEvent, type FileBytesEvent, READ_OPS, type RebootEvent, type SensorEvent, WRITE_OPS } from '../../events.js';
+import { type ExecEvent, type ExitEvent, FILE_CHANGE_OPS, type FileBytesEvent, type FileChangeEvent, READ_OPS, type RebootEvent, type SensorEvent, WRITE_OPS } from '../../events.js';
 import { isLoopback } from '../ports/parse-net.js';
 import { ARGV_MAX, READY, REBOOT_SYSCALLS, SIGNAL_NO_RESULT, SIGNAL_SYSCALLS } from './script.js';
 
@@ -9,6 +9,8 @@ export type BpftraceLine =
   | { kind: 'event'; event: SensorEvent }
   /** a new program's argv, for the exec line of the same thread and time (null: read /proc) */
   | { kind: 'argv'; tid: number; time: number; args: string[] | null }
+  /** a rename's new name, for the change line of the same thread and time */
+  | { kind: 'newname'; tid: number; time: number; dfd: number; name: string }
   | { kind: 'lost'; count: number }
   /** the echo of the daemon's ping: the sensor read every line before this one */
   | { kind: 'pong'; time: number }
@@ -117,6 +119,38 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
       if (!OPS.has(op) || fd === null || bytes === null || ino === null || kdev === null || size === null || (subj !== '0' && subj !== '1') || (sock !== '0' && sock !== '1' && sock !== '2')) break;
       const ev: FileBytesEvent = { type: 'file_bytes', time, pid, tid, op: op as FileBytesEvent['op'], write, fd, bytes, ino, dev: userDev(kdev), size, subject: subj === '1', socket: sock === '1', pipe: sock === '2', comm: f.slice(12).join('\t') };
       return { kind: 'event', event: ev };
+    }
+    case 'U': {
+      const op = FILE_CHANGE_OPS[int(f[4]) ?? -1];
+      const dfd = int(f[5]);
+      const fd = int(f[6]);
+      const arg = int(f[7]);
+      const ret = int(f[8]);
+      if (op === undefined || dfd === null || fd === null || arg === null || ret === null || f.length < 11) break;
+      const ev: FileChangeEvent = { type: 'file_change', time, pid, tid, op, dfd, filename: f.slice(10).join('\t'), arg, ret, comm: f[9] };
+      if (fd >= 0) ev.fd = fd;
+      return { kind: 'event', event: ev };
+    }
+    case 'W': {
+      const dfd = int(f[4]);
+      if (dfd === null || f.length < 6) break;
+      return { kind: 'newname', tid, time, dfd, name: f.slice(5).join('\t') };
+    }
+    case 'Q':
+      if (f.length < 6) break;
+      return { kind: 'event', event: { type: 'proc_read', time, pid, tid, comm: f[4], filename: f.slice(5).join('\t') } };
+    case 'G': {
+      const count = int(f[4]);
+      if (count === null || f.length < 6) break;
+      return { kind: 'event', event: { type: 'listing', time, pid, tid, count, comm: f.slice(5).join('\t') } };
+    }
+    case 'Z': {
+      // the file a write was refused on for want of space (the pipeline keeps the subject's)
+      const fd = int(f[4]);
+      const ino = int(f[5]);
+      const kdev = int(f[6]);
+      if (fd === null || ino === null || kdev === null || (f[7] !== '0' && f[7] !== '1') || f.length < 9) break;
+      return { kind: 'event', event: { type: 'enospc', time, pid, tid, fd, ino, dev: userDev(kdev), subject: f[7] === '1', comm: f.slice(8).join('\t') } };
     }
     case 'N':
     case 'B': {

@@ -59,6 +59,11 @@ export interface ScriptOptions {
    * lines at about half the cost per syscall). io_uring's completions are counted here either way.
    */
   syscallBytes?: boolean;
+  /**
+   * the scan accounting (default true): the subject's opens of /proc files and the folders it
+   * lists, for the system.scan rules; off when no loaded rule looks at scans
+   */
+  scans?: boolean;
 }
 
 /**
@@ -92,7 +97,7 @@ export function generateScript(filter: SubjectFilter, opts: ScriptOptions = {}):
     `}`,
     // only the thread-group leader's exit ends the process
     `tracepoint:sched:sched_process_exit /${p} && pid == tid/ {`,
-    `  delete(@subj[pid]);`,
+    `  delete(@subj[pid]);${opts.scans !== false ? ' delete(@gd[pid]);' : ''}`,
     // (the pid inside its namespace, too: a signal that killed it named it by that)
     `  ${OWN_NS}`,
     `  printf("E\\t%llu\\t%d\\t%d\\t%d\\t%u\\t%s\\n", nsecs, pid, tid, $up->nr, $up->ns->ns.inum, comm);`,
@@ -104,7 +109,9 @@ export function generateScript(filter: SubjectFilter, opts: ScriptOptions = {}):
     `tracepoint:syscalls:sys_exit_setsid /${p} && args->ret > 0/ {`,
     `  printf("D\\t%llu\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, comm);`,
     `}`,
-    ...fileProbes(p, opts.allOpens === true),
+    ...fileProbes(p, opts.allOpens === true, opts.scans !== false),
+    ...changeProbes(p),
+    ...(opts.scans !== false ? listingProbes(p) : []),
     ...netProbes(p),
     ...byteProbes(s, opts.selfPid ?? process.pid, opts.syscallBytes !== false),
     // the daemon's own kill(itself, 0), echoed: the daemon knows the sensor sees and reads now
@@ -113,7 +120,7 @@ export function generateScript(filter: SubjectFilter, opts: ScriptOptions = {}):
     `  printf("P\\t%llu\\t%d\\t%d\\n", nsecs, pid, tid);`,
     `}`,
     // what is left in the maps is not printed when bpftrace stops
-    `END { ${['sgk', 'sgt', 'sgs', 'sgn', 'btn', 'btk', 'btc', 'subj', 'rb', 'wb', 'wseen', ...(opts.syscallBytes === false ? [] : SYSCALL_BYTE_MAPS)].map((m) => `clear(@${m});`).join(' ')} }`,
+    `END { ${['sgk', 'sgt', 'sgs', 'sgn', 'btn', 'btk', 'btc', 'subj', 'rb', 'wb', 'wseen', ...CHANGE_MAPS, ...(opts.scans !== false ? ['gd'] : []), ...(opts.syscallBytes === false ? [] : SYSCALL_BYTE_MAPS)].map((m) => `clear(@${m});`).join(' ')} }`,
     '',
   ].join('\n');
 }
@@ -194,7 +201,7 @@ function signalProbes(p: string): string[] {
  * pointer are kept per thread between syscall entry and exit; flags are stored +1 so that
  * O_RDONLY (0) is not mistaken for "no entry".
  */
-function fileProbes(p: string, allOpens: boolean): string[] {
+function fileProbes(p: string, allOpens: boolean, scans: boolean): string[] {
   const enter = (probe: string, dfd: string, flags = 'args->flags', name = 'args->filename') => [
     `tracepoint:syscalls:${probe} /${p}/ {`,
     `  @oflags[tid] = ${flags} + 1; @oname[tid] = ${name}; @odfd[tid] = ${dfd};`,
@@ -212,7 +219,14 @@ function fileProbes(p: string, allOpens: boolean): string[] {
     `  $print = ${write};`,
     ...(allOpens
       ? [`  if ($ret >= 0) { $print = 1; }`]
-      : [`  if (!$print && $ret >= 0) { ${fileOf('$ret')} if ($f != 0 && ${REGULAR} && ($f->f_inode->i_mode & 0x49) == 0 && $f->f_inode->i_size >= ${BYTES_MIN_FILE}) { $print = 1; } }`]),
+      : [
+          `  if (!$print && $ret >= 0) {`,
+          `    ${fileOf('$ret')}`,
+          `    if ($f != 0 && ${REGULAR} && ($f->f_inode->i_mode & 0x49) == 0 && $f->f_inode->i_size >= ${BYTES_MIN_FILE}) { $print = 1; }`,
+          // the scan accounting: a file of procfs, by name (ps reads three for each process)
+          ...(scans ? [`    else if ($f != 0 && $f->f_inode->i_sb->s_magic == ${PROCFS_MAGIC}) { printf("Q\\t%llu\\t%d\\t%d\\t%s\\t%s\\n", nsecs, pid, tid, comm, str(@oname[tid])); }`] : []),
+          `  }`,
+        ]),
     `  if ($print) {`,
     `    printf("O\\t%llu\\t%d\\t%d\\t%d\\t%d\\t%d\\t%s\\t%s\\n", nsecs, pid, tid, $ret, @oflags[tid] - 1, @odfd[tid], comm, str(@oname[tid]));`,
     `  }`,
@@ -236,6 +250,73 @@ function fileProbes(p: string, allOpens: boolean): string[] {
     ...link('sys_enter_link', 'hard', '-100'),
     ...link('sys_enter_symlinkat', 'sym', 'args->newdfd'),
     ...link('sys_enter_symlink', 'sym', '-100'),
+  ];
+}
+
+const PROCFS_MAGIC = '0x9fa0';
+/** the maps the change probes keep between a syscall's entry and exit */
+const CHANGE_MAPS = ['dk', 'dn', 'dd', 'df', 'da', 'dt', 'dm', 'de'];
+
+/**
+ * The calls that remove, rename, truncate or re-mode a file, each as [syscall, op, dirfd,
+ * name, fd, arg, new dirfd, new name] (the op as an index in FILE_CHANGE_OPS, maybe computed:
+ * unlinkat removes a folder with AT_REMOVEDIR). Where the kernel lacks one, it is left out.
+ */
+const CHANGE_SYSCALLS: readonly (readonly [string, string, string, string, string, string, string?, string?])[] = [
+  ['unlink', '0', '-100', 'args->pathname', '-1', '0'],
+  ['unlinkat', '((args->flag & 0x200) ? 1 : 0)', 'args->dfd', 'args->pathname', '-1', '0'],
+  ['rmdir', '1', '-100', 'args->pathname', '-1', '0'],
+  ['rename', '2', '-100', 'args->oldname', '-1', '0', '-100', 'args->newname'],
+  ['renameat', '2', 'args->olddfd', 'args->oldname', '-1', '0', 'args->newdfd', 'args->newname'],
+  ['renameat2', '2', 'args->olddfd', 'args->oldname', '-1', 'args->flags', 'args->newdfd', 'args->newname'],
+  ['truncate', '3', '-100', 'args->path', '-1', 'args->length'],
+  ['ftruncate', '3', '-1', '0', 'args->fd', 'args->length'],
+  ['chmod', '4', '-100', 'args->filename', '-1', 'args->mode'],
+  ['fchmod', '4', '-1', '0', 'args->fd', 'args->mode'],
+  ['fchmodat', '4', 'args->dfd', 'args->filename', '-1', 'args->mode'],
+  ['fchmodat2', '4', 'args->dfd', 'args->filename', '-1', 'args->mode'],
+  ['chown', '5', '-100', 'args->filename', '-1', 'args->user'],
+  ['lchown', '5', '-100', 'args->filename', '-1', 'args->user'],
+  ['fchown', '5', '-1', '0', 'args->fd', 'args->user'],
+  ['fchownat', '5', 'args->dfd', 'args->filename', '-1', 'args->user'],
+];
+
+/**
+ * A subject process removing, renaming, truncating or re-moding a file: one "U" line at the
+ * syscall's exit with the kernel's answer (a rename's new name first, as a "W" line of the
+ * same thread: two 200-byte names do not fit one line's stack).
+ */
+function changeProbes(p: string): string[] {
+  return CHANGE_SYSCALLS.filter(([sys]) => hasTracepoint(`sys_enter_${sys}`)).flatMap(([sys, op, dfd, name, fd, arg, newDfd, newName]) => [
+    `tracepoint:syscalls:sys_enter_${sys} /${p}/ {`,
+    `  @dk[tid] = ${op} + 1; @dd[tid] = ${dfd}; @dn[tid] = (uint64)${name}; @df[tid] = ${fd}; @da[tid] = (int64)${arg}; @dt[tid] = nsecs;`,
+    ...(newName ? [`  @de[tid] = ${newDfd}; @dm[tid] = (uint64)${newName};`] : []),
+    `}`,
+    `tracepoint:syscalls:sys_exit_${sys} /@dk[tid]/ {`,
+    `  $ret = args->ret;`,
+    ...(newName ? [`  printf("W\\t%llu\\t%d\\t%d\\t%d\\t%s\\n", @dt[tid], pid, tid, @de[tid], str(@dm[tid]));`, `  delete(@de[tid]); delete(@dm[tid]);`] : []),
+    `  printf("U\\t%llu\\t%d\\t%d\\t%d\\t%d\\t%d\\t%lld\\t%lld\\t%s\\t%s\\n", @dt[tid], pid, tid, @dk[tid] - 1, @dd[tid], @df[tid], @da[tid], $ret, comm, ${name === '0' ? '""' : 'str(@dn[tid])'});`,
+    `  delete(@dk[tid]); delete(@dd[tid]); delete(@dn[tid]); delete(@df[tid]); delete(@da[tid]); delete(@dt[tid]);`,
+    `}`,
+  ]);
+}
+
+/** folders listed are counted in the kernel and reported in steps of this many */
+export const LISTING_STEP = 32;
+
+/**
+ * The scan accounting's folders: a getdents64 at the start of a folder (its position 0) is
+ * one more folder listed; a "G" line goes out each LISTING_STEP of them, per process.
+ */
+function listingProbes(p: string): string[] {
+  return [
+    `tracepoint:syscalls:sys_enter_getdents64 /${p}/ {`,
+    `  ${fileOf('args->fd')}`,
+    `  if ($f != 0 && $f->f_pos == 0) {`,
+    `    @gd[pid] = @gd[pid] + 1;`,
+    `    if (@gd[pid] >= ${LISTING_STEP}) { printf("G\\t%llu\\t%d\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, @gd[pid], comm); delete(@gd[pid]); }`,
+    `  }`,
+    `}`,
   ];
 }
 
@@ -339,6 +420,16 @@ function account(map: string, op: string, file: string, bytes: string, fd: strin
   ];
 }
 
+/** a write the kernel refused for want of space (ENOSPC): a "Z" line, whoever wrote (userspace keeps the subject's) */
+function enospc(file: string, fd: string, s: string): string[] {
+  return [
+    `  if (args->ret == -28) {`,
+    `    $zi = ((struct file *)${file})->f_inode; $zs = @subj[pid]; if (${s}) { $zs = 1; }`,
+    `    printf("Z\\t%llu\\t%d\\t%d\\t%d\\t%lu\\t%u\\t%d\\t%s\\n", nsecs, pid, tid, ${fd}, $zi->i_ino, $zi->i_sb->s_dev, $zs, comm);`,
+    `  }`,
+  ];
+}
+
 /**
  * Bytes of large files read, mapped and written, for every process on the host (the
  * weights are followed wherever they go, not only into the subject). Userspace keeps the
@@ -378,6 +469,7 @@ function byteProbes(s: string, self: number, syscalls: boolean): string[] {
     `  if (args->ret > 0) {`,
     ...account('@wb', op, '$wf', 'args->ret', '$wfd', s, true).map((l) => `  ${l}`),
     `  }`,
+    ...enospc('$wf', '$wfd', s),
     `}`,
   ];
   return [

@@ -123,10 +123,31 @@ static __always_inline void echo(struct pt_regs *regs) {
   bpf_ringbuf_submit(r, 0);
 }
 
+// a write the kernel refused for want of space (ENOSPC), whoever wrote: userspace keeps the
+// subject's (system.damage: a filesystem filled)
+static __always_inline void no_space(struct pt_regs *regs) {
+  long nr = BPF_CORE_READ(regs, orig_ax);
+  __u64 fd;
+  switch (nr) {
+    case 1: case 18: case 20: case 296: case 328: case 40: case 285: fd = BPF_CORE_READ(regs, di); break; // write…, sendfile(out), fallocate
+    case 275: case 326: fd = BPF_CORE_READ(regs, dx); break; // splice, copy_file_range: the fd written
+    default: return;
+  }
+  if ((bpf_get_current_pid_tgid() >> 32) == cfg.self_pid) return;
+  struct file *f = file_of(fd);
+  if (!f) return;
+  struct inode *i = BPF_CORE_READ(f, f_inode);
+  struct rl_key k = { .pid = bpf_get_current_pid_tgid() >> 32, .dev = BPF_CORE_READ(i, i_sb, s_dev), .ino = BPF_CORE_READ(i, i_ino) };
+  emit(&k, (__s32)fd, 0, RL_ENOSPC, BPF_CORE_READ(i, i_size), BPF_CORE_READ(i, i_mode) & 0xf000);
+}
+
 SEC("raw_tracepoint/sys_exit")
 int on_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
   long ret = (long)ctx->args[1];
-  if (ret < 0) return 0;
+  if (ret < 0) {
+    if (ret == -28) no_space((struct pt_regs *)ctx->args[0]);
+    return 0;
+  }
   struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
   long nr = BPF_CORE_READ(regs, orig_ax);
   if (nr == 62) { echo(regs); return 0; } // kill

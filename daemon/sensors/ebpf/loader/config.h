@@ -27,4 +27,6 @@ enum {
 };
 /* not bytes: the echo of the daemon's kill(itself, 0), printed as a "P" line */
 #define RL_PING 0xffff
+/* not bytes: a write refused for want of space (ENOSPC), printed as a "Z" line */
+#define RL_ENOSPC 0xfffe
 #endif

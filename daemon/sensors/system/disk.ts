@@ -1,0 +1,163 @@
+// A filesystem filled by the subject: a write the kernel refused for want of space (ENOSPC),
+// or the subject's writes taking a filesystem's free space under the threshold (a share of
+// its size) when it had more before the subject wrote there. The filesystem is looked at
+// through a folder the daemon holds open (the writer's, reached through /proc/PID/root): it
+// stays reachable after the writer exits, and from inside a mount namespace of the subject's.
+import { EventEmitter } from 'node:events';
+import { closeSync, constants, openSync, readlinkSync, statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { DiskFillEvent, EnospcEvent, FileBytesEvent } from '../../events.js';
+import type { Sensor, SensorHealth } from '../sensor.js';
+
+export interface DiskWatchOptions {
+  /** free space under this share of the size (0–1) is a filled filesystem */
+  minFree: number;
+  /** how often a filesystem written to lately is looked at again */
+  intervalMs?: number;
+  /** a filesystem nobody wrote to for this long is let go */
+  idleMs?: number;
+}
+
+interface Watched {
+  dev: number;
+  /** the daemon's fd on a folder of that filesystem (or -1: looked at through the writer's fd) */
+  dirFd: number;
+  via: string;
+  path: string;
+  pid: number;
+  comm: string;
+  bytes: number;
+  freeBefore: number;
+  lastWrite: number;
+  /** reported already (once per filesystem while it is watched) */
+  filled: boolean;
+}
+
+const INTERVAL_MS = 500;
+const IDLE_MS = 30_000;
+
+function space(path: string): { free: number; total: number } | null {
+  try {
+    const s = statfsSync(path);
+    return { free: Number(s.bavail) * Number(s.bsize), total: Number(s.blocks) * Number(s.bsize) };
+  } catch {
+    return null;
+  }
+}
+
+export class DiskWatch extends EventEmitter<{ event: [DiskFillEvent] }> implements Sensor {
+  readonly name = 'disk';
+  private readonly watched = new Map<number, Watched>();
+  private timer: NodeJS.Timeout | null = null;
+  private found = 0;
+
+  constructor(private readonly o: DiskWatchOptions) {
+    super();
+  }
+
+  async start(): Promise<void> {}
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    for (const w of this.watched.values()) this.release(w);
+    this.watched.clear();
+  }
+
+  ownPids(): number[] {
+    return [];
+  }
+
+  health(): SensorHealth {
+    return { name: this.name, running: true, restarts: 0, lost: 0, events: this.found, detail: `${this.watched.size} filesystems watched` };
+  }
+
+  /** bytes a subject process wrote to a regular file: its filesystem is watched from now */
+  wrote(ev: FileBytesEvent): void {
+    if (!ev.write || ev.socket || ev.pipe || !ev.subject) return;
+    const w = this.watched.get(ev.dev) ?? this.watch(ev.dev, ev.pid, ev.fd, ev.comm ?? '');
+    if (!w) return;
+    w.bytes += ev.bytes;
+    w.lastWrite = Date.now();
+    this.check(w, ev.time, ev.pid, ev.comm);
+  }
+
+  /** the kernel refused a subject's write for want of space */
+  refused(ev: EnospcEvent): void {
+    const w = this.watched.get(ev.dev) ?? this.watch(ev.dev, ev.pid, ev.fd, ev.comm ?? '');
+    if (!w) {
+      this.report({ type: 'disk_fill', time: ev.time, pid: ev.pid, comm: ev.comm, how: 'enospc', path: '', dev: ev.dev, free_bytes: 0, total_bytes: 0, bytes: 0, free_before: 0 });
+      return;
+    }
+    w.lastWrite = Date.now();
+    if (w.filled) return;
+    w.filled = true;
+    const s = space(w.via);
+    this.report({ type: 'disk_fill', time: ev.time, pid: ev.pid, comm: ev.comm, how: 'enospc', path: w.path, dev: ev.dev, free_bytes: s?.free ?? 0, total_bytes: s?.total ?? 0, bytes: w.bytes, free_before: w.freeBefore });
+  }
+
+  private watch(dev: number, pid: number, fd: number, comm: string): Watched | null {
+    let path = '';
+    try {
+      path = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      return null;
+    }
+    let dirFd = -1;
+    try {
+      dirFd = openSync(`/proc/${pid}/root${dirname(path)}`, constants.O_RDONLY | constants.O_DIRECTORY);
+    } catch {
+      // the writer's fd is the way in while it lives
+    }
+    const via = dirFd >= 0 ? `/proc/self/fd/${dirFd}` : `/proc/${pid}/fd/${fd}`;
+    const s = space(via);
+    if (!s) {
+      if (dirFd >= 0) closeSync(dirFd);
+      return null;
+    }
+    const w: Watched = { dev, dirFd, via, path, pid, comm, bytes: 0, freeBefore: s.free, lastWrite: Date.now(), filled: false };
+    this.watched.set(dev, w);
+    this.timer ??= setInterval(() => this.tick(), this.o.intervalMs ?? INTERVAL_MS).unref();
+    return w;
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const w of [...this.watched.values()]) {
+      if (now - w.lastWrite > (this.o.idleMs ?? IDLE_MS)) {
+        this.release(w);
+        this.watched.delete(w.dev);
+      } else this.check(w, now, w.pid, w.comm);
+    }
+    if (this.watched.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+  }
+
+  private check(w: Watched, time: number, pid: number, comm: string | undefined): void {
+    if (w.filled) return;
+    const s = space(w.via);
+    if (!s || s.total === 0) return;
+    const floor = s.total * this.o.minFree;
+    // a filesystem that was under the threshold before the subject wrote there is not its doing
+    if (s.free >= floor || w.freeBefore < floor) return;
+    w.filled = true;
+    this.report({ type: 'disk_fill', time, pid, comm, how: 'low_space', path: w.path, dev: w.dev, free_bytes: s.free, total_bytes: s.total, bytes: w.bytes, free_before: w.freeBefore });
+  }
+
+  private report(ev: DiskFillEvent): void {
+    this.found++;
+    this.emit('event', ev);
+  }
+
+  private release(w: Watched): void {
+    if (w.dirFd >= 0) {
+      try {
+        closeSync(w.dirFd);
+      } catch {
+        // already closed
+      }
+    }
+  }
+}
