@@ -176,7 +176,7 @@ export class Monitor {
       },
       o.config.protectPaths,
     );
-    this.disk = new DiskWatch({ minFree: o.config.diskFreeMin });
+    this.disk = new DiskWatch({ minFree: o.config.diskFreeMin, parentOf: (pid) => this.table.get(pid)?.ppid ?? 0 });
     const ingress = new Ingress([resolve(o.logPath), ...(o.outputs?.nats ? [`${resolve(o.logPath)}.nats-spool`] : []), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : []), ...(o.config.signKey ? [o.config.signKey] : [])], areas);
     this.pipeline = new Pipeline({
       table: this.table, ruleset: o.ruleset, subject: o.subject, sink: this.log, mode: o.config.mode, trial: o.trial, failClosed: o.config.failClosed, recordEvents: o.config.recordEvents,

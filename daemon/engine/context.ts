@@ -144,8 +144,8 @@ function changeText(ev: Record<string, unknown>): string {
     case 'chown': return arg === -1 || arg === 0xffffffff ? 'group changed' : `owner set to uid ${arg}`;
     // O_TRUNC
     case 'open': return typeof ev.flags === 'number' && (ev.flags & 0o1000) !== 0 ? 'truncated (opened with O_TRUNC)' : 'opened for writing';
-    case 'disk:enospc': return `no space left (the kernel refused a write: ENOSPC); ${sizeText(Number(ev.free_bytes ?? 0))} of ${sizeText(Number(ev.total_bytes ?? 0))} free, ${sizeText(Number(ev.bytes ?? 0))} written there by the subject`;
-    case 'disk:low_space': return `free space fell to ${sizeText(Number(ev.free_bytes ?? 0))} of ${sizeText(Number(ev.total_bytes ?? 0))} (${sizeText(Number(ev.free_before ?? 0))} before), ${sizeText(Number(ev.bytes ?? 0))} written there by the subject`;
+    case 'disk:enospc': return `no space left (the kernel refused a write: ENOSPC); ${sizeText(Number(ev.free_bytes ?? 0))} of ${sizeText(Number(ev.total_bytes ?? 0))} free, ${sizeText(Number(ev.bytes ?? 0))} written there by the subject (at least: counted in steps)`;
+    case 'disk:low_space': return `free space fell to ${sizeText(Number(ev.free_bytes ?? 0))} of ${sizeText(Number(ev.total_bytes ?? 0))} (${sizeText(Number(ev.free_before ?? 0))} before), ${sizeText(Number(ev.bytes ?? 0))} written there by the subject (at least: counted in steps)`;
     default: return '';
   }
 }

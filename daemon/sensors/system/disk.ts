@@ -4,7 +4,7 @@
 // through a folder the daemon holds open (the writer's, reached through /proc/PID/root): it
 // stays reachable after the writer exits, and from inside a mount namespace of the subject's.
 import { EventEmitter } from 'node:events';
-import { closeSync, constants, openSync, readlinkSync, statfsSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, readlinkSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { DiskFillEvent, EnospcEvent, FileBytesEvent } from '../../events.js';
 import type { Sensor, SensorHealth } from '../sensor.js';
@@ -12,6 +12,8 @@ import type { Sensor, SensorHealth } from '../sensor.js';
 export interface DiskWatchOptions {
   /** free space under this share of the size (0–1) is a filled filesystem */
   minFree: number;
+  /** a process's parent as the table knows it (the writer may be gone: its parent's mounts are looked at) */
+  parentOf?: (pid: number) => number;
   /** how often a filesystem written to lately is looked at again */
   intervalMs?: number;
   /** a filesystem nobody wrote to for this long is let go */
@@ -43,6 +45,24 @@ function space(path: string): { free: number; total: number } | null {
   } catch {
     return null;
   }
+}
+
+/** where the filesystem `dev` (st_dev) is mounted in `pid`'s mount namespace (its first mount), or null */
+export function mountPointOf(pid: number, dev: number): string | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/mountinfo`, 'utf8');
+  } catch {
+    return null;
+  }
+  const major = (dev >> 8) & 0xfff;
+  const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+  for (const line of text.split('\n')) {
+    const f = line.split(' ');
+    // the mount point escapes spaces and the like as \040
+    if (f[2] === `${major}:${minor}` && f[4]) return f[4].replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+  }
+  return null;
 }
 
 export class DiskWatch extends EventEmitter<{ event: [DiskFillEvent] }> implements Sensor {
@@ -96,16 +116,29 @@ export class DiskWatch extends EventEmitter<{ event: [DiskFillEvent] }> implemen
     this.report({ type: 'disk_fill', time: ev.time, pid: ev.pid, comm: ev.comm, how: 'enospc', path: w.path, dev: ev.dev, free_bytes: s?.free ?? 0, total_bytes: s?.total ?? 0, bytes: w.bytes, free_before: w.freeBefore });
   }
 
+  /**
+   * The writer's file's folder, or, when the writer is gone already (a quick `dd` is done
+   * before its first line is read), the filesystem's mount point as its parent sees it.
+   */
   private watch(dev: number, pid: number, fd: number, comm: string): Watched | null {
     let path = '';
+    let dir = '';
     try {
       path = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      dir = `/proc/${pid}/root${dirname(path)}`;
     } catch {
-      return null;
+      for (let p = this.o.parentOf?.(pid) ?? 0, hops = 0; p > 1 && hops < 4 && !dir; p = this.o.parentOf?.(p) ?? 0, hops++) {
+        const mount = mountPointOf(p, dev);
+        if (mount !== null) {
+          path = mount;
+          dir = `/proc/${p}/root${mount}`;
+        }
+      }
+      if (!dir) return null;
     }
     let dirFd = -1;
     try {
-      dirFd = openSync(`/proc/${pid}/root${dirname(path)}`, constants.O_RDONLY | constants.O_DIRECTORY);
+      dirFd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
     } catch {
       // the writer's fd is the way in while it lives
     }
