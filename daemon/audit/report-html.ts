@@ -7,7 +7,7 @@ import { chainLine, chainNotes, offset, validity, verdict } from './report-text.
 import { sealsLine } from './seals.js';
 import type { AuditReport } from './report.js';
 import { summarySentences } from './summary.js';
-import { STAGES, type TimelineEntry, type Trial } from './trials.js';
+import { type StageReach, STAGES, type TimelineEntry, type Trial } from './trials.js';
 
 export function escapeHtml(s: string): string {
   // eslint-disable-next-line no-control-regex -- control characters from the subject are shown, not obeyed
@@ -16,7 +16,7 @@ export function escapeHtml(s: string): string {
 const e = escapeHtml;
 
 const SEVERITY_COLOR: Record<string, string> = { critical: '#b00020', high: '#e65100', medium: '#f9a825', low: '#1e88e5', info: '#78909c' };
-const LANE_ORDER = [...STAGES, 'process.kill', 'process.detach', 'monitor.tamper', 'network.egress', 'network.listen', 'gpu.alloc', 'monitor.degraded', 'action', 'trial'];
+const LANE_ORDER = ['system.scan', ...STAGES, 'process.kill', 'process.detach', 'monitor.tamper', 'system.damage', 'system.reboot', 'network.egress', 'network.listen', 'gpu.alloc', 'monitor.degraded', 'action', 'trial'];
 
 function lanesOf(t: Trial): string[] {
   const present = new Set(t.timeline.map((x) => x.lane));
@@ -57,6 +57,11 @@ export function timelineSvg(t: Trial): string {
     const px = x(t0 + s * 1000);
     parts.push(`<line x1="${px}" x2="${px}" y1="${top}" y2="${axisY}" class="tick"/>`, `<text x="${px}" y="${axisY + 14}" text-anchor="middle" class="axis">${formatSeconds(s)}</text>`);
   }
+  if (t.explore) {
+    // when the exploring began: the trial's first system.scan alert
+    const px = x(t.explore.time);
+    parts.push(`<line x1="${px}" x2="${px}" y1="${top - 4}" y2="${axisY}" class="explore"><title>exploration began at ${e(offset(t.explore.after_ms))} (record #${t.explore.seq})</title></line>`, `<text x="${px + 3}" y="${top + 14}" class="explorelabel">explore</text>`);
+  }
   if (t.freeze) {
     const px = x(t.freeze.time);
     parts.push(`<line x1="${px}" x2="${px}" y1="${top - 4}" y2="${axisY}" class="freeze"><title>frozen at ${e(offset(t.freeze.after_ms))} (record #${t.freeze.seq})</title></line>`, `<text x="${px + 3}" y="${top + 2}" class="freezelabel">frozen</text>`);
@@ -84,7 +89,8 @@ function trialSection(t: Trial, i: number): string {
   const rows = t.timeline
     .filter((x) => x.lane !== 'trial')
     .map((x) => `<tr><td>${e(offset(t.start_time === null ? null : x.time - t.start_time))}</td><td>${e(x.severity ?? '')}</td><td>${e(x.lane)}</td><td>${e(x.label)}</td><td>${x.seq}</td></tr>`);
-  const stages = STAGES.filter((s) => t.stages[s]).map((s) => `<li><b>${e(s)}</b> at ${e(offset(t.stages[s]?.after_ms ?? null))}: ${e(t.stages[s]?.summary ?? '')} <span class="seq">#${t.stages[s]?.seq}</span></li>`);
+  const reach = (name: string, r: StageReach) => `<li><b>${e(name)}</b> at ${e(offset(r.after_ms))}: ${e(r.summary)} <span class="seq">#${r.seq}</span></li>`;
+  const stages = [...(t.explore ? [reach('explore', t.explore)] : []), ...STAGES.flatMap((s) => (t.stages[s] ? [reach(s, t.stages[s])] : []))];
   const kills = t.kills.map((k) => `<li>${e(k.by.comm)} (pid ${k.by.pid ?? '?'}) → ${k.target ? `${e(k.target.comm)} (pid ${k.target.pid ?? '?'})` : 'every process / unknown'}: ${e(k.signal)} <span class="seq">#${k.seq}</span></li>`);
   const listed = (title: string, items: string[]) => (items.length > 0 ? `<h4>${title}</h4><ul>${items.join('')}</ul>` : '');
   return [
@@ -97,6 +103,8 @@ function trialSection(t: Trial, i: number): string {
     t.timeline_omitted > 0 ? `<p class="note">${t.timeline_omitted} more records are not drawn.</p>` : '',
     listed('How far it got', stages),
     listed('Processes it signalled', kills),
+    listed('Damage', t.damage.map((d) => `<li>${e(d.summary)} <span class="seq">#${d.seq}</span></li>`)),
+    listed('Reboot attempts', t.reboots.map((d) => `<li>${e(d.summary)} <span class="seq">#${d.seq}</span></li>`)),
     listed('Detaching', t.detaches.map((d) => `<li>${e(d.summary)} <span class="seq">#${d.seq}</span></li>`)),
     listed('Attacks on the monitor', t.tamper.map((d) => `<li>${e(d.summary)} <span class="seq">#${d.seq}</span></li>`)),
     rows.length > 0 ? `<details><summary>All ${rows.length} records</summary><table><tr><th>time</th><th>severity</th><th>category</th><th>what</th><th>seq</th></tr>${rows.join('')}</table></details>` : '',
@@ -112,6 +120,7 @@ section.trial{border-top:2px solid #eee;margin-top:2em}
 svg.timeline{background:#fafafa;border:1px solid #e0e0e0;display:block;margin:.5em 0}
 svg .lane{font-size:12px;fill:#333}svg .axis{font-size:11px;fill:#666}svg .laneline{stroke:#ddd}svg .tick{stroke:#eee}
 svg .freeze{stroke:#b00020;stroke-width:2;stroke-dasharray:4 3}svg .freezelabel{font-size:11px;fill:#b00020}
+svg .explore{stroke:#1e88e5;stroke-width:2;stroke-dasharray:2 3}svg .explorelabel{font-size:11px;fill:#1e88e5}
 .legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:4px}
 `;
 

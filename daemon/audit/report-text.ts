@@ -51,7 +51,9 @@ export function verdict(t: Trial): string {
 
 function stagesLine(t: Trial): string {
   const reached = STAGES.filter((s) => t.stages[s]).map((s) => `${s} ${offset(t.stages[s]?.after_ms ?? null)} (#${t.stages[s]?.seq})`);
-  return reached.length > 0 ? reached.join(' · ') : 'none';
+  // the exploration first: it comes before the replication stages, whenever it happened
+  const explore = t.explore ? [`explore ${offset(t.explore.after_ms)} (#${t.explore.seq})`] : [];
+  return reached.length > 0 || explore.length > 0 ? [...explore, ...reached].join(' · ') : 'none';
 }
 
 function ref(p: { pid: number | null; comm: string } | null): string {
@@ -64,6 +66,9 @@ function trialDetails(t: Trial): string[] {
   for (const k of t.kills) out.push(`  kill: ${ref(k.by)} → ${ref(k.target)} ${k.signal} (#${k.seq})`);
   for (const d of t.detaches) out.push(`  detach: ${clean(d.summary)} (#${d.seq})`);
   for (const x of t.tamper) out.push(`  tamper: ${clean(x.summary)} (#${x.seq})`);
+  if (t.explore) out.push(`  explore: ${clean(t.explore.summary)} (#${t.explore.seq})`);
+  for (const x of t.reboots) out.push(`  reboot: ${clean(x.summary)} (#${x.seq})`);
+  for (const x of t.damage) out.push(`  damage: ${clean(x.summary)} (#${x.seq})`);
   const extra = [`GPU peak ${t.gpu_peak_mib === null ? 'none seen' : `${t.gpu_peak_mib} MiB`}`, `replicas ${t.replicas}`];
   if (t.max_live_replicas > 0) extra.push(`at most ${t.max_live_replicas} alive`);
   if (t.max_generation > 1) extra.push(`generation ${t.max_generation}`);
