@@ -5,7 +5,7 @@ import { realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { FileChangeEvent, LinkEvent, OpenEvent, SensorEvent } from './events.js';
 import type { ProtectedAreas } from './sensors/system/areas.js';
-import { reachable, resolveName, resolveOpened } from './sensors/weights/paths.js';
+import { fdPath, reachable, resolveName, resolveOpened } from './sensors/weights/paths.js';
 
 /** what stat() said of an opened file, while the process still held it */
 export interface FileStat {
@@ -47,11 +47,16 @@ function realPathOf(path: string): string | null {
   }
 }
 
+// files opened for writing remembered by fd (a process truncates what it opened a moment before)
+const WRITTEN_MAX = 4096;
+
 /** the daemon's own files are known again this often: a rotated log is a new file */
 const IDENTITY_MS = 1000;
 
 export class Ingress {
   private readonly monitorPaths: ReadonlySet<string>;
+  /** the files subject processes opened for writing, by `pid:fd`: a truncation or chmod through the fd is named by it after the process is gone */
+  private readonly written = new Map<string, string>();
   /** `dev:ino` of each monitor file: a hard link or a symlink to one is still that file */
   private monitorIds = new Set<string>();
   private idsAt = Number.NEGATIVE_INFINITY;
@@ -99,6 +104,10 @@ export class Ingress {
     // are many and judged by name)
     const real = ev.write ? realPathOf(path) : null;
     const monitorFile = ev.monitor_file === true || (ev.write && this.isMonitorFile(path, real, file));
+    if (ev.write && ev.fd >= 0) {
+      if (this.written.size >= WRITTEN_MAX) this.written.delete(this.written.keys().next().value as string);
+      this.written.set(`${ev.pid}:${ev.fd}`, real ?? path);
+    }
     // a write's area: a system file, the model's, a protected one (a new file in /usr counts too)
     const area = ev.write && !monitorFile ? this.areas?.classify(real ?? path, file ?? undefined) : null;
     // every field named, in one order: the hot path then sees one object shape (a spread costs ~2×)
@@ -116,7 +125,8 @@ export class Ingress {
    */
   changed(ev: FileChangeEvent): FileChangeEvent {
     const out: FileChangeEvent = { ...ev };
-    const path = ev.fd !== undefined ? resolveOpened(ev.pid, ev.fd, -100, '') : resolveName(ev.pid, ev.dfd, ev.filename);
+    // (through an fd: the process may be gone already; the file it opened for writing there is known)
+    const path = ev.fd !== undefined ? (fdPath(ev.pid, ev.fd) ?? this.written.get(`${ev.pid}:${ev.fd}`) ?? null) : resolveName(ev.pid, ev.dfd, ev.filename);
     if (path) out.path = path;
     if (ev.to_filename !== undefined) {
       const to = resolveName(ev.pid, ev.to_dfd ?? -100, ev.to_filename);

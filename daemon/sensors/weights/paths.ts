@@ -54,9 +54,14 @@ export function resolveName(pid: number, dfd: number, name: string): string | nu
   return base ? join(base, name) : null;
 }
 
+/** the file behind a process's fd, while it holds it (null: gone, or a pipe, socket or deleted file) */
+export function fdPath(pid: number, fd: number): string | null {
+  return realFile(link(`/proc/${pid}/fd/${fd}`));
+}
+
 /** the opened file: through the fd when it is still open (exact), else by name */
 export function resolveOpened(pid: number, fd: number, dfd: number, name: string): string | null {
-  return realFile(link(`/proc/${pid}/fd/${fd}`)) ?? resolveName(pid, dfd, name);
+  return fdPath(pid, fd) ?? resolveName(pid, dfd, name);
 }
 
 /**
