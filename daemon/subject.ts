@@ -77,7 +77,7 @@ function inTree(s: Extract<Subject, { kind: 'tree' }>, pid: number): boolean {
 }
 
 /** the process's environment names the subject's marker (readable for the same user, or root) */
-export function hasMarker(pid: number, marker: string): boolean {
+function hasMarker(pid: number, marker: string): boolean {
   try {
     return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`${SUBJECT_ENV}=${marker}`);
   } catch {

@@ -104,10 +104,6 @@ export class PollSensor extends EventEmitter {
     return [];
   }
 
-  scriptText(): string {
-    return '';
-  }
-
   /** the first pass: one that fails means this poll cannot see (the command stops, exit 2) */
   async start(): Promise<void> {
     try {
@@ -475,22 +471,25 @@ export class PollSensor extends EventEmitter {
     for (const e of list) seen.add(e.pid);
     for (const [pid, t] of this.procs) if (t.subject && !seen.has(pid)) this.gone(pid, t, now);
     for (const e of list) {
+      // ps gives the command line as one string: its words are the best argv there is
+      const args = e.cmd.split(' ');
+      const filename = args[0] ?? e.name;
       let t = this.procs.get(e.pid);
       if (t && !t.subject && members.has(e.pid)) {
         // it moved itself into the subject's group after a pass saw it
         t.subject = true;
-        this.emitEvent({ type: 'exec', time: now, pid: e.pid, comm: e.name, filename: e.cmd.split(' ')[0] ?? e.name, args: e.cmd.split(' ') });
+        this.emitEvent({ type: 'exec', time: now, pid: e.pid, comm: e.name, filename, args });
       } else if (t && t.comm !== e.name && t.subject) {
         t.comm = e.name;
         t.args = e.cmd;
-        this.emitEvent({ type: 'exec', time: now, pid: e.pid, comm: e.name, filename: e.cmd.split(' ')[0] ?? e.name, args: e.cmd.split(' ') });
+        this.emitEvent({ type: 'exec', time: now, pid: e.pid, comm: e.name, filename, args });
       }
       if (!t && e.pid !== process.pid) {
         const parent = this.procs.get(e.ppid);
         const subject = parent?.subject === true || this.o.inScope(e.pid);
         t = { start: 0, ppid: e.ppid, sid: 0, subject, comm: e.name, exe: '', args: e.cmd, fds: new Map(), mapped: new Map() };
         this.procs.set(e.pid, t);
-        if (subject && !this.first) this.appeared(e.pid, e.ppid, 0, parent, e.name, e.cmd.split(' ')[0] ?? e.name, e.cmd.split(' '), now);
+        if (subject && !this.first) this.appeared(e.pid, e.ppid, 0, parent, e.name, filename, args, now);
       }
     }
     const subjectRunning = [...this.procs.values()].some((t) => t.subject);
