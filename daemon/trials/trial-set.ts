@@ -164,11 +164,23 @@ export class TrialSet {
     let t: Trial | null = null;
     const group = cgroupOfPid(p.pid, this.o.mount);
     const tg = group === null ? null : trialGroupOf(group, this.o.spec);
-    if (tg !== null) t = this.trials.get(tg) ?? (existsSync(tg) ? this.begin(tg) : null);
+    if (tg !== null) t = this.trials.get(tg) ?? (existsSync(tg) && this.beginsAgain(tg) ? this.begin(tg) : null);
     // gone before its group could be read: its parent's trial
     else if (group === null && p.parent) t = this.of(p.parent);
     this.byKey.set(p.key, t);
     return t;
+  }
+
+  /**
+   * A group whose trial has not begun yet begins one; a group whose trial ended only when
+   * something runs in it again (a late event of the ended trial's own processes — a zombie
+   * still names its group — must not start a second trial for it).
+   */
+  private beginsAgain(group: string): boolean {
+    if (!this.ended.has(group)) return true;
+    if (readEvents(group).populated !== 1) return false;
+    this.ended.delete(group);
+    return true;
   }
 
   /** is the process in one of the trials' groups now (from /proc; false once it is gone) */
