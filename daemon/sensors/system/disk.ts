@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { closeSync, constants, openSync, readFileSync, readlinkSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { DiskFillEvent, EnospcEvent, FileBytesEvent } from '../../events.js';
-import type { Sensor, SensorHealth } from '../sensor.js';
+import type { Sensor, SensorHealth, SensorTrouble } from '../sensor.js';
 
 export interface DiskWatchOptions {
   /** free space under this share of the size (0–1) is a filled filesystem */
@@ -65,7 +65,7 @@ export function mountPointOf(pid: number, dev: number): string | null {
   return null;
 }
 
-export class DiskWatch extends EventEmitter<{ event: [DiskFillEvent] }> implements Sensor {
+export class DiskWatch extends EventEmitter<{ event: [DiskFillEvent]; trouble: [SensorTrouble] }> implements Sensor {
   readonly name = 'disk';
   private readonly watched = new Map<number, Watched>();
   private timer: NodeJS.Timeout | null = null;
@@ -155,16 +155,21 @@ export class DiskWatch extends EventEmitter<{ event: [DiskFillEvent] }> implemen
   }
 
   private tick(): void {
-    const now = Date.now();
-    for (const w of [...this.watched.values()]) {
-      if (now - w.lastWrite > (this.o.idleMs ?? IDLE_MS)) {
-        this.release(w);
-        this.watched.delete(w.dev);
-      } else this.check(w, now, w.pid, w.comm);
-    }
-    if (this.watched.size === 0 && this.timer) {
-      clearInterval(this.timer);
-      this.timer = null;
+    try {
+      const now = Date.now();
+      for (const w of [...this.watched.values()]) {
+        if (now - w.lastWrite > (this.o.idleMs ?? IDLE_MS)) {
+          this.release(w);
+          this.watched.delete(w.dev);
+        } else this.check(w, now, w.pid, w.comm);
+      }
+      if (this.watched.size === 0 && this.timer) {
+        clearInterval(this.timer);
+        this.timer = null;
+      }
+    } catch (err) {
+      // off the pipeline's path (a timer): said as the sensor's trouble, never thrown
+      this.emit('trouble', { sensor: this.name, reason: 'failed', detail: `the disk watch failed: ${(err as Error).message}` });
     }
   }
 
