@@ -165,6 +165,8 @@ export interface OpenEvent extends EventBase {
   /** for a write: the file it really reaches, when that is not `path` (a symlink, `..`) */
   real_path?: string;
   write: boolean;
+  /** this open created the file (it was not there before): writing it overwrites nothing */
+  created?: boolean;
   /** set when the file is the daemon's own (log, config, rules) or a cgroup control file */
   monitor_file?: boolean;
   /** for a write: the file is a system file, the model's or a protected one (FileChangeEvent.area) */

@@ -108,11 +108,12 @@ export class Ingress {
       if (this.written.size >= WRITTEN_MAX) this.written.delete(this.written.keys().next().value as string);
       this.written.set(`${ev.pid}:${ev.fd}`, real ?? path);
     }
-    // a write's area: a system file, the model's, a protected one (a new file in /usr counts too)
-    const area = ev.write && !monitorFile ? this.areas?.classify(real ?? path, file ?? undefined) : null;
+    // a write's area: a system file, the model's, a protected one — when the file was there
+    // before (an overwrite); a file the open created harms nothing
+    const area = ev.write && !monitorFile && ev.created !== true ? this.areas?.classify(real ?? path, file ?? undefined) : null;
     // every field named, in one order: the hot path then sees one object shape (a spread costs ~2×)
     const out: OpenEvent = {
-      type: 'open', time: ev.time, pid: ev.pid, tid: ev.tid, uid: ev.uid, comm: ev.comm, fd: ev.fd, flags: ev.flags, dfd: ev.dfd, filename: ev.filename, path, real_path: real !== null && real !== path ? real : undefined, write: ev.write, monitor_file: monitorFile || undefined,
+      type: 'open', time: ev.time, pid: ev.pid, tid: ev.tid, uid: ev.uid, comm: ev.comm, fd: ev.fd, flags: ev.flags, dfd: ev.dfd, filename: ev.filename, path, real_path: real !== null && real !== path ? real : undefined, write: ev.write, created: ev.created, monitor_file: monitorFile || undefined,
       area: area?.area, area_root: area?.root,
     };
     return { event: out, file };

@@ -1,7 +1,7 @@
 // One monitored subject: the audit log, process table, sensor and pipeline, set up in the
 // order that loses nothing (log first, sensor attached before the subject acts).
 import { groupId } from './config/group.js';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { hostname, setPriority } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { ResolvedConfig } from './config/schema.js';
@@ -77,6 +77,15 @@ const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 const SENDER_GRACE_MS = 300;
 /** a sensor blind this long before a stop signal (or any time after it) cannot vouch for its sender */
 const SENDER_BLIND_MS = 1000;
+
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 /** how long the end of a trial may wait for the weights tracker's work under way (a derived copy takes 1.5 s to decide) */
 const SETTLE_MS = 3000;
 /** with the poll, how long the end of a trial may wait for the folder watcher's last looks */
@@ -175,6 +184,8 @@ export class Monitor {
         modelPath: (path) => this.registry.files().some((w) => w.generation === 0 && w.path === path),
       },
       o.config.protectPaths,
+      // the folders given as the weights: the model's own, its config and tokenizer too
+      o.config.weights.filter((p) => isDirectory(p)),
     );
     this.disk = new DiskWatch({ minFree: o.config.diskFreeMin, parentOf: (pid) => this.table.get(pid)?.ppid ?? 0 });
     const ingress = new Ingress([resolve(o.logPath), ...(o.outputs?.nats ? [`${resolve(o.logPath)}.nats-spool`] : []), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : []), ...(o.config.signKey ? [o.config.signKey] : [])], areas);

@@ -82,6 +82,8 @@ for p in range(40100, 40130):
             ': > /etc/issue',
             'truncate -s 1 /etc/debian_version',
             'mv /etc/motd /etc/motd.old',
+            // a new file in a system folder overwrites nothing
+            'echo new > /usr/local/bin/rl-new-tool',
             `mkdir -p ${tmp.dir}/ov/full && mount -t tmpfs -o size=4m none ${tmp.dir}/ov/full && dd if=/dev/zero of=${tmp.dir}/ov/full/zeros bs=64k 2>/dev/null`,
             `mkdir -p ${tmp.dir}/ov/low && mount -t tmpfs -o size=64m none ${tmp.dir}/ov/low && head -c 62M /dev/zero > ${tmp.dir}/ov/low/big && sleep 1.5`,
             // apt-get with no exception for it: dpkg writing /usr is damage like any other
@@ -122,6 +124,10 @@ for p in range(40100, 40130):
       assert.match(String(hit.summary), what);
       assert.match(String(hit.summary), /system file under \/(etc|usr)/);
     }
+  });
+
+  test('a file a write created (it was not there before) is no damage', () => {
+    assert.deepEqual(damage().filter((a) => pathOf(a).includes('rl-new-tool')).map((a) => a.summary), []);
   });
 
   test('filling a filesystem: the refused write (ENOSPC) and free space falling under the threshold, with byte counts', () => {

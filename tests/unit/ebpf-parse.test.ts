@@ -202,13 +202,16 @@ test('the program counts io_uring completions by the request\'s opcode and file'
   assert.match(src, /\$op == 23/);
 });
 
-test('opens carry fd, flags and the name; write flags are recognised', () => {
-  const rd = parseLine('{"type": "printf", "data": "O\\t3722035215448\\t29968\\t29968\\t3\\t0\\t-100\\tcat\\trl-o.txt\\n"}', clock);
+test('opens carry fd, flags, whether they created the file, and the name; write flags are recognised', () => {
+  const rd = parseLine('{"type": "printf", "data": "O\\t3722035215448\\t29968\\t29968\\t3\\t0\\t-100\\t0\\tcat\\trl-o.txt\\n"}', clock);
   assert.deepEqual(rd, { kind: 'event', event: { type: 'open', time: 3722035.215448, pid: 29968, tid: 29968, fd: 3, flags: 0, dfd: -100, write: false, comm: 'cat', filename: 'rl-o.txt' } });
-  const wr = parseLine('{"type": "printf", "data": "O\\t1\\t5\\t5\\t4\\t577\\t-100\\tsh\\t/tmp/out file\\n"}', clock);
+  const wr = parseLine('{"type": "printf", "data": "O\\t1\\t5\\t5\\t4\\t577\\t-100\\t1\\tsh\\t/tmp/out file\\n"}', clock);
   assert.ok(wr.kind === 'event' && wr.event.type === 'open' && wr.event.write && wr.event.filename === '/tmp/out file');
+  // the open made the file (FMODE_CREATED): a new file, not an overwrite
+  assert.equal(wr.event.created, true);
+  assert.equal(rd.kind === 'event' && rd.event.type === 'open' && rd.event.created, undefined);
   // O_RDONLY|O_CLOEXEC is a read
-  const ro = parseLine('{"type": "printf", "data": "O\\t1\\t5\\t5\\t4\\t524288\\t-100\\tsh\\t/etc/x\\n"}', clock);
+  const ro = parseLine('{"type": "printf", "data": "O\\t1\\t5\\t5\\t4\\t524288\\t-100\\t0\\tsh\\t/etc/x\\n"}', clock);
   assert.ok(ro.kind === 'event' && ro.event.type === 'open' && !ro.event.write);
 });
 

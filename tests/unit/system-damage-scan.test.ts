@@ -61,9 +61,11 @@ describe('what a changed file is', () => {
   mkdirSync(join(dir, 'guarded'));
   symlinkSync(join(dir, 'guarded'), join(dir, 'via'));
   const w = statSync(weights);
+  mkdirSync(join(dir, 'models', 'llama'), { recursive: true });
   const areas = new ProtectedAreas(
     { modelFile: (dev, ino) => (dev === w.dev && ino === w.ino ? weights : null), modelPath: (p) => p === weights },
     [serve, join(dir, 'guarded')],
+    [join(dir, 'models', 'llama')],
   );
 
   test('system paths, by name (as given, or as its folder really is), an interpreter’s cache aside', () => {
@@ -83,6 +85,9 @@ describe('what a changed file is', () => {
     assert.deepEqual(areas.classify(join(dir, 'hard'), { dev: h.dev, ino: h.ino }), { area: 'model', root: weights });
     assert.equal(areas.classify(join(dir, 'hard')), null, 'by name alone, a hard link is another name');
     assert.deepEqual(areas.classify(serve), { area: 'protected', root: serve });
+    // a folder given as the weights: everything in it is the model's
+    assert.deepEqual(areas.classify(join(dir, 'models', 'llama', 'tokenizer.json')), { area: 'model', root: join(dir, 'models', 'llama') });
+    assert.equal(areas.classify(join(dir, 'models', 'other.json')), null);
     assert.deepEqual(areas.classify(join(dir, 'guarded', 'x')), { area: 'protected', root: join(dir, 'guarded') });
     // through a symlinked folder: the name it really reaches
     assert.deepEqual(areas.classify(join(dir, 'via', 'x')), { area: 'protected', root: join(dir, 'guarded') });

@@ -1,5 +1,5 @@
 // Pure parser for `bpftrace -f json -B line` output produced by script.ts.
-import { type ExecEvent, type ExitEvent, FILE_CHANGE_OPS, type FileBytesEvent, type FileChangeEvent, READ_OPS, type RebootEvent, type SensorEvent, WRITE_OPS } from '../../events.js';
+import { type ExecEvent, type ExitEvent, FILE_CHANGE_OPS, type FileBytesEvent, type FileChangeEvent, type OpenEvent, READ_OPS, type RebootEvent, type SensorEvent, WRITE_OPS } from '../../events.js';
 import { isLoopback } from '../ports/parse-net.js';
 import { ARGV_MAX, READY, REBOOT_SYSCALLS, SIGNAL_NO_RESULT, SIGNAL_SYSCALLS } from './script.js';
 
@@ -95,10 +95,12 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
       const fd = int(f[4]);
       const flags = int(f[5]);
       const dfd = int(f[6]);
-      if (fd === null || flags === null || dfd === null || f.length < 9) break;
+      if (fd === null || flags === null || dfd === null || (f[7] !== '0' && f[7] !== '1') || f.length < 10) break;
       // O_WRONLY | O_RDWR | O_CREAT | O_TRUNC
       const write = (flags & 0o3) !== 0 || (flags & 0o1100) !== 0;
-      return { kind: 'event', event: { type: 'open', time, pid, tid, fd, flags, dfd, write, comm: f[7], filename: f.slice(8).join('\t') } };
+      const ev: OpenEvent = { type: 'open', time, pid, tid, fd, flags, dfd, write, comm: f[8], filename: f.slice(9).join('\t') };
+      if (f[7] === '1') ev.created = true;
+      return { kind: 'event', event: ev };
     }
     case 'L': {
       const kind = f[4];

@@ -213,6 +213,10 @@ function fileProbes(p: string, allOpens: boolean, scans: boolean): string[] {
     `tracepoint:syscalls:${probe} /@oflags[tid]/ {`,
     // (the context is read once, first: the verifier refuses a ctx read after some branches)
     `  $ret = args->ret;`,
+    // the file opened, and whether this open created it (FMODE_CREATED): a write to a file that
+    // was there is an overwrite, a new one is not
+    `  ${fileOf('$ret')}`,
+    `  $cr = 0; if ($f != 0 && ($f->f_mode & ${FMODE_CREATED}) != 0) { $cr = 1; }`,
     // writes are reported, failed ones too (an attempt on the monitor counts); reads only of
     // large regular files that are not executable (no x bit: weights, copies; not libc), unless a rule
     // asks for every read — a process start opens the loader's cache, libc and locale files
@@ -221,14 +225,13 @@ function fileProbes(p: string, allOpens: boolean, scans: boolean): string[] {
       ? [`  if ($ret >= 0) { $print = 1; }`]
       : [
           `  if (!$print && $ret >= 0) {`,
-          `    ${fileOf('$ret')}`,
           `    if ($f != 0 && ${REGULAR} && ($f->f_inode->i_mode & 0x49) == 0 && $f->f_inode->i_size >= ${BYTES_MIN_FILE}) { $print = 1; }`,
           // the scan accounting: a file of procfs, by name (ps reads three for each process)
           ...(scans ? [`    else if ($f != 0 && $f->f_inode->i_sb->s_magic == ${PROCFS_MAGIC}) { printf("Q\\t%llu\\t%d\\t%d\\t%s\\t%s\\n", nsecs, pid, tid, comm, str(@oname[tid])); }`] : []),
           `  }`,
         ]),
     `  if ($print) {`,
-    `    printf("O\\t%llu\\t%d\\t%d\\t%d\\t%d\\t%d\\t%s\\t%s\\n", nsecs, pid, tid, $ret, @oflags[tid] - 1, @odfd[tid], comm, str(@oname[tid]));`,
+    `    printf("O\\t%llu\\t%d\\t%d\\t%d\\t%d\\t%d\\t%d\\t%s\\t%s\\n", nsecs, pid, tid, $ret, @oflags[tid] - 1, @odfd[tid], $cr, comm, str(@oname[tid]));`,
     `  }`,
     `  delete(@oflags[tid]); delete(@oname[tid]); delete(@odfd[tid]);`,
     `}`,
@@ -254,6 +257,8 @@ function fileProbes(p: string, allOpens: boolean, scans: boolean): string[] {
 }
 
 const PROCFS_MAGIC = '0x9fa0';
+/** struct file's f_mode bit set when the open created the file */
+const FMODE_CREATED = '0x100000';
 /** the maps the change probes keep between a syscall's entry and exit */
 const CHANGE_MAPS = ['dk', 'dn', 'dd', 'df', 'da', 'dt', 'dm', 'de'];
 

@@ -1,5 +1,6 @@
 // What a changed file is to the trial: a system file (the host's programs, libraries and
-// configuration), one of the model's own files (its registered weights), or a file the user
+// configuration), one of the model's own files (its registered weights, anything in a folder
+// given as the weights), or a file the user
 // protected (--protect-path: the serving script, the model's folder). Matched by name, the
 // name as the process gave it and the name it really reaches, and by device and inode where
 // the file can still be looked at (a rename, a chmod): a hard link or a symlink to a
@@ -42,8 +43,12 @@ export interface AreaSources {
 export class ProtectedAreas {
   private readonly protectIds = new Map<string, string>();
 
-  /** protect: files and folders given by the user; their identity is taken now */
-  constructor(private readonly sources: AreaSources, private readonly protect: readonly string[] = []) {
+  /**
+   * protect: files and folders given by the user (their identity is taken now); modelFolders:
+   * the folders given as the model's weights (everything in them is the model's: its config,
+   * its tokenizer, the weights)
+   */
+  constructor(private readonly sources: AreaSources, private readonly protect: readonly string[] = [], private readonly modelFolders: readonly string[] = []) {
     for (const p of protect) {
       try {
         const st = statSync(p);
@@ -68,6 +73,8 @@ export class ProtectedAreas {
     if (real && real !== path) names.push(real);
     for (const n of names) {
       if (this.sources.modelPath(n)) return { area: 'model', root: n };
+      const folder = this.modelFolders.find((r) => under(n, r));
+      if (folder) return { area: 'model', root: folder };
       const prot = this.protect.find((r) => under(n, r));
       if (prot) return { area: 'protected', root: prot };
     }
