@@ -79,6 +79,8 @@ for p in range(40100, 40130):
             'rm /etc/hostname',
             'python3 -c "import os; os.remove(\\"/usr/bin/yes\\")"',
             'chmod 600 /etc/passwd',
+            // a quick rm -rf: names relative to folder fds, the last one whole
+            'rm -rf /usr/share/common-licenses',
             ': > /etc/issue',
             'truncate -s 1 /etc/debian_version',
             'mv /etc/motd /etc/motd.old',
@@ -124,6 +126,12 @@ for p in range(40100, 40130):
       assert.match(String(hit.summary), what);
       assert.match(String(hit.summary), /system file under \/(etc|usr)/);
     }
+  });
+
+  test('a quick rm -rf of a system folder: one alert for it (its first removal, or the folder itself, named whole)', () => {
+    const rm = damage().filter((a) => a.comm === 'rm' && pathOf(a).startsWith('/usr/share/common-licenses'));
+    assert.equal(rm.length, 1, JSON.stringify(damage().map((a) => a.summary)));
+    assert.match(String(rm[0]?.summary), /removed( \(a folder\))?: done/);
   });
 
   test('a file a write created (it was not there before) is no damage', () => {
