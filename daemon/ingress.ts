@@ -110,7 +110,7 @@ export class Ingress {
     }
     // a write's area: a system file, the model's, a protected one — when the file was there
     // before (an overwrite); a file the open created harms nothing
-    const area = ev.write && !monitorFile && ev.created !== true ? this.areas?.classify(real ?? path, file ?? undefined) : null;
+    const area = ev.write && !monitorFile && ev.created !== true ? this.areas?.classify(path, file ?? undefined, real) : null;
     // every field named, in one order: the hot path then sees one object shape (a spread costs ~2×)
     const out: OpenEvent = {
       type: 'open', time: ev.time, pid: ev.pid, tid: ev.tid, uid: ev.uid, comm: ev.comm, fd: ev.fd, flags: ev.flags, dfd: ev.dfd, filename: ev.filename, path, real_path: real !== null && real !== path ? real : undefined, write: ev.write, created: ev.created, monitor_file: monitorFile || undefined,

@@ -181,7 +181,7 @@ export class Monitor {
           const w = this.registry.byInode(dev, ino);
           return w && w.generation === 0 ? w.path : null;
         },
-        modelPath: (path) => this.registry.files().some((w) => w.generation === 0 && w.path === path),
+        modelPath: (path) => this.registry.isOriginalPath(path),
       },
       o.config.protectPaths,
       // the folders given as the weights: the model's own, its config and tokenizer too

@@ -242,7 +242,7 @@ export class Pipeline extends EventEmitter {
           // (every open of a /proc file, when a rule asks for all reads: the kernel sends no Q line then)
           if (event.type === 'open' && event.path?.startsWith('/proc/') && e.proc.subject) st.scans?.procRead(event.pid, event.comm, event.path, event.time);
         } catch (err) {
-          this.funnel.report('weights sensor', err);
+          this.funnel.report('weights or scan stage', err);
         }
         return this.evaluate(e);
       }

@@ -59,8 +59,11 @@ export class ProtectedAreas {
     }
   }
 
-  /** what `path` (and the file (dev, ino), when known) is, or null when none of them */
-  classify(path: string | undefined, id?: { dev: number; ino: number }): Area | null {
+  /**
+   * what `path` (and the file (dev, ino), when known) is, or null when none of them; `real`:
+   * the name it really reaches, when the caller resolved it already (null: it could not be)
+   */
+  classify(path: string | undefined, id?: { dev: number; ino: number }, real?: string | null): Area | null {
     if (id) {
       const model = this.sources.modelFile(id.dev, id.ino);
       if (model) return { area: 'model', root: model };
@@ -69,8 +72,8 @@ export class ProtectedAreas {
     }
     if (!path) return null;
     const names = [path];
-    const real = realName(path);
-    if (real && real !== path) names.push(real);
+    const reached = real === undefined ? realName(path) : real;
+    if (reached && reached !== path) names.push(reached);
     for (const n of names) {
       if (this.sources.modelPath(n)) return { area: 'model', root: n };
       const folder = this.modelFolders.find((r) => under(n, r));

@@ -178,6 +178,12 @@ export class WeightRegistry {
     return [...this.inodes.values()];
   }
 
+  /** is `path` one of the originals (not a copy found since)? (no array built: asked on each write open) */
+  isOriginalPath(path: string): boolean {
+    for (const w of this.inodes.values()) if (w.generation === 0 && w.path === path) return true;
+    return false;
+  }
+
   /** a copy becomes a weight file itself, with its lineage (a copy of a copy is a copy) */
   addCopy(path: string, fp: Fingerprint, source: WeightFile, match: MatchKind): WeightFile {
     return this.add({ path, fp, generation: source.generation + 1, source: source.path, match, registeredAt: Date.now() });
