@@ -68,6 +68,9 @@ export const EVENT_TYPES = [
   'listing',
   // raw: a write of a subject process's the kernel refused for want of space (ENOSPC)
   'enospc',
+  // a door to the monitor or to another process that no signal shows (ptrace, bpf(), a module
+  // load, a cgroup move), or a call the guard refused: what was attempted and what came of it
+  'attempt',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -479,7 +482,32 @@ export interface ScanEvent extends EventBase {
   sample: string[];
 }
 
+/** the syscalls (and cgroup writes) an `attempt` names */
+export const ATTEMPT_CALLS = ['ptrace', 'bpf', 'init_module', 'finit_module', 'delete_module', 'pidfd_open', 'process_vm_writev', 'cgroup_move', 'cgroup_kill'] as const;
+export type AttemptCall = (typeof ATTEMPT_CALLS)[number];
+
+/** an attempt on the monitor or on a process outside the subject, and what the guard made of it */
+export interface AttemptEvent extends EventBase {
+  type: 'attempt';
+  syscall: AttemptCall;
+  /** the process it aimed at (ptrace, pidfd_open, process_vm_writev, the pid a cgroup move names) */
+  target_pid?: number;
+  /** ptrace's request, bpf's command; a cgroup move's group id */
+  request?: number;
+  /** the kernel's answer (0, or -errno); absent when the guard reported it before the call returned */
+  ret?: number;
+  /** refused, and by what: the BPF LSM guard, the subject's seccomp filter, or (none) not refused */
+  refused_by?: 'lsm' | 'seccomp';
+  /** observe mode: the guard let it happen and would have refused it in enforce mode */
+  would_refuse?: boolean;
+  /** attempts of the same kind the kernel did not report, within its rate limit, since the last one */
+  suppressed?: number;
+  /** a cgroup write: the control file */
+  file?: string;
+}
+
 export type SensorEvent =
+  | AttemptEvent
   | ExecEvent
   | ForkEvent
   | ExitEvent

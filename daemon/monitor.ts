@@ -36,6 +36,7 @@ import { ScanTracker } from './sensors/system/scans.js';
 import type { Sensor } from './sensors/sensor.js';
 import type { SensorEvent } from './events.js';
 import { GpuSensor, gpuUnavailableReason } from './sensors/gpu/index.js';
+import { type GuardStatus, LsmGuard, seccompEntry } from './guard/index.js';
 import { closeHashers } from './sensors/weights/fingerprint.js';
 import { WeightRegistry } from './sensors/weights/registry.js';
 import { WeightsTracker } from './sensors/weights/tracker.js';
@@ -126,6 +127,12 @@ export class Monitor {
   private readonly pending = new Set<Promise<void>>();
   /** run --trials-under: the sandboxes, each its own trial */
   readonly trials: TrialSet | null = null;
+  /** the daemon's own files: log, rules, config, keys (a subject writing one is tampering) */
+  private readonly monitorFiles: string[];
+  /** the BPF LSM guard, where the kernel lets it load */
+  guard: LsmGuard | null = null;
+  /** what refuses the subject's attacks on the monitor (for the trial's start record, doctor, audit) */
+  guardStatus: GuardStatus = { guard: 'detect-only', guard_reason: 'not started' };
 
   private constructor(readonly o: MonitorOptions) {
     this.log = AuditLog.open(o.logPath, {
@@ -188,7 +195,8 @@ export class Monitor {
       o.config.weights.filter((p) => isDirectory(p)),
     );
     this.disk = new DiskWatch({ minFree: o.config.diskFreeMin, parentOf: (pid) => this.table.get(pid)?.ppid ?? 0 });
-    const ingress = new Ingress([resolve(o.logPath), ...(o.outputs?.nats ? [`${resolve(o.logPath)}.nats-spool`] : []), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : []), ...(o.config.signKey ? [o.config.signKey] : [])], areas);
+    this.monitorFiles = [resolve(o.logPath), ...(o.outputs?.nats ? [`${resolve(o.logPath)}.nats-spool`] : []), ...o.ruleFiles.map((f) => resolve(f)), ...(o.config.configFile ? [o.config.configFile] : []), ...(o.config.signKey ? [o.config.signKey] : [])];
+    const ingress = new Ingress(this.monitorFiles, areas);
     this.pipeline = new Pipeline({
       table: this.table, ruleset: o.ruleset, subject: o.subject, sink: this.log, mode: o.config.mode, trial: o.trial, failClosed: o.config.failClosed, recordEvents: o.config.recordEvents,
       probeAllListeners: this.sensor instanceof PollSensor,
@@ -268,6 +276,7 @@ export class Monitor {
     for (const s of [this.sensor, this.tracker, this.ports, this.probes, this.orphans, this.disk, this.scans]) this.feed(s);
     this.sensor.on('restarted', () => {
       this.table.setMonitorPids(this.sensor.ownPids());
+      this.guard?.monitor(this.sensor.ownPids());
       this.deadman?.sensors(this.sensor.ownPids());
       this.log.append({ kind: 'daemon', phase: 'sensor-restarted', sensor: this.sensor.name, sensor_pids: this.sensor.ownPids() });
     });
@@ -288,6 +297,7 @@ export class Monitor {
       const blind = Object.entries(POLL_BLIND).map(([type, why]) => ({ type, why }));
       this.log.append({ kind: 'daemon', phase: 'sensor', sensor: this.sensor.name, sensor_pids: [], bytes_by: 'poll', source: this.sensor.source, interval_ms: this.o.config.pollIntervalMs, chosen_because: this.o.sensor?.why, blind_to: blind, inactive_rules: starvedByPoll(this.o.ruleset.rules).filter((r) => r.inactive).map((r) => r.rule), detail: `reading ${this.sensor.source === 'proc' ? '/proc' : 'ps-list'} every ${this.o.config.pollIntervalMs} ms` });
     } else this.log.append({ kind: 'daemon', phase: 'sensor', sensor: this.sensor.name, sensor_pids: this.sensor.ownPids(), bytes_by: this.sensor.bytesBy(), detail: 'probes attached' });
+    await this.startGuard();
     await this.ports.start();
     this.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'ports', detail: `reading /proc/net every ${this.o.config.portIntervalMs} ms` });
     await this.startGpu();
@@ -297,6 +307,37 @@ export class Monitor {
     const rotate = () => this.rotateLog();
     process.on('SIGUSR2', rotate);
     this.unhook.push(() => process.off('SIGUSR2', rotate));
+  }
+
+  /**
+   * The BPF LSM guard, before the subject starts: told the monitor's processes, files, the
+   * protected pids and the mode. Where it cannot load, the log says why (detection remains,
+   * and exec's seccomp filter refuses what it can).
+   */
+  private async startGuard(): Promise<void> {
+    const filter = subjectFilter(this.o.subject);
+    try {
+      if (!filter) throw new Error(`the guard needs a cgroup v2 group or a uid as the subject, not ${describeSubject(this.o.subject)}`);
+      const g = await LsmGuard.start(filter);
+      this.guard = g;
+      g.monitor([process.pid, ...this.sensor.ownPids(), ...g.ownPids()]);
+      g.protect(this.o.config.protectPids);
+      g.files(this.monitorFiles);
+      g.mode(this.o.config.mode === 'enforce');
+      g.on('event', (ev: SensorEvent) => {
+        if (this.admits(ev)) this.pipeline.ingest(ev);
+      });
+      g.on('trouble', (t) => this.pipeline.sensorTrouble(t));
+      this.table.setMonitorPids(g.ownPids());
+      this.guardStatus = { guard: 'kernel' };
+    } catch (err) {
+      const seccomp = this.o.config.command === 'exec' && seccompEntry() !== null;
+      const also = seccomp
+        ? "; the subject's seccomp filter still refuses its signals, ptrace and scheduling calls aimed at the monitor, bpf() and module loads; its writes to the monitor's files and to cgroups are detected, not refused"
+        : '';
+      this.guardStatus = { guard: 'detect-only', guard_reason: `${(err as Error).message}${also}` };
+    }
+    this.log.append({ kind: 'daemon', phase: 'guard', ...this.guardStatus, guard_pid: this.guard?.pid });
   }
 
   /** every sensor's events and trouble go into the pipeline, and only there */
@@ -398,6 +439,7 @@ export class Monitor {
     }
     this.deadman = d;
     d.sensors(this.sensor.ownPids());
+    if (d.pid) this.guard?.monitor([d.pid]);
     // protected like the daemon: a subject signalling it is tamper
     if (d.pid) this.table.setMonitorPids([d.pid]);
     this.log.append({ kind: 'daemon', phase: 'watchdog', watchdog_pid: d.pid, poll_ms: DEADMAN_POLL_MS, heartbeat_ms: DEADMAN_BEAT_MS, heartbeat_window_ms: this.o.config.heartbeatWindowMs, grace_ms: this.o.config.command === 'exec' ? DEADMAN_GRACE_MS : undefined });
@@ -489,7 +531,10 @@ export class Monitor {
       log: this.log,
       status: () => this.status(),
       reload: () => this.reload(),
-      modeChanged: (mode) => this.deadman?.freezeOnLoss(mode === 'enforce' || this.o.config.failClosed),
+      modeChanged: (mode) => {
+        this.deadman?.freezeOnLoss(mode === 'enforce' || this.o.config.failClosed);
+        this.guard?.mode(mode === 'enforce');
+      },
       trials: this.trials,
       ...(this.o.trial ? { fixedTrial: this.o.trial } : {}),
     });
@@ -500,6 +545,8 @@ export class Monitor {
   rotateLog(): void {
     const before = this.log.head();
     this.log.reopen();
+    // the new file is a new inode: the guard refuses writes to it too
+    this.guard?.files([this.log.path]);
     this.log.append({ kind: 'daemon', phase: 'log-reopened', continues: before });
   }
 
@@ -708,6 +755,7 @@ export class Monitor {
     await this.ports.stop();
     await this.probes.stop();
     await this.sensor.stop();
+    await this.guard?.stop();
     await this.tracker.stop();
     await this.disk.stop();
     await this.watcher?.stop();

@@ -216,6 +216,15 @@ export class ProcessTable {
         const p = this.subjectProc(ev.pid, ev);
         return this.resolveSignal(ev, p);
       }
+      case 'attempt': {
+        // (whom it aimed at, as a signal's target: the rules ask whether it is the monitor's)
+        const out = this.plain(ev, this.subjectProc(ev.pid, ev));
+        if (ev.target_pid !== undefined && ev.target_pid > 0) {
+          out.target = this.lookup(ev.target_pid);
+          out.targets = [out.target];
+        }
+        return out;
+      }
       case 'weights_copy': {
         // a folder watcher's (or the poll's) find has no known writer: never mark anyone a subject for it
         // (nor for a copy made outside the subject: it is not the subject's process)

@@ -75,6 +75,7 @@ function trialDetails(t: Trial): string[] {
   if (t.lost_events > 0) extra.push(`LOST ${t.lost_events} events: not everything was seen`);
   if (t.sensor === 'poll') extra.push('sensor poll: signals and syscalls not seen');
   else if (t.sensor) extra.push(`sensor ${t.sensor}`);
+  if (t.guard) extra.push(`guard ${t.guard}`);
   out.push(`  ${extra.join(' · ')}`);
   return out;
 }

@@ -124,6 +124,9 @@ export interface Trial {
   lost_events: number;
   /** the process sensor that watched it (ebpf, poll): what it could see (a poll sees no signals) */
   sensor: string | null;
+  /** what refused the subject's attacks on the monitor: 'kernel' (the BPF LSM guard) or 'detect-only' (null: the log predates the guard) */
+  guard: 'kernel' | 'detect-only' | null;
+  guard_reason: string | null;
   /** the sandbox's group, container id and pod uid (run --trials-under), and the metadata given for it */
   cgroup: string | null;
   container_id: string | null;
@@ -226,6 +229,8 @@ function emptyTrial(id: string): Trial {
     max_generation: 0,
     lost_events: 0,
     sensor: null,
+    guard: null,
+    guard_reason: null,
     cgroup: null,
     container_id: null,
     pod_uid: null,
@@ -257,9 +262,12 @@ export class TrialBuilder {
 
   /** the sensor the daemon's last start record named: the trials it runs had it */
   #sensor: string | null = null;
+  /** the daemon's last guard record: the trials it runs had that guard */
+  #guard: { guard: Trial['guard']; reason: string | null } = { guard: null, reason: null };
 
   add(rec: VerifiedRecord): void {
     if (rec.kind === 'daemon' && rec.phase === 'start' && typeof rec.sensor === 'string') this.#sensor = rec.sensor;
+    if (rec.kind === 'daemon' && rec.phase === 'guard') this.#guard = guardOf(rec) ?? this.#guard;
     if (typeof rec.trial !== 'string' || rec.trial === '') {
       // the daemon's records name no trial (under --trials-under, or written beside the pipeline)
       const bad = invalidity(rec);
@@ -314,6 +322,11 @@ export class TrialBuilder {
     if (rec.phase === 'start') t.start_time = rec.time;
     if (typeof rec.cgroup === 'string') t.cgroup = rec.cgroup;
     if (rec.phase === 'start' && typeof rec.sensor === 'string') t.sensor = rec.sensor;
+    const guard = rec.phase === 'start' ? guardOf(rec) : null;
+    if (guard) {
+      t.guard = guard.guard;
+      t.guard_reason = guard.reason;
+    }
     if (typeof rec.container_id === 'string') t.container_id = rec.container_id;
     if (typeof rec.pod_uid === 'string') t.pod_uid = rec.pod_uid;
     // start, meta and end records each may carry metadata; the later value of a key wins
@@ -405,6 +418,8 @@ export class TrialBuilder {
     if (!t) {
       t = emptyTrial(id);
       t.sensor = this.#sensor;
+      t.guard = this.#guard.guard;
+      t.guard_reason = this.#guard.reason;
       this.#trials.set(id, t);
       this.#open.add(t);
     }
@@ -420,4 +435,10 @@ export function rebuildTrials(records: Iterable<VerifiedRecord>, brokenAt: numbe
     b.add(r);
   }
   return b.trials(brokenAt, first ?? 0);
+}
+
+/** a start or guard record's `guard` and `guard_reason` */
+function guardOf(rec: VerifiedRecord): { guard: 'kernel' | 'detect-only'; reason: string | null } | null {
+  if (rec.guard !== 'kernel' && rec.guard !== 'detect-only') return null;
+  return { guard: rec.guard, reason: typeof rec.guard_reason === 'string' ? rec.guard_reason : null };
 }

@@ -10,6 +10,7 @@ import { notifyAvailable } from '../notify.js';
 import { cgroupOfPid, findCgroupV2Mount, findFreezerV1Mount, groupPids, readEvents } from '../cgroup.js';
 import { ebpfUnavailableReason, findExecutable, findLoader, tracefsMounted } from '../sensors/ebpf/host.js';
 import { gpuUnavailableReason } from '../sensors/gpu/index.js';
+import { LsmGuard, seccompEntry } from '../guard/index.js';
 
 interface Check {
   name: string;
@@ -184,9 +185,29 @@ function websocketCheck(): Promise<Check> {
   });
 }
 
+/**
+ * The kernel guard: the BPF LSM programs are loaded for a moment (for a uid no process has),
+ * so the answer is the kernel's, not a guess; and exec's seccomp entry.
+ */
+async function guardChecks(): Promise<Check[]> {
+  let lsm: Check;
+  try {
+    const g = await LsmGuard.start({ kind: 'uid', uid: 0xfffffffe });
+    await g.stop();
+    lsm = { name: 'guard (BPF LSM)', ok: true, detail: 'guard: kernel. The subject\'s signals, ptrace, cgroup moves and writes aimed at the monitor, bpf() and module loads are refused in the kernel' };
+  } catch (err) {
+    lsm = { name: 'guard (BPF LSM)', ok: false, detail: `guard: detect-only. ${(err as Error).message}` };
+  }
+  const enter = seccompEntry();
+  const seccomp: Check = enter
+    ? { name: 'guard (seccomp)', ok: true, detail: `${enter}: exec starts the subject under a seccomp filter that refuses its signals, ptrace and scheduling calls aimed at monitor pids, bpf() and module loads (reboot and kexec too in enforce mode)` }
+    : { name: 'guard (seccomp)', ok: false, detail: process.env.REDLINE_GUARD === 'off' ? 'turned off (REDLINE_GUARD=off)' : 'not available (needs root on x86_64, and cc at npm ci to build redline-enter)' };
+  return [lsm, seccomp];
+}
+
 export async function doctorCommand(out = process.stdout, nvidiaSmi?: string): Promise<number> {
   const facts = collectHostFacts();
-  for (const c of [...doctorChecks(nvidiaSmi), await websocketCheck()]) out.write(`${c.ok ? 'ok  ' : 'no  '} ${c.name.padEnd(22)} ${c.detail}\n`);
+  for (const c of [...doctorChecks(nvidiaSmi), ...(await guardChecks()), await websocketCheck()]) out.write(`${c.ok ? 'ok  ' : 'no  '} ${c.name.padEnd(22)} ${c.detail}\n`);
   // what the shipped rules lose with the poll sensor
   const shipped = loadRules([shippedRulesDir()]).ruleset?.rules ?? [];
   const starved = describeStarved(starvedByPoll(shipped));

@@ -13,6 +13,7 @@ import type { AlertInfo } from '../pipeline.js';
 import { type Subject, SUBJECT_ENV, subjectPids } from '../subject.js';
 import { placeSubject } from './placement.js';
 import { collectHostFacts } from '../host-facts.js';
+import { seccompEntry } from '../guard/index.js';
 import { parseMetaPairs } from '../meta.js';
 import { newTrialId, setup, startMonitor, UsageError } from './setup.js';
 
@@ -26,6 +27,11 @@ export const EXIT = { ok: 0, tripped: 3, usage: 2 } as const;
 
 // joins the group first, then becomes CMD: there is no moment when CMD runs outside it
 const ENTER = 'echo $$ > "$0/cgroup.procs" || exit 125; exec "$@"';
+
+/** every process of the monitor the subject must not signal, trace or starve: the daemon, its sensors, watchdog and guard */
+function monitorPids(m: Monitor): number[] {
+  return [process.pid, ...m.sensor.ownPids(), ...(m.deadman?.pid ? [m.deadman.pid] : []), ...(m.guard?.ownPids() ?? [])];
+}
 
 function waitEmpty(group: string, childExited: Promise<unknown>): Promise<void> {
   return new Promise((done) => {
@@ -143,9 +149,12 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
     if (flags.onAlert) m.pipeline.on('alert', flags.onAlert);
 
     const host = await Promise.race([facts, new Promise<null>((r) => setTimeout(() => r(null), HOST_FACTS_WAIT_MS))]);
+    // the subject starts under a seccomp filter that refuses its signals and ptrace aimed at the monitor (guard/enter)
+    const enter = group === null ? null : seccompEntry();
     m.log.append({
       kind: 'trial', phase: 'start', trial, command: argv, cgroup: group, mode: config.mode, after_trip: config.afterTrip, meta: meta ?? undefined,
       sensor: m.sensor.name, placement: placed.how, placement_why: placed.why, host: host ?? 'pending',
+      ...m.guardStatus, seccomp: enter !== null,
     });
     // (late: their own record, once they come)
     if (host === null) {
@@ -160,7 +169,9 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
     const child =
       group === null
         ? spawn(cmd[0] as string, cmd.slice(1), { stdio: 'inherit', detached: true, env: { ...process.env, [SUBJECT_ENV]: trial } })
-        : spawn('/bin/sh', ['-c', ENTER, group, ...cmd], { stdio: 'inherit', detached: true });
+        : enter
+          ? spawn(enter, [group, '-m', monitorPids(m).join(','), '-p', config.protectPids.join(',') || '0', ...(config.mode === 'enforce' ? ['-e'] : []), '--', ...cmd], { stdio: 'inherit', detached: true })
+          : spawn('/bin/sh', ['-c', ENTER, group, ...cmd], { stdio: 'inherit', detached: true });
     if (subject.kind === 'tree') subject.root = child.pid ?? 0;
     // the subject started at the daemon's own priority; from here the monitor goes first
     m.prioritize();

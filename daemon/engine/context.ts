@@ -117,6 +117,12 @@ export const EVENT_FIELDS = {
   free_bytes: 'int',
   total_bytes: 'int',
   free_before: 'int',
+  request: 'int',
+  request_name: 'string',
+  refused: 'bool',
+  would_refuse: 'bool',
+  suppressed: 'int',
+  file: 'string',
 } as const;
 
 /** the errors a signal syscall returns */
@@ -274,9 +280,16 @@ export class EventView {
   /** reboot, signals and file changes: what the kernel made of the attempt, in words */
   get outcome() {
     const ret = this.ev.ret;
+    if (this.e.event.type === 'attempt') {
+      const by = this.ev.refused_by === 'lsm' ? 'the kernel guard refused it' : this.ev.refused_by === 'seccomp' ? "the subject's seccomp filter refused it" : '';
+      if (by) return typeof ret === 'number' && ret < 0 ? `${by} (${this.errno})` : by;
+      if (this.ev.would_refuse === true) return 'let through (observe mode: the guard refuses it in enforce mode)';
+    }
+    // a write open the kernel refused (fd -errno)
+    if (this.e.event.type === 'open' && typeof this.ev.fd === 'number') return this.ev.fd < 0 ? `the kernel refused it (${ERRNO_NAMES[-this.ev.fd] ?? this.ev.fd})` : 'done';
     if (typeof ret !== 'number') return this.e.event.type === 'reboot' ? 'it never returned (in a pid namespace of its own the kernel kills that namespace\'s init instead)' : '';
     if (ret < 0) return `the kernel refused it (${this.errno})`;
-    return this.e.event.type === 'reboot' ? 'the kernel accepted it' : this.e.event.type === 'file_change' ? 'done' : 'delivered';
+    return this.e.event.type === 'reboot' ? 'the kernel accepted it' : this.e.event.type === 'file_change' ? 'done' : this.e.event.type === 'attempt' ? 'the kernel allowed it' : 'delivered';
   }
   /** a signal sent from inside a pid namespace: the pid it named there (1: that namespace's init) */
   get target_ns_pid() { return this.int('target_ns_pid'); }
@@ -293,7 +306,19 @@ export class EventView {
   get free_bytes() { return this.int('free_bytes'); }
   get total_bytes() { return this.int('total_bytes'); }
   get free_before() { return this.int('free_before'); }
+  /** attempt: ptrace's request, bpf's command */
+  get request() { return this.int('request'); }
+  /** attempt: ptrace's request by name (PTRACE_SEIZE …), else the call's name */
+  get request_name() { const v = this.ev.request; return this.ev.syscall === 'ptrace' && typeof v === 'number' ? (PTRACE_REQUESTS[v] ?? `request ${v}`) : this.str('syscall'); }
+  /** attempt: the kernel refused it (the guard, or the call's own answer) */
+  get refused() { const v = this.ev.ret; return this.ev.refused_by !== undefined || (typeof v === 'number' && v < 0); }
+  get would_refuse() { return this.ev.would_refuse === true; }
+  get suppressed() { return this.int('suppressed'); }
+  get file() { return this.str('file'); }
 }
+
+/** ptrace(2)'s requests that reach another process */
+const PTRACE_REQUESTS: Record<number, string> = { 16: 'PTRACE_ATTACH', 0x4206: 'PTRACE_SEIZE', 8: 'PTRACE_KILL', 0x4207: 'PTRACE_INTERRUPT', 4: 'PTRACE_POKETEXT', 5: 'PTRACE_POKEDATA', 6: 'PTRACE_POKEUSER', 17: 'PTRACE_DETACH' };
 
 /** reboot(2)'s commands (linux/reboot.h) */
 const REBOOT_CMDS: Record<number, string> = { 0x01234567: 'restart', 0x4321fedc: 'power_off', 0xcdef0123: 'halt', 0x45584543: 'kexec', 0x89abcdef: 'cad_on', 0: 'cad_off', 0xd000fce2: 'sw_suspend', 0xa1b2c3d4: 'restart2' };

@@ -13,6 +13,7 @@ export const POLL_BLIND: Record<string, string> = {
   link: 'hard and symbolic links are syscalls; the watched folders catch new names of the weights',
   connect: 'outgoing connections are not listed per process by the poll',
   file_change: 'removing, renaming, truncating and re-moding a file are syscalls: /proc shows none of them',
+  attempt: 'ptrace, bpf(), module loads and the guard\'s refusals are syscalls and kernel hooks: /proc shows none of them',
   scan: 'the scan accounting counts syscalls (opens of other processes\' /proc files, folder listings, connects) that /proc does not show',
 };
 

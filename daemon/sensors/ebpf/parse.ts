@@ -1,5 +1,5 @@
 // Pure parser for `bpftrace -f json -B line` output produced by script.ts.
-import { type ExecEvent, type ExitEvent, FILE_CHANGE_OPS, type FileBytesEvent, type FileChangeEvent, type OpenEvent, READ_OPS, type RebootEvent, type SensorEvent, WRITE_OPS } from '../../events.js';
+import { type AttemptCall, type AttemptEvent, type ExecEvent, type SignalSyscall, type ExitEvent, FILE_CHANGE_OPS, type FileBytesEvent, type FileChangeEvent, type OpenEvent, READ_OPS, type RebootEvent, type SensorEvent, WRITE_OPS } from '../../events.js';
 import { isLoopback } from '../ports/parse-net.js';
 import { ARGV_MAX, READY, REBOOT_SYSCALLS, SIGNAL_NO_RESULT, SIGNAL_SYSCALLS } from './script.js';
 
@@ -146,6 +146,18 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
       if (count === null || f.length < 6) break;
       return { kind: 'event', event: { type: 'listing', time, pid, tid, count, comm: f.slice(5).join('\t') } };
     }
+    case 'T': {
+      // the loader's sys_exit: a ptrace, bpf() or module load of the subject's, or a pid call
+      // (a signal included) its seccomp filter refused
+      const [nr, ret, a0, a1, a2] = [f[4], f[5], f[6], f[7], f[8]].map(int);
+      if (nr === null || ret === null || a0 === null || a1 === null || a2 === null || nr === undefined || ret === undefined || a0 === undefined || a1 === undefined || a2 === undefined || f.length < 10) break;
+      const comm = f.slice(9).join('\t');
+      const sig = REFUSED_SIGNALS[nr];
+      if (sig) return { kind: 'event', event: { type: 'signal', time, pid, tid, syscall: sig.syscall, target_pid: a0 | 0, sig: sig.sigArg === 1 ? a1 : a2, ret, comm, ...(sig.syscall === 'pidfd_send_signal' ? { pidfd: a0 } : {}) } };
+      const ev = attemptOf(nr, ret, a0, a1);
+      if (!ev) break;
+      return { kind: 'event', event: { type: 'attempt', time, pid, tid, ...ev, comm } };
+    }
     case 'Z': {
       // the file a write was refused on for want of space (the pipeline keeps the subject's)
       const fd = int(f[4]);
@@ -262,4 +274,26 @@ export function parseLoaderLine(line: string, clock: Clock): BpftraceLine {
   if (lost) return { kind: 'lost', count: Number(lost[1]) };
   if (line === '') return { kind: 'ignored' };
   return parsePayload(line, clock);
+}
+
+/** the signal syscalls of `T` lines (x86_64 numbers), and which argument is the signal */
+const REFUSED_SIGNALS: Record<number, { syscall: SignalSyscall; sigArg: 1 | 2 }> = {
+  62: { syscall: 'kill', sigArg: 1 }, 200: { syscall: 'tkill', sigArg: 1 }, 234: { syscall: 'tgkill', sigArg: 2 },
+  129: { syscall: 'kill', sigArg: 1 }, 297: { syscall: 'tgkill', sigArg: 2 }, 424: { syscall: 'pidfd_send_signal', sigArg: 1 },
+};
+
+/** x86_64 syscall numbers of the `T` lines */
+const ATTEMPT_NR: Record<number, AttemptCall> = { 101: 'ptrace', 321: 'bpf', 175: 'init_module', 313: 'finit_module', 176: 'delete_module', 434: 'pidfd_open', 311: 'process_vm_writev' };
+
+/** a `T` line's call, its target and request */
+export function attemptOf(nr: number, ret: number, a0: number, a1: number): Pick<AttemptEvent, 'syscall' | 'target_pid' | 'request' | 'ret'> | null {
+  const syscall = ATTEMPT_NR[nr];
+  if (!syscall) return null;
+  const out: Pick<AttemptEvent, 'syscall' | 'target_pid' | 'request' | 'ret'> = { syscall, ret };
+  if (syscall === 'ptrace') {
+    out.request = a0;
+    out.target_pid = a1 | 0;
+  } else if (syscall === 'bpf') out.request = a0;
+  else if (syscall === 'pidfd_open' || syscall === 'process_vm_writev') out.target_pid = a0 | 0;
+  return out;
 }

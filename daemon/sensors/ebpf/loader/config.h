@@ -29,4 +29,6 @@ enum {
 #define RL_PING 0xffff
 /* not bytes: a write refused for want of space (ENOSPC), printed as a "Z" line */
 #define RL_ENOSPC 0xfffe
+/* not bytes: a subject's ptrace, bpf(), module load, or a call the kernel refused it (EPERM), printed as a "T" line */
+#define RL_ATTEMPT 0xfffd
 #endif

@@ -30,11 +30,15 @@ static int on_rec(void *ctx, void *data, size_t len) {
     printf("P\t%llu\t%u\t%u\n", (unsigned long long)r->ns, r->pid, r->tid);
     return 0;
   }
-  if (r->op >= RL_OPS && r->op != RL_ENOSPC) return 0;
+  if (r->op >= RL_OPS && r->op != RL_ENOSPC && r->op != RL_ATTEMPT) return 0;
   char comm[17];
   memcpy(comm, r->comm, 16);
   comm[16] = 0;
   for (char *c = comm; *c; c++) if (*c == '\t' || *c == '\n') *c = ' ';
+  if (r->op == RL_ATTEMPT) {
+    printf("T\t%llu\t%u\t%u\t%llu\t%d\t%lld\t%lld\t%d\t%s\n", (unsigned long long)r->ns, r->pid, r->tid, (unsigned long long)r->n, r->fd, (long long)r->ino, (long long)r->size, (int)r->dev, comm);
+    return 0;
+  }
   if (r->op == RL_ENOSPC) {
     printf("Z\t%llu\t%u\t%u\t%d\t%llu\t%u\t%u\t%s\n", (unsigned long long)r->ns, r->pid, r->tid, r->fd, (unsigned long long)r->ino, r->dev, r->subj, comm);
     return 0;
