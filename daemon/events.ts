@@ -128,6 +128,8 @@ export interface SignalEvent extends EventBase {
   pidns?: number;
   /** the target as the sender named it, when its pid namespace is not the host's */
   target_ns_pid?: number;
+  /** refused before it ran, by the subject's seccomp filter (seen only at the syscall's exit) */
+  refused_by?: 'seccomp';
 }
 
 export interface SetsidEvent extends EventBase {
@@ -142,6 +144,8 @@ export interface RebootEvent extends EventBase {
   cmd: number;
   /** 0 done (the machine goes down), -errno refused; absent: the caller never returned (in a pid namespace of its own the kernel turns it into a kill of that namespace's init) */
   ret?: number;
+  /** refused before it ran, by the subject's seccomp filter (enforce mode) */
+  refused_by?: 'seccomp';
 }
 
 /** a process whose parent exited and that now has another parent */

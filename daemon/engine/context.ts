@@ -120,6 +120,7 @@ export const EVENT_FIELDS = {
   request: 'int',
   request_name: 'string',
   refused: 'bool',
+  guarded: 'bool',
   would_refuse: 'bool',
   suppressed: 'int',
   file: 'string',
@@ -280,11 +281,9 @@ export class EventView {
   /** reboot, signals and file changes: what the kernel made of the attempt, in words */
   get outcome() {
     const ret = this.ev.ret;
-    if (this.e.event.type === 'attempt') {
-      const by = this.ev.refused_by === 'lsm' ? 'the kernel guard refused it' : this.ev.refused_by === 'seccomp' ? "the subject's seccomp filter refused it" : '';
-      if (by) return typeof ret === 'number' && ret < 0 ? `${by} (${this.errno})` : by;
-      if (this.ev.would_refuse === true) return 'let through (observe mode: the guard refuses it in enforce mode)';
-    }
+    const by = this.ev.refused_by === 'lsm' ? 'the kernel guard refused it' : this.ev.refused_by === 'seccomp' ? "the subject's seccomp filter refused it" : '';
+    if (by) return typeof ret === 'number' && ret < 0 ? `${by} (${this.errno})` : by;
+    if (this.ev.would_refuse === true) return 'let through (observe mode: the guard refuses it in enforce mode)';
     // a write open the kernel refused (fd -errno)
     if (this.e.event.type === 'open' && typeof this.ev.fd === 'number') return this.ev.fd < 0 ? `the kernel refused it (${ERRNO_NAMES[-this.ev.fd] ?? this.ev.fd})` : 'done';
     if (typeof ret !== 'number') return this.e.event.type === 'reboot' ? 'it never returned (in a pid namespace of its own the kernel kills that namespace\'s init instead)' : '';
@@ -313,6 +312,8 @@ export class EventView {
   /** attempt: the kernel refused it (the guard, or the call's own answer) */
   get refused() { const v = this.ev.ret; return this.ev.refused_by !== undefined || (typeof v === 'number' && v < 0); }
   get would_refuse() { return this.ev.would_refuse === true; }
+  /** the guard (seccomp filter or BPF LSM) refused it before it ran */
+  get guarded() { return this.ev.refused_by !== undefined; }
   get suppressed() { return this.int('suppressed'); }
   get file() { return this.str('file'); }
 }

@@ -153,7 +153,9 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
       if (nr === null || ret === null || a0 === null || a1 === null || a2 === null || nr === undefined || ret === undefined || a0 === undefined || a1 === undefined || a2 === undefined || f.length < 10) break;
       const comm = f.slice(9).join('\t');
       const sig = REFUSED_SIGNALS[nr];
-      if (sig) return { kind: 'event', event: { type: 'signal', time, pid, tid, syscall: sig.syscall, target_pid: a0 | 0, sig: sig.sigArg === 1 ? a1 : a2, ret, comm, ...(sig.syscall === 'pidfd_send_signal' ? { pidfd: a0 } : {}) } };
+      if (sig) return { kind: 'event', event: { type: 'signal', time, pid, tid, syscall: sig.syscall, target_pid: a0 | 0, sig: sig.sigArg === 1 ? a1 : a2, ret, refused_by: 'seccomp', comm, ...(sig.syscall === 'pidfd_send_signal' ? { pidfd: a0 } : {}) } };
+      const reboot = REFUSED_REBOOTS[nr];
+      if (reboot) return { kind: 'event', event: { type: 'reboot', time, pid, tid, syscall: reboot, cmd: reboot === 'reboot' ? a2 >>> 0 : 0, ret, refused_by: 'seccomp', comm } };
       const ev = attemptOf(nr, ret, a0, a1);
       if (!ev) break;
       return { kind: 'event', event: { type: 'attempt', time, pid, tid, ...ev, comm } };
@@ -281,6 +283,9 @@ const REFUSED_SIGNALS: Record<number, { syscall: SignalSyscall; sigArg: 1 | 2 }>
   62: { syscall: 'kill', sigArg: 1 }, 200: { syscall: 'tkill', sigArg: 1 }, 234: { syscall: 'tgkill', sigArg: 2 },
   129: { syscall: 'kill', sigArg: 1 }, 297: { syscall: 'tgkill', sigArg: 2 }, 424: { syscall: 'pidfd_send_signal', sigArg: 1 },
 };
+
+/** the reboot syscalls of `T` lines (refused by the seccomp filter in enforce mode) */
+const REFUSED_REBOOTS: Record<number, RebootEvent['syscall']> = { 169: 'reboot', 246: 'kexec_load', 320: 'kexec_file_load' };
 
 /** x86_64 syscall numbers of the `T` lines */
 const ATTEMPT_NR: Record<number, AttemptCall> = { 101: 'ptrace', 321: 'bpf', 175: 'init_module', 313: 'finit_module', 176: 'delete_module', 434: 'pidfd_open', 311: 'process_vm_writev' };

@@ -151,12 +151,15 @@ static __always_inline __u32 in_subject(void) {
 // the doors to the monitor and to other processes that no signal syscall shows: ptrace
 // (attach, seize, kill, or any request refused), bpf() and module loads; and the calls the
 // subject's seccomp filter refused (EPERM) on pids: the signal syscalls (a refused call never
-// reaches its entry tracepoint, so bpftrace's signal probes do not see it), pidfd_open,
-// process_vm_writev
+// reaches its entry tracepoint, so bpftrace's signal probes do not see it), reboot and kexec,
+// pidfd_open, process_vm_writev
 static __always_inline void attempt(struct pt_regs *regs, long nr, long ret) {
   __u64 a0 = BPF_CORE_READ(regs, di), a1 = BPF_CORE_READ(regs, si), a2 = BPF_CORE_READ(regs, dx);
   if (nr == 101 && ret == 0 && a0 != 16 && a0 != 0x4206 && a0 != 8) return; // ptrace: attach, seize, kill
   if (nr != 101 && nr != 321 && nr != 175 && nr != 313 && nr != 176 && ret != -1) return;
+  // a signal refused to root was refused by the guard (seccomp or the LSM): one refused to
+  // anyone else ran, and bpftrace's signal probes report it
+  if ((nr == 62 || nr == 200 || nr == 234 || nr == 129 || nr == 297 || nr == 424 || nr == 169 || nr == 246 || nr == 320) && (__u32)bpf_get_current_uid_gid() != 0) return;
   if (!in_subject()) return;
   struct rl_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
   if (!r) {
@@ -176,7 +179,7 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
   long ret = (long)ctx->args[1];
   {
     long nr = BPF_CORE_READ((struct pt_regs *)ctx->args[0], orig_ax);
-    if (nr == 101 || nr == 321 || nr == 175 || nr == 313 || nr == 176 || nr == 434 || nr == 311 || nr == 62 || nr == 200 || nr == 234 || nr == 129 || nr == 297 || nr == 424) {
+    if (nr == 101 || nr == 321 || nr == 175 || nr == 313 || nr == 176 || nr == 434 || nr == 311 || nr == 62 || nr == 200 || nr == 234 || nr == 129 || nr == 297 || nr == 424 || nr == 169 || nr == 246 || nr == 320) {
       // (the daemon's kill(itself, 0) is echoed)
       if (nr == 62 && ret >= 0) echo((struct pt_regs *)ctx->args[0]);
       else attempt((struct pt_regs *)ctx->args[0], nr, ret);
