@@ -32,3 +32,4 @@ node --import tsx bench/trials.ts
 TRIALS_PORT_INTERVAL=5000 node --import tsx bench/trials.ts
 node --import tsx bench/poll.ts
 node --import tsx bench/scan-cost.ts
+node --import tsx bench/guard.ts
