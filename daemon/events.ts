@@ -487,7 +487,7 @@ export interface ScanEvent extends EventBase {
 }
 
 /** the syscalls (and cgroup writes) an `attempt` names */
-export const ATTEMPT_CALLS = ['ptrace', 'bpf', 'init_module', 'finit_module', 'delete_module', 'pidfd_open', 'process_vm_writev', 'cgroup_move', 'cgroup_kill'] as const;
+export const ATTEMPT_CALLS = ['ptrace', 'bpf', 'init_module', 'finit_module', 'delete_module', 'pidfd_open', 'process_vm_writev', 'cgroup_move', 'cgroup_kill', 'sendfile', 'splice', 'copy_file_range'] as const;
 export type AttemptCall = (typeof ATTEMPT_CALLS)[number];
 
 /** an attempt on the monitor or on a process outside the subject, and what the guard made of it */
@@ -508,6 +508,11 @@ export interface AttemptEvent extends EventBase {
   suppressed?: number;
   /** a cgroup write: the control file */
   file?: string;
+  /** the copy gate killed it at the call's entry (sendfile, splice, copy_file_range from the weights): the weights' inode and size */
+  cut?: boolean;
+  dev?: number;
+  ino?: number;
+  size?: number;
 }
 
 export type SensorEvent =

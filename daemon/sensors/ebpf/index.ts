@@ -62,6 +62,9 @@ export class EbpfSensor extends EventEmitter implements Sensor {
   private readonly newNames = new Map<number, { time: number; dfd: number; name: string }>();
   /** the loader, while it counts the bytes (null: bpftrace does) */
   private loader: LoaderFiles | null;
+  /** the copy gate's state, told to the loader again when it restarts */
+  private gateWeights: string[] = [];
+  private gateOn = false;
 
   constructor(private readonly opts: EbpfOptions) {
     super();
@@ -192,7 +195,8 @@ export class EbpfSensor extends EventEmitter implements Sensor {
     return new Promise((resolve, reject) => {
       const [cmd, argv] = this.command(part);
       const child = spawn(cmd, argv, {
-        stdio: ['ignore', 'pipe', 'pipe'],
+        // (the loader takes the copy gate's weights and switch on stdin)
+        stdio: [part === 'loader' ? 'pipe' : 'ignore', 'pipe', 'pipe'],
         // 1 MiB of perf buffer per CPU (bpftrace's default is 256 KiB): a burst of short
         // processes fills it faster than bpftrace drains it on a busy machine
         env: { ...process.env, BPFTRACE_STRLEN: '200', BPFTRACE_PERF_RB_PAGES: process.env.BPFTRACE_PERF_RB_PAGES ?? '256' },
@@ -220,8 +224,10 @@ export class EbpfSensor extends EventEmitter implements Sensor {
             if (parsed.kind === 'ready' && !attached) {
               attached = true;
               clearTimeout(timer);
+              if (part === 'loader') this.tellGate();
               resolve();
-            } else if (parsed.kind === 'event') this.deliver(parsed.event);
+            }
+            else if (parsed.kind === 'held') this.emit('held', parsed); else if (parsed.kind === 'event') this.deliver(parsed.event);
             else if (parsed.kind === 'argv') this.argvSeen(parsed.tid, parsed.time, parsed.args);
             else if (parsed.kind === 'newname') this.newNameSeen(parsed.tid, parsed.time, parsed.dfd, parsed.name);
             else if (parsed.kind === 'pong') {
@@ -316,6 +322,26 @@ export class EbpfSensor extends EventEmitter implements Sensor {
   private newNameSeen(tid: number, time: number, dfd: number, name: string): void {
     this.newNames.set(tid, { time, dfd, name });
     if (this.newNames.size > 256) this.newNames.delete(this.newNames.keys().next().value as number);
+  }
+
+  /**
+   * The copy gate (enforce mode, the libbpf loader only): a subject process that read one of
+   * these files is stopped at its first MiB written to any one file, socket or pipe (a 'held'
+   * event), until the daemon resumes it or freezes the subject. False where nothing can hold.
+   */
+  gate(weights: readonly string[], on: boolean): boolean {
+    this.gateWeights = [...weights];
+    this.gateOn = on;
+    return this.tellGate();
+  }
+
+  private tellGate(): boolean {
+    const s = this.loaderChild?.stdin;
+    if (!this.loader || !s || s.destroyed) return false;
+    s.on('error', () => undefined);
+    for (const w of this.gateWeights) if (!w.includes('\n')) s.write(`w ${w}\n`);
+    s.write(`g ${this.gateOn ? 1 : 0}\n`);
+    return true;
   }
 
   private trouble(t: SensorTrouble): void {

@@ -5,6 +5,8 @@ import { ARGV_MAX, READY, REBOOT_SYSCALLS, SIGNAL_NO_RESULT, SIGNAL_SYSCALLS } f
 
 export type BpftraceLine =
   | { kind: 'attached'; probes: number }
+  /** the loader's copy gate stopped a reader of the weights at its first MiB written */
+  | { kind: 'held'; time: number; pid: number; tid: number; fd: number; ino: number; dev: number }
   | { kind: 'ready' }
   | { kind: 'event'; event: SensorEvent }
   /** a new program's argv, for the exec line of the same thread and time (null: read /proc) */
@@ -275,6 +277,20 @@ export function parseLoaderLine(line: string, clock: Clock): BpftraceLine {
   const lost = /^Lost (\d+) events$/.exec(line);
   if (lost) return { kind: 'lost', count: Number(lost[1]) };
   if (line === '') return { kind: 'ignored' };
+  if (line.startsWith('C\t')) {
+    // the copy gate killed a subject process starting to move the weights in one call
+    const f = line.split('\t');
+    const [pid, tid, nr, fd, ino, kdev, size] = [f[2], f[3], f[4], f[5], f[6], f[7], f[8]].map((x) => (x !== undefined && /^-?\d+$/.test(x) ? Number(x) : null));
+    const syscall = ({ 40: 'sendfile', 275: 'splice', 326: 'copy_file_range' } as const)[nr as 40];
+    if (f.length < 10 || !/^\d+$/.test(f[1] ?? '') || pid == null || tid == null || !syscall || fd == null || ino == null || kdev == null || size == null) return { kind: 'error', message: `malformed gate line: ${JSON.stringify(line)}` };
+    return { kind: 'event', event: { type: 'attempt', time: clock(BigInt(f[1] as string)), pid, tid, syscall, request: fd, cut: true, dev: userDev(kdev), ino, size, comm: f.slice(9).join('\t') } };
+  }
+  if (line.startsWith('H\t')) {
+    const f = line.split('\t');
+    const [t, pid, tid, fd, ino, kdev] = [f[1], f[2], f[3], f[4], f[5], f[6]].map((x) => (x !== undefined && /^-?\d+$/.test(x) ? Number(x) : null));
+    if (f.length !== 7 || t === null || t === undefined || pid == null || tid == null || fd == null || ino == null || kdev == null) return { kind: 'error', message: `malformed gate line: ${JSON.stringify(line)}` };
+    return { kind: 'held', time: clock(BigInt(f[1] as string)), pid, tid, fd, ino, dev: userDev(kdev) };
+  }
   return parsePayload(line, clock);
 }
 

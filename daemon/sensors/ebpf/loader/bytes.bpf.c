@@ -26,8 +26,20 @@ struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 65536); __type
 // maps of a file: a running total, capped at its size
 struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 65536); __type(key, struct rl_key); __type(value, __u64); } mb SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 22); } events SEC(".maps");
+// the copy gate (enforce mode): the protected weights' inodes (told by the daemon), the subject
+// processes that read them, and whether to hold a reader's first MiB written ([0]: 1 in enforce mode)
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4096); __type(key, struct rl_key); __type(value, __u8); } weights SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 16384); __type(key, __u32); __type(value, __u8); } readers SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u32); } gating SEC(".maps");
 // records the ring buffer had no room for: the loader reports them
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64); } lost SEC(".maps");
+
+// the subject's own scope, as emit() says it
+static __always_inline __u32 in_subject(void) {
+  if (cfg.has_uid) return (__u32)bpf_get_current_uid_gid() == cfg.subject_uid;
+  if (cfg.subject_level == RL_EXACT) return cfg.subject_cgroup != 0 && bpf_get_current_cgroup_id() == cfg.subject_cgroup;
+  return cfg.subject_cgroup != 0 && bpf_get_current_ancestor_cgroup_id(cfg.subject_level) == cfg.subject_cgroup;
+}
 
 static __always_inline struct file *file_of(__u64 fd) {
   struct task_struct *t = (struct task_struct *)bpf_get_current_task();
@@ -55,13 +67,34 @@ static __always_inline void emit(struct rl_key *k, __s32 fd, __u64 n, __u32 op, 
   // no level given (RL_EXACT), the group alone
   else if (cfg.subject_level == RL_EXACT) r->subj = cfg.subject_cgroup != 0 && bpf_get_current_cgroup_id() == cfg.subject_cgroup;
   else r->subj = cfg.subject_cgroup != 0 && bpf_get_current_ancestor_cgroup_id(cfg.subject_level) == cfg.subject_cgroup;
-  r->kind = mode == 0xc000 ? 1 : (mode == 0x1000 ? 2 : 0);
+  __u16 m = mode & 0xf000;
+  r->kind = (m == 0xc000 ? 1 : (m == 0x1000 ? 2 : 0)) | (mode & 0x0800 ? 4 : 0);
   bpf_get_current_comm(r->comm, sizeof(r->comm));
   bpf_ringbuf_submit(r, 0);
 }
 
 // reads: large regular files, and pipes (what a reader of the weights pipes on is read from
 // one); writes: regular files, sockets and pipes (a derived copy may go any of these ways)
+// a subject process reading the weights (the daemon's weights map, by device and inode, the
+// pid left out) becomes a reader: its first MiB written anywhere is held (the gate)
+static __always_inline void read_weights(__u32 dev, __u64 ino) {
+  struct rl_key w = { .pid = 0, .dev = dev, .ino = ino };
+  if (!bpf_map_lookup_elem(&weights, &w) || !in_subject()) return;
+  __u32 pid = bpf_get_current_pid_tgid() >> 32;
+  __u8 one = 1;
+  bpf_map_update_elem(&readers, &pid, &one, BPF_ANY);
+}
+
+// the gate: a reader of the weights that has written its first MiB to one file, socket or
+// pipe is stopped (SIGSTOP, at this syscall's exit) until the daemon has judged that MiB:
+// it resumes it (SIGCONT) or freezes the subject
+static __always_inline int hold(void) {
+  __u32 z = 0, pid = bpf_get_current_pid_tgid() >> 32;
+  __u32 *on = bpf_map_lookup_elem(&gating, &z);
+  if (!on || !*on || !bpf_map_lookup_elem(&readers, &pid)) return 0;
+  return bpf_send_signal(19) == 0;
+}
+
 static __always_inline void account(struct file *f, __s32 fd, __u64 bytes, __u32 op, int write) {
   struct inode *i = BPF_CORE_READ(f, f_inode);
   __u16 mode = BPF_CORE_READ(i, i_mode) & 0xf000;
@@ -69,6 +102,7 @@ static __always_inline void account(struct file *f, __s32 fd, __u64 bytes, __u32
   if (write) { if (mode != 0x8000 && mode != 0xc000 && mode != 0x1000) return; }
   else if (!((mode == 0x8000 && size >= MIN_FILE) || mode == 0x1000)) return;
   struct rl_key k = { .pid = bpf_get_current_pid_tgid() >> 32, .dev = BPF_CORE_READ(i, i_sb, s_dev), .ino = BPF_CORE_READ(i, i_ino) };
+  if (!write && mode == 0x8000) read_weights(k.dev, k.ino);
   void *map = write ? (void *)&wb : (void *)&rb;
   struct rl_count *c = bpf_map_lookup_elem(map, &k);
   if (!c) {
@@ -81,8 +115,9 @@ static __always_inline void account(struct file *f, __s32 fd, __u64 bytes, __u32
   if (write) step = c->seen ? WRITE_STEP : WRITE_FIRST;
   else { step = size / 8; if (step > READ_STEP_MAX) step = READ_STEP_MAX; if (step == 0) step = PIPE_STEP; }
   if (n < step) { c->n = n; return; }
+  int first = write && !c->seen;
   c->n = 0; c->seen = 1;
-  emit(&k, fd, n, op, size, mode);
+  emit(&k, fd, n, op, size, first && hold() ? mode | 0x0800 : mode);
 }
 
 // file-backed mmap: the length mapped counts as bytes loaded (a running total capped at the
@@ -100,6 +135,7 @@ static __always_inline void mapped(struct pt_regs *regs) {
   __u64 size = BPF_CORE_READ(i, i_size);
   if (size < MIN_FILE) return;
   struct rl_key k = { .pid = bpf_get_current_pid_tgid() >> 32, .dev = BPF_CORE_READ(i, i_sb, s_dev), .ino = BPF_CORE_READ(i, i_ino) };
+  read_weights(k.dev, k.ino);
   __u64 *oldp = bpf_map_lookup_elem(&mb, &k);
   __u64 old = oldp ? *oldp : 0;
   if (old >= size) return;
@@ -139,13 +175,6 @@ static __always_inline void no_space(struct pt_regs *regs) {
   struct inode *i = BPF_CORE_READ(f, f_inode);
   struct rl_key k = { .pid = bpf_get_current_pid_tgid() >> 32, .dev = BPF_CORE_READ(i, i_sb, s_dev), .ino = BPF_CORE_READ(i, i_ino) };
   emit(&k, (__s32)fd, 0, RL_ENOSPC, BPF_CORE_READ(i, i_size), BPF_CORE_READ(i, i_mode) & 0xf000);
-}
-
-// the subject's own scope, as emit() says it
-static __always_inline __u32 in_subject(void) {
-  if (cfg.has_uid) return (__u32)bpf_get_current_uid_gid() == cfg.subject_uid;
-  if (cfg.subject_level == RL_EXACT) return cfg.subject_cgroup != 0 && bpf_get_current_cgroup_id() == cfg.subject_cgroup;
-  return cfg.subject_cgroup != 0 && bpf_get_current_ancestor_cgroup_id(cfg.subject_level) == cfg.subject_cgroup;
 }
 
 // the doors to the monitor and to other processes that no signal syscall shows: ptrace
@@ -231,6 +260,35 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
   if (fi) account(fi, (__s32)in, ret, op, 0);
   struct file *fo = file_of(out);
   if (fo) account(fo, (__s32)out, ret, op + 1, 1);
+  return 0;
+}
+
+// The gate's other half: sendfile, splice and copy_file_range move the bytes inside the kernel,
+// a whole model in one call, and a stop (or a cgroup freeze) takes effect only when the call
+// returns. When the gate is on and a subject process starts such a call from the weights, it
+// gets SIGKILL at entry: the page cache reads in the call stop at the fatal signal, and only
+// the pages already moved reach the copy.
+SEC("raw_tracepoint/sys_enter")
+int on_sys_enter(struct bpf_raw_tracepoint_args *ctx) {
+  long nr = (long)ctx->args[1];
+  if (nr != 40 && nr != 275 && nr != 326) return 0;
+  __u32 z = 0;
+  __u32 *on = bpf_map_lookup_elem(&gating, &z);
+  if (!on || !*on || !in_subject()) return 0;
+  struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+  __u64 in = nr == 40 ? BPF_CORE_READ(regs, si) : BPF_CORE_READ(regs, di);
+  struct file *f = file_of(in);
+  if (!f) return 0;
+  struct inode *i = BPF_CORE_READ(f, f_inode);
+  struct rl_key w = { .pid = 0, .dev = BPF_CORE_READ(i, i_sb, s_dev), .ino = BPF_CORE_READ(i, i_ino) };
+  if (!bpf_map_lookup_elem(&weights, &w)) return 0;
+  bpf_send_signal(9);
+  struct rl_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+  if (!r) return 0;
+  __u64 id = bpf_get_current_pid_tgid();
+  r->ns = bpf_ktime_get_ns(); r->pid = id >> 32; r->tid = (__u32)id; r->op = RL_CUT; r->n = nr; r->fd = (__s32)in; r->ino = w.ino; r->dev = w.dev; r->size = BPF_CORE_READ(i, i_size); r->subj = 1; r->kind = 0;
+  bpf_get_current_comm(r->comm, sizeof(r->comm));
+  bpf_ringbuf_submit(r, 0);
   return 0;
 }
 

@@ -31,4 +31,6 @@ enum {
 #define RL_ENOSPC 0xfffe
 /* not bytes: a subject's ptrace, bpf(), module load, or a call the kernel refused it (EPERM), printed as a "T" line */
 #define RL_ATTEMPT 0xfffd
+/* not bytes: the copy gate killed a reader of the weights as it began moving them in one call ("C" line) */
+#define RL_CUT 0xfffc
 #endif

@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include "config.h"
 
@@ -30,11 +33,15 @@ static int on_rec(void *ctx, void *data, size_t len) {
     printf("P\t%llu\t%u\t%u\n", (unsigned long long)r->ns, r->pid, r->tid);
     return 0;
   }
-  if (r->op >= RL_OPS && r->op != RL_ENOSPC && r->op != RL_ATTEMPT) return 0;
+  if (r->op >= RL_OPS && r->op != RL_ENOSPC && r->op != RL_ATTEMPT && r->op != RL_CUT) return 0;
   char comm[17];
   memcpy(comm, r->comm, 16);
   comm[16] = 0;
   for (char *c = comm; *c; c++) if (*c == '\t' || *c == '\n') *c = ' ';
+  if (r->op == RL_CUT) {
+    printf("C\t%llu\t%u\t%u\t%llu\t%d\t%llu\t%u\t%llu\t%s\n", (unsigned long long)r->ns, r->pid, r->tid, (unsigned long long)r->n, r->fd, (unsigned long long)r->ino, r->dev, (unsigned long long)r->size, comm);
+    return 0;
+  }
   if (r->op == RL_ATTEMPT) {
     printf("T\t%llu\t%u\t%u\t%llu\t%d\t%lld\t%lld\t%d\t%s\n", (unsigned long long)r->ns, r->pid, r->tid, (unsigned long long)r->n, r->fd, (long long)r->ino, (long long)r->size, (int)r->dev, comm);
     return 0;
@@ -44,8 +51,33 @@ static int on_rec(void *ctx, void *data, size_t len) {
     return 0;
   }
   printf("Y\t%llu\t%u\t%u\t%s\t%d\t%llu\t%llu\t%u\t%llu\t%u\t%u\t%s\n", (unsigned long long)r->ns, r->pid, r->tid, OPS[r->op], r->fd,
-         (unsigned long long)r->n, (unsigned long long)r->ino, r->dev, (unsigned long long)r->size, r->subj, r->kind, comm);
+         (unsigned long long)r->n, (unsigned long long)r->ino, r->dev, (unsigned long long)r->size, r->subj, r->kind & 3, comm);
+  // the gate stopped the writer (SIGSTOP) at this write: the daemon resumes it or freezes the subject
+  if (r->kind & 4) printf("H\t%llu\t%u\t%u\t%d\t%llu\t%u\n", (unsigned long long)r->ns, r->pid, r->tid, r->fd, (unsigned long long)r->ino, r->dev);
   return 0;
+}
+
+static int weights_fd, gating_fd;
+
+// a line on stdin: "w PATH" (a protected weights file, by its inode) or "g 0|1" (the gate off or on)
+static void command(char *line) {
+  size_t n = strlen(line);
+  while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+  int err = -EINVAL;
+  if (n > 2 && line[0] == 'w' && line[1] == ' ') {
+    struct stat st;
+    if (stat(line + 2, &st) != 0) err = -errno;
+    else {
+      // (the key of the byte maps, the pid left out; the kernel's s_dev packing)
+      struct { __u32 pid, dev; __u64 ino; } k = { 0, (major(st.st_dev) << 20) | minor(st.st_dev), st.st_ino };
+      __u8 one = 1;
+      err = bpf_map_update_elem(weights_fd, &k, &one, BPF_ANY);
+    }
+  } else if (n == 3 && line[0] == 'g' && line[1] == ' ') {
+    __u32 z = 0, v = line[2] == '1';
+    err = bpf_map_update_elem(gating_fd, &z, &v, BPF_ANY);
+  }
+  if (err) fprintf(stderr, "command %s: %s\n", line, strerror(err < 0 ? -err : err));
 }
 
 static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap) {
@@ -76,9 +108,14 @@ int main(int argc, char **argv) {
   struct bpf_program *prog = bpf_object__find_program_by_name(obj, "on_sys_exit");
   struct bpf_link *link = prog ? bpf_program__attach(prog) : NULL;
   if (!link) { fprintf(stderr, "cannot attach to raw_tracepoint/sys_exit: %s\n", strerror(errno)); return 1; }
+  prog = bpf_object__find_program_by_name(obj, "on_sys_enter");
+  struct bpf_link *enter = prog ? bpf_program__attach(prog) : NULL;
+  if (!enter) { fprintf(stderr, "cannot attach to raw_tracepoint/sys_enter: %s\n", strerror(errno)); return 1; }
   struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(bpf_object__find_map_by_name(obj, "events")), on_rec, NULL, NULL);
   if (!rb) { fprintf(stderr, "cannot open the ring buffer: %s\n", strerror(errno)); return 1; }
   int lost_fd = bpf_map__fd(bpf_object__find_map_by_name(obj, "lost"));
+  weights_fd = bpf_map__fd(bpf_object__find_map_by_name(obj, "weights"));
+  gating_fd = bpf_map__fd(bpf_object__find_map_by_name(obj, "gating"));
 
   struct sigaction sa = { .sa_handler = on_signal };
   sigaction(SIGINT, &sa, NULL);
@@ -86,9 +123,30 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   printf("REDLINE-READY\n");
   __u64 reported = 0;
+  struct pollfd pf[2] = { { .fd = ring_buffer__epoll_fd(rb), .events = POLLIN }, { .fd = 0, .events = POLLIN } };
+  char line[4200];
+  size_t have = 0;
+  int nfds = 2;
   while (!stop) {
-    err = ring_buffer__poll(rb, 100);
+    int got = poll(pf, nfds, 100);
+    if (got < 0 && errno != EINTR) { fprintf(stderr, "poll failed: %s\n", strerror(errno)); err = -errno; break; }
+    err = ring_buffer__consume(rb);
     if (err < 0 && err != -EINTR) { fprintf(stderr, "ring buffer poll failed: %s\n", strerror(-err)); break; }
+    err = 0;
+    if (nfds == 2 && (pf[1].revents & (POLLIN | POLLHUP))) {
+      ssize_t r = read(0, line + have, sizeof(line) - 1 - have);
+      // stdin closed (or /dev/null): no more commands; the parent's death still stops this
+      if (r <= 0) nfds = 1;
+      else {
+        have += (size_t)r;
+        line[have] = 0;
+        char *start = line, *nl;
+        while ((nl = strchr(start, '\n'))) { *nl = 0; command(start); start = nl + 1; }
+        have = strlen(start);
+        memmove(line, start, have + 1);
+        if (have >= sizeof(line) - 1) have = 0;
+      }
+    }
     __u32 zero = 0;
     __u64 lost = 0;
     if (bpf_map_lookup_elem(lost_fd, &zero, &lost) == 0 && lost > reported) {
@@ -99,6 +157,7 @@ int main(int argc, char **argv) {
   }
   ring_buffer__consume(rb);
   ring_buffer__free(rb);
+  bpf_link__destroy(enter);
   bpf_link__destroy(link);
   bpf_object__close(obj);
   return err < 0 && err != -EINTR ? 1 : 0;
