@@ -5,9 +5,11 @@
 // kill(daemon, SIGCONT) REFUSALS times 20 ms apart (each refused by the filter), and each
 // refusal's signal-monitor alert is timed against the time the agent stamped just before the
 // call (alerts are rate-limited to one a second per target and signal, so each call uses
-// another signal number). Needs root, cgroup v2, and `npm run build` first.
+// another signal number). (3) The copy gate: bytes of a 64 MiB model on disk once an enforce
+// trial that copies it is over, for cp, dd bs=4M and a copy throttled to ~200 MB/s. Needs
+// root, cgroup v2, and `npm run build` first.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGroup, findCgroupV2Mount, removeGroup } from '../daemon/cgroup.js';
@@ -72,9 +74,29 @@ for (const line of readFileSync(log, 'utf8').split('\n')) {
 lat.sort((a, b) => a - b);
 const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
 
+// the copy gate: bytes of a 64 MiB model on disk once the subject is frozen (enforce mode)
+const model = join(dir, 'model.bin');
+spawnSync('dd', ['if=/dev/urandom', `of=${model}`, 'bs=1M', 'count=64'], { stdio: 'ignore' });
+const copiers: Record<string, string> = {
+  cp: `cp ${model} ${dir}/copy.bin`,
+  dd_bs4M: `dd if=${model} of=${dir}/copy.bin bs=4M`,
+  throttled_200MBps: `python3 -c 'import sys,time; s=open(sys.argv[1],"rb"); d=open(sys.argv[2],"wb")\nwhile True:\n  b=s.read(1<<20)\n  if not b: break\n  d.write(b); d.flush(); time.sleep(0.005)' ${model} ${dir}/copy.bin`,
+};
+const onDisk: Record<string, number> = {};
+for (const [name, cmd] of Object.entries(copiers)) {
+  rmSync(join(dir, 'copy.bin'), { force: true });
+  spawnSync(process.execPath, ['dist/daemon/cli.js', 'exec', '--weights', model, '--socket', 'off', '--log', join(dir, `gate-${name}.ndjson`), '--', 'sh', '-c', cmd], { stdio: 'ignore' });
+  try {
+    onDisk[name] = statSync(join(dir, 'copy.bin')).size;
+  } catch {
+    onDisk[name] = 0;
+  }
+}
+
 console.log(JSON.stringify({
   bench: 'guard', rounds: ROUNDS,
   workload_ms: m, seccomp_filter_pct: pct(m.seccomp as number, m.plain as number), redline_guard_pct: pct(m.guard as number, m.plain as number), redline_guard_off_pct: pct(m.off as number, m.plain as number),
+  gate_bytes_on_disk: onDisk,
   refusal_to_alert_ms: { n: lat.length, of: REFUSALS, p50: q(0.5), p99: q(0.99), max: lat.at(-1) ?? NaN },
 }));
 rmSync(dir, { recursive: true, force: true });

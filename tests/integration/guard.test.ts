@@ -4,7 +4,7 @@
 // caught; in enforce mode a kill of a --protect-pid process and a reboot are refused too. The
 // BPF LSM guard is tried where the kernel loads it, and skipped, saying why, where it does not.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { LsmGuard, seccompEntry } from '../../daemon/guard/index.js';
@@ -205,5 +205,44 @@ describe('the BPF LSM guard: writes to the monitor’s log and to other groups r
   test('both opens fail with EPERM, and the start record says guard: kernel', () => {
     assert.equal(readFileSync(join(tmp.dir, 'lsm-said.json'), 'utf8'), "{'log': 1, 'root-procs': 1}", run.stderr);
     assert.equal(readLog(log).find((r) => r.kind === 'trial' && r.phase === 'start')?.guard, 'kernel');
+  });
+});
+
+describe('the copy gate (enforce mode): a fast cp of a 64 MiB model leaves at most 2 MiB', { skip: skip ?? false }, () => {
+  const tmp = tempDir();
+  const log = join(tmp.dir, 'gate.ndjson');
+  let run: Run;
+  let recs: LogRecord[] = [];
+  let weights = '';
+  const sizeOf = (name: string) => (existsSync(join(tmp.dir, name)) ? statSync(join(tmp.dir, name)).size : 0);
+
+  before(async () => {
+    weights = makeModel(join(tmp.dir, 'model'), 64).weights;
+    // three copiers at once: cp (one copy_file_range), dd of 4 MiB blocks, and a Python loop of 1 MiB writes
+    const copy = [
+      `cp ${weights} ${join(tmp.dir, 'cp.bin')} &`,
+      `dd if=${weights} of=${join(tmp.dir, 'dd.bin')} bs=4M 2>/dev/null &`,
+      `python3 -c 'import sys,time; s=open(sys.argv[1],"rb"); d=open(sys.argv[2],"wb")\nwhile True:\n  b=s.read(1<<20)\n  if not b: break\n  d.write(b); d.flush(); time.sleep(0.005)' ${weights} ${join(tmp.dir, 'py.bin')} &`,
+      'wait',
+    ].join('\n');
+    run = await redline(['exec', '--weights', weights, '--log', log, '--', 'sh', '-c', copy], {}, 90_000);
+    recs = readLog(log);
+  });
+  after(() => tmp.cleanup());
+
+  test('the trial trips and freezes; cp is cut at its copy_file_range, the writers held at their first MiB', () => {
+    assert.equal(run.code, 3, run.stderr);
+    assert.ok(recs.some((r) => r.kind === 'action' && r.action === 'freeze' && r.ok === true));
+    assert.ok(recs.some((r) => r.kind === 'daemon' && r.phase === 'gate' && r.on === true));
+    const cut = alertsOf(recs).find((a) => a.rule === 'copy-cut');
+    assert.ok(cut, JSON.stringify(alertsOf(recs).map((a) => a.summary)));
+    assert.match(String(cut.summary), /^cp \(pid \d+\) began copying the weights .* in one copy_file_range call/);
+  });
+
+  test('on disk: cp ≤ 2 MiB, the 1 MiB writer ≤ 2 MiB, dd one 4 MiB block at most', () => {
+    const MiB = 1 << 20;
+    assert.ok(sizeOf('cp.bin') <= 2 * MiB, `cp left ${sizeOf('cp.bin')} bytes`);
+    assert.ok(sizeOf('py.bin') <= 2 * MiB, `the Python loop left ${sizeOf('py.bin')} bytes`);
+    assert.ok(sizeOf('dd.bin') <= 4 * MiB, `dd left ${sizeOf('dd.bin')} bytes`);
   });
 });
