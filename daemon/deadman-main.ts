@@ -1,15 +1,19 @@
 // The dead-man's switch, as its own small process (started by daemon/deadman.ts, outside the
-// subject, protected like the daemon). It watches the daemon's /proc state and its heartbeat;
-// when the daemon is gone (SIGKILL, the OOM killer, a harness timeout), stopped (SIGSTOP) or
-// hung (its event loop sent no heartbeat for the window, 500 ms by default), it freezes the
-// subject's group (enforce mode or --fail-closed), makes sure a stopped daemon never writes
-// again, appends a correctly chained record saying the monitor was lost and what it did, and,
-// for `exec`, kills and removes the group after a grace period. A clean stop says `bye` on
-// its stdin first; then it exits without acting.
+// subject, protected like the daemon). It watches the daemon's (and its sensors') /proc state,
+// cgroup and heartbeat. A monitor process that is held but alive (stopped, traced, frozen or
+// moved in cgroup v2) is resumed (deadman-resume.ts) and the daemon told so on stdout, one JSON
+// line each: the daemon logs it, since two writers would break the chain. Only a daemon that
+// is gone (SIGKILL, the OOM killer, a harness timeout), cannot be resumed, or is hung (its
+// event loop sent no heartbeat for the window, 500 ms by default) is lost: then the watchdog
+// freezes the subject's group (enforce mode or --fail-closed), makes sure the daemon never
+// writes again, appends a correctly chained record saying the monitor was lost and what it
+// did, and, for `exec`, kills and removes the group after a grace period and ends the trial.
+// A clean stop says `bye` on its stdin first; then it exits without acting.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stopAll } from './actions/freeze.js';
-import { groupPids, removeGroup } from './cgroup.js';
+import { findCgroupV2Mount, groupPids, removeGroup } from './cgroup.js';
+import { Resumer, STUCK_MS } from './deadman-resume.js';
 import { type Subject, subjectPids } from './subject.js';
 import { AuditLog } from './outputs/audit-log.js';
 
@@ -33,18 +37,25 @@ export interface DeadmanConfig {
   trial?: string;
 }
 
-/** 'gone', 'stopped' or 'running': field 3 of /proc/PID/stat */
-function stateOf(pid: number): 'gone' | 'stopped' | 'running' {
-  let stat: string;
+/** the daemon is gone: no /proc entry, or a zombie */
+function gone(pid: number): boolean {
   try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X';
   } catch {
-    return 'gone';
+    return true;
   }
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  if (state === 'Z' || state === 'X') return 'gone';
-  return state === 'T' || state === 't' ? 'stopped' : 'running';
 }
+
+/** `exec`'s exit code for a tripped trial (commands/exec.ts EXIT.tripped): a lost monitor is one */
+const EXIT_TRIPPED = 3;
+/**
+ * About this often the slower checks run: the tracer of every thread (a readdir and a read per
+ * thread, ~0.5 ms for the daemon's) and the watchdog's own group and tracer. Each poll reads
+ * only the daemon's and sensors' status and cgroup (~30 µs each).
+ */
+const DEEP_MS = 200;
 
 function main(): void {
   const c = JSON.parse(process.argv[2] ?? '{}') as DeadmanConfig;
@@ -52,6 +63,12 @@ function main(): void {
   let done = false;
   let buf = '';
   let lastHeard = performance.now();
+  // where the daemon and the watchdog belong (a sensor's when it is named): a move out is undone
+  const resumer = new Resumer(findCgroupV2Mount(), [process.pid, c.daemonPid], c.group);
+  resumer.adopt(c.daemonPid);
+  resumer.adopt(process.pid);
+  // the daemon reads these; one that is gone makes the write fail, which is the poll's to notice
+  process.stdout.on('error', () => undefined);
   process.stdin.setEncoding('utf8');
   process.stdin.on('data', (chunk: string) => {
     lastHeard = performance.now();
@@ -62,17 +79,29 @@ function main(): void {
       if (line === 'bye') {
         done = true;
         process.exit(0);
-      } else if (line.startsWith('sensor ')) sensorPids = line.slice(7).split(' ').map(Number).filter((n) => n > 0);
+      } else if (line.startsWith('sensor ')) {
+        const pids = line.slice(7).split(' ').map(Number).filter((n) => n > 0);
+        for (const pid of sensorPids) if (!pids.includes(pid)) resumer.forget(pid);
+        sensorPids = pids;
+        for (const pid of sensorPids) resumer.adopt(pid);
+      }
       else if (line === 'freeze 1' || line === 'freeze 0') c.freeze = line === 'freeze 1';
     }
   });
   // the pipe closing without a bye: the daemon is gone, and sooner than the next poll says so
   process.stdin.on('end', () => void lost('the daemon exited without stopping (its pipe closed)'));
   const silentFor = () => performance.now() - lastHeard;
+  let polls = 0;
+  const deepEvery = Math.max(1, Math.round(DEEP_MS / c.pollMs));
   const timer = setInterval(() => {
-    const s = stateOf(c.daemonPid);
-    if (s === 'gone') void lost('the daemon is gone (killed, or it died)');
-    else if (s === 'stopped') void lost('the daemon is stopped (SIGSTOP): it sees nothing');
+    const deep = ++polls % deepEvery === 0;
+    const { verdicts, answers } = resumer.pass(deep ? [c.daemonPid, ...sensorPids, process.pid] : [c.daemonPid, ...sensorPids], deep);
+    for (const a of answers) process.stdout.write(`${JSON.stringify(a)}\n`);
+    const v = verdicts.get(c.daemonPid);
+    if (v === 'gone') void lost('the daemon is gone (killed, or it died)');
+    else if (v === 'stuck') void lost(`the daemon is held and could not be resumed (still stopped, traced or frozen ${STUCK_MS} ms after the watchdog tried): it sees nothing`);
+    // a held daemon beats not; one just resumed gets a whole window to beat again
+    else if (v === 'held' || v === 'resumed') lastHeard = performance.now();
     else if (c.heartbeatWindowMs > 0 && silentFor() > c.heartbeatWindowMs) {
       // once more after this turn's input is read: a watchdog that itself waited for a core
       // has the daemon's beats queued on its pipe, not missing
@@ -101,10 +130,10 @@ function main(): void {
       }
     } else if (c.freeze && tree) frozen = stopAll(() => subjectPids(tree)).ok;
     const freezeMs = Math.round((performance.now() - t0) * 1000) / 1000;
-    // a stopped or hung daemon (and its sensor) must never write again: the chain goes on from here
+    // a stuck or hung daemon (and its sensor) must never write again: the chain goes on from here
     const stopped: number[] = [];
     for (const pid of [c.daemonPid, ...sensorPids]) {
-      if (stateOf(pid) === 'gone') continue;
+      if (gone(pid)) continue;
       try {
         process.kill(pid, 'SIGKILL');
         stopped.push(pid);
@@ -112,7 +141,7 @@ function main(): void {
         // gone meanwhile
       }
     }
-    for (let i = 0; i < 100 && stateOf(c.daemonPid) !== 'gone'; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 100 && !gone(c.daemonPid); i++) await new Promise((r) => setTimeout(r, 10));
     const trial = c.trial ? { trial: c.trial } : {};
     const log = AuditLog.open(c.log, { group: c.logGroup });
     const summary = `the monitor was lost: ${reason}; ${frozen ? 'the subject was frozen by the watchdog' : c.freeze ? 'the subject could not be frozen' : 'observe mode: the subject was left running'}`;
@@ -149,6 +178,9 @@ function main(): void {
       }
       log.append({ kind: 'daemon', phase: 'lost-cleanup', by: 'watchdog', killed: pids.length > 0, ...trial });
     }
+    // the killed daemon never writes the trial's end: without one audit could not tell a
+    // finished trial from a log cut short
+    if (c.exec && c.trial) log.append({ kind: 'trial', phase: 'end', trial: c.trial, exit_code: EXIT_TRIPPED, reason: 'monitor-lost', lost_reason: reason, tripped: true, frozen, ended_by: 'watchdog' });
     log.close();
     process.exit(0);
   }

@@ -33,7 +33,7 @@ import { OrphanCheck } from './sensors/proc/orphans.js';
 import { ProtectedAreas } from './sensors/system/areas.js';
 import { DiskWatch } from './sensors/system/disk.js';
 import { ScanTracker } from './sensors/system/scans.js';
-import type { Sensor } from './sensors/sensor.js';
+import { type Sensor, SensorStartError } from './sensors/sensor.js';
 import type { SensorEvent } from './events.js';
 import { GpuSensor, gpuUnavailableReason } from './sensors/gpu/index.js';
 import { type GuardStatus, LsmGuard, seccompEntry } from './guard/index.js';
@@ -91,6 +91,9 @@ function isDirectory(p: string): boolean {
 const SETTLE_MS = 3000;
 /** with the poll, how long the end of a trial may wait for the folder watcher's last looks */
 const POLL_SETTLE_MS = 5000;
+/** the copy gate: a held writer is judged for at least this long, and at most GATE_MAX_MS */
+const GATE_MIN_MS = 30;
+const GATE_MAX_MS = 500;
 /** how long the end of a trial waits for the sensor to deliver what it saw */
 const DRAIN_MS = 15_000;
 
@@ -260,7 +263,15 @@ export class Monitor {
       throw err;
     }
     m.adoptFrozen();
-    m.armDeadman(await watchdog);
+    const d = await watchdog;
+    // fail closed: an exec trial in enforce mode (or with --fail-closed) is not started without
+    // a watchdog, which is all that would freeze it if this daemon died
+    if (d instanceof Error && o.config.command === 'exec' && (o.config.mode === 'enforce' || o.config.failClosed)) {
+      m.log.append({ kind: 'daemon', phase: 'watchdog', watchdog_pid: null, detail: `the watchdog could not start: ${d.message}; the trial is not started` });
+      await m.stop('the watchdog could not start');
+      throw new SensorStartError(`the watchdog could not start (${d.message}); in enforce mode or with --fail-closed, exec starts no trial without one`);
+    }
+    m.armDeadman(d);
     if (m.trials) {
       m.trials.start();
       m.log.append({ kind: 'daemon', phase: 'trials', under: o.trials?.given, parent: o.trials?.parent, pattern: o.trials?.pattern?.source ?? null, trials: m.trials.list().map((t) => t.id) });
@@ -293,6 +304,8 @@ export class Monitor {
     }
     await this.sensor.start();
     this.table.setMonitorPids(this.sensor.ownPids());
+    if (this.sensor instanceof EbpfSensor) this.sensor.on('held', (h: { pid: number; time: number; fd: number }) => this.held(h));
+    this.setGate(this.o.config.mode);
     if (this.sensor instanceof PollSensor) {
       const blind = Object.entries(POLL_BLIND).map(([type, why]) => ({ type, why }));
       this.log.append({ kind: 'daemon', phase: 'sensor', sensor: this.sensor.name, sensor_pids: [], bytes_by: 'poll', source: this.sensor.source, interval_ms: this.o.config.pollIntervalMs, chosen_because: this.o.sensor?.why, blind_to: blind, inactive_rules: starvedByPoll(this.o.ruleset.rules).filter((r) => r.inactive).map((r) => r.rule), detail: `reading ${this.sensor.source === 'proc' ? '/proc' : 'ps-list'} every ${this.o.config.pollIntervalMs} ms` });
@@ -439,6 +452,11 @@ export class Monitor {
     }
     this.deadman = d;
     d.sensors(this.sensor.ownPids());
+    // the watchdog freed a held monitor (it never writes the log while this daemon lives): an attack on the monitor
+    d.on('resumed', (r) => {
+      this.pipeline.daemonAlert('redline.monitor-resumed', 'monitor.tamper', 'critical', r.summary, r.details);
+      if (this.pipeline.mode === 'enforce') void this.pipeline.operatorFreeze(r.cause).catch(() => undefined);
+    });
     if (d.pid) this.guard?.monitor([d.pid]);
     // protected like the daemon: a subject signalling it is tamper
     if (d.pid) this.table.setMonitorPids([d.pid]);
@@ -446,6 +464,8 @@ export class Monitor {
   }
 
   private spawnDeadman(s: Subject): Promise<Deadman> {
+    // test-only: a watchdog that cannot start (tests/integration/guard.test.ts)
+    if (process.env.REDLINE_TEST_FAULT === 'watchdog') return Promise.reject(new Error('fault injected by REDLINE_TEST_FAULT'));
     return Deadman.start({
       daemonPid: process.pid,
       // a glob's parent holds more than the trials (system.slice): its watchdog freezes nothing
@@ -534,6 +554,7 @@ export class Monitor {
       modeChanged: (mode) => {
         this.deadman?.freezeOnLoss(mode === 'enforce' || this.o.config.failClosed);
         this.guard?.mode(mode === 'enforce');
+        this.setGate(mode);
       },
       trials: this.trials,
       ...(this.o.trial ? { fixedTrial: this.o.trial } : {}),
@@ -623,6 +644,42 @@ export class Monitor {
     this.pipeline.sensorTrouble({ sensor: this.sensor.name, reason: 'timeout', detail: `the sensor had not caught up ${DRAIN_MS} ms after the end (no echo from ${this.sensor.silentParts.join(' and ') || 'it'}): events it had not delivered by then are lost` });
   }
 
+  /** the registered weight files: the copy gate holds the subject processes that read them */
+  private weightPaths: string[] = [];
+
+  /** the copy gate on in enforce mode (not under --trials-under: one sandbox's freeze is not another's) */
+  private setGate(mode: 'observe' | 'enforce'): void {
+    if (!(this.sensor instanceof EbpfSensor) || this.trials || this.weightPaths.length === 0) return;
+    const on = this.sensor.gate(this.weightPaths, mode === 'enforce');
+    this.log.append({ kind: 'daemon', phase: 'gate', on: on && mode === 'enforce', files: this.weightPaths.length, detail: on ? undefined : 'no libbpf loader: nothing can hold a writer' });
+  }
+
+  /**
+   * A reader of the weights was stopped at its first MiB written: it stays stopped while the
+   * weights tracker judges what it wrote (at least GATE_MIN_MS, at most GATE_MAX_MS); then it
+   * is resumed, unless an alert froze the subject meanwhile (it stays held, frozen).
+   */
+  private held(h: { pid: number; time: number; fd: number }): void {
+    const t0 = performance.now();
+    const check = () => {
+      const ms = performance.now() - t0;
+      if (!this.pipeline.frozen && ms < GATE_MAX_MS && (ms < GATE_MIN_MS || this.tracker.busy())) {
+        setTimeout(check, 5);
+        return;
+      }
+      const frozen = this.pipeline.frozen;
+      if (!frozen) {
+        try {
+          process.kill(h.pid, 'SIGCONT');
+        } catch {
+          // gone meanwhile
+        }
+      }
+      this.log.append({ kind: 'daemon', phase: 'gate-held', pid: h.pid, fd: h.fd, held_ms: Math.round(ms * 10) / 10, outcome: frozen ? 'frozen' : 'resumed', trial: this.o.trial });
+    };
+    setTimeout(check, 5);
+  }
+
   /** fingerprints --weights before the subject starts; what was registered goes in the log */
   private async registerWeights(): Promise<void> {
     if (this.o.config.weights.length === 0) return;
@@ -635,6 +692,7 @@ export class Monitor {
       skipped: res.skipped,
       ms: Math.round(performance.now() - t0),
     });
+    this.weightPaths = res.files.map((f) => f.path);
     await this.startWatcher(res.files.map((f) => dirname(f.path)));
   }
 

@@ -246,3 +246,19 @@ describe('the copy gate (enforce mode): a fast cp of a 64 MiB model leaves at mo
     assert.ok(sizeOf('dd.bin') <= 4 * MiB, `dd left ${sizeOf('dd.bin')} bytes`);
   });
 });
+
+describe('fail closed: no trial without a watchdog in enforce mode', { skip: skip ?? false }, () => {
+  const tmp = tempDir();
+  after(() => tmp.cleanup());
+
+  test('exec whose watchdog cannot start exits 2, says why, and never starts the subject', async () => {
+    const marker = join(tmp.dir, 'ran');
+    const r = await redline(['exec', '--log', join(tmp.dir, 'wd.ndjson'), '--', 'touch', marker], { REDLINE_TEST_FAULT: 'watchdog' });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /the watchdog could not start .* exec starts no trial without one/);
+    assert.equal(existsSync(marker), false);
+    const recs = readLog(join(tmp.dir, 'wd.ndjson'));
+    assert.ok(recs.some((x) => x.kind === 'daemon' && x.phase === 'watchdog' && x.watchdog_pid === null));
+    assert.equal(recs.some((x) => x.kind === 'trial' && x.phase === 'start'), false);
+  });
+});
