@@ -39,9 +39,13 @@ function timed(how: 'plain' | 'seccomp' | 'guard' | 'off'): number {
     spawnSync(enter as string, [group, '-m', String(process.pid), '-p', '0', '--', script], { stdio: 'ignore' });
     removeGroup(group);
   } else {
-    spawnSync(process.execPath, ['dist/daemon/cli.js', 'exec', '--mode', 'observe', '--socket', 'off', '--log', join(dir, `${how}.ndjson`), '--', script], { stdio: 'ignore', env: { ...process.env, ...(how === 'off' ? { REDLINE_GUARD: 'off' } : {}) } });
+    spawnSync(process.execPath, ['dist/daemon/cli.js', 'exec', '--mode', 'observe', '--socket', 'off', '--log', join(dir, `${how}.ndjson`), '--', script], { stdio: process.env.BENCH_VERBOSE ? 'inherit' : 'ignore', env: { ...process.env, ...(how === 'off' ? { REDLINE_GUARD: 'off' } : {}) } });
   }
-  return Number(readFileSync(out, 'utf8'));
+  try {
+    return Number(readFileSync(out, 'utf8'));
+  } catch {
+    throw new Error(`the ${how} run wrote no time`);
+  }
 }
 
 const runs: Record<string, number[]> = { plain: [], seccomp: [], guard: [], off: [] };
