@@ -1,15 +1,11 @@
-// The guard's cost and speed. (1) The workload of bench/workload.ts timed from inside, plain
+// The guard's cost. (1) The workload of bench/workload.ts timed from inside, plain
 // and under the subject's seccomp filter alone (redline-enter, the floor: no sensor), then
 // under `exec --mode observe` with the guard and with REDLINE_GUARD=off, alternating, ROUNDS
-// (default 5) of each; medians. (2) Refusal → alert on disk: a root subject sends
-// kill(daemon, SIGCONT) REFUSALS times 20 ms apart (each refused by the filter), and each
-// refusal's signal-monitor alert is timed against the time the agent stamped just before the
-// call (alerts are rate-limited to one a second per target and signal, so each call uses
-// another signal number). (3) The copy gate: bytes of a 64 MiB model on disk once an enforce
+// (default 5) of each; medians. (2) The copy gate: bytes of a 64 MiB model on disk once an enforce
 // trial that copies it is over, for cp, dd bs=4M and a copy throttled to ~200 MB/s. Needs
 // root, cgroup v2, and `npm run build` first.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGroup, findCgroupV2Mount, removeGroup } from '../daemon/cgroup.js';
@@ -17,7 +13,6 @@ import { seccompEntry } from '../daemon/guard/index.js';
 import { writeWorkload } from './tracer.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
-const REFUSALS = Number(process.env.REFUSALS ?? 30);
 const enter = seccompEntry();
 if (!enter) throw new Error('redline-enter is not built, or this is not root on x86_64');
 const dir = mkdtempSync(join(tmpdir(), 'redline-guard-bench-'));
@@ -52,32 +47,6 @@ const runs: Record<string, number[]> = { plain: [], seccomp: [], guard: [], off:
 for (let i = 0; i < ROUNDS; i++) for (const how of ['plain', 'seccomp', 'guard', 'off'] as const) runs[how]?.push(timed(how));
 const m = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)])) as Record<string, number>;
 
-// refusal → alert
-const agent = join(dir, 'refuse.py');
-const stamps = join(dir, 'stamps');
-writeFileSync(agent, [
-  'import os, time, sys',
-  'd = os.getppid(); f = open(sys.argv[1], "w")',
-  `for i in range(${REFUSALS}):`,
-  '    sig = 34 + (i % 30)',
-  '    f.write(f"{sig} {time.time() * 1000:.3f}\\n"); f.flush()',
-  '    try: os.kill(d, sig)',
-  '    except OSError: pass',
-  '    time.sleep(1.1 if (i + 1) % 30 == 0 else 0.02)',
-].join('\n'));
-const log = join(dir, 'refuse.ndjson');
-spawnSync(process.execPath, ['dist/daemon/cli.js', 'exec', '--mode', 'observe', '--socket', 'off', '--log', log, '--', 'python3', agent, stamps], { stdio: 'ignore' });
-const sent = new Map(readFileSync(stamps, 'utf8').trim().split('\n').map((l) => l.split(' ').map(Number) as [number, number]));
-const lat: number[] = [];
-for (const line of readFileSync(log, 'utf8').split('\n')) {
-  if (!line.includes('"rule":"signal-monitor"')) continue;
-  const r = JSON.parse(line) as { time: number; event: { sig: number } };
-  const t = sent.get(r.event.sig);
-  if (t !== undefined) lat.push(r.time - t);
-}
-lat.sort((a, b) => a - b);
-const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
-
 // the copy gate: bytes of a 64 MiB model on disk once the subject is frozen (enforce mode)
 const model = join(dir, 'model.bin');
 spawnSync('dd', ['if=/dev/urandom', `of=${model}`, 'bs=1M', 'count=64'], { stdio: 'ignore' });
@@ -101,6 +70,5 @@ console.log(JSON.stringify({
   bench: 'guard', rounds: ROUNDS,
   workload_ms: m, seccomp_filter_pct: pct(m.seccomp as number, m.plain as number), redline_guard_pct: pct(m.guard as number, m.plain as number), redline_guard_off_pct: pct(m.off as number, m.plain as number),
   gate_bytes_on_disk: onDisk,
-  refusal_to_alert_ms: { n: lat.length, of: REFUSALS, p50: q(0.5), p99: q(0.99), max: lat.at(-1) ?? NaN },
 }));
 rmSync(dir, { recursive: true, force: true });
