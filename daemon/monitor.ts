@@ -302,7 +302,11 @@ export class Monitor {
       // (and shared memory, a file system in RAM any process can write to)
       for (const dir of [...(this.o.workFolders ?? []), ...(existsSync('/dev/shm') ? ['/dev/shm'] : [])]) this.sensor.folder(dir);
     }
+    // the guard loads while the sensor attaches (each takes a while); both are up before the sensor's record
+    const guard = this.startGuard();
     await this.sensor.start();
+    await guard;
+    this.guard?.monitor(this.sensor.ownPids());
     this.table.setMonitorPids(this.sensor.ownPids());
     if (this.sensor instanceof EbpfSensor) this.sensor.on('held', (h: { pid: number; time: number; fd: number }) => this.held(h));
     this.setGate(this.o.config.mode);
@@ -310,7 +314,6 @@ export class Monitor {
       const blind = Object.entries(POLL_BLIND).map(([type, why]) => ({ type, why }));
       this.log.append({ kind: 'daemon', phase: 'sensor', sensor: this.sensor.name, sensor_pids: [], bytes_by: 'poll', source: this.sensor.source, interval_ms: this.o.config.pollIntervalMs, chosen_because: this.o.sensor?.why, blind_to: blind, inactive_rules: starvedByPoll(this.o.ruleset.rules).filter((r) => r.inactive).map((r) => r.rule), detail: `reading ${this.sensor.source === 'proc' ? '/proc' : 'ps-list'} every ${this.o.config.pollIntervalMs} ms` });
     } else this.log.append({ kind: 'daemon', phase: 'sensor', sensor: this.sensor.name, sensor_pids: this.sensor.ownPids(), bytes_by: this.sensor.bytesBy(), detail: 'probes attached' });
-    await this.startGuard();
     await this.ports.start();
     this.log.append({ kind: 'daemon', phase: 'sensor', sensor: 'ports', detail: `reading /proc/net every ${this.o.config.portIntervalMs} ms` });
     await this.startGpu();
@@ -333,7 +336,7 @@ export class Monitor {
       if (!filter) throw new Error(`the guard needs a cgroup v2 group or a uid as the subject, not ${describeSubject(this.o.subject)}`);
       const g = await LsmGuard.start(filter);
       this.guard = g;
-      g.monitor([process.pid, ...this.sensor.ownPids(), ...g.ownPids()]);
+      g.monitor([process.pid, ...g.ownPids()]);
       g.protect(this.o.config.protectPids);
       g.files(this.monitorFiles);
       g.mode(this.o.config.mode === 'enforce');

@@ -290,7 +290,8 @@ describe('a trial whose sensor the agent kills', { skip: skip ?? false }, () => 
     const find = `const fs=require('fs');for(;;){const r=fs.readFileSync(process.argv[1],'utf8').split('\\n').filter(Boolean).map((l)=>JSON.parse(l)).find((r)=>r.kind==='daemon'&&r.phase==='sensor'&&r.sensor_pids);if(r){console.log(r.sensor_pids.join(' '));break}}`;
     writeFileSync(script, `#!/bin/sh\nkill -9 $(${process.execPath} -e "${find}" ${log})\nsleep 3\n`);
     chmodSync(script, 0o755);
-    const r = await redline(['exec', '--mode', 'observe', '--meta', 'model=A', '--trial', 'blinded', '--log', log, '--', script], {}, 60_000);
+    // (the guard off: with it, the kernel refuses the kill, tests/integration/guard.test.ts)
+    const r = await redline(['exec', '--mode', 'observe', '--meta', 'model=A', '--trial', 'blinded', '--log', log, '--', script], { REDLINE_GUARD: 'off' }, 60_000);
     assert.ok(r.code === 0 || r.code === 3, `${r.code} ${r.stderr}`);
     const a = await redline(['audit', '--json', '--by', 'model', log]);
     const out = JSON.parse(a.stdout) as { trials: { valid: boolean; invalid_reasons: string[]; invalid_evidence: { reason: string; seq: number | null }[] }[]; summary: { trials: number; valid: number; invalid: number; groups: { trials: number; valid: number }[] } };

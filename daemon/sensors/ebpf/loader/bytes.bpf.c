@@ -177,6 +177,14 @@ static __always_inline void no_space(struct pt_regs *regs) {
   emit(&k, (__s32)fd, 0, RL_ENOSPC, BPF_CORE_READ(i, i_size), BPF_CORE_READ(i, i_mode) & 0xf000);
 }
 
+// the signal and reboot calls: bpftrace reports each that reached its entry tracepoint; one the
+// seccomp filter refused never did (seccomp runs first), and only the loader sees it, at exit
+static __always_inline int signal_or_reboot(long nr) {
+  return nr == 62 || nr == 200 || nr == 234 || nr == 129 || nr == 297 || nr == 424 || nr == 169 || nr == 246 || nr == 320;
+}
+// subject threads inside one of those calls, marked at its entry
+struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 16384); __type(key, __u32); __type(value, __u8); } entered SEC(".maps");
+
 // the doors to the monitor and to other processes that no signal syscall shows: ptrace
 // (attach, seize, kill, or any request refused), bpf() and module loads; and the calls the
 // subject's seccomp filter refused (EPERM) on pids: the signal syscalls (a refused call never
@@ -186,9 +194,6 @@ static __always_inline void attempt(struct pt_regs *regs, long nr, long ret) {
   __u64 a0 = BPF_CORE_READ(regs, di), a1 = BPF_CORE_READ(regs, si), a2 = BPF_CORE_READ(regs, dx);
   if (nr == 101 && ret == 0 && a0 != 16 && a0 != 0x4206 && a0 != 8) return; // ptrace: attach, seize, kill
   if (nr != 101 && nr != 321 && nr != 175 && nr != 313 && nr != 176 && ret != -1) return;
-  // a signal refused to root was refused by the guard (seccomp or the LSM): one refused to
-  // anyone else ran, and bpftrace's signal probes report it
-  if ((nr == 62 || nr == 200 || nr == 234 || nr == 129 || nr == 297 || nr == 424 || nr == 169 || nr == 246 || nr == 320) && (__u32)bpf_get_current_uid_gid() != 0) return;
   if (!in_subject()) return;
   struct rl_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
   if (!r) {
@@ -209,6 +214,14 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
   {
     long nr = BPF_CORE_READ((struct pt_regs *)ctx->args[0], orig_ax);
     if (nr == 101 || nr == 321 || nr == 175 || nr == 313 || nr == 176 || nr == 434 || nr == 311 || nr == 62 || nr == 200 || nr == 234 || nr == 129 || nr == 297 || nr == 424 || nr == 169 || nr == 246 || nr == 320) {
+      if (signal_or_reboot(nr)) {
+        __u32 tid = (__u32)bpf_get_current_pid_tgid();
+        if (bpf_map_lookup_elem(&entered, &tid)) {
+          // it ran: bpftrace's probes report it
+          bpf_map_delete_elem(&entered, &tid);
+          return 0;
+        }
+      }
       // (the daemon's kill(itself, 0) is echoed)
       if (nr == 62 && ret >= 0) echo((struct pt_regs *)ctx->args[0]);
       else attempt((struct pt_regs *)ctx->args[0], nr, ret);
@@ -271,6 +284,14 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
 SEC("raw_tracepoint/sys_enter")
 int on_sys_enter(struct bpf_raw_tracepoint_args *ctx) {
   long nr = (long)ctx->args[1];
+  if (signal_or_reboot(nr)) {
+    if (in_subject()) {
+      __u32 tid = (__u32)bpf_get_current_pid_tgid();
+      __u8 one = 1;
+      bpf_map_update_elem(&entered, &tid, &one, BPF_ANY);
+    }
+    return 0;
+  }
   if (nr != 40 && nr != 275 && nr != 326) return 0;
   __u32 z = 0;
   __u32 *on = bpf_map_lookup_elem(&gating, &z);
