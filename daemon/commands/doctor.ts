@@ -21,7 +21,7 @@ interface Check {
 /** the libbpf loader: optional (bpftrace counts the bytes without it, at about twice the cost per syscall) */
 function loaderCheck(): Check {
   const l = findLoader();
-  if (l) return { name: 'libbpf loader', ok: true, detail: `${l.bin}: counts the weights' bytes (one raw tracepoint on sys_exit)` };
+  if (l) return { name: 'libbpf loader', ok: true, detail: `${l.bin}: counts the weights' bytes and reports the guard's refusals (a raw tracepoint on sys_exit), and holds copies in enforce mode (one on sys_enter)` };
   const why = process.env.REDLINE_LOADER === 'off' ? 'turned off (REDLINE_LOADER=off)' : process.arch !== 'x64' ? `not for ${process.arch} (it reads x86_64 registers)` : 'not built (apt-get install -y clang libbpf-dev bpftool, then npm run build)';
   return { name: 'libbpf loader', ok: true, detail: `${why}; bpftrace counts the weights' bytes, at about twice the cost per read or write` };
 }

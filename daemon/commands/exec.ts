@@ -33,6 +33,16 @@ function monitorPids(m: Monitor): number[] {
   return [process.pid, ...m.sensor.ownPids(), ...(m.deadman?.pid ? [m.deadman.pid] : []), ...(m.guard?.ownPids() ?? [])];
 }
 
+/**
+ * Enforce mode also refuses the subject's kills of --protect-pid processes and reboots — where
+ * the refusal is seen (the loader reports it). The poll sensor cannot see a refused call, and a
+ * refusal no record names is not made: with it, only the monitor is protected by the filter.
+ */
+function othersRefused(config: { mode: string; protectPids: readonly number[] }, m: Monitor): string[] {
+  if (config.mode !== 'enforce' || m.sensor.name === 'poll') return [];
+  return ['-p', config.protectPids.join(',') || '0', '-e'];
+}
+
 function waitEmpty(group: string, childExited: Promise<unknown>): Promise<void> {
   return new Promise((done) => {
     let watcher: ReturnType<typeof watch> | null = null;
@@ -170,7 +180,7 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
       group === null
         ? spawn(cmd[0] as string, cmd.slice(1), { stdio: 'inherit', detached: true, env: { ...process.env, [SUBJECT_ENV]: trial } })
         : enter
-          ? spawn(enter, [group, '-m', monitorPids(m).join(','), '-p', config.protectPids.join(',') || '0', ...(config.mode === 'enforce' ? ['-e'] : []), '--', ...cmd], { stdio: 'inherit', detached: true })
+          ? spawn(enter, [group, '-m', monitorPids(m).join(','), ...othersRefused(config, m), '--', ...cmd], { stdio: 'inherit', detached: true })
           : spawn('/bin/sh', ['-c', ENTER, group, ...cmd], { stdio: 'inherit', detached: true });
     if (subject.kind === 'tree') subject.root = child.pid ?? 0;
     // the subject started at the daemon's own priority; from here the monitor goes first
