@@ -2,7 +2,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readEvents } from '../cgroup.js';
-import { readStat } from '../sensors/proc/read.js';
+import { readStat, readStatus } from '../sensors/proc/read.js';
 import { type Subject, subjectPids } from '../subject.js';
 import { type ActionResult, elapsed, waitUntil } from './result.js';
 
@@ -36,6 +36,17 @@ export async function freeze(s: Subject): Promise<ActionResult> {
   }
 }
 
+/**
+ * Stopped, or as good as: a zombie, gone, or a SIGSTOP queued (it runs no user code and forks
+ * nothing before it stops). A process that was sent SIGSTOP needs a turn on a core to stop; on
+ * a loaded host that is not waited for, or the daemon's loop would spin here.
+ */
+function halted(pid: number): boolean {
+  const st = readStat(pid)?.state;
+  if (st === undefined || st === 'T' || st === 't' || st === 'Z' || st === 'X') return true;
+  return readStatus(pid)?.stopPending === true;
+}
+
 /** SIGSTOP every pid, again and again, until a pass finds no pid it has not stopped */
 export function stopAll(list: () => number[], maxRounds = 50): { ok: boolean; count: number } {
   const stopped = new Set<number>();
@@ -53,7 +64,8 @@ export function stopAll(list: () => number[], maxRounds = 50): { ok: boolean; co
       fresh++;
     }
     if (fresh === 0) {
-      const running = list().filter((pid) => pid !== self && readStat(pid)?.state !== 'T' && readStat(pid)?.state !== 't');
+      // one that took its SIGSTOP but is not stopped yet (or was resumed) is sent another
+      const running = list().filter((pid) => pid !== self && !halted(pid));
       if (running.length === 0) return { ok: true, count: stopped.size };
       for (const pid of running) stopped.delete(pid);
     }

@@ -67,15 +67,32 @@ describe('repeated SIGSTOP (uid subject)', { skip: !root ? 'needs root' : false 
     const f = await freeze(subject);
     assert.equal(f.ok, true, f.error);
     assert.equal(f.method, 'sigstop');
+    // each has stopped, or has its SIGSTOP queued and stops at its next turn on a core
     const pids = subjectPids(subject);
+    await new Promise((r) => setTimeout(r, 200));
     for (const pid of pids) {
       const st = readStat(pid)?.state;
-      if (st !== undefined) assert.match(st, /[Tt]/, `pid ${pid} is ${st}`);
+      if (st !== undefined) assert.match(st, /[TtZ]/, `pid ${pid} is ${st}`);
     }
-    await new Promise((r) => setTimeout(r, 200));
     assert.equal(subjectPids(subject).length, pids.length, 'no new process appeared while stopped');
     const k = await kill(subject);
     assert.equal(k.ok, true, k.error);
     assert.equal(subjectPids(subject).length, 0);
+  });
+
+  test('a zombie in the subject (exited, never reaped) does not hold the freeze up', async () => {
+    // the shell forks a child that exits at once, then becomes a sleep that never reaps it
+    spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '/bin/sh', '-c', 'true & exec sleep 60'], { stdio: 'ignore', detached: true });
+    const zombie = async () => subjectPids(subject).some((pid) => readStat(pid)?.state === 'Z');
+    for (let i = 0; i < 200 && !(await zombie()); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(await zombie(), 'the zombie appeared');
+    const f = await freeze(subject);
+    assert.equal(f.ok, true, f.error);
+    const sleeper = subjectPids(subject).find((pid) => readStat(pid)?.state !== 'Z');
+    assert.ok(sleeper !== undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.match(readStat(sleeper)?.state ?? '', /[Tt]/);
+    const k = await kill(subject);
+    assert.equal(k.ok, true, k.error);
   });
 });

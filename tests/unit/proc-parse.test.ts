@@ -28,9 +28,14 @@ test('cmdline: NUL-separated, empty for zombies', () => {
 
 test('status: tgid, real uid and the pid in each pid namespace (host first)', () => {
   // a kernel without NSpid: the host's pid alone
-  assert.deepEqual(parseStatus('Name:\tx\nTgid:\t77\nPid:\t78\nUid:\t1000\t1000\t1000\t1000\n'), { tgid: 77, uid: 1000, nspids: [77] });
+  assert.deepEqual(parseStatus('Name:\tx\nTgid:\t77\nPid:\t78\nUid:\t1000\t1000\t1000\t1000\n'), { tgid: 77, uid: 1000, nspids: [77], stopPending: false });
   // a process inside a container's pid namespace: 3412 on the host, 2 inside
-  assert.deepEqual(parseStatus('Name:\tsleep\nTgid:\t3412\nNgid:\t0\nPid:\t3412\nUid:\t0\t0\t0\t0\nNStgid:\t3412\t2\nNSpid:\t3412\t2\nNSpgid:\t3411\t1\n'), { tgid: 3412, uid: 0, nspids: [3412, 2] });
+  assert.deepEqual(parseStatus('Name:\tsleep\nTgid:\t3412\nNgid:\t0\nPid:\t3412\nUid:\t0\t0\t0\t0\nNStgid:\t3412\t2\nNSpid:\t3412\t2\nNSpgid:\t3411\t1\n'), { tgid: 3412, uid: 0, nspids: [3412, 2], stopPending: false });
+  // a SIGSTOP queued to the process (shared) or to its thread: bit 18 of the mask
+  assert.equal(parseStatus('Tgid:\t9\nUid:\t0\t0\t0\t0\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000040000\n')?.stopPending, true);
+  assert.equal(parseStatus('Tgid:\t9\nUid:\t0\t0\t0\t0\nSigPnd:\t0000000000040000\nShdPnd:\t0000000000000000\n')?.stopPending, true);
+  // SIGCONT (18, bit 17) and SIGTERM (15) are not a stop
+  assert.equal(parseStatus('Tgid:\t9\nUid:\t0\t0\t0\t0\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000024000\n')?.stopPending, false);
   assert.equal(parseStatus('Name: x'), null);
 });
 

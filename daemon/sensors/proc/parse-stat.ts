@@ -41,6 +41,13 @@ export interface ProcStatus {
   uid: number;
   /** its pid in each pid namespace it is in, the host's first, its own last (NSpid) */
   nspids: number[];
+  /** a SIGSTOP is queued (ShdPnd or SigPnd): it runs no user code again before it stops */
+  stopPending: boolean;
+}
+
+/** SIGSTOP (19) in a /proc status signal mask: bit 18 of the hex */
+function hasStop(mask: string | undefined): boolean {
+  return mask !== undefined && (Number.parseInt(mask.slice(-8), 16) & (1 << 18)) !== 0;
 }
 
 export function parseStatus(text: string): ProcStatus | null {
@@ -49,7 +56,8 @@ export function parseStatus(text: string): ProcStatus | null {
   if (!tgid || !uid) return null;
   const ns = /^NSpid:\s*([\d\s]+)$/m.exec(text);
   const nspids = ns ? (ns[1] as string).trim().split(/\s+/).map(Number) : [Number(tgid[1])];
-  return { tgid: Number(tgid[1]), uid: Number(uid[1]), nspids };
+  const stopPending = hasStop(/^ShdPnd:\s*([0-9a-f]+)/m.exec(text)?.[1]) || hasStop(/^SigPnd:\s*([0-9a-f]+)/m.exec(text)?.[1]);
+  return { tgid: Number(tgid[1]), uid: Number(uid[1]), nspids, stopPending };
 }
 
 /** the cgroup v2 path ("0::/a/b") of a /proc/PID/cgroup file, or null on a v1-only host */
