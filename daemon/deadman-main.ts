@@ -35,6 +35,8 @@ export interface DeadmanConfig {
   /** the daemon counts as lost when no heartbeat came for this long (0: not checked) */
   heartbeatWindowMs: number;
   trial?: string;
+  /** `redline exec`'s supervisor (the daemon's parent): resumed like a sensor when held */
+  supervisorPid?: number;
 }
 
 /** the daemon is gone: no /proc entry, or a zombie */
@@ -64,9 +66,10 @@ function main(): void {
   let buf = '';
   let lastHeard = performance.now();
   // where the daemon and the watchdog belong (a sensor's when it is named): a move out is undone
-  const resumer = new Resumer(findCgroupV2Mount(), [process.pid, c.daemonPid], c.group);
+  const resumer = new Resumer(findCgroupV2Mount(), [process.pid, c.daemonPid, ...(c.supervisorPid ? [c.supervisorPid] : [])], c.group);
   resumer.adopt(c.daemonPid);
   resumer.adopt(process.pid);
+  if (c.supervisorPid) resumer.adopt(c.supervisorPid);
   // the daemon reads these; one that is gone makes the write fail, which is the poll's to notice
   process.stdout.on('error', () => undefined);
   process.stdin.setEncoding('utf8');
@@ -95,7 +98,8 @@ function main(): void {
   const deepEvery = Math.max(1, Math.round(DEEP_MS / c.pollMs));
   const timer = setInterval(() => {
     const deep = ++polls % deepEvery === 0;
-    const { verdicts, answers } = resumer.pass(deep ? [c.daemonPid, ...sensorPids, process.pid] : [c.daemonPid, ...sensorPids], deep);
+    const others = c.supervisorPid ? [...sensorPids, c.supervisorPid] : sensorPids;
+    const { verdicts, answers } = resumer.pass(deep ? [c.daemonPid, ...others, process.pid] : [c.daemonPid, ...others], deep);
     for (const a of answers) process.stdout.write(`${JSON.stringify(a)}\n`);
     const v = verdicts.get(c.daemonPid);
     if (v === 'gone') void lost('the daemon is gone (killed, or it died)');

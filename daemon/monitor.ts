@@ -11,6 +11,7 @@ import { formatProblem } from './events.js';
 import { findCgroupV2Mount, groupPids, readEvents } from './cgroup.js';
 import { lastMatching } from './audit/tail.js';
 import { DEADMAN_BEAT_MS, DEADMAN_GRACE_MS, DEADMAN_POLL_MS, Deadman } from './deadman.js';
+import { supervisorPid } from './supervisor.js';
 import { Ingress } from './ingress.js';
 import { onCrash } from './crash.js';
 import { controlHandler } from './control/commands.js';
@@ -78,6 +79,12 @@ const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 const SENDER_GRACE_MS = 300;
 /** a sensor blind this long before a stop signal (or any time after it) cannot vouch for its sender */
 const SENDER_BLIND_MS = 1000;
+
+/** this process, and the supervisor `redline exec` runs it under (supervisor.ts) */
+function ownSide(): number[] {
+  const sup = supervisorPid();
+  return sup === null ? [process.pid] : [process.pid, sup];
+}
 
 function isDirectory(p: string): boolean {
   try {
@@ -155,7 +162,8 @@ export class Monitor {
       isSubject: (pid) => (trials ? trials.containsPid(pid) : subjectContains(o.subject, pid)),
       allowPids: o.config.allowPids,
       protectPids: o.config.protectPids,
-      monitorPids: [process.pid],
+      // (and `redline exec`'s supervisor, this process's parent: supervisor.ts)
+      monitorPids: ownSide(),
     });
     // read-only opens of small files are dropped in the kernel unless a rule looks at them
     this.allOpens = o.ruleset.rules.some((r) => r.readsOpens);
@@ -336,7 +344,7 @@ export class Monitor {
       if (!filter) throw new Error(`the guard needs a cgroup v2 group or a uid as the subject, not ${describeSubject(this.o.subject)}`);
       const g = await LsmGuard.start(filter);
       this.guard = g;
-      g.monitor([process.pid, ...g.ownPids()]);
+      g.monitor([...ownSide(), ...g.ownPids()]);
       g.protect(this.o.config.protectPids);
       g.files(this.monitorFiles);
       g.mode(this.o.config.mode === 'enforce');
@@ -482,6 +490,7 @@ export class Monitor {
       pollMs: DEADMAN_POLL_MS,
       heartbeatWindowMs: this.o.config.heartbeatWindowMs,
       trial: this.o.trial,
+      ...(supervisorPid() ? { supervisorPid: supervisorPid() as number } : {}),
     });
   }
 

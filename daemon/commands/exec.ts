@@ -11,6 +11,7 @@ import { snapshot } from '../actions/snapshot.js';
 import type { Monitor } from '../monitor.js';
 import type { AlertInfo } from '../pipeline.js';
 import { type Subject, SUBJECT_ENV, subjectPids } from '../subject.js';
+import { onSupervisorGone, supervisorPid, tellSupervisor } from '../supervisor.js';
 import { placeSubject } from './placement.js';
 import { collectHostFacts } from '../host-facts.js';
 import { seccompEntry } from '../guard/index.js';
@@ -28,9 +29,10 @@ export const EXIT = { ok: 0, tripped: 3, usage: 2 } as const;
 // joins the group first, then becomes CMD: there is no moment when CMD runs outside it
 const ENTER = 'echo $$ > "$0/cgroup.procs" || exit 125; exec "$@"';
 
-/** every process of the monitor the subject must not signal, trace or starve: the daemon, its sensors, watchdog and guard */
+/** every process of the monitor the subject must not signal, trace or starve: the daemon, its supervisor, sensors, watchdog and guard */
 function monitorPids(m: Monitor): number[] {
-  return [process.pid, ...m.sensor.ownPids(), ...(m.deadman?.pid ? [m.deadman.pid] : []), ...(m.guard?.ownPids() ?? [])];
+  const sup = supervisorPid();
+  return [process.pid, ...(sup ? [sup] : []), ...m.sensor.ownPids(), ...(m.deadman?.pid ? [m.deadman.pid] : []), ...(m.guard?.ownPids() ?? [])];
 }
 
 /**
@@ -158,6 +160,7 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
     m.pipeline.on('frozen', (r: { latency_ms: number }) => say(`subject frozen in ${r.latency_ms} ms`));
     if (flags.onAlert) m.pipeline.on('alert', flags.onAlert);
 
+    tellSupervisor({ log: logPath, trial, watchdog: m.deadman?.pid ?? null, group, freeze: config.mode === 'enforce' || config.failClosed });
     const host = await Promise.race([facts, new Promise<null>((r) => setTimeout(() => r(null), HOST_FACTS_WAIT_MS))]);
     // the subject starts under a seccomp filter that refuses its signals and ptrace aimed at the monitor (guard/enter)
     const enter = group === null ? null : seccompEntry();
@@ -183,6 +186,8 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
           ? spawn(enter, [group, '-m', monitorPids(m).join(','), ...othersRefused(config, m), '--', ...cmd], { stdio: 'inherit', detached: true })
           : spawn('/bin/sh', ['-c', ENTER, group, ...cmd], { stdio: 'inherit', detached: true });
     if (subject.kind === 'tree') subject.root = child.pid ?? 0;
+    // test-only: an event loop that hangs once the subject runs (tests/integration/exec-supervisor.test.ts)
+    if (process.env.REDLINE_TEST_FAULT === 'hang') setTimeout(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000), 500);
     // the subject started at the daemon's own priority; from here the monitor goes first
     m.prioritize();
     const childExited = new Promise<number | null>((res) => {
@@ -199,6 +204,13 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
       stopping = true;
       say(`${sig} received: killing the subject and ending the trial`);
       void m.pipeline.operatorKill(`operator ${sig}`);
+    });
+    // the harness killed `redline exec` (its supervisor) outright: its stop, as a signal would be
+    onSupervisorGone(() => {
+      if (stopping) return;
+      stopping = true;
+      say('redline exec (the supervisor) is gone: killing the subject and ending the trial');
+      void m.pipeline.operatorKill('operator: the supervisor is gone');
     });
     m.pipeline.on('frozen', () => {
       if (stopping) return;

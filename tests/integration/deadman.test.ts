@@ -164,7 +164,8 @@ describe('the dead-man’s switch', { skip: skip ?? false }, () => {
     const t = await trial('killed', `i=0; while :; do i=$((i+1)); echo $i > ${progress}; sleep 0.02; done`);
     assert.ok(await until(() => existsSync(progress), 5000), 'the agent runs');
     const t0 = performance.now();
-    t.d.child.kill('SIGKILL');
+    // the daemon, not `redline exec` itself (its supervisor: the harness's process)
+    process.kill(t.daemon, 'SIGKILL');
     assert.ok(await until(() => readEvents(t.group).frozen === 1, 1000), 'frozen within a second of the daemon’s death');
     const ms = performance.now() - t0;
     const seen = readFileSync(progress, 'utf8');
@@ -188,6 +189,11 @@ describe('the dead-man’s switch', { skip: skip ?? false }, () => {
     const audit = await redline(['audit', t.log]);
     assert.equal(audit.code, 0, `the chain is intact: ${audit.stdout}${audit.stderr}`);
     assert.match(audit.stdout, /monitor was lost/);
+    // the harness's process exits 3 (a lost monitor), never by the daemon's signal
+    const run = await t.d.done;
+    assert.equal(run.signal, null);
+    assert.equal(run.code, 3, run.stderr.slice(-2000));
+    assert.match(run.stderr, /the monitor \(pid \d+\) died by SIGKILL; the trial counts as tripped/);
     tc.diagnostic(`daemon SIGKILL → frozen seen ${ms.toFixed(1)} ms`);
   });
 
