@@ -32,12 +32,14 @@ function records(log: string): Record<string, unknown>[] {
   }
 }
 
-async function armed(log: string): Promise<{ group: string; watchdog: number }> {
+/** the trial is running under its watchdog: its group, the watchdog and the daemon (the child of `redline exec`, its supervisor) */
+async function armed(log: string): Promise<{ group: string; watchdog: number; daemon: number }> {
   for (;;) {
     const recs = records(log);
     const wd = recs.find((r) => r.kind === 'daemon' && r.phase === 'watchdog');
     const start = recs.find((r) => r.kind === 'trial' && r.phase === 'start');
-    if (wd && start) return { group: String(start.cgroup), watchdog: Number(wd.watchdog_pid) };
+    const daemon = recs.find((r) => r.kind === 'daemon' && r.phase === 'start');
+    if (wd && start && daemon) return { group: String(start.cgroup), watchdog: Number(wd.watchdog_pid), daemon: Number(daemon.daemon_pid) };
     await sleep(20);
   }
 }
@@ -56,12 +58,12 @@ const floor: number[] = [];
 try {
   for (let i = 0; i < ROUNDS; i++) {
     const log = join(dir, `round-${i}.ndjson`);
-    const d = spawn(process.execPath, ['--import', 'tsx', CLI, 'exec', '--mode', 'enforce', '--socket', 'off', '--log', log, '--', 'sh', '-c', SUBJECT], { stdio: 'ignore' });
-    const { group } = await armed(log);
+    spawn(process.execPath, ['--import', 'tsx', CLI, 'exec', '--mode', 'enforce', '--socket', 'off', '--log', log, '--', 'sh', '-c', SUBJECT], { stdio: 'ignore' });
+    const { group, daemon } = await armed(log);
     while (groupPids(group).length < 21) await sleep(10);
     await sleep(200);
     const t0 = performance.now();
-    d.kill('SIGKILL');
+    process.kill(daemon, 'SIGKILL');
     while (readEvents(group).frozen !== 1) await sleep(1);
     deathToFrozen.push(performance.now() - t0);
     // the floor: the same group thawed and frozen again by hand

@@ -70,9 +70,11 @@ async function cpu(): Promise<void> {
   const d = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../daemon/cli.ts'), 'exec', '--sensor', 'poll', '--mode', 'observe', '--socket', 'off', '--log', log, '--', 'sleep', String(seconds + 3)], { stdio: 'ignore' });
   started.push(d);
   await new Promise((r) => setTimeout(r, 2500));
-  const t0 = cpuTicks(d.pid as number);
+  // the daemon is the child of `redline exec` (its supervisor)
+  const daemonPid = Number(/^\{.*"daemon_pid":(\d+)/m.exec(readFileSync(log, 'utf8'))?.[1]);
+  const t0 = cpuTicks(daemonPid);
   await new Promise((r) => setTimeout(r, seconds * 1000));
-  const daemonPct = ((cpuTicks(d.pid as number) - t0) / CLK_TCK / seconds) * 100;
+  const daemonPct = ((cpuTicks(daemonPid) - t0) / CLK_TCK / seconds) * 100;
   await new Promise((r) => d.on('exit', r));
   // the floor: the same listing and stat reads, in this process, every 100 ms
   const f0 = process.cpuUsage();

@@ -5,7 +5,7 @@
 // trial's end record counts them).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { monitorSkipReason } from '../helpers/host.js';
@@ -40,8 +40,11 @@ describe('under load', { skip: skip ?? false }, () => {
     const log = join(tmp.dir, `${name}.ndjson`);
     const { child, done } = startRedline(['exec', '--mode', 'observe', ...extra, '--log', log, '--', script]);
     let peak = 0;
+    // the daemon: the child of `redline exec` (its supervisor), named by the log's first record
+    let daemon = 0;
     const sampler = setInterval(() => {
-      peak = Math.max(peak, rssMb(child.pid as number));
+      daemon ||= existsSync(log) ? Number(/"daemon_pid":(\d+)/.exec(readFileSync(log, 'utf8').split('\n', 1)[0] ?? '')?.[1] ?? 0) : 0;
+      if (daemon) peak = Math.max(peak, rssMb(daemon));
     }, 100);
     const killer = setTimeout(() => child.kill('SIGKILL'), 240_000);
     try {
