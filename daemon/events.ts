@@ -108,7 +108,13 @@ export interface ExitEvent extends EventBase {
   pidns?: number;
 }
 
-export type SignalSyscall = 'kill' | 'tkill' | 'tgkill' | 'pidfd_send_signal';
+/**
+ * The signal syscalls; or, for a SIGKILL the kernel sent on the subject's behalf by another
+ * door, the call its sender was in: `write` (to a group's cgroup.kill, or to
+ * /proc/sysrq-trigger), `ptrace` (PTRACE_KILL), `kernel` (anything else, e.g. the OOM killer
+ * at the subject's page fault).
+ */
+export type SignalSyscall = 'kill' | 'tkill' | 'tgkill' | 'pidfd_send_signal' | 'write' | 'ptrace' | 'kernel';
 
 export interface SignalEvent extends EventBase {
   type: 'signal';
@@ -130,6 +136,10 @@ export interface SignalEvent extends EventBase {
   target_ns_pid?: number;
   /** refused before it ran, by the subject's seccomp filter (seen only at the syscall's exit) */
   refused_by?: 'seccomp';
+  /** another door (syscall write, ptrace, kernel): the syscall number the sender was in */
+  nr?: number;
+  /** another door: the victim's name as the kernel had it when it sent the signal */
+  target_comm?: string;
 }
 
 export interface SetsidEvent extends EventBase {
@@ -176,6 +186,8 @@ export interface OpenEvent extends EventBase {
   created?: boolean;
   /** set when the file is the daemon's own (log, config, rules) or a cgroup control file */
   monitor_file?: boolean;
+  /** a write open of a group's cgroup.freeze or cgroup.kill: the processes in that group (and below) when it was seen */
+  victims?: number[];
   /** for a write: the file is a system file, the model's or a protected one (FileChangeEvent.area) */
   area?: string;
   area_root?: string;

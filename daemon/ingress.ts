@@ -3,6 +3,7 @@
 // event; the one it got stays as the sensor made it. Other event types pass it unchanged.
 import { realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { groupPids } from './cgroup.js';
 import type { FileChangeEvent, LinkEvent, OpenEvent, SensorEvent } from './events.js';
 import type { ProtectedAreas } from './sensors/system/areas.js';
 import { fdPath, reachable, resolveName, resolveOpened } from './sensors/weights/paths.js';
@@ -22,6 +23,17 @@ export interface Ingested<E extends SensorEvent = SensorEvent> {
 }
 
 // writing these moves a process between cgroups or changes the group's state
+/** the control files that freeze or kill a whole group */
+const GROUP_STOPPER = /\/cgroup\.(freeze|kill)$/;
+/** victims named per event (the alert names the first outside the subject, the event all of these) */
+const VICTIMS_MAX = 64;
+
+/** a write to a group's cgroup.freeze or cgroup.kill: who is in that group now (a kill's are often gone already: the kernel names those, script.ts doorKillProbes) */
+function victimsOf(path: string): number[] | undefined {
+  if (!GROUP_STOPPER.test(path)) return undefined;
+  return groupPids(dirname(path)).slice(0, VICTIMS_MAX);
+}
+
 const CGROUP_CONTROL = /\/cgroup\.(procs|threads|freeze|kill|subtree_control)$|\/freezer\.state$|\/tasks$/;
 
 export function statOf(path: string): FileStat | null {
@@ -114,7 +126,7 @@ export class Ingress {
     // every field named, in one order: the hot path then sees one object shape (a spread costs ~2×)
     const out: OpenEvent = {
       type: 'open', time: ev.time, pid: ev.pid, tid: ev.tid, uid: ev.uid, comm: ev.comm, fd: ev.fd, flags: ev.flags, dfd: ev.dfd, filename: ev.filename, path, real_path: real !== null && real !== path ? real : undefined, write: ev.write, created: ev.created, monitor_file: monitorFile || undefined,
-      area: area?.area, area_root: area?.root,
+      area: area?.area, area_root: area?.root, victims: ev.write ? victimsOf(real ?? path) : undefined,
     };
     return { event: out, file };
   }

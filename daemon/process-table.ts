@@ -236,7 +236,15 @@ export class ProcessTable {
         if (!ev.write) p.readWeights = true;
         return this.plain(ev, p);
       }
-      case 'open':
+      case 'open': {
+        const out = this.plain(ev, this.subjectProc(ev.pid, ev));
+        // a group frozen or killed: its processes are the targets (rules/process.yaml freeze-outside)
+        if (ev.victims && ev.victims.length > 0) {
+          out.targets = ev.victims.map((pid) => this.lookup(pid));
+          out.target = out.targets.find((t) => !t.subject) ?? out.targets[0] ?? null;
+        }
+        return out;
+      }
       case 'link':
       case 'listen':
       case 'connect':
@@ -407,6 +415,8 @@ export class ProcessTable {
     // tkill names a thread (a daemon's worker thread included): resolve it to its process
     const tgid = ev.syscall === 'tkill' ? readStatus(t)?.tgid : undefined;
     const tp = this.lookup(tgid ?? t);
+    // killed by another door before anyone looked: the kernel's name for it
+    if (!tp.known && !tp.comm && ev.target_comm) tp.comm = ev.target_comm;
     out.target = tp;
     out.targets = [tp];
     return out;

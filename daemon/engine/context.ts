@@ -126,6 +126,13 @@ export const EVENT_FIELDS = {
   file: 'string',
 } as const;
 
+/** how a SIGKILL by another door went out (events.ts SignalSyscall), in words */
+const KILL_DOORS: Record<string, string> = {
+  write: 'the kernel sent it for its write (to a group\'s cgroup.kill, or to /proc/sysrq-trigger)',
+  ptrace: 'the kernel sent it for its PTRACE_KILL',
+  kernel: 'the kernel sent it on its behalf (not by a signal syscall)',
+};
+
 /** the errors a signal syscall returns */
 const ERRNO_NAMES: Record<number, string> = {
   1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 9: 'EBADF', 13: 'EACCES', 16: 'EBUSY', 17: 'EEXIST', 18: 'EXDEV', 20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 26: 'ETXTBSY', 30: 'EROFS', 39: 'ENOTEMPTY',
@@ -284,6 +291,9 @@ export class EventView {
     const by = this.ev.refused_by === 'lsm' ? 'the kernel guard refused it' : this.ev.refused_by === 'seccomp' ? "the subject's seccomp filter refused it" : '';
     if (by) return typeof ret === 'number' && ret < 0 ? `${by} (${this.errno})` : by;
     if (this.ev.would_refuse === true) return 'let through (observe mode: the guard refuses it in enforce mode)';
+    // a SIGKILL by another door than the signal syscalls
+    const door = this.e.event.type === 'signal' ? KILL_DOORS[this.str('syscall')] : undefined;
+    if (door) return door;
     // a write open the kernel refused (fd -errno)
     if (this.e.event.type === 'open' && typeof this.ev.fd === 'number') return this.ev.fd < 0 ? `the kernel refused it (${ERRNO_NAMES[-this.ev.fd] ?? this.ev.fd})` : 'done';
     if (typeof ret !== 'number') return this.e.event.type === 'reboot' ? 'it never returned (in a pid namespace of its own the kernel kills that namespace\'s init instead)' : '';

@@ -111,8 +111,9 @@ describe('the dead-man’s switch', { skip: skip ?? false }, () => {
     const d = startRedline(['exec', '--mode', mode, '--log', log, '--socket', 'off', ...extra, '--', 'sh', '-c', agent], { REDLINE_GUARD: 'off' });
     runs.push(d);
     const wd = await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'watchdog', 30_000);
+    // (the trial's start follows once the host's facts are in, up to a second later)
+    const start = await waitForRecord(log, (r) => r.kind === 'trial' && r.phase === 'start', 30_000);
     const recs = readLog(log);
-    const start = recs.find((r) => r.kind === 'trial' && r.phase === 'start') as LogRecord;
     const daemon = recs.find((r) => r.kind === 'daemon' && r.phase === 'start') as LogRecord;
     const sensor = recs.find((r) => r.kind === 'daemon' && r.phase === 'sensor' && r.sensor === 'ebpf') as LogRecord;
     groups.push(String(start.cgroup));

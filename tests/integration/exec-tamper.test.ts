@@ -80,7 +80,10 @@ describe('tamper through a thread, and an operator stop in observe mode', { skip
     try {
       const a = await waitForRecord(log, (r) => r.kind === 'alert' && r.category === 'monitor.tamper');
       assert.equal((a.event as { syscall: string }).syscall, 'tkill');
-      assert.equal((a.target as { pid: number }).pid, child.pid);
+      // the daemon: the child of `redline exec` (its supervisor), named in the log's first record
+      const daemon = readLog(log).find((r) => r.kind === 'daemon' && r.phase === 'start');
+      assert.equal((a.target as { pid: number }).pid, daemon?.daemon_pid);
+      assert.notEqual(daemon?.daemon_pid, child.pid);
       child.kill('SIGINT');
       const run = await done;
       assert.equal(run.code, 3);

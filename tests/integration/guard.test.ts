@@ -103,6 +103,11 @@ describe('the seccomp guard, observe mode: every attempt on the monitor refused 
     assert.equal(a.category, 'process.kill');
     assert.match(String(a.summary), new RegExp(`on sleep \\(pid ${victim}\\), a process outside its tree`));
     assert.equal(isAlive(victim), false);
+    // and the kill itself, which no signal syscall sent: the kernel's SIGKILL for the PTRACE_KILL
+    const kill = alertsOf(recs).find((x) => x.rule === 'signal-outside-tree' && (x.event as { syscall?: string }).syscall === 'ptrace');
+    assert.ok(kill, JSON.stringify(alertsOf(recs).map((x) => x.summary)));
+    assert.equal((kill.target as { pid: number }).pid, victim);
+    assert.match(String(kill.summary), new RegExp(`sent SIGKILL to sleep \\(pid ${victim}\\), outside its own tree`));
   });
 
   test('the copy made right after is caught, and the log verifies', async () => {

@@ -46,6 +46,31 @@ test('a signal line carries the kernel’s answer: refused, delivered, or sent b
   assert.equal(at('S\t1000000\t7\t7\t0\t1\t9\t0\t0\tsh').kind, 'error');
 });
 
+test('a SIGKILL by another door: the door from the syscall its sender was in, the victim named by the kernel', () => {
+  const at = (line: string) => parseLine(JSON.stringify({ type: 'printf', data: `${line}\n` }), clock);
+  // a write to a group's cgroup.kill (syscall 1): one line per process the kernel killed
+  assert.deepEqual(at('V\t1000000\t7\t7\t4321\t9\t1\t0\tsleep\tsh'), {
+    kind: 'event', event: { type: 'signal', time: 1, pid: 7, tid: 7, syscall: 'write', nr: 1, target_pid: 4321, sig: 9, ret: 0, target_comm: 'sleep', comm: 'sh' },
+  });
+  const door = (nr: number) => {
+    const l = at(`V\t1000000\t7\t7\t4321\t9\t${nr}\t0\tsleep\tpython3`);
+    return l.kind === 'event' && l.event.type === 'signal' ? l.event.syscall : l.kind;
+  };
+  assert.equal(door(20), 'write');
+  assert.equal(door(101), 'ptrace');
+  // no syscall (a page fault that woke the OOM killer)
+  assert.equal(door(-1), 'kernel');
+  // the sender's comm may hold a tab; a line cut short is malformed
+  const tab = at('V\t1000000\t7\t7\t4321\t9\t1\t0\tsleep\tmy\tagent');
+  assert.ok(tab.kind === 'event' && tab.event.comm === 'my\tagent');
+  assert.equal(at('V\t1000000\t7\t7\t4321\t9\t1\t0').kind, 'error');
+  // the kernel program drops the signal syscalls (their own lines), exit and exec (the caller's own threads)
+  const s = generateScript({ kind: 'cgroup', path: '/sys/fs/cgroup/unified/redline/t1' }, { selfPid: 4242 });
+  const probe = s.slice(s.indexOf('tracepoint:signal:signal_generate'));
+  assert.match(probe.slice(0, probe.indexOf('\n')), /args->sig == 9 && args->pid != tid\//);
+  for (const nr of [62, 200, 234, 424, 231, 59]) assert.match(probe, new RegExp(`\\$nr != ${nr} `));
+});
+
 test('a reboot line: the attempt with the kernel’s answer, or none for a caller that never returned', () => {
   const at = (line: string) => parseLine(JSON.stringify({ type: 'printf', data: `${line}\n` }), clock);
   // reboot(RESTART) refused with -EPERM (cmd printed as a signed 64-bit value of the unsigned int)

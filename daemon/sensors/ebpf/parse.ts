@@ -209,8 +209,27 @@ export function parsePayload(payload: string, clock: Clock): BpftraceLine {
       if (syscall === 'pidfd_send_signal') return { kind: 'event', event: { ...base, target_pid: 0, pidfd: target, target_unresolved: true } };
       return { kind: 'event', event: { ...base, target_pid: target } };
     }
+    case 'V': {
+      // a SIGKILL sent by another door than the signal syscalls (script.ts doorKillProbes);
+      // the kernel named the victim as it sent it
+      const target = int(f[4]);
+      const sig = int(f[5]);
+      const nr = int(f[6]);
+      if (target === null || sig === null || nr === null || int(f[7]) === null || f.length < 10) break;
+      return { kind: 'event', event: { type: 'signal', time, pid, tid, syscall: doorOf(nr), nr, target_pid: target, sig, ret: 0, target_comm: f[8] as string, comm: f.slice(9).join('\t') } };
+    }
   }
   return { kind: 'error', message: `malformed event line: ${JSON.stringify(text)}` };
+}
+
+/** write, pwrite64, writev, pwritev, pwritev2 (x86_64): a write to cgroup.kill, or to /proc/sysrq-trigger */
+const WRITE_NRS = [1, 18, 20, 296, 328];
+const PTRACE_NR = 101;
+
+/** the door a SIGKILL went out by, from the syscall its sender was in */
+function doorOf(nr: number): SignalSyscall {
+  if (WRITE_NRS.includes(nr)) return 'write';
+  return nr === PTRACE_NR ? 'ptrace' : 'kernel';
 }
 
 /**

@@ -105,6 +105,7 @@ export function generateScript(filter: SubjectFilter, opts: ScriptOptions = {}):
     // signals are judged on what the kernel did: the syscall's arguments are kept at entry and
     // the line is printed at exit with its result (0, or -ESRCH, -EPERM …) and the entry's time
     ...signalProbes(p),
+    ...doorKillProbes(p),
     ...rebootProbes(p),
     `tracepoint:syscalls:sys_exit_setsid /${p} && args->ret > 0/ {`,
     `  printf("D\\t%llu\\t%d\\t%d\\t%s\\n", nsecs, pid, tid, comm);`,
@@ -191,6 +192,33 @@ function signalProbes(p: string): string[] {
     `tracepoint:sched:sched_process_exit /@sgn[tid]/ {`,
     line(String(SIGNAL_NO_RESULT)),
     forget,
+    `}`,
+  ];
+}
+
+/**
+ * The syscalls (x86_64 numbers) a SIGKILL from a subject thread is no news in: the signal
+ * syscalls (their own lines), and exit and exec (which kill the caller's own other threads).
+ */
+export const KILL_NOT_A_DOOR = [62, 200, 234, 424, 129, 297, 60, 231, 59, 322];
+/** the syscall a thread is in, from its saved user registers (x86_64: THREAD_SIZE 16 KiB, pt_regs 168 bytes, orig_ax) */
+const SYSCALL_NR = '((struct pt_regs *)((uint64)curtask->stack + 16384 - 168))->orig_ax';
+
+/**
+ * A SIGKILL a subject thread made the kernel send by another door than the signal syscalls:
+ * a write to another group's cgroup.kill (one line per process killed, named by the kernel as
+ * it goes), PTRACE_KILL, a write to /proc/sysrq-trigger. Printed with the syscall the sender
+ * was in; the victim's name comes from the kernel too (it is gone before userspace looks).
+ * x86_64 only (the register layout).
+ */
+function doorKillProbes(p: string): string[] {
+  if (process.arch !== 'x64') return [];
+  return [
+    `tracepoint:signal:signal_generate /${p} && args->sig == 9 && args->pid != tid/ {`,
+    `  $nr = ${SYSCALL_NR};`,
+    `  if (${KILL_NOT_A_DOOR.map((n) => `$nr != ${n}`).join(' && ')}) {`,
+    `    printf("V\\t%llu\\t%d\\t%d\\t%d\\t%d\\t%lld\\t%d\\t%s\\t%s\\n", nsecs, pid, tid, args->pid, args->sig, $nr, args->result, args->comm, comm);`,
+    `  }`,
     `}`,
   ];
 }
