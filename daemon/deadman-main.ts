@@ -15,6 +15,7 @@ import { stopAll } from './actions/freeze.js';
 import { findCgroupV2Mount, groupPids, removeGroup } from './cgroup.js';
 import { Resumer, STUCK_MS } from './deadman-resume.js';
 import { type Subject, subjectPids } from './subject.js';
+import { listTrialGroups } from './trials/groups.js';
 import { AuditLog } from './outputs/audit-log.js';
 
 export interface DeadmanConfig {
@@ -35,6 +36,12 @@ export interface DeadmanConfig {
   /** the daemon counts as lost when no heartbeat came for this long (0: not checked) */
   heartbeatWindowMs: number;
   trial?: string;
+  /**
+   * `run --trials-under` a glob: its parent holds other services too, so instead of `group`
+   * every trial group that matches (the pattern's RegExp source) is frozen on loss, those made
+   * since the daemon's last scan too
+   */
+  trials?: { parent: string; pattern: string };
   /** `redline exec`'s supervisor (the daemon's parent): resumed like a sensor when held */
   supervisorPid?: number;
 }
@@ -133,6 +140,18 @@ function main(): void {
         // the group is gone: nothing of the subject is left to freeze
       }
     } else if (c.freeze && tree) frozen = stopAll(() => subjectPids(tree)).ok;
+    const frozenGroups: string[] = [];
+    if (c.freeze && c.trials) {
+      for (const g of listTrialGroups({ parent: c.trials.parent, pattern: new RegExp(c.trials.pattern), given: c.trials.parent })) {
+        try {
+          writeFileSync(join(g, 'cgroup.freeze'), '1');
+          frozenGroups.push(g);
+        } catch {
+          // removed meanwhile
+        }
+      }
+      frozen = frozenGroups.length > 0;
+    }
     const freezeMs = Math.round((performance.now() - t0) * 1000) / 1000;
     // a stuck or hung daemon (and its sensor) must never write again: the chain goes on from here
     const stopped: number[] = [];
@@ -148,9 +167,10 @@ function main(): void {
     for (let i = 0; i < 100 && !gone(c.daemonPid); i++) await new Promise((r) => setTimeout(r, 10));
     const trial = c.trial ? { trial: c.trial } : {};
     const log = AuditLog.open(c.log, { group: c.logGroup });
-    const summary = `the monitor was lost: ${reason}; ${frozen ? 'the subject was frozen by the watchdog' : c.freeze ? 'the subject could not be frozen' : 'observe mode: the subject was left running'}`;
+    const what = c.trials && c.freeze ? (frozen ? `the ${frozenGroups.length} trial group(s) matching ${c.trials.pattern} were frozen by the watchdog` : 'no trial group was there to freeze') : null;
+    const summary = `the monitor was lost: ${reason}; ${what ?? (frozen ? 'the subject was frozen by the watchdog' : c.freeze ? 'the subject could not be frozen' : 'observe mode: the subject was left running')}`;
     log.append({ kind: 'alert', rule: 'redline.monitor-lost', category: 'monitor.degraded', severity: 'critical', summary, pid: process.pid, comm: 'redline-watchdog', tags: ['daemon'], actions: [], ...trial });
-    log.append({ kind: 'daemon', phase: 'lost', reason, by: 'watchdog', watchdog_pid: process.pid, daemon_pid: c.daemonPid, subject_frozen: frozen, freeze_ms: frozen ? freezeMs : undefined, killed_monitor: stopped, subject: c.group, ...trial });
+    log.append({ kind: 'daemon', phase: 'lost', reason, by: 'watchdog', watchdog_pid: process.pid, daemon_pid: c.daemonPid, subject_frozen: frozen, freeze_ms: frozen ? freezeMs : undefined, killed_monitor: stopped, subject: c.group, frozen_groups: c.trials ? frozenGroups : undefined, ...trial });
     if (c.exec && c.group) {
       // the trial is over: after the grace period its processes are killed and its group removed
       await new Promise((r) => setTimeout(r, c.graceMs));

@@ -479,7 +479,7 @@ export class Monitor {
     if (process.env.REDLINE_TEST_FAULT === 'watchdog') return Promise.reject(new Error('fault injected by REDLINE_TEST_FAULT'));
     return Deadman.start({
       daemonPid: process.pid,
-      // a glob's parent holds more than the trials (system.slice): its watchdog freezes nothing
+      // a glob's parent holds more than the trials (system.slice): its watchdog freezes the matching groups instead (`trials`)
       group: s.kind === 'cgroup2' && !this.o.trials?.pattern ? s.path : null,
       ...(s.kind === 'tree' ? { treeMarker: s.marker } : {}),
       log: resolve(this.o.logPath),
@@ -491,6 +491,7 @@ export class Monitor {
       heartbeatWindowMs: this.o.config.heartbeatWindowMs,
       trial: this.o.trial,
       ...(supervisorPid() ? { supervisorPid: supervisorPid() as number } : {}),
+      ...(this.o.trials?.pattern ? { trials: { parent: this.o.trials.parent, pattern: this.o.trials.pattern.source } } : {}),
     });
   }
 

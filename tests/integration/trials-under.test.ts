@@ -189,4 +189,25 @@ describe('run --trials-under with a glob: only the matching siblings are trials'
     // a glob's parent holds more than the trials: the watchdog freezes nothing there
     assert.equal(readEvents(parent).frozen, 0);
   });
+
+  test('the daemon SIGKILLed (enforce): its watchdog freezes every matching sandbox, one made a moment before too, never the service', async () => {
+    const daemonPid = readLog(log).find((r) => r.kind === 'daemon' && r.phase === 'start')?.daemon_pid as number;
+    const group = join(parent, 'sbx-late');
+    mkdirSync(group);
+    const progress = join(tmp.dir, 'late-progress');
+    spawn('sh', ['-c', `echo $$ > ${group}/cgroup.procs && exec sh -c 'while :; do date +%s%N > ${progress}; sleep 0.02; done'`], { stdio: 'ignore' }).on('error', () => undefined);
+    // (the daemon may not have scanned it yet: the watchdog lists the groups itself)
+    process.kill(daemonPid, 'SIGKILL');
+    const lost = await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'lost', 10_000);
+    assert.equal(lost.subject_frozen, true);
+    assert.ok((lost.frozen_groups as string[]).includes(group), JSON.stringify(lost.frozen_groups));
+    assert.ok(!(lost.frozen_groups as string[]).includes(join(parent, 'svc')), 'never the service');
+    assert.equal(readEvents(group).frozen, 1);
+    assert.equal(readEvents(join(parent, 'svc')).frozen, 0, 'the service runs on');
+    const seen = readFileSync(progress, 'utf8');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(readFileSync(progress, 'utf8'), seen, 'the late sandbox never acts again');
+    const lostAlert = alertsOf(readLog(log)).find((a) => a.rule === 'redline.monitor-lost');
+    assert.match(String(lostAlert?.summary), /trial group\(s\) matching .* were frozen by the watchdog/);
+  });
 });
