@@ -272,12 +272,14 @@ export class Monitor {
     }
     m.adoptFrozen();
     const d = await watchdog;
-    // fail closed: an exec trial in enforce mode (or with --fail-closed) is not started without
-    // a watchdog, which is all that would freeze it if this daemon died
-    if (d instanceof Error && o.config.command === 'exec' && (o.config.mode === 'enforce' || o.config.failClosed)) {
-      m.log.append({ kind: 'daemon', phase: 'watchdog', watchdog_pid: null, detail: `the watchdog could not start: ${d.message}; the trial is not started` });
+    // fail closed: in enforce mode (or with --fail-closed) no trial is started without a
+    // watchdog, which is all that would freeze it if this daemon died: exec does not start
+    // its subject, run does not start watching (systemd tries again)
+    if (d instanceof Error && (o.config.mode === 'enforce' || o.config.failClosed)) {
+      const what = o.config.command === 'exec' ? 'exec starts no trial' : 'run does not start';
+      m.log.append({ kind: 'daemon', phase: 'watchdog', watchdog_pid: null, detail: `the watchdog could not start: ${d.message}; ${o.config.command === 'exec' ? 'the trial is not started' : 'the daemon does not start'}` });
       await m.stop('the watchdog could not start');
-      throw new SensorStartError(`the watchdog could not start (${d.message}); in enforce mode or with --fail-closed, exec starts no trial without one`);
+      throw new SensorStartError(`the watchdog could not start (${d.message}); in enforce mode or with --fail-closed, ${what} without one`);
     }
     m.armDeadman(d);
     if (m.trials) {

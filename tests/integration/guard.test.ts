@@ -266,4 +266,19 @@ describe('fail closed: no trial without a watchdog in enforce mode', { skip: ski
     assert.ok(recs.some((x) => x.kind === 'daemon' && x.phase === 'watchdog' && x.watchdog_pid === null));
     assert.equal(recs.some((x) => x.kind === 'trial' && x.phase === 'start'), false);
   });
+
+  test('run whose watchdog cannot start exits 2 in enforce mode, says why; observe mode runs on and alerts', async () => {
+    const log = join(tmp.dir, 'run-wd.ndjson');
+    const r = await redline(['run', '--subject-uid', '64998', '--log', log, '--socket', 'off', '--ws', 'off'], { REDLINE_TEST_FAULT: 'watchdog' });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /the watchdog could not start .* run does not start without one/);
+    const observe = join(tmp.dir, 'run-wd-observe.ndjson');
+    const d = startRedline(['run', '--mode', 'observe', '--subject-uid', '64998', '--log', observe, '--socket', 'off', '--ws', 'off'], { REDLINE_TEST_FAULT: 'watchdog' });
+    try {
+      const a = await waitForRecord(observe, (x) => x.kind === 'alert' && x.rule === 'redline.watchdog-failed', 30_000);
+      assert.equal(a.category, 'monitor.degraded');
+    } finally {
+      await stopRedline(d);
+    }
+  });
 });
