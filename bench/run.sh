@@ -33,3 +33,4 @@ TRIALS_PORT_INTERVAL=5000 node --import tsx bench/trials.ts
 node --import tsx bench/poll.ts
 node --import tsx bench/scan-cost.ts
 node --import tsx bench/guard.ts
+node --import tsx bench/supervisor.ts
