@@ -21,6 +21,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include "guard.h"
+#include "program-common.h"
 
 static const char *WHAT[] = { "", "ptrace", "bpf", "module", "move", "cgroup_own" };
 static int monitor_fd, protect_fd, files_fd, mode_fd;
@@ -97,19 +98,10 @@ int main(int argc, char **argv) {
   if (getppid() == 1) { fprintf(stderr, "the daemon is gone\n"); return 1; }
   libbpf_set_print(quiet);
   struct rg_config cfg = { .subject_level = RG_EXACT };
-  if (strncmp(argv[2], "uid:", 4) == 0) { cfg.has_uid = 1; cfg.subject_uid = (__u32)strtoul(argv[2] + 4, NULL, 10); }
-  else if (strncmp(argv[2], "cgroup:", 7) == 0) {
-    char *end = NULL;
-    cfg.subject_cgroup = strtoull(argv[2] + 7, &end, 10);
-    if (end && *end == ':') cfg.subject_level = (__u32)strtoul(end + 1, NULL, 10);
-  } else { fprintf(stderr, "bad subject %s\n", argv[2]); return 2; }
+  if (parse_subject(argv[2], &cfg.has_uid, &cfg.subject_uid, &cfg.subject_cgroup, &cfg.subject_level)) { fprintf(stderr, "bad subject %s\n", argv[2]); return 2; }
 
-  struct bpf_object *obj = bpf_object__open_file(argv[1], NULL);
-  if (!obj) { fprintf(stderr, "cannot open %s: %s\n", argv[1], strerror(errno)); return 1; }
-  struct bpf_map *rodata = bpf_object__find_map_by_name(obj, ".rodata");
-  if (!rodata || bpf_map__set_initial_value(rodata, &cfg, sizeof(cfg))) { fprintf(stderr, "cannot set the program's configuration\n"); return 1; }
-  int err = bpf_object__load(obj);
-  if (err) { fprintf(stderr, "cannot load %s: %s\n", argv[1], strerror(-err)); return 1; }
+  struct bpf_object *obj = load_configured(argv[1], &cfg, sizeof(cfg));
+  if (!obj) return 1;
   monitor_fd = bpf_map__fd(bpf_object__find_map_by_name(obj, "monitor"));
   protect_fd = bpf_map__fd(bpf_object__find_map_by_name(obj, "protect"));
   files_fd = bpf_map__fd(bpf_object__find_map_by_name(obj, "files"));
@@ -128,23 +120,14 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   printf("REDLINE-GUARD-READY\n");
   struct pollfd pf[2] = { { .fd = 0, .events = POLLIN }, { .fd = ring_buffer__epoll_fd(rb), .events = POLLIN } };
-  char line[4200];
-  size_t have = 0;
+  static struct commands cmds;
   __u64 reported = 0;
   for (;;) {
     int n = poll(pf, 2, 200);
     if (n < 0 && errno != EINTR) break;
     ring_buffer__consume(rb);
     if (pf[0].revents & (POLLIN | POLLHUP)) {
-      ssize_t got = read(0, line + have, sizeof(line) - 1 - have);
-      if (got <= 0) break; // the daemon closed its end: it is stopping
-      have += (size_t)got;
-      line[have] = 0;
-      char *start = line, *nl;
-      while ((nl = strchr(start, '\n'))) { *nl = 0; command(start); start = nl + 1; }
-      have = strlen(start);
-      memmove(line, start, have + 1);
-      if (have >= sizeof(line) - 1) have = 0; // a line too long is dropped
+      if (read_commands(&cmds, command) < 0) break; // the daemon closed its end: it is stopping
     }
     __u32 zero = 0;
     __u64 lost = 0;

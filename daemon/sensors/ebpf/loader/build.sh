@@ -27,6 +27,6 @@ clang -O2 -g -Wall -target bpf -D__TARGET_ARCH_x86 -I"$tmp" -I"$here" -c "$here/
 cc -O2 -Wall -I"$here" -o "$out/redline-loader" "$here/loader.c" -lbpf || skip "cc failed on loader.c"
 # the BPF LSM guard (daemon/guard/kernel): whether the kernel lets it load is found at run time
 clang -O2 -g -Wall -target bpf -D__TARGET_ARCH_x86 -I"$tmp" -I"$guard/kernel" -c "$guard/kernel/guard.bpf.c" -o "$out/guard.bpf.o" \
-  && cc -O2 -Wall -I"$guard/kernel" -o "$out/redline-guard" "$guard/kernel/guard.c" -lbpf \
+  && cc -O2 -Wall -I"$guard/kernel" -I"$here" -o "$out/redline-guard" "$guard/kernel/guard.c" -lbpf \
   || echo "redline: the BPF LSM guard is not built; the guard is seccomp and detection" >&2
 echo "redline: built the libbpf loader into $out" >&2

@@ -51,16 +51,24 @@ static __always_inline struct file *file_of(__u64 fd) {
   return f;
 }
 
-static __always_inline void emit(struct rl_key *k, __s32 fd, __u64 n, __u32 op, __u64 size, __u16 mode) {
+/* a record of this thread's, stamped (time, pid, tid, op); NULL when the ring is full, the loss counted */
+static __always_inline struct rl_rec *record(__u32 op) {
   struct rl_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
   if (!r) {
     __u32 z = 0;
     __u64 *l = bpf_map_lookup_elem(&lost, &z);
     if (l) __sync_fetch_and_add(l, 1);
-    return;
+    return NULL;
   }
   __u64 id = bpf_get_current_pid_tgid();
-  r->ns = bpf_ktime_get_ns(); r->pid = id >> 32; r->tid = (__u32)id; r->fd = fd; r->op = op; r->n = n; r->ino = k->ino; r->dev = k->dev; r->size = size;
+  r->ns = bpf_ktime_get_ns(); r->pid = id >> 32; r->tid = (__u32)id; r->op = op;
+  return r;
+}
+
+static __always_inline void emit(struct rl_key *k, __s32 fd, __u64 n, __u32 op, __u64 size, __u16 mode) {
+  struct rl_rec *r = record(op);
+  if (!r) return;
+  r->fd = fd; r->n = n; r->ino = k->ino; r->dev = k->dev; r->size = size;
   // the subject's scope as the kernel sees it; userspace adds the processes that left it
   if (cfg.has_uid) r->subj = (__u32)bpf_get_current_uid_gid() == cfg.subject_uid;
   // the group itself or one below it (its ancestor at the group's level is the group); with
@@ -195,15 +203,9 @@ static __always_inline void attempt(struct pt_regs *regs, long nr, long ret) {
   if (nr == 101 && ret == 0 && a0 != 16 && a0 != 0x4206 && a0 != 8) return; // ptrace: attach, seize, kill
   if (nr != 101 && nr != 321 && nr != 175 && nr != 313 && nr != 176 && ret != -1) return;
   if (!in_subject()) return;
-  struct rl_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-  if (!r) {
-    __u32 z = 0;
-    __u64 *l = bpf_map_lookup_elem(&lost, &z);
-    if (l) __sync_fetch_and_add(l, 1);
-    return;
-  }
-  __u64 id = bpf_get_current_pid_tgid();
-  r->ns = bpf_ktime_get_ns(); r->pid = id >> 32; r->tid = (__u32)id; r->op = RL_ATTEMPT; r->n = nr; r->fd = (__s32)ret; r->ino = a0; r->size = a1; r->subj = 1; r->kind = 0; r->dev = (__u32)a2;
+  struct rl_rec *r = record(RL_ATTEMPT);
+  if (!r) return;
+  r->n = nr; r->fd = (__s32)ret; r->ino = a0; r->size = a1; r->subj = 1; r->kind = 0; r->dev = (__u32)a2;
   bpf_get_current_comm(r->comm, sizeof(r->comm));
   bpf_ringbuf_submit(r, 0);
 }
@@ -304,10 +306,9 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx) {
   struct rl_key w = { .pid = 0, .dev = BPF_CORE_READ(i, i_sb, s_dev), .ino = BPF_CORE_READ(i, i_ino) };
   if (!bpf_map_lookup_elem(&weights, &w)) return 0;
   bpf_send_signal(9);
-  struct rl_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+  struct rl_rec *r = record(RL_CUT);
   if (!r) return 0;
-  __u64 id = bpf_get_current_pid_tgid();
-  r->ns = bpf_ktime_get_ns(); r->pid = id >> 32; r->tid = (__u32)id; r->op = RL_CUT; r->n = nr; r->fd = (__s32)in; r->ino = w.ino; r->dev = w.dev; r->size = BPF_CORE_READ(i, i_size); r->subj = 1; r->kind = 0;
+  r->n = nr; r->fd = (__s32)in; r->ino = w.ino; r->dev = w.dev; r->size = BPF_CORE_READ(i, i_size); r->subj = 1; r->kind = 0;
   bpf_get_current_comm(r->comm, sizeof(r->comm));
   bpf_ringbuf_submit(r, 0);
   return 0;

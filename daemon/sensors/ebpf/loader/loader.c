@@ -17,6 +17,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include "config.h"
+#include "program-common.h"
 
 static const char *OPS[RL_OPS] = {
   "read", "pread", "readv", "preadv", "preadv2", "write", "pwrite", "writev", "pwritev", "pwritev2", "sendto", "sendmsg",
@@ -91,20 +92,11 @@ int main(int argc, char **argv) {
   // the daemon is the parent (setpriv execs in place): gone already, nothing is to be watched
   if ((__u32)getppid() != cfg.self_pid) { fprintf(stderr, "the daemon (pid %u) is not the parent\n", cfg.self_pid); return 1; }
   libbpf_set_print(quiet);
-  if (strncmp(argv[3], "uid:", 4) == 0) { cfg.has_uid = 1; cfg.subject_uid = (__u32)strtoul(argv[3] + 4, NULL, 10); }
-  else if (strncmp(argv[3], "cgroup:", 7) == 0) {
-    char *end = NULL;
-    cfg.subject_cgroup = strtoull(argv[3] + 7, &end, 10);
-    cfg.subject_level = end && *end == ':' ? (__u32)strtoul(end + 1, NULL, 10) : RL_EXACT;
-  }
-  else { fprintf(stderr, "bad subject %s\n", argv[3]); return 2; }
+  cfg.subject_level = RL_EXACT;
+  if (parse_subject(argv[3], &cfg.has_uid, &cfg.subject_uid, &cfg.subject_cgroup, &cfg.subject_level)) { fprintf(stderr, "bad subject %s\n", argv[3]); return 2; }
 
-  struct bpf_object *obj = bpf_object__open_file(argv[1], NULL);
-  if (!obj) { fprintf(stderr, "cannot open %s: %s\n", argv[1], strerror(errno)); return 1; }
-  struct bpf_map *rodata = bpf_object__find_map_by_name(obj, ".rodata");
-  if (!rodata || bpf_map__set_initial_value(rodata, &cfg, sizeof(cfg))) { fprintf(stderr, "cannot set the program's configuration\n"); return 1; }
-  int err = bpf_object__load(obj);
-  if (err) { fprintf(stderr, "cannot load %s: %s\n", argv[1], strerror(-err)); return 1; }
+  struct bpf_object *obj = load_configured(argv[1], &cfg, sizeof(cfg));
+  if (!obj) return 1;
   struct bpf_program *prog = bpf_object__find_program_by_name(obj, "on_sys_exit");
   struct bpf_link *link = prog ? bpf_program__attach(prog) : NULL;
   if (!link) { fprintf(stderr, "cannot attach to raw_tracepoint/sys_exit: %s\n", strerror(errno)); return 1; }
@@ -123,9 +115,9 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   printf("REDLINE-READY\n");
   __u64 reported = 0;
+  int err = 0;
   struct pollfd pf[2] = { { .fd = ring_buffer__epoll_fd(rb), .events = POLLIN }, { .fd = 0, .events = POLLIN } };
-  char line[4200];
-  size_t have = 0;
+  static struct commands cmds;
   int nfds = 2;
   while (!stop) {
     int got = poll(pf, nfds, 100);
@@ -133,20 +125,8 @@ int main(int argc, char **argv) {
     err = ring_buffer__consume(rb);
     if (err < 0 && err != -EINTR) { fprintf(stderr, "ring buffer poll failed: %s\n", strerror(-err)); break; }
     err = 0;
-    if (nfds == 2 && (pf[1].revents & (POLLIN | POLLHUP))) {
-      ssize_t r = read(0, line + have, sizeof(line) - 1 - have);
-      // stdin closed (or /dev/null): no more commands; the parent's death still stops this
-      if (r <= 0) nfds = 1;
-      else {
-        have += (size_t)r;
-        line[have] = 0;
-        char *start = line, *nl;
-        while ((nl = strchr(start, '\n'))) { *nl = 0; command(start); start = nl + 1; }
-        have = strlen(start);
-        memmove(line, start, have + 1);
-        if (have >= sizeof(line) - 1) have = 0;
-      }
-    }
+    // stdin closed (or /dev/null): no more commands; the parent's death still stops this
+    if (nfds == 2 && (pf[1].revents & (POLLIN | POLLHUP)) && read_commands(&cmds, command) < 0) nfds = 1;
     __u32 zero = 0;
     __u64 lost = 0;
     if (bpf_map_lookup_elem(lost_fd, &zero, &lost) == 0 && lost > reported) {
