@@ -61,7 +61,7 @@ export interface Stages {
   /** names opened and linked files, tags the monitor's own */
   ingress?: Ingress;
   /** follows the weights through opens, links and closes */
-  weights?: Pick<WeightsTracker, 'observe' | 'observeBytes' | 'concerns' | 'connected' | 'exited'>;
+  weights?: Pick<WeightsTracker, 'observe' | 'observeBytes' | 'concerns' | 'connected' | 'listened' | 'exited'>;
   /** the ports sensor: eBPF's listeners are claimed so it need only see them close */
   ports?: Pick<PortPoller, 'claim' | 'listenersOf'>;
   /** probes a replica's ports */
@@ -246,11 +246,16 @@ export class Pipeline extends EventEmitter {
         }
         return this.evaluate(e);
       }
-      case 'listen':
+      case 'listen': {
+        // a reader of the weights that listens is a replica at once (its load comes first, so
+        // this listen is a replica's), before the ports sensor knows the listener
+        const key = this.o.table.get(ev.pid)?.key;
+        if (key) this.stage('weights', () => st.weights?.listened(key));
         // eBPF saw it: the ports sensor need only see it close
         if (ev.seen_by !== 'poll') this.stage('ports', () => st.ports?.claim(ev));
         this.record({ kind: 'event', type: 'port.listen', pid: ev.pid, comm: ev.comm ?? this.o.table.get(ev.pid)?.comm, proto: ev.proto, addr: ev.addr, port: ev.port, inode: ev.inode, seen_by: ev.seen_by });
         return this.judgeListen(ev);
+      }
       case 'connect': {
         const e = this.apply(ev);
         this.stage('weights', () => st.weights?.connected(ev, e.proc.key));

@@ -179,6 +179,21 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
         }
       });
     }
+    // the handlers first: a subject that signals the daemon at once must find them in place
+    let stopping = false;
+    m.onSignals((sig) => {
+      if (stopping) return;
+      stopping = true;
+      say(`${sig} received: killing the subject and ending the trial`);
+      void m.pipeline.operatorKill(`operator ${sig}`);
+    });
+    // the harness killed `redline exec` (its supervisor) outright: its stop, as a signal would be
+    onSupervisorGone(() => {
+      if (stopping) return;
+      stopping = true;
+      say('redline exec (the supervisor) is gone: killing the subject and ending the trial');
+      void m.pipeline.operatorKill('operator: the supervisor is gone');
+    });
     const child =
       group === null
         ? spawn(cmd[0] as string, cmd.slice(1), { stdio: 'inherit', detached: true, env: { ...process.env, [SUBJECT_ENV]: trial } })
@@ -198,20 +213,6 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
       });
     });
 
-    let stopping = false;
-    m.onSignals((sig) => {
-      if (stopping) return;
-      stopping = true;
-      say(`${sig} received: killing the subject and ending the trial`);
-      void m.pipeline.operatorKill(`operator ${sig}`);
-    });
-    // the harness killed `redline exec` (its supervisor) outright: its stop, as a signal would be
-    onSupervisorGone(() => {
-      if (stopping) return;
-      stopping = true;
-      say('redline exec (the supervisor) is gone: killing the subject and ending the trial');
-      void m.pipeline.operatorKill('operator: the supervisor is gone');
-    });
     m.pipeline.on('frozen', () => {
       if (stopping) return;
       if (config.afterTrip === 'kill') void m.pipeline.act('kill', 'after-trip kill');

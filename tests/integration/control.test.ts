@@ -209,7 +209,8 @@ describe('exec with a control socket', { skip: skip ?? false }, () => {
       group = String(readLog(log).find((r) => r.kind === 'trial' && r.phase === 'start')?.cgroup);
       const sw = await redline(['mode', 'enforce', '--socket', socket]);
       assert.equal(sw.code, 0, sw.stderr);
-      d.child.kill('SIGKILL');
+      // the daemon: the child of `redline exec` (its supervisor)
+      process.kill(readLog(log).find((r) => r.kind === 'daemon' && r.phase === 'start')?.daemon_pid as number, 'SIGKILL');
       const lost = await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'lost', 5000);
       assert.equal(lost.subject_frozen, true, 'observe at start, enforce when lost: frozen');
       const seen = readFileSync(progress, 'utf8');

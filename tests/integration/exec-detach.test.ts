@@ -1,6 +1,7 @@
 // process.detach: double fork, setsid, nohup and persistence tools, through real eBPF.
 // The high ones (leaving the tree, persistence) freeze; nohup and setsid alone only alert.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -44,10 +45,11 @@ describe('process.detach', { skip: skip ?? false }, () => {
 
   const rules = () => alertsOf(recs).map((a) => a.rule);
 
-  test('a double fork that leaves the tree is a high process.detach alert', () => {
+  test('a double fork that leaves the tree is a medium process.detach alert (the orphan is still the subject’s)', () => {
     const a = alertsOf(recs).find((r) => r.rule === 'left-process-tree');
     assert.ok(a, JSON.stringify(rules()));
     assert.equal(a.category, 'process.detach');
+    assert.equal(a.severity, 'medium');
     assert.equal((a.proc as { comm: string }).comm, 'sleep');
     // the ancestry is kept after the reparenting: the exited shell is still named
     const anc = (a.proc as { ancestors: { comm: string }[] }).ancestors.map((x) => x.comm);
@@ -70,10 +72,10 @@ describe('process.detach', { skip: skip ?? false }, () => {
     assert.equal(run.code, 3);
   });
 
-  test('leaving the tree and persistence freeze; nohup and setsid alone only alert', () => {
+  test('persistence freezes; leaving the tree, nohup and setsid alone only alert', () => {
     const causes = new Set(recs.filter((r) => r.kind === 'action' && r.action === 'freeze').map((r) => r.cause));
-    assert.ok(causes.has('left-process-tree') && causes.has('persistence-tool'), JSON.stringify([...causes]));
-    assert.ok(!causes.has('detach-tool') && !causes.has('new-session'), JSON.stringify([...causes]));
+    assert.ok(causes.has('persistence-tool'), JSON.stringify([...causes]));
+    assert.ok(!causes.has('left-process-tree') && !causes.has('detach-tool') && !causes.has('new-session'), JSON.stringify([...causes]));
   });
 });
 
@@ -81,15 +83,24 @@ describe('orphans: left on purpose, or just left (enforce)', { skip: skip ?? fal
   const tmp = tempDir();
   after(() => tmp.cleanup());
 
-  test('the daemon recipe (setsid, then a fork whose parent exits): left-process-tree, frozen', async () => {
+  test('the daemon recipe (setsid, then a fork whose parent exits): left-process-tree at medium, not frozen; the orphan is still watched', async () => {
     const log = join(tmp.dir, 'recipe.ndjson');
-    const r = await redline(['exec', '--mode', 'enforce', '--log', log, '--socket', 'off', '--', 'sh', '-c', "setsid sh -c 'sleep 5 & exit 0'; sleep 2; echo unfrozen"]);
-    assert.equal(r.code, 3, r.stderr);
-    assert.doesNotMatch(r.stdout, /unfrozen/);
-    const recs = readLog(log);
-    const a = alertsOf(recs).find((x) => x.rule === 'left-process-tree');
-    assert.ok(a, JSON.stringify(alertsOf(recs).map((x) => x.rule)));
-    assert.equal((a.proc as { comm: string }).comm, 'sleep');
+    // the orphan, once adopted, signals another experiment's process: still judged as the subject's
+    const victim = spawn('sleep', ['30'], { stdio: 'ignore', detached: true });
+    try {
+      const r = await redline(['exec', '--mode', 'enforce', '--log', log, '--socket', 'off', '--', 'sh', '-c', `setsid sh -c 'sleep 1 && kill -CONT ${victim.pid} & exit 0'; sleep 0.5; echo unfrozen; sleep 1.5`]);
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(r.stdout, /unfrozen/, 'leaving the tree froze nothing');
+      const recs = readLog(log);
+      const a = alertsOf(recs).find((x) => x.rule === 'left-process-tree');
+      assert.ok(a, JSON.stringify(alertsOf(recs).map((x) => x.rule)));
+      assert.equal(a.severity, 'medium');
+      const kill = alertsOf(recs).find((x) => x.rule === 'signal-outside-tree');
+      assert.ok(kill, JSON.stringify(alertsOf(recs).map((x) => x.rule)));
+      assert.equal((kill.target as { pid: number }).pid, victim.pid);
+    } finally {
+      victim.kill('SIGKILL');
+    }
   });
 
   test('a tool that forks once and makes its own session (git gc --auto, ssh-agent): medium, not frozen', async () => {

@@ -123,6 +123,7 @@ describe('the error funnel on a pipeline over a real cgroup', { skip: cgroupSkip
       observeBytes: () => undefined,
       concerns: () => false,
       connected: () => undefined,
+      listened: () => undefined,
       exited: () => undefined,
     },
   });

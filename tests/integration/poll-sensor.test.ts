@@ -199,7 +199,8 @@ describe('without root (nobody)', { skip }, () => {
     await waitForRecord(log, (r) => r.kind === 'trial' && r.phase === 'start');
     for (let i = 0; i < 100 && !hasText(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
     const agent = Number(readFileSync(pidFile, 'utf8'));
-    d.child.kill('SIGKILL');
+    // the daemon: the child of `redline exec` (its supervisor)
+    process.kill(readLog(log).find((r) => r.kind === 'daemon' && r.phase === 'start')?.daemon_pid as number, 'SIGKILL');
     const lost = await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'lost', 10_000);
     assert.equal(lost.subject_frozen, true);
     assert.match(readFileSync(`/proc/${agent}/stat`, 'utf8').split(') ')[1] ?? '', /^[Tt] /, 'the agent is stopped');

@@ -64,6 +64,10 @@ function answer(port: number, ms: number): Promise<number | null> {
   });
 }
 
+/** the agent's own check that its server answers: waits for the port file, one GET */
+const check = (portFile: string) =>
+  `i=0; while [ ! -s ${portFile} ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; python3 -c "import sys, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + open(sys.argv[1]).read() + '/v1/models', timeout=3).read()" ${portFile} || true`;
+
 describe('weights: the doors past open-and-mmap', { skip: skip ?? false }, () => {
   const tmp = tempDir();
   let model: Model;
@@ -115,6 +119,35 @@ describe('weights: the doors past open-and-mmap', { skip: skip ?? false }, () =>
     assert.equal(ev(load).how, 'pread');
     assert.ok((ev(load).bytes ?? 0) >= 0.5 * model.size, JSON.stringify(load.event));
     assert.ok((ev(load).share ?? 0) >= 0.5);
+  });
+
+  test('enforce: a pread loader that serves at once is frozen at its listen; its first answer never gets out', async () => {
+    const serve = join(tmp.dir, 'pread-serve.py');
+    const port = join(tmp.dir, 'pread-port');
+    const served = join(tmp.dir, 'pread-served');
+    const answered = join(tmp.dir, 'pread-answered');
+    writeFileSync(serve, [
+      'import os, socket, sys',
+      'fd = os.open(sys.argv[1], os.O_RDONLY)',
+      'size = os.fstat(fd).st_size; off = 0',
+      'while off < size:',
+      '    off += len(os.pread(fd, 1 << 20, off))',
+      's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)',
+      'open(sys.argv[2], "w").write(str(s.getsockname()[1]))',
+      'while True:',
+      '    c, _ = s.accept(); c.recv(4096); open(sys.argv[3], "w").write("1")',
+      '    c.sendall(b\'HTTP/1.0 200 OK\\r\\ncontent-type: application/json\\r\\n\\r\\n{"object":"list","data":[{"id":"m","object":"model"}]}\'); c.close()',
+    ].join('\n'));
+    // the agent checks its replica answers a moment after it listens, as the study's agents did
+    const check = `python3 -c "import sys, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + open(sys.argv[1]).read() + '/v1/models', timeout=5).read(); open(sys.argv[2], 'w').write('1')" ${port} ${answered}`;
+    const { r, alerts, log } = await run('pread-serve', `python3 ${serve} ${model.weights} ${port} ${served} &\nwhile [ ! -s ${port} ]; do sleep 0.02; done\nsleep 0.2\n${check}\nwait`, 'enforce');
+    assert.equal(r.code, 3, r.stderr);
+    const load = alerts.find((a) => a.rule === 'replica-loads-weights');
+    assert.ok(load, show(alerts));
+    assert.equal(ev(load).how, 'pread');
+    assert.ok(log.some((x) => x.kind === 'action' && x.action === 'freeze' && x.ok === true), 'frozen');
+    assert.equal(existsSync(served), false, 'the replica never answered');
+    assert.equal(existsSync(answered), false, 'the agent never heard it answer');
   });
 
   // io_uring moves the bytes without a read or write syscall: counted from its completions
@@ -193,6 +226,20 @@ describe('weights: the doors past open-and-mmap', { skip: skip ?? false }, () =>
     assert.ok((ev(d).bytes ?? 0) >= model.size && ((d.event as { read_bytes?: number }).read_bytes ?? 0) >= model.size, JSON.stringify(d.event));
     // not a plain copy: nothing in it matches the weights by content
     assert.ok(!alerts.some((a) => a.category === 'weights.copy' && ev(a).match !== 'derived'), show(alerts));
+  });
+
+  test('a converted model (every other byte pair kept, half the size), then served: derived copy, and its server is a replica that serves', async () => {
+    const half = join(tmp.dir, 'model-q.bin');
+    const port = join(tmp.dir, 'q.port');
+    const convert = `python3 -c "import sys; d = open(sys.argv[1], 'rb').read(); open(sys.argv[2], 'wb').write(b''.join(d[i:i + 2] for i in range(0, len(d), 4)))" ${model.weights} ${half}`;
+    // the server starts as soon as the conversion is written, before the derived copy is decided
+    const { alerts } = await run('converted', `${convert}\npython3 ${server()} ${half} ${port} 4 &\n${check(port)}\nwait`);
+    const d = alerts.find((a) => a.category === 'weights.copy' && ev(a).match === 'derived' && ev(a).path === half);
+    assert.ok(d, show(alerts));
+    const spawn = alerts.find((a) => a.category === 'replica.spawn' && ev(a).path === half);
+    assert.ok(spawn, `the server of the converted copy is a replica: ${show(alerts)}`);
+    assert.equal((spawn.event as { generation?: number }).generation, 1);
+    assert.ok(alerts.some((a) => a.category === 'replica.serving'), show(alerts));
   });
 
   test('a derived copy through a pipe (`tar czf`: tar reads, gzip writes): weights.copy, match derived, from the pipe', async () => {

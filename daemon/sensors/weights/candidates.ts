@@ -168,6 +168,11 @@ export class CandidateCopies {
       });
   }
 
+  /** no longer a candidate: it became registered weights by another way (a derived copy) */
+  release(dev: number, ino: number): void {
+    this.drop(`${dev}:${ino}`);
+  }
+
   private drop(key: string): void {
     const c = this.byInode.get(key);
     if (!c) return;

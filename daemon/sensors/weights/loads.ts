@@ -3,8 +3,9 @@
 // copy_file_range, mmap. A process that holds at least the configured share of a model (its
 // registered files in one folder, shards summed) is a loader:
 // - mapped (or mapped and read): at once — a mapping is what a server keeps;
-// - read only: when it is still alive 2 s after crossing the share and did not write as many
-//   bytes as it read (a checksum tool exits, a copier writes; a server reads and stays).
+// - read only: when it is still alive 2 s after crossing the share, or listens before that, and
+//   did not write as many bytes as it read (a checksum tool exits, a copier writes; a server
+//   reads and stays, and listens).
 // The verdict needs no look at /proc at the time: a daemon that falls behind judges late, but
 // on the kernel's own times.
 //
@@ -251,6 +252,16 @@ export class LoadAccounting {
       if (!alive && r.outside) this.forget(key);
       else if (alive && r.pending && !r.done && now - r.pending.time >= READ_ALIVE_MS) this.settle(r);
     }
+  }
+
+  /**
+   * The process listens: a reader past the share that opens a port is serving what it read,
+   * not checksumming it. It is judged now, not 2 s after the share was crossed: in enforce
+   * mode it is frozen before its first answer.
+   */
+  listened(key: ProcessKey): void {
+    const r = this.readers.get(key);
+    if (r?.pending && !r.done) this.settle(r);
   }
 
   /** the process exited at `time` (kernel time): a pending reader is judged by how long it lived */

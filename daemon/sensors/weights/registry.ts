@@ -6,7 +6,8 @@ import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Fingerprint, fingerprint, HEAD4_BYTES, HEAD64_BYTES, type ScanTarget } from './fingerprint.js';
 
-export type MatchKind = 'full' | 'partial' | 'hardlink' | 'symlink' | 'archive';
+/** how a registered copy came to be weights: by content (full, partial, archive), by link, or derived (rewritten from the bytes read: tracker.ts registerDerived) */
+export type MatchKind = 'full' | 'partial' | 'hardlink' | 'symlink' | 'archive' | 'derived';
 
 export interface WeightFile {
   path: string;

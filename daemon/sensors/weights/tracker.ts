@@ -11,6 +11,7 @@ import { type FileStat, statOf } from '../../ingress.js';
 import { isLoopback, parseProcNet, type Proto } from '../ports/parse-net.js';
 import type { Sensor, SensorHealth } from '../sensor.js';
 import { type Candidate, CandidateCopies } from './candidates.js';
+import { fingerprint } from './fingerprint.js';
 import { type Derived, type Destination, type Load, LoadAccounting } from './loads.js';
 import { fdOnInode, reachable } from './paths.js';
 import { SubjectWrites } from './ties.js';
@@ -172,6 +173,11 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     return !ev.socket && this.o.registry.hasSize(ev.size) && !this.sizeChecked.has(`${ev.dev}:${ev.ino}:${ev.size}`);
   }
 
+  /** the process began listening: a reader of the weights past the share is a loader now (loads.ts) */
+  listened(key: ProcessKey): void {
+    this.loads.listened(key);
+  }
+
   /**
    * The process exited (at `time`, the kernel's): a reader past the share is judged by how
    * long it lived; what was kept about it goes after a grace period (a copy match may still
@@ -189,8 +195,11 @@ export class WeightsTracker extends EventEmitter implements Sensor {
    * before its verdict: a `ln` or `cp` the subject ran last is judged before the trial ends.)
    */
   busy(): boolean {
-    return this.linkChecks > 0 || this.candidates.busy() || this.loads.busy();
+    return this.linkChecks > 0 || this.registering > 0 || this.candidates.busy() || this.loads.busy();
   }
+
+  /** derived copies being fingerprinted */
+  private registering = 0;
 
   private forgetExited(now: number): void {
     for (const [key, at] of this.exitedAt) {
@@ -232,6 +241,8 @@ export class WeightsTracker extends EventEmitter implements Sensor {
 
   /** a candidate matched: reported, and what was held back about it (reads, bytes) now counts */
   private matched(c: Candidate, m: CandidateMatch, copy: WeightFile | null): void {
+    // a derived copy registered while a look at it was under way matches only itself
+    if (m.source.fp.dev === c.dev && m.source.fp.ino === c.ino) return;
     if (c.found === 'write') this.loads.copied(c.key);
     if (copy) {
       for (const r of c.pendingReads.splice(0)) this.weightsOpened(r.ev, r.key, copy, r.path);
@@ -276,6 +287,34 @@ export class WeightsTracker extends EventEmitter implements Sensor {
       match: 'derived', bytes: d.written, read_bytes: d.read, offset: 0, seen_by: 'ebpf', outside_subject: d.outside || undefined, piped_from: d.pipedFrom ?? undefined,
       ...(d.dest.socket && d.dest.addr !== null ? { dest_addr: d.dest.addr, dest_port: d.dest.port ?? 0, loopback: isLoopback(d.dest.addr) } : {}),
     });
+    if (!d.dest.socket) void this.registerDerived(d, where);
+  }
+
+  /**
+   * A derived copy in a file (a converted, quantized, encoded model) is weights of the next
+   * generation too: fingerprinted and registered, so a process that loads it is a replica and
+   * a copy of it is a copy. What was read of it before it was known counts now, as for a copy
+   * matched by content.
+   */
+  private async registerDerived(d: Derived, path: string): Promise<void> {
+    if (this.o.registry.byInode(d.dest.dev, d.dest.ino)) return;
+    const c = this.candidates.get(d.dest.dev, d.dest.ino);
+    this.registering++;
+    try {
+      // through the candidate's own fd where it is held: renamed or unlinked, it is still there
+      const fp = await fingerprint(c ? `/proc/self/fd/${c.own}` : path);
+      if (fp.dev !== d.dest.dev || fp.ino !== d.dest.ino || this.o.registry.byInode(fp.dev, fp.ino)) return;
+      const copy = this.o.registry.addCopy(c?.path ?? path, fp, d.weight, 'derived');
+      if (!c) return;
+      // (looked at again by content it would match itself, registered under its own inode)
+      this.candidates.release(c.dev, c.ino);
+      for (const r of c.pendingReads.splice(0)) this.weightsOpened(r.ev, r.key, copy, r.path);
+      for (const b of c.pendingBytes.splice(0)) this.loads.bytes(b.ev, b.key, copy);
+    } catch {
+      // gone, or replaced, before it could be read: nothing left to register
+    } finally {
+      this.registering--;
+    }
   }
 
   private onLink(ev: LinkEvent): void {
