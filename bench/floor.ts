@@ -4,11 +4,11 @@
 import { spawn } from 'node:child_process';
 import { monotonicToEpoch, nowMs } from '../daemon/clock.js';
 
-/** starts bpftrace on `tracepoint` for `group` and resolves once it is attached; latencies (ms) fill in as lines arrive */
-export async function bareTracer(tracepoint: string, group: string): Promise<{ latencies: number[]; stop: () => void }> {
+/** starts bpftrace on `tracepoint` for `group` (and `filter`, a bpftrace predicate) and resolves once it is attached; latencies (ms) fill in as lines arrive */
+export async function bareTracer(tracepoint: string, group: string, filter = ''): Promise<{ latencies: number[]; stop: () => void }> {
   const toEpoch = monotonicToEpoch();
   const latencies: number[] = [];
-  const program = `BEGIN { printf("ready\\n"); } tracepoint:${tracepoint} /cgroup == cgroupid("${group}")/ { printf("%llu\\n", nsecs); }`;
+  const program = `BEGIN { printf("ready\\n"); } tracepoint:${tracepoint} /cgroup == cgroupid("${group}")${filter ? ` && ${filter}` : ''}/ { printf("%llu\\n", nsecs); }`;
   // stderr ignored: bpftrace warns about RLIMIT_MEMLOCK here; a real failure ends it, which is reported
   const bt = spawn('bpftrace', ['-B', 'line', '-e', program], { stdio: ['ignore', 'pipe', 'ignore'] });
   await new Promise<void>((ready, fail) => {

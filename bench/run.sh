@@ -34,3 +34,4 @@ node --import tsx bench/poll.ts
 node --import tsx bench/scan-cost.ts
 node --import tsx bench/guard.ts
 node --import tsx bench/supervisor.ts
+node --import tsx bench/refusal.ts
