@@ -3,7 +3,7 @@
 // each one (EPERM), the libbpf loader reports it at the syscall's exit, and the alert
 // (signal-monitor, critical) is written. Kernel time of the refusal → the alert's record.
 // The floor: the same refused kills (the same filter, from redline-enter, naming a sleeping
-// process as the monitor) seen by a bare bpftrace on raw sys_exit, read by this process.
+// process as the monitor) seen by a bare bpftrace on sys_exit_kill, read by this process.
 // Prints JSON. Needs root, bpftrace, cgroup v2 and `npm run build` (dist/, redline-enter).
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,11 +34,11 @@ try {
   const refused = alerts.filter((r) => r.kind === 'alert' && r.rule === 'signal-monitor' && r.event?.refused_by === 'seccomp');
   const endToEnd = refused.map((a) => a.time - (a.event?.time ?? a.time));
 
-  // the floor: the same filter refusing the same kills, a bare bpftrace on raw sys_exit (kill is 62)
+  // the floor: the same filter refusing the same kills, a bare bpftrace on sys_exit_kill (it fires for a refused call; sys_enter_kill does not)
   const group = join(mount, 'redline', `bench-refusal-${process.pid}`);
   createGroup(group);
   const target = spawn('sleep', ['600'], { stdio: 'ignore', detached: true });
-  const tracer = await bareTracer('raw_syscalls:sys_exit', group, 'args->id == 62 && args->ret == -1').catch(() => null);
+  const tracer = await bareTracer(process.env.FLOOR_TP ?? 'syscalls:sys_exit_kill', group, process.env.FLOOR_FILTER ?? 'args->ret == -1').catch(() => null);
   let floor: number[] = [];
   if (tracer) {
     spawnSync(enter, [group, '-m', String(target.pid), '-p', '0', '--', agent, String(target.pid)], { stdio: 'ignore' });
@@ -53,7 +53,7 @@ try {
   console.log(JSON.stringify({
     bench: 'refusal-to-alert', unit: 'ms', kills: KILLS, pace_ms: PACE_MS, alerts: refused.length,
     refusal_to_alert_record: summary(endToEnd), pipeline_latency: summary(refused.map((a) => a.latency_ms ?? Number.NaN)),
-    floor_bare_bpftrace_sys_exit: { events: floor.length, ...summary(floor) },
+    floor_bare_bpftrace_sys_exit_kill: { events: floor.length, ...summary(floor) },
   }));
 } finally {
   rmSync(dir, { recursive: true, force: true });
