@@ -218,7 +218,11 @@ export class ProcessTable {
       }
       case 'attempt': {
         // (whom it aimed at, as a signal's target: the rules ask whether it is the monitor's)
-        const out = this.plain(ev, this.subjectProc(ev.pid, ev));
+        const p = this.subjectProc(ev.pid, ev);
+        // the loader's line may come before the exec line of the same process (two sensors, two
+        // pipes): the kernel's comm at the call is the name it runs under now
+        if (ev.comm && p.comm !== ev.comm) p.comm = ev.comm;
+        const out = this.plain(ev, p);
         if (ev.target_pid !== undefined && ev.target_pid > 0) {
           out.target = this.lookup(ev.target_pid);
           out.targets = [out.target];

@@ -73,6 +73,8 @@ export interface Derived {
 const COPIER_SHARE = 0.5;
 /** pipes remembered as carrying the weights; the oldest go first */
 const MAX_PIPES = 256;
+/** listening processes remembered; the oldest go first */
+const MAX_LISTENING = 4096;
 /** pipes followed back from a reader to the one that read the file */
 const MAX_PIPE_HOPS = 8;
 
@@ -131,6 +133,8 @@ export class LoadAccounting {
   private readonly pids = new Set<number>();
   /** pipes carrying the weights, by dev:ino */
   private readonly pipes = new Map<string, CarryingPipe>();
+  /** processes seen listening (a reader among them past the share is a loader at once) */
+  private readonly listening = new Set<ProcessKey>();
 
   constructor(
     private readonly registry: WeightRegistry,
@@ -173,6 +177,7 @@ export class LoadAccounting {
     if (load.share < this.share) return;
     if (r.classes.has('mmap')) return this.decide(r, load);
     r.pending ??= load;
+    if (this.listening.has(key)) this.settle(r);
   }
 
   /** is this pipe carrying the weights (a reader of them wrote into it)? */
@@ -269,12 +274,17 @@ export class LoadAccounting {
    * mode it is frozen before its first answer.
    */
   listened(key: ProcessKey): void {
+    // (a server often listens before it loads, and the listen may reach userspace before the
+    // bytes that cross the share: those are judged at once when they come, in bytes())
+    this.listening.add(key);
+    if (this.listening.size > MAX_LISTENING) this.listening.delete(this.listening.values().next().value as string);
     const r = this.readers.get(key);
     if (r?.pending && !r.done) this.settle(r);
   }
 
   /** the process exited at `time` (kernel time): a pending reader is judged by how long it lived */
   exited(key: ProcessKey, time: number): void {
+    this.listening.delete(key);
     const r = this.readers.get(key);
     if (!r) return;
     if (r.pending && !r.done && time - r.pending.time >= READ_ALIVE_MS) this.settle(r);
@@ -285,6 +295,7 @@ export class LoadAccounting {
   }
 
   forget(key: ProcessKey): void {
+    this.listening.delete(key);
     const r = this.readers.get(key);
     if (!r) return;
     this.readers.delete(key);
