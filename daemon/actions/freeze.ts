@@ -29,8 +29,7 @@ export async function freeze(s: Subject): Promise<ActionResult> {
       const ok = await waitUntil(() => freezerState(s.path) === 'FROZEN', FREEZE_TIMEOUT_MS);
       return { action: 'freeze', ok, latency_ms: elapsed(t0), method: 'freezer.state', error: ok ? undefined : 'v1 freezer did not reach FROZEN in time' };
     }
-    const stopped = stopAll(() => subjectPids(s));
-    return { action: 'freeze', ok: stopped.ok, latency_ms: elapsed(t0), method: 'sigstop', detail: { pids: stopped.count }, error: stopped.ok ? undefined : 'new processes kept appearing' };
+    return await freezeBySignal(s, t0);
   } catch (err) {
     return { action: 'freeze', ok: false, latency_ms: elapsed(t0), error: (err as Error).message };
   }
@@ -42,9 +41,33 @@ export async function freeze(s: Subject): Promise<ActionResult> {
  * a loaded host that is not waited for, or the daemon's loop would spin here.
  */
 function halted(pid: number): boolean {
+  return stoppedOrGone(pid) || readStatus(pid)?.stopPending === true;
+}
+
+/**
+ * Repeated SIGSTOP, then a wait (that lets the loop run) until each process is really in T: a
+ * queued SIGSTOP stops nothing the study can see yet, and a loaded host can take a while to give
+ * the process its turn. Still queued at the timeout counts as frozen (it runs no user code before
+ * it stops) and is said in `detail.pending`.
+ */
+async function freezeBySignal(s: Subject, t0: number): Promise<ActionResult> {
+  const pids = () => subjectPids(s);
+  let stopped = stopAll(pids);
+  if (!stopped.ok) return { action: 'freeze', ok: false, latency_ms: elapsed(t0), method: 'sigstop', detail: { pids: stopped.count }, error: 'new processes kept appearing' };
+  const inT = () => pids().every((pid) => pid === process.pid || stoppedOrGone(pid));
+  const done = () => {
+    if (inT()) return true;
+    stopped = stopAll(pids, 2);
+    return !stopped.ok;
+  };
+  const settled = await waitUntil(done, FREEZE_TIMEOUT_MS, 5);
+  const pending = settled ? 0 : pids().filter((pid) => pid !== process.pid && !stoppedOrGone(pid)).length;
+  return { action: 'freeze', ok: stopped.ok, latency_ms: elapsed(t0), method: 'sigstop', detail: { pids: stopped.count, pending }, error: stopped.ok ? undefined : 'new processes kept appearing' };
+}
+
+function stoppedOrGone(pid: number): boolean {
   const st = readStat(pid)?.state;
-  if (st === undefined || st === 'T' || st === 't' || st === 'Z' || st === 'X') return true;
-  return readStatus(pid)?.stopPending === true;
+  return st === undefined || st === 'T' || st === 't' || st === 'Z' || st === 'X';
 }
 
 /** SIGSTOP every pid, again and again, until a pass finds no pid it has not stopped */

@@ -67,9 +67,9 @@ describe('repeated SIGSTOP (uid subject)', { skip: !root ? 'needs root' : false 
     const f = await freeze(subject);
     assert.equal(f.ok, true, f.error);
     assert.equal(f.method, 'sigstop');
-    // each has stopped, or has its SIGSTOP queued and stops at its next turn on a core
+    // freeze waits for each to be really stopped, not only to have its SIGSTOP queued
+    assert.equal(f.detail?.pending, 0);
     const pids = subjectPids(subject);
-    await new Promise((r) => setTimeout(r, 200));
     for (const pid of pids) {
       const st = readStat(pid)?.state;
       if (st !== undefined) assert.match(st, /[TtZ]/, `pid ${pid} is ${st}`);
