@@ -293,8 +293,12 @@ export class Monitor {
   private async attach(): Promise<void> {
     this.table.seed();
     warmUp(this.o.ruleset);
-    await this.registerWeights();
     for (const s of [this.sensor, this.tracker, this.ports, this.probes, this.orphans, this.disk, this.scans]) this.feed(s);
+    // bpftrace takes seconds to compile and attach: it starts while the weights are fingerprinted
+    // (the subject starts after both). The poll starts after, as it tells the folder watcher where
+    // the subject works, and the watcher is made with the weights.
+    const early = this.sensor instanceof PollSensor ? null : this.sensor.start().then(() => null, (err: unknown) => err);
+    await this.registerWeights();
     this.sensor.on('restarted', () => {
       this.table.setMonitorPids(this.sensor.ownPids());
       this.guard?.monitor(this.sensor.ownPids());
@@ -314,8 +318,9 @@ export class Monitor {
     }
     // the guard loads while the sensor attaches (each takes a while); both are up before the sensor's record
     const guard = this.startGuard();
-    await this.sensor.start();
+    const failed = early ? await early : await this.sensor.start();
     await guard;
+    if (failed) throw failed;
     this.guard?.monitor(this.sensor.ownPids());
     this.table.setMonitorPids(this.sensor.ownPids());
     if (this.sensor instanceof EbpfSensor) this.sensor.on('held', (h: { pid: number; time: number; fd: number }) => this.held(h));

@@ -6,7 +6,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const CLI = join(ROOT, 'daemon/cli.ts');
+/**
+ * The built CLI, as `npx redline` runs it (package.json's bin): tests/run.sh rebuilds dist/
+ * first when a source is newer. (Through tsx each start costs about half a second more, and a
+ * trial starts three: the supervisor, the monitor, its watchdog.)
+ */
+export const CLI = join(ROOT, 'dist/daemon/cli.js');
 
 export interface Run {
   code: number | null;
@@ -20,7 +25,7 @@ export const USER_UID = 65534;
 
 /** `as`: a uid to run it as (setpriv, no capabilities, its own uid as its group) instead of root */
 export function startRedline(args: string[], env: NodeJS.ProcessEnv = {}, as?: number): { child: ChildProcess; done: Promise<Run> } {
-  const node = [process.execPath, '--import', 'tsx', CLI, ...args];
+  const node = [process.execPath, CLI, ...args];
   const argv = as === undefined ? node : ['setpriv', `--reuid=${as}`, `--regid=${as}`, '--clear-groups', '--', ...node];
   const child = spawn(argv[0] as string, argv.slice(1), {
     cwd: ROOT,

@@ -107,7 +107,7 @@ describe('NATS JetStream and Prometheus with a live daemon', { skip: skip ?? fal
     // (tail --nats of a stream not made yet stops, saying so)
     await until('the daemon back on NATS', () => readLog(dd.log).some((r) => r.kind === 'daemon' && r.phase === 'output-recovered' && r.output === 'nats'));
     let out = '';
-    tail = spawn(process.execPath, ['--import', 'tsx', CLI, 'tail', '--nats', url()], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    tail = spawn(process.execPath, [CLI, 'tail', '--nats', url()], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     tail.stdout?.on('data', (b) => {
       out += b;
     });

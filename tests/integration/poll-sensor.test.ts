@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { findCgroupV2Mount, removeGroup } from '../../daemon/cgroup.js';
 import { makeModel, type Model } from '../helpers/model.js';
-import { alertsOf, type LogRecord, readLog, redline, ROOT, startRedline, tempDir, USER_UID, waitForRecord } from '../helpers/redline.js';
+import { alertsOf, CLI, type LogRecord, readLog, redline, ROOT, startRedline, tempDir, USER_UID, waitForRecord } from '../helpers/redline.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root to run redline as nobody (setpriv) and to delegate a cgroup' : !findCgroupV2Mount() ? 'needs a cgroup v2 mount' : false;
 const SERVER = join(ROOT, 'tests/fixtures/fake_server.py');
@@ -161,7 +161,7 @@ describe('without root (nobody)', { skip }, () => {
     const log = join(dir, 'audit.ndjson');
     // started inside the delegated group, as systemd-run --user --scope -p Delegate=yes would
     const cmd = `echo $$ > ${delegated}/cgroup.procs && exec setpriv --reuid=${USER_UID} --regid=${USER_UID} --clear-groups -- "$0" "$@"`;
-    const d = spawn('sh', ['-c', cmd, process.execPath, '--import', 'tsx', join(ROOT, 'daemon/cli.ts'), 'exec', '--mode', 'enforce', '--socket', 'off', '--weights', model.dir, '--log', log, '--', 'sh', '-c', attempt(dir)], { cwd: ROOT, env: { ...process.env, HOME: dir }, stdio: 'ignore' });
+    const d = spawn('sh', ['-c', cmd, process.execPath, CLI, 'exec', '--mode', 'enforce', '--socket', 'off', '--weights', model.dir, '--log', log, '--', 'sh', '-c', attempt(dir)], { cwd: ROOT, env: { ...process.env, HOME: dir }, stdio: 'ignore' });
     children.push(d);
     const code = await new Promise<number | null>((res) => d.on('exit', (c) => res(c)));
     assert.equal(code, 3);

@@ -152,7 +152,7 @@ describe('the websocket stream', { skip: skip ?? false }, () => {
 
   test('tail prints the alert a test provokes, and exits 0 on SIGINT', async () => {
     // --heartbeats: its first heartbeat says it is connected (start-up takes seconds on a busy host)
-    const tail = spawn(process.execPath, ['--import', 'tsx', CLI, 'tail', '--url', d.url, '--token', d.token, '--heartbeats'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const tail = spawn(process.execPath, [CLI, 'tail', '--url', d.url, '--token', d.token, '--heartbeats'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     tail.stdout.on('data', (c) => {
       out += c;
@@ -274,7 +274,7 @@ describe('tail across a daemon restart', { skip: skip ?? false }, () => {
   test('--follow reconnects with backoff and resumes after the last record it printed', async () => {
     a = await startDaemon(tmp.dir);
     const port = Number(new URL(a.url).port);
-    const tail = spawn(process.execPath, ['--import', 'tsx', CLI, 'tail', '--url', a.url, '--token', a.token, '--since', '0', '--follow'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const tail = spawn(process.execPath, [CLI, 'tail', '--url', a.url, '--token', a.token, '--since', '0', '--follow'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     tail.stdout.on('data', (c) => {
       out += c;
