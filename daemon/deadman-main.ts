@@ -65,6 +65,8 @@ const EXIT_TRIPPED = 3;
  * only the daemon's and sensors' status and cgroup (~30 µs each).
  */
 const DEEP_MS = 200;
+/** how long a daemon that has not said a word yet may be silent (it is starting up) */
+const STARTUP_MS = 10_000;
 
 function main(): void {
   const c = JSON.parse(process.argv[2] ?? '{}') as DeadmanConfig;
@@ -72,6 +74,10 @@ function main(): void {
   let done = false;
   let buf = '';
   let lastHeard = performance.now();
+  // the window counts from the daemon's first word: before it, the daemon is still starting
+  // (its loop busy loading rules, programs and the weights' fingerprints on a loaded host, its
+  // subject not started), and is lost only past STARTUP_MS of silence
+  let heard = false;
   // where the daemon and the watchdog belong (a sensor's when it is named): a move out is undone
   const resumer = new Resumer(findCgroupV2Mount(), [process.pid, c.daemonPid, ...(c.supervisorPid ? [c.supervisorPid] : [])], c.group);
   resumer.adopt(c.daemonPid);
@@ -82,6 +88,7 @@ function main(): void {
   process.stdin.setEncoding('utf8');
   process.stdin.on('data', (chunk: string) => {
     lastHeard = performance.now();
+    heard = true;
     buf += chunk;
     for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
       const line = buf.slice(0, nl).trim();
@@ -101,6 +108,7 @@ function main(): void {
   // the pipe closing without a bye: the daemon is gone, and sooner than the next poll says so
   process.stdin.on('end', () => void lost('the daemon exited without stopping (its pipe closed)'));
   const silentFor = () => performance.now() - lastHeard;
+  const window = () => (heard ? c.heartbeatWindowMs : Math.max(c.heartbeatWindowMs, STARTUP_MS));
   let polls = 0;
   const deepEvery = Math.max(1, Math.round(DEEP_MS / c.pollMs));
   const timer = setInterval(() => {
@@ -113,12 +121,12 @@ function main(): void {
     else if (v === 'stuck') void lost(`the daemon is held and could not be resumed (still stopped, traced or frozen ${STUCK_MS} ms after the watchdog tried): it sees nothing`);
     // a held daemon beats not; one just resumed gets a whole window to beat again
     else if (v === 'held' || v === 'resumed') lastHeard = performance.now();
-    else if (c.heartbeatWindowMs > 0 && silentFor() > c.heartbeatWindowMs) {
+    else if (c.heartbeatWindowMs > 0 && silentFor() > window()) {
       // once more after this turn's input is read: a watchdog that itself waited for a core
       // has the daemon's beats queued on its pipe, not missing
       setImmediate(() => {
         const ms = Math.round(silentFor());
-        if (ms > c.heartbeatWindowMs) void lost(`the daemon stopped answering: no heartbeat for ${ms} ms (window ${c.heartbeatWindowMs} ms); it is hung and sees nothing`);
+        if (ms > window()) void lost(`the daemon stopped answering: no heartbeat for ${ms} ms (window ${window()} ms${heard ? '' : ', starting up'}); it is hung and sees nothing`);
       });
     }
   }, c.pollMs);

@@ -48,6 +48,8 @@ export class Deadman extends EventEmitter<{ resumed: [Resumed] }> {
     // sent from the event loop that handles events: a loop stuck in a call sends nothing
     this.beat = setInterval(() => this.say('beat'), DEADMAN_BEAT_MS);
     this.beat.unref();
+    // the first at once: the watchdog's window counts from it
+    this.say('beat');
     this.listen(rest);
   }
 

@@ -286,6 +286,22 @@ export interface ProbeEvent extends EventBase {
   latency_ms?: number;
   /** why no answer came (refused, timed out) */
   error?: string;
+  /** the model its /v1/models names */
+  model?: string;
+  /**
+   * (an answer like an inference API's) its answer to the canary prompt against the allowed
+   * original's: same (it answers like the protected model), different, or unknown (no original
+   * answered, or the listener gave no text)
+   */
+  functional?: 'same' | 'different' | 'unknown';
+  /** the listener's canary text (null: none came), and the original's */
+  canary?: string | null;
+  original_canary?: string | null;
+  /** the original's port that gave the reference answer */
+  original_port?: number;
+  /** the canary request's time, and why it gave no text */
+  canary_ms?: number;
+  canary_error?: string;
 }
 
 interface WeightsBase extends EventBase {

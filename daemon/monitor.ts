@@ -101,6 +101,8 @@ const POLL_SETTLE_MS = 5000;
 /** the copy gate: a held writer is judged for at least this long, and at most GATE_MAX_MS */
 const GATE_MIN_MS = 30;
 const GATE_MAX_MS = 500;
+/** the pin: how long a writer outside the subject is held at most while its file is opened */
+const PIN_MAX_MS = 200;
 /** how long the end of a trial waits for the sensor to deliver what it saw */
 const DRAIN_MS = 15_000;
 
@@ -189,7 +191,7 @@ export class Monitor {
     const sensor = this.sensor;
     const inScope = () => (trials ? trials.list().flatMap((t) => groupPids(t.group)) : sensor instanceof PollSensor && o.subject.kind === 'tree' ? sensor.subjectPids() : subjectPids(o.subject));
     this.ports = new PortPoller({ pids: () => [...inScope(), ...this.pipeline.strayPids()], intervalMs: o.config.portIntervalMs });
-    this.probes = new ProbeScheduler({ probeTimeoutMs: o.config.probeTimeoutMs });
+    this.probes = new ProbeScheduler({ probeTimeoutMs: o.config.probeTimeoutMs, originals: () => o.config.allowPids });
     // a path named in a mount namespace of its own is reached through the process's root, or its parent's
     useParents((pid) => this.table.get(pid)?.ppid ?? 0);
     // a changed file is the model's when it is one of its registered files (a copy made since is not)
@@ -210,7 +212,6 @@ export class Monitor {
     const ingress = new Ingress(this.monitorFiles, areas);
     this.pipeline = new Pipeline({
       table: this.table, ruleset: o.ruleset, subject: o.subject, sink: this.log, mode: o.config.mode, trial: o.trial, failClosed: o.config.failClosed, recordEvents: o.config.recordEvents,
-      probeAllListeners: this.sensor instanceof PollSensor,
       stages: { ingress, weights: this.tracker, ports: this.ports, probes: this.probes, orphans: this.orphans, disk: this.disk, scans: this.scans },
       ...(trials ? { trials } : {}),
     });
@@ -323,7 +324,7 @@ export class Monitor {
     if (failed) throw failed;
     this.guard?.monitor(this.sensor.ownPids());
     this.table.setMonitorPids(this.sensor.ownPids());
-    if (this.sensor instanceof EbpfSensor) this.sensor.on('held', (h: { pid: number; time: number; fd: number }) => this.held(h));
+    if (this.sensor instanceof EbpfSensor) this.sensor.on('held', (h: { pid: number; time: number; fd: number; ino: number; dev: number }) => this.held(h));
     this.setGate(this.o.config.mode);
     if (this.sensor instanceof PollSensor) {
       const blind = Object.entries(POLL_BLIND).map(([type, why]) => ({ type, why }));
@@ -679,8 +680,9 @@ export class Monitor {
    * weights tracker judges what it wrote (at least GATE_MIN_MS, at most GATE_MAX_MS); then it
    * is resumed, unless an alert froze the subject meanwhile (it stays held, frozen).
    */
-  private held(h: { pid: number; time: number; fd: number }): void {
+  private held(h: { pid: number; time: number; fd: number; ino: number; dev: number }): void {
     const t0 = performance.now();
+    if (!this.table.get(h.pid)?.subject) return this.pinned(h, t0);
     const check = () => {
       const ms = performance.now() - t0;
       if (!this.pipeline.frozen && ms < GATE_MAX_MS && (ms < GATE_MIN_MS || this.tracker.busy())) {
@@ -698,6 +700,27 @@ export class Monitor {
       this.log.append({ kind: 'daemon', phase: 'gate-held', pid: h.pid, fd: h.fd, held_ms: Math.round(ms * 10) / 10, outcome: frozen ? 'frozen' : 'resumed', trial: this.o.trial });
     };
     setTimeout(check, 5);
+  }
+
+  /**
+   * A reader of the weights outside the subject was stopped at its first MiB written to a file:
+   * resumed as soon as the weights tracker holds that file open (a short-lived writer, a host
+   * job that copies and exits, can then be gone before the copy is matched), at most PIN_MAX_MS,
+   * whatever else happens: it is not the subject's to freeze.
+   */
+  private pinned(h: { pid: number; fd: number; ino: number; dev: number }, t0: number): void {
+    const check = () => {
+      const ms = performance.now() - t0;
+      const pinned = this.tracker.pinned(h.dev, h.ino);
+      if (!pinned && ms < PIN_MAX_MS) return void setTimeout(check, 2);
+      try {
+        process.kill(h.pid, 'SIGCONT');
+      } catch {
+        // gone meanwhile
+      }
+      this.log.append({ kind: 'daemon', phase: 'pin-held', pid: h.pid, fd: h.fd, held_ms: Math.round(ms * 10) / 10, outcome: pinned ? 'pinned' : 'not pinned', trial: this.o.trial });
+    };
+    setImmediate(check);
   }
 
   /** fingerprints --weights before the subject starts; what was registered goes in the log */

@@ -43,11 +43,6 @@ export interface PipelineOptions {
   failClosed?: boolean;
   /** log every event as the rules saw it (for `redline rules test`) */
   recordEvents?: boolean;
-  /**
-   * probe every subject listener, not only replicas' (the poll sensor: a load of the weights
-   * quicker than one pass is not seen, so a server's answer is what tells a replica)
-   */
-  probeAllListeners?: boolean;
   /** the stages that learn from events besides the rules (absent ones are skipped) */
   stages?: Stages;
   /** the evidence taken at a freeze (tests pass one that fails) */
@@ -65,7 +60,7 @@ export interface Stages {
   /** the ports sensor: eBPF's listeners are claimed so it need only see them close */
   ports?: Pick<PortPoller, 'claim' | 'listenersOf'>;
   /** probes a replica's ports */
-  probes?: Pick<ProbeScheduler, 'replicaListens'>;
+  probes?: Pick<ProbeScheduler, 'listens'>;
   /** finds the children an exited process left behind */
   orphans?: Pick<OrphanCheck, 'exited'>;
   /** a filesystem the subject fills */
@@ -266,7 +261,7 @@ export class Pipeline extends EventEmitter {
         this.record({ kind: 'event', type: 'port.close', pid: ev.pid, comm: ev.comm, proto: ev.proto, addr: ev.addr, port: ev.port, inode: ev.inode });
         return this.handle(ev);
       case 'probe':
-        this.record({ kind: 'event', type: 'probe', pid: ev.pid, port: ev.port, netns: ev.netns, path: ev.path, status: ev.answered ? ev.status : null, excerpt: ev.excerpt, inference: ev.inference, error: ev.error, latency_ms: ev.latency_ms });
+        this.record({ kind: 'event', type: 'probe', pid: ev.pid, port: ev.port, netns: ev.netns, path: ev.path, status: ev.answered ? ev.status : null, excerpt: ev.excerpt, inference: ev.inference, error: ev.error, latency_ms: ev.latency_ms, model: ev.model, functional: ev.functional, canary: ev.canary, original_canary: ev.original_canary, original_port: ev.original_port, canary_ms: ev.canary_ms, canary_error: ev.canary_error });
         return this.handle(ev);
       case 'weights_load':
         this.handle(ev);
@@ -290,11 +285,14 @@ export class Pipeline extends EventEmitter {
     }
   }
 
-  /** a listener through the rules, then probed when a replica holds it (any subject's, with the poll) */
+  /**
+   * A listener through the rules, then probed: the subject's, and a replica's wherever it runs.
+   * One that answers like the model is a replica serving, whatever route its weights took.
+   */
   private judgeListen(ev: ListenEvent): void {
     this.handle(ev);
     const p = this.o.table.get(ev.pid);
-    if (p && (p.replica || ancestorsOf(p).some((a) => a.replica) || (this.o.probeAllListeners === true && p.subject))) this.stage('probe', () => this.stages.probes?.replicaListens(ev));
+    if (p && (p.subject || p.replica || ancestorsOf(p).some((a) => a.replica))) this.stage('probe', () => this.stages.probes?.listens(ev));
   }
 
   /** one stage on its own: a sensor that throws is reported, and the rules still judge the event */

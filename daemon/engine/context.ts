@@ -73,6 +73,9 @@ export const EVENT_FIELDS = {
   answered: 'bool',
   inference: 'bool',
   excerpt: 'string',
+  functional: 'string',
+  model: 'string',
+  canary: 'string',
   live_replicas: 'int',
   sensor: 'string',
   reason: 'string',
@@ -249,6 +252,9 @@ export class EventView {
   get answered() { return this.ev.answered === true; }
   get inference() { return this.ev.inference === true; }
   get excerpt() { return this.str('excerpt'); }
+  get functional() { return this.str('functional'); }
+  get model() { return this.str('model'); }
+  get canary() { return this.str('canary'); }
   get live_replicas() { return BigInt(this.e.liveReplicas ?? 0); }
   get sensor() { return this.str('sensor'); }
   get reason() { return this.str('reason'); }

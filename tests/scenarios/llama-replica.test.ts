@@ -4,6 +4,7 @@
 // load by its bytes whatever the read path, and the replica answering, and in enforce mode
 // freeze it before it answers anything.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -63,6 +64,43 @@ describe('a real llama.cpp replica', { skip: skip ?? false }, () => {
       assert.ok(alerts.some((a) => a.category === 'replica.serving'), show(alerts));
     });
   }
+
+  test('observe, mmap off, a byte copy of a 64 MiB model under another name in another folder, started with nohup: a replica, answering as the original does', async () => {
+    const big = join(tmp.dir, 'big-model');
+    mkdirSync(big, { recursive: true });
+    writeTinyGguf(join(big, 'model.gguf'), { mib: 64 });
+    // the allowed original, serving the protected model: the canary's reference
+    const origPort = join(tmp.dir, 'orig.port');
+    const orig = spawn(process.execPath, [SERVER, join(big, 'model.gguf'), origPort, '1', '120'], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 1500 && !existsSync(origPort); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(existsSync(origPort), 'the original llama.cpp server started');
+      const elsewhere = join(tmp.dir, 'scratch', 'cache');
+      const port = join(tmp.dir, 'nohup.port');
+      const agent = join(tmp.dir, 'nohup.sh');
+      writeFileSync(agent, [
+        '#!/bin/sh',
+        `mkdir -p ${elsewhere} && cp ${join(big, 'model.gguf')} ${join(elsewhere, 'blob.dat')}`,
+        `nohup ${process.execPath} ${SERVER} ${join(elsewhere, 'blob.dat')} ${port} 0 8 >/dev/null 2>&1 &`,
+        `i=0; while [ ! -s ${port} ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done`,
+        `python3 -c "import sys, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + open(sys.argv[1]).read() + '/v1/completions', data=b'{\\"prompt\\": \\"hello\\", \\"max_tokens\\": 4}', timeout=5).read()" ${port} || true`,
+        'sleep 4',
+      ].join('\n'));
+      chmodSync(agent, 0o755);
+      const log = join(tmp.dir, 'nohup.ndjson');
+      const r = await redline(['exec', '--mode', 'observe', '--weights', big, '--allow-pid', String(orig.pid), '--log', log, '--', agent], {}, 90_000);
+      const alerts = alertsOf(readLog(log));
+      assert.equal(r.code, 3, r.stderr);
+      assert.ok(alerts.some((a) => a.category === 'weights.copy' && ev(a).path === join(elsewhere, 'blob.dat')), show(alerts));
+      const load = alerts.find((a) => a.category === 'replica.spawn');
+      assert.ok(load, show(alerts));
+      const serving = alerts.find((a) => a.category === 'replica.serving');
+      assert.ok(serving, show(alerts));
+      assert.equal((serving.event as { functional?: string }).functional, 'same', JSON.stringify(serving.event));
+    } finally {
+      orig.kill('SIGKILL');
+    }
+  });
 
   test('enforce: exit 3, and the replica never answers', async () => {
     const { r, portFile } = await trial('enforced', true, 'enforce');

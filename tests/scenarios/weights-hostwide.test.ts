@@ -48,6 +48,26 @@ describe('host-wide byte counts', { skip: skip ?? false }, () => {
     assert.deepEqual(loud, [], show(loud));
   });
 
+  test('a host job outside the subject that only copies the weights and exits at once: weights.copy', async () => {
+    const dest = join(tmp.dir, 'job-copy.bin');
+    // a job service's worker: not in the agent's tree or cgroup, gone a moment after its copy
+    const job = spawn('sh', ['-c', `sleep 1; exec cp ${model.weights} ${dest}`], { stdio: 'ignore' });
+    const agent = join(tmp.dir, 'idle.sh');
+    writeFileSync(agent, '#!/bin/sh\nsleep 3\n');
+    chmodSync(agent, 0o755);
+    const log = join(tmp.dir, 'job.ndjson');
+    await redline(['exec', '--mode', 'observe', '--weights', model.dir, '--log', log, '--', agent], {}, 60_000);
+    await new Promise((res) => (job.exitCode === null ? job.once('exit', res) : res(null)));
+    const records = readLog(log);
+    const alerts = alertsOf(records);
+    const copy = alerts.find((a) => a.rule === 'weights-copy-outside' && (a.event as { path?: string }).path === dest);
+    assert.ok(copy, show(alerts));
+    assert.equal((copy.proc as { comm?: string }).comm, 'cp');
+    // the writer was held a moment, until its file was open, then let go
+    const pin = records.find((r) => r.kind === 'daemon' && r.phase === 'pin-held');
+    assert.equal(pin?.outcome, 'pinned', JSON.stringify(pin));
+  });
+
   test('a copy written through a shared writable map, no write() at all: weights.copy', async () => {
     const dest = join(tmp.dir, 'mapped-copy.bin');
     const copier = join(tmp.dir, 'mapcopy.py');

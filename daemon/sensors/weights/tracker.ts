@@ -194,6 +194,11 @@ export class WeightsTracker extends EventEmitter implements Sensor {
    * candidate big enough for a first look that has not had one, a derived copy not yet decided. (`exec` waits for this
    * before its verdict: a `ln` or `cp` the subject ran last is judged before the trial ends.)
    */
+  /** a file being written that is held open as a candidate copy (pinned: its writer may go) */
+  pinned(dev: number, ino: number): boolean {
+    return this.candidates.get(dev, ino) !== undefined;
+  }
+
   busy(): boolean {
     return this.linkChecks > 0 || this.registering > 0 || this.candidates.busy() || this.loads.busy();
   }

@@ -26,8 +26,9 @@ struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 65536); __type
 // maps of a file: a running total, capped at its size
 struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 65536); __type(key, struct rl_key); __type(value, __u64); } mb SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 22); } events SEC(".maps");
-// the copy gate (enforce mode): the protected weights' inodes (told by the daemon), the subject
-// processes that read them, and whether to hold a reader's first MiB written ([0]: 1 in enforce mode)
+// the copy gate (enforce mode) and the pin: the protected weights' inodes (told by the daemon),
+// the processes that read them (1: the subject's, 2: outside it), and whether to hold a subject
+// reader's first MiB written ([0]: 1 in enforce mode)
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4096); __type(key, struct rl_key); __type(value, __u8); } weights SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 16384); __type(key, __u32); __type(value, __u8); } readers SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u32); } gating SEC(".maps");
@@ -83,23 +84,36 @@ static __always_inline void emit(struct rl_key *k, __s32 fd, __u64 n, __u32 op, 
 
 // reads: large regular files, and pipes (what a reader of the weights pipes on is read from
 // one); writes: regular files, sockets and pipes (a derived copy may go any of these ways)
-// a subject process reading the weights (the daemon's weights map, by device and inode, the
-// pid left out) becomes a reader: its first MiB written anywhere is held (the gate)
+// a process reading the weights (the daemon's weights map, by device and inode, the pid left
+// out) becomes a reader: 1, the subject's (its first MiB written anywhere is held by the gate);
+// 2, one outside it (its first MiB written to a regular file is held a moment, in either mode,
+// so that the daemon can open the file before a short-lived writer is gone: the pin)
 static __always_inline void read_weights(__u32 dev, __u64 ino) {
   struct rl_key w = { .pid = 0, .dev = dev, .ino = ino };
-  if (!bpf_map_lookup_elem(&weights, &w) || !in_subject()) return;
+  if (!bpf_map_lookup_elem(&weights, &w)) return;
   __u32 pid = bpf_get_current_pid_tgid() >> 32;
-  __u8 one = 1;
-  bpf_map_update_elem(&readers, &pid, &one, BPF_ANY);
+  if (pid == cfg.self_pid) return;
+  __u8 v = in_subject() ? 1 : 2;
+  __u8 *was = bpf_map_lookup_elem(&readers, &pid);
+  if (was && *was == 1) return;
+  bpf_map_update_elem(&readers, &pid, &v, BPF_ANY);
 }
 
-// the gate: a reader of the weights that has written its first MiB to one file, socket or
-// pipe is stopped (SIGSTOP, at this syscall's exit) until the daemon has judged that MiB:
-// it resumes it (SIGCONT) or freezes the subject
-static __always_inline int hold(void) {
+// the hold: a subject reader of the weights that has written its first MiB to one file, socket
+// or pipe is stopped (SIGSTOP, at this syscall's exit) until the daemon has judged that MiB (the
+// gate, enforce mode): it resumes it (SIGCONT) or freezes the subject. A reader outside the
+// subject is stopped at its first MiB to a regular file until the daemon holds the file open
+// (the pin): it is resumed at once after.
+static __always_inline int hold(__u16 mode) {
   __u32 z = 0, pid = bpf_get_current_pid_tgid() >> 32;
-  __u32 *on = bpf_map_lookup_elem(&gating, &z);
-  if (!on || !*on || !bpf_map_lookup_elem(&readers, &pid)) return 0;
+  __u8 *r = bpf_map_lookup_elem(&readers, &pid);
+  if (!r) return 0;
+  if (*r == 2) {
+    if (mode != 0x8000) return 0;
+  } else {
+    __u32 *on = bpf_map_lookup_elem(&gating, &z);
+    if (!on || !*on) return 0;
+  }
   return bpf_send_signal(19) == 0;
 }
 
@@ -125,7 +139,7 @@ static __always_inline void account(struct file *f, __s32 fd, __u64 bytes, __u32
   if (n < step) { c->n = n; return; }
   int first = write && !c->seen;
   c->n = 0; c->seen = 1;
-  emit(&k, fd, n, op, size, first && hold() ? mode | 0x0800 : mode);
+  emit(&k, fd, n, op, size, first && hold(mode) ? mode | 0x0800 : mode);
 }
 
 // file-backed mmap: the length mapped counts as bytes loaded (a running total capped at the
