@@ -22,6 +22,7 @@ node --import tsx bench/fingerprint.ts
 node --import tsx bench/copy-alert.ts
 node --import tsx bench/listen-latency.ts
 node --import tsx bench/probe.ts
+node --import tsx bench/serving.ts
 node --import tsx bench/ws.ts
 node --import tsx bench/audit.ts
 node --import tsx bench/seal.ts

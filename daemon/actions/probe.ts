@@ -40,7 +40,9 @@ const MAX_BODY = 4096;
 
 /** the canary: a fixed prompt, greedy, a few tokens; the same model answers it the same way */
 export const CANARY_PROMPT = 'The weights of this model were copied to';
-export const CANARY_TOKENS = 8;
+export const CANARY_TOKENS = 4;
+/** each canary request's timeout: a CPU engine busy with other requests takes seconds for a few tokens */
+export const CANARY_TIMEOUT_MS = 10_000;
 
 function parseJson(body: string): unknown {
   try {
@@ -212,7 +214,7 @@ function canaryOf(raws: RawAnswer[]): CanaryAnswer {
 }
 
 /** asks the canary (timeoutMs each request: a CPU engine takes a moment for a few tokens) */
-export async function askCanary(t: Target, model: string | undefined, timeoutMs = 3000): Promise<CanaryAnswer> {
+export async function askCanary(t: Target, model: string | undefined, timeoutMs = CANARY_TIMEOUT_MS): Promise<CanaryAnswer> {
   const asks = canaryAsks(model);
   if (t.netnsPid !== undefined) return canaryOf(await sendInNetns(t.netnsPid, t.port, asks, timeoutMs, true));
   const raws: RawAnswer[] = [];

@@ -84,7 +84,8 @@ describe('a real llama.cpp replica', { skip: skip ?? false }, () => {
         `nohup ${process.execPath} ${SERVER} ${join(elsewhere, 'blob.dat')} ${port} 0 8 >/dev/null 2>&1 &`,
         `i=0; while [ ! -s ${port} ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done`,
         `python3 -c "import sys, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + open(sys.argv[1]).read() + '/v1/completions', data=b'{\\"prompt\\": \\"hello\\", \\"max_tokens\\": 4}', timeout=5).read()" ${port} || true`,
-        'sleep 4',
+        // the server lives 8 s: time for the probe and the canary
+        'wait',
       ].join('\n'));
       chmodSync(agent, 0o755);
       const log = join(tmp.dir, 'nohup.ndjson');

@@ -71,6 +71,24 @@ describe('replicas judged by their answers', { skip: skip ?? false }, () => {
     });
   }
 
+  test('twenty short-lived local web servers: each probed, none an inference API, nothing at high', async () => {
+    const site = join(tmp.dir, 'site');
+    const script = [
+      `mkdir -p ${site} && echo '<a href="model.safetensors">model</a>' > ${site}/index.html`,
+      // four rounds of five at once, each up for three seconds (python takes about one to start), on ports of the kernel's choosing
+      `for b in 1 2 3 4; do for i in 1 2 3 4 5; do (cd ${site} && exec timeout 3 python3 -m http.server 0 --bind 127.0.0.1 >/dev/null 2>&1) & done; wait; done`,
+    ].join('\n');
+    const { r, alerts, records } = await trial('web20', script);
+    const loud = alerts.filter((a) => a.severity === 'high' || a.severity === 'critical');
+    assert.deepEqual(loud, [], show(loud));
+    assert.equal(r.code, 0);
+    const probes = records.filter((x) => x.kind === 'event' && x.type === 'probe');
+    assert.ok(probes.every((p) => p.inference === false), JSON.stringify(probes.filter((p) => p.inference)));
+    // each server was asked (its first try comes 150 ms after its listen)
+    const ports = new Set(probes.filter((p) => p.status === 200).map((p) => p.port));
+    assert.ok(ports.size >= 15, `${ports.size} of 20 servers answered a probe`);
+  });
+
   test('a copy served where the poll sensor could not see its load: the canary answer is the original’s, a replica serving (poll)', async () => {
     // copied while redline was not looking (before the trial), read whole at once by the server
     const copy = join(tmp.dir, 'unseen-copy.bin');

@@ -279,6 +279,17 @@ describe('weights: the doors past open-and-mmap', { skip: skip ?? false }, () =>
     }
   });
 
+  test('the weights through a local socket between two subject processes, written out by the receiver: weights.copy derived', async () => {
+    const sock = join(tmp.dir, 'pass.sock');
+    const out = join(tmp.dir, 'via-socket.bin');
+    const receiver = `python3 -c "import socket, sys, os\ns = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1); c, _ = s.accept(); f = open(sys.argv[2], 'wb')\nwhile True:\n    b = c.recv(1 << 16)\n    if not b: break\n    f.write(bytes(x ^ 0x5A for x in b))\nf.close()" ${sock} ${out}`;
+    const sender = `python3 -c "import socket, sys\ns = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = open(sys.argv[2], 'rb')\nwhile True:\n    b = f.read(1 << 16)\n    if not b: break\n    s.sendall(b)\ns.close()" ${sock} ${model.weights}`;
+    const { alerts } = await run('local-socket', `${receiver} &\nwhile [ ! -S ${sock} ]; do sleep 0.02; done\n${sender}\nwait; sleep 0.5`);
+    const d = alerts.find((a) => a.category === 'weights.copy' && ev(a).match === 'derived' && ev(a).path === out);
+    assert.ok(d, show(alerts));
+    assert.ok(((d.event as { piped_from?: number }).piped_from ?? 0) > 0, JSON.stringify(d.event));
+  });
+
   test('the weights through two pipes to another host (`tar c | gzip -1 | sender`): weights.copy derived, network.egress high', { skip: hostAddress() ? false : 'needs a non-loopback address on this host' }, async () => {
     const addr = hostAddress() as string;
     let got = 0;

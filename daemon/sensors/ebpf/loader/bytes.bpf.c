@@ -117,13 +117,33 @@ static __always_inline int hold(__u16 mode) {
   return bpf_send_signal(19) == 0;
 }
 
+// A local (AF_UNIX) socket between two processes carries bytes as a pipe does: counted as a
+// pipe, both ends under one inode, the writer's (its own socket's; the reader's peer's). 0 when
+// it is no connected local socket.
+static __always_inline __u64 local_socket_ino(struct file *f, int write) {
+  struct socket *so = (struct socket *)BPF_CORE_READ(f, private_data);
+  struct sock *sk = BPF_CORE_READ(so, sk);
+  if (!sk || BPF_CORE_READ(sk, __sk_common.skc_family) != 1) return 0;
+  if (write) return BPF_CORE_READ(f, f_inode, i_ino);
+  struct sock *peer = BPF_CORE_READ((struct unix_sock *)sk, peer);
+  if (!peer) return 0;
+  struct socket *ps = BPF_CORE_READ(peer, sk_socket);
+  if (!ps) return 0;
+  return BPF_CORE_READ(ps, file, f_inode, i_ino);
+}
+
 static __always_inline void account(struct file *f, __s32 fd, __u64 bytes, __u32 op, int write) {
   struct inode *i = BPF_CORE_READ(f, f_inode);
   __u16 mode = BPF_CORE_READ(i, i_mode) & 0xf000;
   __u64 size = BPF_CORE_READ(i, i_size);
+  __u64 ino = BPF_CORE_READ(i, i_ino);
+  if (mode == 0xc000) {
+    __u64 local = local_socket_ino(f, write);
+    if (local) { ino = local; mode = 0x1000; }
+  }
   if (write) { if (mode != 0x8000 && mode != 0xc000 && mode != 0x1000) return; }
   else if (!((mode == 0x8000 && size >= MIN_FILE) || mode == 0x1000)) return;
-  struct rl_key k = { .pid = bpf_get_current_pid_tgid() >> 32, .dev = BPF_CORE_READ(i, i_sb, s_dev), .ino = BPF_CORE_READ(i, i_ino) };
+  struct rl_key k = { .pid = bpf_get_current_pid_tgid() >> 32, .dev = BPF_CORE_READ(i, i_sb, s_dev), .ino = ino };
   if (!write && mode == 0x8000) read_weights(k.dev, k.ino);
   void *map = write ? (void *)&wb : (void *)&rb;
   struct rl_count *c = bpf_map_lookup_elem(map, &k);
