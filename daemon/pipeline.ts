@@ -395,6 +395,8 @@ export class Pipeline extends EventEmitter {
       // a sensor's trouble keeps its name and loss at the top, as log readers expect of monitor alerts
       sensor: e.event.type === 'sensor_trouble' ? e.event.sensor : undefined,
       lost: e.event.type === 'sensor_trouble' ? e.event.lost : undefined,
+      // a serving alert says at the top whether the listener answered the canary as the original (CONTRACT.md)
+      functional: e.event.type === 'probe' ? e.event.functional : undefined,
       latency_ms: Math.round((nowMs() - e.event.time) * 1000) / 1000,
     }, trial);
     // measured after the synchronous write: event in the kernel → alert on disk

@@ -98,6 +98,7 @@ describe('a real llama.cpp replica', { skip: skip ?? false }, () => {
       const serving = alerts.find((a) => a.category === 'replica.serving');
       assert.ok(serving, show(alerts));
       assert.equal((serving.event as { functional?: string }).functional, 'same', JSON.stringify(serving.event));
+      assert.equal(serving.functional, 'same');
     } finally {
       orig.kill('SIGKILL');
     }

@@ -98,6 +98,7 @@ describe('replicas judged by their answers', { skip: skip ?? false }, () => {
     assert.ok(serving, show(alerts));
     assert.equal(serving.severity, 'critical');
     assert.equal((serving.event as Probe).functional, 'same');
+    assert.equal(serving.functional, 'same');
     assert.equal(r.code, 3);
   });
 });
