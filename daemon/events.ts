@@ -204,7 +204,7 @@ export interface LinkEvent extends EventBase {
 
 /** a subject process closed a regular file it had read (or written) at least 1 MiB into */
 /** what moved bytes through a file: the syscall, or a map (writable and shared: a write) */
-export const READ_OPS = ['read', 'pread', 'readv', 'preadv', 'preadv2', 'sendfile', 'splice', 'copy_file_range', 'mmap', 'uring_read'] as const;
+export const READ_OPS = ['read', 'pread', 'readv', 'preadv', 'preadv2', 'sendfile', 'splice', 'copy_file_range', 'mmap', 'uring_read', 'recvfrom', 'recvmsg'] as const;
 // the movers' written side is named apart: one syscall reports both sides
 export const WRITE_OPS = ['write', 'pwrite', 'writev', 'pwritev', 'pwritev2', 'sendto', 'sendmsg', 'sendfile_write', 'splice_write', 'copy_file_range_write', 'mmap_write', 'uring_write'] as const;
 

@@ -98,6 +98,29 @@ export class ProcessTable {
     return this.unknown(pid);
   }
 
+  /**
+   * A process outside the subject, whose execs the kernel does not report: when the event's
+   * comm says it has run another program since the table read it, read /proc again (or, when
+   * it is gone, keep the event's comm, which the kernel took at the event).
+   */
+  private outsider(ev: { pid: number; comm?: string }): ProcInfo {
+    const p = this.lookup(ev.pid);
+    if (!ev.comm || !p.known || p.comm === ev.comm || p.subject) return p;
+    const st = readStat(ev.pid);
+    if (st && st.starttime === p.start) {
+      const args = readCmdline(ev.pid);
+      if (args && args.length > 0) {
+        p.args = args;
+        p.exe = args[0] ?? p.exe;
+      }
+      p.comm = st.comm;
+    } else {
+      p.comm = ev.comm;
+      p.args = [ev.comm];
+    }
+    return p;
+  }
+
   /** like lookup but null instead of a placeholder */
   find(pid: number): ProcInfo | null {
     const p = this.lookup(pid);
@@ -232,7 +255,7 @@ export class ProcessTable {
       case 'weights_copy': {
         // a folder watcher's (or the poll's) find has no known writer: never mark anyone a subject for it
         // (nor for a copy made outside the subject: it is not the subject's process)
-        const p = ev.seen_by === 'watch' || ev.seen_by === 'poll' || ev.outside_subject ? this.lookup(ev.pid) : this.subjectProc(ev.pid, ev);
+        const p = ev.seen_by === 'watch' || ev.seen_by === 'poll' || ev.outside_subject ? this.outsider(ev) : this.subjectProc(ev.pid, ev);
         return { ...this.plain(ev, p), generation: ev.generation, liveReplicas: this.liveReplicas() };
       }
       case 'weights_open': {
@@ -283,7 +306,7 @@ export class ProcessTable {
       case 'weights_load': {
         // it holds the weights as a server does: a replica, and so are the children it starts
         // (one outside the subject is a replica too, though not the subject's)
-        const p = ev.outside_subject ? this.lookup(ev.pid) : this.subjectProc(ev.pid, ev);
+        const p = ev.outside_subject ? this.outsider(ev) : this.subjectProc(ev.pid, ev);
         // the allowed server (and the daemon) load the weights by right: never replicas
         if (!p.allowed && !p.monitor) this.becomeReplica(p);
         const tied = ev.outside_subject ? { ...ev, ...this.tieOf(ev, p) } : ev;

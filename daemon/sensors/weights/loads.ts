@@ -73,6 +73,9 @@ export interface Derived {
 const COPIER_SHARE = 0.5;
 /** pipes remembered as carrying the weights; the oldest go first */
 const MAX_PIPES = 256;
+/** writes kept for processes not yet readers: how many processes, how many writes each */
+const MAX_EARLY_WRITERS = 512;
+const MAX_EARLY_WRITES = 4;
 /** listening processes remembered; the oldest go first */
 const MAX_LISTENING = 4096;
 /** pipes followed back from a reader to the one that read the file */
@@ -133,6 +136,13 @@ export class LoadAccounting {
   private readonly pids = new Set<number>();
   /** pipes carrying the weights, by dev:ino */
   private readonly pipes = new Map<string, CarryingPipe>();
+  /**
+   * Writes by processes not (yet) readers of the weights, the first few each: a process fed
+   * the weights through a pipe or a local socket writes its first step before its first read
+   * step of the pipe is counted (reads of a pipe step at 4 MiB, writes first at 1 MiB), and
+   * with a small model that step may be all it ever writes. Replayed when it becomes a reader.
+   */
+  private readonly early = new Map<ProcessKey, FileBytesEvent[]>();
   /** processes seen listening (a reader among them past the share is a loader at once) */
   private readonly listening = new Set<ProcessKey>();
 
@@ -172,6 +182,7 @@ export class LoadAccounting {
     r.classes.add(cls);
     if (cls === 'mmap') f.mapped = Math.max(f.mapped, ev.bytes);
     else f.read += ev.bytes;
+    this.replayEarly(key);
     if (r.done) return;
     const load = this.measure(r, w, ev.time);
     if (load.share < this.share) return;
@@ -198,6 +209,7 @@ export class LoadAccounting {
     if (r) {
       r.pipedFrom ??= p.from;
       r.upstream ??= p.reader;
+      this.judgeDerived(r, ev.time);
     }
     return true;
   }
@@ -205,7 +217,10 @@ export class LoadAccounting {
   /** bytes a reader of the weights wrote to a file, a socket or a pipe: a copier, a derived copy, or passing them on */
   wrote(key: ProcessKey, ev: FileBytesEvent): void {
     const r = this.readers.get(key);
-    if (!r) return;
+    if (!r) {
+      this.keepEarly(key, ev);
+      return;
+    }
     if (ev.pipe) {
       r.piped += ev.bytes;
       const k = `${ev.dev}:${ev.ino}`;
@@ -223,14 +238,37 @@ export class LoadAccounting {
       this.name(ev.pid, d);
     }
     if (d) d.bytes += ev.bytes;
-    if (r.copied || r.derivedDone || r.derivedAt !== null) return;
+    this.judgeDerived(r, ev.time);
+  }
+
+  /** it holds a share of a model and wrote about as much as it read: a derived copy, once its content match has had its chance */
+  private judgeDerived(r: Reader, time: number): void {
+    if (r.copied || r.derivedDone || r.derivedAt !== null || r.written === 0) return;
     const read = this.readBytes(r);
     if (this.bestShare(r) >= this.share && r.written >= DERIVED_SHARE * read) {
-      r.derivedAt = ev.time;
+      r.derivedAt = time;
       // the wait for a content match runs on the daemon's clock: a daemon behind the kernel
       // would otherwise judge before the match of what was written could land
       r.derivedSeen = Date.now();
     }
+  }
+
+  /** its writes from before it was a reader, now that it is one */
+  private replayEarly(key: ProcessKey): void {
+    const early = this.early.get(key);
+    if (!early) return;
+    this.early.delete(key);
+    for (const e of early) this.wrote(key, e);
+  }
+
+  private keepEarly(key: ProcessKey, ev: FileBytesEvent): void {
+    const list = this.early.get(key);
+    if (list) {
+      if (list.length < MAX_EARLY_WRITES) list.push(ev);
+      return;
+    }
+    this.early.set(key, [ev]);
+    if (this.early.size > MAX_EARLY_WRITERS) this.early.delete(this.early.keys().next().value as ProcessKey);
   }
 
   /** a copy of the weights was found by content among what this process wrote */
@@ -285,6 +323,7 @@ export class LoadAccounting {
   /** the process exited at `time` (kernel time): a pending reader is judged by how long it lived */
   exited(key: ProcessKey, time: number): void {
     this.listening.delete(key);
+    this.early.delete(key);
     const r = this.readers.get(key);
     if (!r) return;
     if (r.pending && !r.done && time - r.pending.time >= READ_ALIVE_MS) this.settle(r);
@@ -296,6 +335,7 @@ export class LoadAccounting {
 
   forget(key: ProcessKey): void {
     this.listening.delete(key);
+    this.early.delete(key);
     const r = this.readers.get(key);
     if (!r) return;
     this.readers.delete(key);

@@ -14,6 +14,9 @@
 #define WRITE_FIRST (1ULL << 20)
 #define WRITE_STEP (16ULL << 20)
 #define PIPE_STEP (4ULL << 20)
+// a reader of the weights (also through a pipe) writes in smaller steps after its first MiB: a
+// small model written out in chunks must still show its bytes before the writer exits
+#define READER_WRITE_STEP (4ULL << 20)
 
 const volatile struct rl_config cfg = {};
 
@@ -32,6 +35,9 @@ struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 22); } eve
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4096); __type(key, struct rl_key); __type(value, __u8); } weights SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 16384); __type(key, __u32); __type(value, __u8); } readers SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u32); } gating SEC(".maps");
+// pipes and local sockets a reader of the weights wrote into (pid 0, dev, ino): whoever reads
+// one is a reader too, through any number of pipes
+struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 4096); __type(key, struct rl_key); __type(value, __u8); } carrying SEC(".maps");
 // records the ring buffer had no room for: the loader reports them
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64); } lost SEC(".maps");
 
@@ -88,15 +94,31 @@ static __always_inline void emit(struct rl_key *k, __s32 fd, __u64 n, __u32 op, 
 // out) becomes a reader: 1, the subject's (its first MiB written anywhere is held by the gate);
 // 2, one outside it (its first MiB written to a regular file is held a moment, in either mode,
 // so that the daemon can open the file before a short-lived writer is gone: the pin)
-static __always_inline void read_weights(__u32 dev, __u64 ino) {
-  struct rl_key w = { .pid = 0, .dev = dev, .ino = ino };
-  if (!bpf_map_lookup_elem(&weights, &w)) return;
+static __always_inline void become_reader(void) {
   __u32 pid = bpf_get_current_pid_tgid() >> 32;
   if (pid == cfg.self_pid) return;
   __u8 v = in_subject() ? 1 : 2;
   __u8 *was = bpf_map_lookup_elem(&readers, &pid);
   if (was && *was == 1) return;
   bpf_map_update_elem(&readers, &pid, &v, BPF_ANY);
+}
+
+static __always_inline void read_weights(__u32 dev, __u64 ino) {
+  struct rl_key w = { .pid = 0, .dev = dev, .ino = ino };
+  if (bpf_map_lookup_elem(&weights, &w)) become_reader();
+}
+
+// a pipe (or local socket) a reader wrote into carries the weights; its reader becomes one
+static __always_inline void through_pipe(struct rl_key *k, int write) {
+  struct rl_key p = { .pid = 0, .dev = k->dev, .ino = k->ino };
+  if (!write) {
+    if (bpf_map_lookup_elem(&carrying, &p)) become_reader();
+    return;
+  }
+  __u32 pid = k->pid;
+  if (!bpf_map_lookup_elem(&readers, &pid)) return;
+  __u8 one = 1;
+  bpf_map_update_elem(&carrying, &p, &one, BPF_ANY);
 }
 
 // the hold: a subject reader of the weights that has written its first MiB to one file, socket
@@ -145,6 +167,7 @@ static __always_inline void account(struct file *f, __s32 fd, __u64 bytes, __u32
   else if (!((mode == 0x8000 && size >= MIN_FILE) || mode == 0x1000)) return;
   struct rl_key k = { .pid = bpf_get_current_pid_tgid() >> 32, .dev = BPF_CORE_READ(i, i_sb, s_dev), .ino = ino };
   if (!write && mode == 0x8000) read_weights(k.dev, k.ino);
+  if (mode == 0x1000) through_pipe(&k, write);
   void *map = write ? (void *)&wb : (void *)&rb;
   struct rl_count *c = bpf_map_lookup_elem(map, &k);
   if (!c) {
@@ -154,7 +177,7 @@ static __always_inline void account(struct file *f, __s32 fd, __u64 bytes, __u32
     if (!c) return;
   }
   __u64 n = c->n + bytes, step;
-  if (write) step = c->seen ? WRITE_STEP : WRITE_FIRST;
+  if (write) step = !c->seen ? WRITE_FIRST : bpf_map_lookup_elem(&readers, &k.pid) ? READER_WRITE_STEP : WRITE_STEP;
   else { step = size / 8; if (step > READ_STEP_MAX) step = READ_STEP_MAX; if (step == 0) step = PIPE_STEP; }
   if (n < step) { c->n = n; return; }
   int first = write && !c->seen;
@@ -290,6 +313,9 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
     case 40: op = RL_SENDFILE; mover = 1; break;
     case 275: op = RL_SPLICE; mover = 2; break;
     case 326: op = RL_CFR; mover = 2; break;
+    // recv() is recvfrom(): what a local socket carries is read this way as often as read()
+    case 45: op = RL_RECVFROM; break;
+    case 47: op = RL_RECVMSG; break;
     case 9: op = RL_MMAP; break;
     default: return 0;
   }

@@ -23,7 +23,7 @@ struct rl_rec {
 /* the record's op, in the order of the loader's names */
 enum {
   RL_READ, RL_PREAD, RL_READV, RL_PREADV, RL_PREADV2, RL_WRITE, RL_PWRITE, RL_WRITEV, RL_PWRITEV, RL_PWRITEV2,
-  RL_SENDTO, RL_SENDMSG, RL_SENDFILE, RL_SENDFILE_W, RL_SPLICE, RL_SPLICE_W, RL_CFR, RL_CFR_W, RL_MMAP, RL_MMAP_W, RL_OPS
+  RL_SENDTO, RL_SENDMSG, RL_SENDFILE, RL_SENDFILE_W, RL_SPLICE, RL_SPLICE_W, RL_CFR, RL_CFR_W, RL_MMAP, RL_MMAP_W, RL_RECVFROM, RL_RECVMSG, RL_OPS
 };
 /* not bytes: the echo of the daemon's kill(itself, 0), printed as a "P" line */
 #define RL_PING 0xffff

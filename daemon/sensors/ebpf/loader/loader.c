@@ -22,6 +22,7 @@
 static const char *OPS[RL_OPS] = {
   "read", "pread", "readv", "preadv", "preadv2", "write", "pwrite", "writev", "pwritev", "pwritev2", "sendto", "sendmsg",
   "sendfile", "sendfile_write", "splice", "splice_write", "copy_file_range", "copy_file_range_write", "mmap", "mmap_write",
+  "recvfrom", "recvmsg",
 };
 static volatile sig_atomic_t stop;
 static void on_signal(int s) { (void)s; stop = 1; }
