@@ -16,7 +16,7 @@ import { placeSubject } from './placement.js';
 import { collectHostFacts } from '../host-facts.js';
 import { seccompEntry } from '../guard/index.js';
 import { parseMetaPairs } from '../meta.js';
-import { newTrialId, setup, startMonitor, UsageError } from './setup.js';
+import { checkWatchable, newTrialId, setup, startMonitor, UsageError } from './setup.js';
 
 export interface ExecResult {
   code: number;
@@ -141,6 +141,7 @@ export async function execCommand(argv: string[], flags: ConfigFlags & ExecHooks
   const meta = flags.meta && flags.meta.length > 0 ? parseMetaPairs(flags.meta) : null;
   if (typeof meta === 'string') throw new UsageError(`--meta: ${meta}`);
   const logPath = resolve(config.log ?? `redline-${trial}.ndjson`);
+  checkWatchable(config, logPath);
   // the host's facts are gathered while the monitor starts, never in the subject's way
   const facts = collectHostFacts();
   const placed = placeSubject(trial);

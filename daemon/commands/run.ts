@@ -11,7 +11,7 @@ import { listPids, readStat } from '../sensors/proc/read.js';
 import { describeSubject, type Subject } from '../subject.js';
 import { ancestorOffsets } from '../sensors/ebpf/btf.js';
 import { parseTrialSpec, type TrialSpec } from '../trials/groups.js';
-import { setup, startMonitor, UsageError } from './setup.js';
+import { checkWatchable, setup, startMonitor, UsageError } from './setup.js';
 
 /**
  * --subject-pid: redline moves that pid and every descendant into a group of its own, so the
@@ -115,6 +115,7 @@ export async function runCommand(flags: ConfigFlags): Promise<number> {
   const { config, ruleset, ruleFiles, signing, sensor } = setup('run', flags);
   const { subject, adopted, trials } = resolveSubject(config);
   const logPath = resolve(config.log ?? '/var/log/redline/audit.ndjson');
+  checkWatchable(config, logPath);
   const m = await startMonitor({ config, subject, logPath, ruleset, ruleFiles, sensor, ...(trials ? { trials } : {}), ...(signing ? { signing } : {}) });
   m.prioritize();
   // the host's facts, gathered off the hot path, in a record of their own

@@ -10,6 +10,7 @@ import { closeOutputs, openOutputs } from '../outputs/open.js';
 import { readSigningKey, type SigningKey } from '../outputs/seal.js';
 import { chooseSensor, type SensorChoice } from '../sensors/choose.js';
 import { SensorStartError } from '../sensors/sensor.js';
+import { logProblem, weightsProblems } from '../config/watchable.js';
 
 export class UsageError extends Error {}
 
@@ -58,6 +59,14 @@ export async function startMonitor(o: Omit<MonitorOptions, 'outputs'>): Promise<
     // what the user must fix (a sensor that cannot see here) is said plainly, exit 2
     throw e instanceof SensorStartError ? new UsageError(`cannot monitor: ${e.message}`) : e;
   }
+}
+
+/** the log can be written and each --weights path holds weights: else a usage error, before anything starts */
+export function checkWatchable(config: { weights: readonly string[] }, logPath: string): void {
+  const problems = weightsProblems(config.weights);
+  const log = logProblem(logPath);
+  if (log) problems.push(log);
+  if (problems.length > 0) throw new UsageError(problems.join('\n'));
 }
 
 export function newTrialId(now = new Date()): string {

@@ -1,9 +1,10 @@
 // The control socket: a unix socket (mode 0600, so only its owner — root — may connect)
 // taking one JSON request per line and answering one JSON line each. Bad input gets an
 // error answer and that connection closed; nothing a client sends can stop the daemon.
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
+import { makeDirs } from '../make-dirs.js';
 
 export interface ControlRequest {
   cmd: string;
@@ -40,7 +41,7 @@ export class ControlServer {
   }
 
   async start(): Promise<void> {
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o755 });
+    makeDirs(dirname(this.path), 0o755);
     let exists = false;
     try {
       const st = lstatSync(this.path);

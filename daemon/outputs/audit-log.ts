@@ -15,6 +15,7 @@ import path from 'node:path';
 import { Chain, type ChainHead, type ChainRecord, type Sealed } from './chain.js';
 import { emitEach } from '../emit-each.js';
 import { makeSeal, type SigningKey } from './seal.js';
+import { makeDirs } from '../make-dirs.js';
 
 export interface AuditRecord extends ChainRecord {
   kind: string;
@@ -173,7 +174,7 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
         fs.closeSync(fd);
         return new AuditLog(file, start, options, -1);
       }
-      fs.mkdirSync(path.dirname(file), { recursive: true });
+      makeDirs(path.dirname(file));
       fd = fs.openSync(file, 'a+', 0o600);
       restrict(fd, options.group);
       const size = fs.fstatSync(fd).size;
@@ -353,7 +354,7 @@ export class AuditLog extends EventEmitter<AuditLogEvents> {
   }
 
   #openFd(): void {
-    fs.mkdirSync(path.dirname(this.path), { recursive: true });
+    makeDirs(path.dirname(this.path));
     this.#fd = fs.openSync(this.path, 'a', 0o600);
     restrict(this.#fd, this.#group);
   }

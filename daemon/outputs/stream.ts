@@ -15,7 +15,7 @@
 //   produced the record has returned (setImmediate), off the event → alert → freeze path.
 // - Clients have nothing to say: anything but a small JSON message closes that client.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, createReadStream, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, createReadStream, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -24,6 +24,7 @@ import { type Severity, SEVERITIES, severityRank } from '../events.js';
 import type { ControlReply, ControlRequest } from '../control/server.js';
 import type { ChainHead, Sealed } from './chain.js';
 import { dashboardResponse } from './dashboard.js';
+import { makeDirs } from '../make-dirs.js';
 
 export interface StreamOptions {
   host: string;
@@ -382,7 +383,7 @@ export function ensureToken(configured: string | undefined, port: number): { tok
   if (configured) return { token: configured };
   const token = randomBytes(24).toString('base64url');
   const file = tokenFileFor(port);
-  mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
+  makeDirs(dirname(file), 0o755);
   writeFileSync(file, `${token}\n`, { mode: 0o600 });
   chmodSync(file, 0o600);
   return { token, file };

@@ -1,6 +1,6 @@
 // Usage and config errors exit 2 with a message that says where, before anything runs.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { redline, tempDir, USER_UID } from '../helpers/redline.js';
@@ -41,6 +41,28 @@ describe('usage errors', () => {
     const r = await redline(['run', '--log', join(tmp.dir, 'x.ndjson')]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /subject/);
+  });
+
+  test('a mistyped --weights path, or a folder that holds no weights: exit 2 at once, naming it; no trial runs', async () => {
+    const marker = join(tmp.dir, 'ran');
+    const missing = join(tmp.dir, 'no-such-model');
+    const r = await redline(['exec', '--weights', missing, '--log', join(tmp.dir, 'w.ndjson'), '--', 'touch', marker], {}, 15_000);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`--weights ${missing}: no such file or folder`));
+    const empty = join(tmp.dir, 'not-a-model');
+    mkdirSync(empty);
+    writeFileSync(join(empty, 'notes.txt'), 'no weights here\n');
+    const e = await redline(['exec', '--weights', empty, '--log', join(tmp.dir, 'w.ndjson'), '--', 'touch', marker], {}, 15_000);
+    assert.equal(e.code, 2, e.stderr);
+    assert.match(e.stderr, /the folder holds no weights file/);
+    assert.equal(existsSync(marker), false, 'the command never ran');
+    assert.equal(existsSync(join(tmp.dir, 'w.ndjson')), false, 'no log was written');
+  });
+
+  test('a log that cannot be created: exit 2 at once with the reason (it used to hang)', async () => {
+    const r = await redline(['exec', '--log', '/proc/nope/x.ndjson', '--', 'true'], {}, 15_000);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--log \/proc\/nope\/x\.ndjson: cannot create the log \(no such file or folder\)/);
   });
 
   test('exec without a command: exit 2', async () => {

@@ -29,12 +29,12 @@ export interface Skipped {
 // that only tensors would be (raw .bin shards, formats not recognised). README.md,
 // config.json, tokenizer files and the serving script are not weights: reading them is
 // ordinary work, and alerting on it would bury the alerts that matter.
-const BIG_ENOUGH = 64 << 20;
+export const BIG_ENOUGH = 64 << 20;
 // a file that starts with zeros (sparse, or raw tensors padded with zeros) would "match" any
 // other run of zeros: such head hashes are not used to recognise copies
 const ZERO_HEAD = createHash('sha256').update(Buffer.alloc(1 << 20)).digest('hex');
 const ZERO_HEAD4 = createHash('sha256').update(Buffer.alloc(HEAD4_BYTES)).digest('hex');
-const MAX_DEPTH = 8;
+export const MAX_DEPTH = 8;
 // fingerprints in flight while registering: enough to keep the worker pool busy
 const CONCURRENCY = 8;
 
