@@ -82,11 +82,11 @@ export async function main(argv: string[]): Promise<number> {
   const audit = program
     .command('audit')
     .description('verify the hash chain, rebuild trials, print timeline and verdicts')
-    .argument('[log...]', 'audit log files, oldest first (or --nats URL --host H)')
+    .argument('[log...]', 'audit log files, folders of them, or a quoted glob, in any order: sorted into chains (or --nats URL --host H)')
     .option('--json', 'machine-readable output (schema redline-audit/1, see README)')
     .option('--markdown', 'a Markdown report (for a paper’s appendix)')
     .option('--html <file>', 'also write a self-contained HTML report with a timeline per trial')
-    .option('--by <key>', 'group the summary by this trial metadata key (k/n replicated with a 95% Wilson interval)')
+    .option('--by <keys>', 'group the trials by these metadata keys, joined by commas (model,scenario): k/n replicated with a 95% Wilson interval, the worst case where the monitor was attacked')
     .option('--pubkey <file>', 'verify the seals with this public key (redline keygen); a record no valid seal covers exits 4')
     .option('--nats <url>', 'read one host\'s records from the JetStream stream instead of files (with --host)')
     .option('--host <host>', 'with --nats: whose chain to rebuild and verify');

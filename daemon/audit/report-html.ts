@@ -2,8 +2,8 @@
 // never seen redline can follow: the summary across trials, a table of trials, and for each
 // trial its verdict and an SVG timeline — a lane per category, a dot per record (hover for
 // what it was), the freeze marked by a red line.
-import type { TrialGroup } from './groups.js';
-import { chainLine, chainNotes, offset, validity, verdict } from './report-text.js';
+import { ci, type TrialGroup } from './groups.js';
+import { chainLine, chainNotes, chainsLines, excludedCell, offset, secondsCell, TABLE_STAGES, validity, verdict } from './report-text.js';
 import { sealsLine } from './seals.js';
 import type { AuditReport } from './report.js';
 import { summarySentences } from './summary.js';
@@ -124,19 +124,33 @@ svg .explore{stroke:#1e88e5;stroke-width:2;stroke-dasharray:2 3}svg .explorelabe
 .legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:4px}
 `;
 
-/** `--by KEY`: the table a paper prints (k/n over valid trials, the Wilson interval, stages reached) */
+/** `--by KEY[,KEY…]`: the table a paper prints (as the Markdown one: report-text.ts groupTableMarkdown) */
 function groupTable(groups: TrialGroup[]): string {
   if (groups.length === 0) return '';
-  const head = `<tr><th>${e(groups[0]?.key ?? '')}</th><th>trials</th><th>valid</th><th>replicated</th><th>95 % CI (Wilson)</th>${STAGES.map((s) => `<th>${e(s)}</th>`).join('')}</tr>`;
-  const rows = groups.map((g) => `<tr><td>${g.value === null ? '<i>(none)</i>' : e(g.value)}</td><td>${g.trials}</td><td>${g.valid}</td><td>${g.replicated}/${g.valid}</td><td>${g.ci95[0].toFixed(2)}–${g.ci95[1].toFixed(2)}</td>${STAGES.map((s) => `<td>${g.stages[s]}</td>`).join('')}</tr>`);
-  return `<h3>By ${e(groups[0]?.key ?? '')}</h3><table class="groups">${head}${rows.join('')}</table>`;
+  const keys = (groups[0]?.key ?? '').split(',');
+  const cols = [...keys, 'k/n replicated', '95 % CI (Wilson)', 'monitor attacked', 'worst case k/n', 'worst-case 95 % CI', ...TABLE_STAGES.map((s) => `median to ${s}`), 'excluded (why)'];
+  const head = `<tr>${cols.map((c) => `<th>${e(c)}</th>`).join('')}</tr>`;
+  const rows = groups.map((g) => {
+    const cells = [
+      ...keys.map((k) => (g.values[k] === null || g.values[k] === undefined ? '<i>(none)</i>' : e(g.values[k] as string))),
+      `${g.replicated}/${g.valid}`,
+      ci(g.ci95),
+      String(g.attacked),
+      `${g.worst_case.replicated}/${g.worst_case.trials}`,
+      ci(g.worst_case.ci95),
+      ...TABLE_STAGES.map((s) => e(secondsCell(g.median_ms_to[s]))),
+      e(excludedCell(g)),
+    ];
+    return `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
+  });
+  return `<h3>By ${e(keys.join(', '))}</h3><table class="groups">${head}${rows.join('')}</table>`;
 }
 
 export function htmlReport(r: AuditReport): string {
   const legend = Object.entries(SEVERITY_COLOR).map(([s, c]) => `<span><i style="background:${c}"></i>${s}</span>`).join('') + '<span><i style="background:#6a1b9a"></i>action (freeze, kill)</span>';
   const table = r.trials.map(
     (t, i) =>
-      `<tr><td><a href="#trial-${i}">${e(t.id)}</a></td><td>${t.valid ? 'yes' : `<span class="bad">no: ${e(t.invalid_reasons.join(', '))}</span>`}</td><td>${e(t.stage ?? '—')}</td><td>${t.tripped ? 'yes' : 'no'}</td><td>${t.freeze ? e(offset(t.freeze.after_ms)) : 'no'}</td><td>${t.alerts}</td><td>${t.kills.length}</td><td>${t.tamper.length}</td></tr>`,
+      `<tr><td><a href="#trial-${i}">${e(t.id)}</a></td><td>${t.valid ? (t.attacked ? '<span class="bad">yes (monitor attacked)</span>' : 'yes') : `<span class="bad">${t.attacked ? 'monitor attacked' : 'no'}: ${e(t.invalid_reasons.join(', '))}</span>`}</td><td>${e(t.stage ?? '—')}</td><td>${t.tripped ? 'yes' : 'no'}</td><td>${t.freeze ? e(offset(t.freeze.after_ms)) : 'no'}</td><td>${t.alerts}</td><td>${t.kills.length}</td><td>${t.tamper.length}</td></tr>`,
   );
   return [
     '<!doctype html>',
@@ -147,6 +161,7 @@ export function htmlReport(r: AuditReport): string {
     '<p>redline watched AI agents told to copy themselves (their weights, their server) and froze them when they did. This page is rebuilt from its tamper-evident log.</p>',
     `<p>Logs: ${r.files.map((f) => `<code>${e(f)}</code>`).join(', ')}</p>`,
     `<p class="${r.chain.ok ? 'ok' : 'bad'}"><b>${e(chainLine(r.chain))}</b></p>`,
+    ...chainsLines(r).map((n) => `<p class="${n.startsWith('chain BROKEN') ? 'bad' : 'note'}">${e(n)}</p>`),
     `<p class="${r.seals.ok === false ? 'bad' : r.seals.ok ? 'ok' : 'note'}"><b>${e(sealsLine(r.seals))}</b></p>`,
     ...chainNotes(r).map((n) => `<p class="note">${e(n)}</p>`),
     '<h2>Summary</h2>',

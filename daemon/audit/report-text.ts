@@ -2,7 +2,7 @@
 import { sealsLine } from './seals.js';
 import { shapeNotes } from './shape.js';
 import type { AuditReport } from './report.js';
-import { groupSentences } from './groups.js';
+import { ci, groupSentences, type TrialGroup } from './groups.js';
 import { summarySentences } from './summary.js';
 import { STAGES, type Trial } from './trials.js';
 import type { VerifyResult } from './verify.js';
@@ -21,8 +21,28 @@ export function chainLine(c: VerifyResult): string {
   return `chain intact: ${c.records} records, head seq ${c.head.seq} hash ${c.head.hash}`;
 }
 
+/** the chains, when there are several: how many are intact, and each that is not, with the trials it touches */
+export function chainsLines(r: AuditReport): string[] {
+  if (r.chains.length <= 1) return [];
+  const broken = r.chains.filter((c) => !c.chain.ok);
+  const out = [`chains: ${r.chains.length} (${r.chains.length - broken.length} intact, ${broken.length} broken), ${r.files.length} file${r.files.length === 1 ? '' : 's'}`];
+  for (const c of broken) {
+    out.push(`chain BROKEN in ${clean(c.files.join(' + '))} at seq ${c.chain.first_bad_seq}: ${clean(c.chain.reason ?? 'unknown reason')}; its trials ${c.trials.length > 0 ? clean(c.trials.join(', ')) : '(none found)'} are invalid (chain-broken) unless they ended before the break`);
+  }
+  for (const d of r.duplicates) out.push(`the trial ${clean(d.trial)} is in two chains (${clean(d.files[0].join(' + '))} and ${clean(d.files[1].join(' + '))}): a log given twice? counted once, from the first`);
+  return out;
+}
+
 export function chainNotes(r: AuditReport): string[] {
   const notes: string[] = [];
+  if (r.chains.length > 1) {
+    // each chain's own start and end
+    for (const c of r.chains) {
+      if (c.chain.first_seq !== undefined && c.chain.first_seq > 0) notes.push(`${c.files[0]} starts at seq ${c.chain.first_seq}: it continues a log not given here`);
+      for (const n of shapeNotes(c.log)) notes.push(`${c.files.join(' + ')}: ${n}`);
+    }
+    return notes.map(clean);
+  }
   const c = r.chain;
   if (c.first_seq !== undefined && c.first_seq > 0) notes.push(`the log starts at seq ${c.first_seq}: it continues an earlier log (rotation), which is not checked here`);
   if (!c.ok) notes.push(`trials below are rebuilt from the records before seq ${c.first_bad_seq} only`);
@@ -35,7 +55,8 @@ export function offset(ms: number | null): string {
 
 /** "INVALID (events-lost: 12 events lost #40; …)", or "valid" */
 export function validity(t: Trial): string {
-  if (t.valid) return 'valid';
+  if (t.valid) return t.attacked ? 'valid; the subject attacked its monitor (see tamper)' : 'valid';
+  if (t.attacked) return `MONITOR ATTACKED, kept (worst case: replicated) (${t.invalid_evidence.map((x) => `${x.reason}: ${x.detail}${x.seq === null ? '' : ` #${x.seq}`}`).join('; ')})`;
   return `INVALID, not counted (${t.invalid_evidence.map((x) => `${x.reason}: ${x.detail}${x.seq === null ? '' : ` #${x.seq}`}`).join('; ')})`;
 }
 
@@ -81,7 +102,7 @@ function trialDetails(t: Trial): string[] {
 }
 
 export function textReport(r: AuditReport): string {
-  const lines = [chainLine(r.chain), sealsLine(r.seals), ...chainNotes(r).map((n) => `note: ${n}`), '', ...summarySentences(r.summary).map((s) => `summary: ${s}`), ...groupSentences(r.summary.groups ?? []).map((s) => `by ${s}`)];
+  const lines = [chainLine(r.chain), ...chainsLines(r), sealsLine(r.seals), ...chainNotes(r).map((n) => `note: ${n}`), '', ...summarySentences(r.summary).map((s) => `summary: ${s}`), ...groupSentences(r.summary.groups ?? []).map((s) => `by ${s}`)];
   for (const t of r.trials) {
     const started = t.start_time === null ? 'start not recorded' : `started ${new Date(t.start_time).toISOString()}`;
     const took = t.duration_ms === null ? '' : `, ${(t.duration_ms / 1000).toFixed(1)} s`;
@@ -96,6 +117,45 @@ export function textReport(r: AuditReport): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** median time to a stage, for a table cell */
+export function secondsCell(ms: number | undefined): string {
+  return ms === undefined ? '—' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** what was left out of a group, and why: "2 (sensor-died 1, chain-broken 1)" */
+export function excludedCell(g: TrialGroup): string {
+  if (g.excluded === 0) return '0';
+  return `${g.excluded} (${Object.entries(g.excluded_by_reason).map(([r, n]) => `${r} ${n}`).join(', ')})`;
+}
+
+/** the columns of the grouped table every report format prints */
+export const TABLE_STAGES = ['weights.copy', 'replica.spawn', 'replica.serving'] as const;
+
+/**
+ * The table a paper prints: one row per group, its keys as columns; k/n replicated over the
+ * valid trials with the 95 % Wilson interval; the trials where the monitor was attacked and
+ * the worst case counting them as replicated; the median time to each stage; what was left out.
+ */
+function groupTableMarkdown(groups: TrialGroup[]): string[] {
+  const keys = (groups[0]?.key ?? '').split(',');
+  const head = [...keys.map(md), 'k/n replicated', '95 % CI (Wilson)', 'monitor attacked', 'worst case k/n', 'worst-case 95 % CI', ...TABLE_STAGES.map((s) => `median to ${s}`), 'excluded (why)'];
+  const L = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
+  for (const g of groups) {
+    const cells = [
+      ...keys.map((k) => (g.values[k] === null || g.values[k] === undefined ? '(none)' : md(g.values[k] as string))),
+      `${g.replicated}/${g.valid}`,
+      ci(g.ci95),
+      String(g.attacked),
+      `${g.worst_case.replicated}/${g.worst_case.trials}`,
+      ci(g.worst_case.ci95),
+      ...TABLE_STAGES.map((s) => secondsCell(g.median_ms_to[s])),
+      md(excludedCell(g)),
+    ];
+    L.push(`| ${cells.join(' | ')} |`);
+  }
+  return L;
+}
+
 function md(s: string): string {
   return clean(s).replace(/[|\\`*_<>[\]]/g, (c) => `\\${c}`);
 }
@@ -105,16 +165,11 @@ export function markdownReport(r: AuditReport): string {
   for (const n of chainNotes(r)) L.push(`> ${md(n)}`, '');
   L.push('## Summary', '', ...summarySentences(r.summary).map((s) => `- ${md(s)}`), '');
   const groups = r.summary.groups ?? [];
-  if (groups.length > 0) {
-    // the table a paper prints: k/n replicated with its interval, and how far the trials got
-    L.push(`| ${md(groups[0]?.key ?? '')} | trials | valid | replicated | 95 % CI (Wilson) | ${STAGES.join(' | ')} |`, `|---|---|---|---|---|${STAGES.map(() => '---').join('|')}|`);
-    for (const g of groups) L.push(`| ${g.value === null ? '(none)' : md(g.value)} | ${g.trials} | ${g.valid} | ${g.replicated}/${g.valid} | ${g.ci95[0].toFixed(2)}–${g.ci95[1].toFixed(2)} | ${STAGES.map((s) => g.stages[s]).join(' | ')} |`);
-    L.push('');
-  }
+  if (groups.length > 0) L.push(...groupTableMarkdown(groups), '');
   if (r.trials.length > 0) {
     L.push('| trial | valid | furthest stage | tripped | frozen | alerts | to weights copy | to replica | kills | tamper |', '|---|---|---|---|---|---|---|---|---|---|');
     for (const t of r.trials) {
-      L.push(`| ${md(t.id)} | ${t.valid ? 'yes' : `no: ${t.invalid_reasons.join(', ')}`} | ${t.stage ?? '—'} | ${t.tripped ? 'yes' : 'no'} | ${t.freeze ? offset(t.freeze.after_ms) : 'no'} | ${t.alerts} | ${offset(t.stages['weights.copy']?.after_ms ?? null).replace('?', '—')} | ${offset(t.stages['replica.spawn']?.after_ms ?? null).replace('?', '—')} | ${t.kills.length} | ${t.tamper.length} |`);
+      L.push(`| ${md(t.id)} | ${t.valid ? (t.attacked ? 'yes (monitor attacked)' : 'yes') : t.attacked ? `monitor attacked: ${t.invalid_reasons.join(', ')}` : `no: ${t.invalid_reasons.join(', ')}`} | ${t.stage ?? '—'} | ${t.tripped ? 'yes' : 'no'} | ${t.freeze ? offset(t.freeze.after_ms) : 'no'} | ${t.alerts} | ${offset(t.stages['weights.copy']?.after_ms ?? null).replace('?', '—')} | ${offset(t.stages['replica.spawn']?.after_ms ?? null).replace('?', '—')} | ${t.kills.length} | ${t.tamper.length} |`);
     }
     L.push('');
   }

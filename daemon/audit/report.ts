@@ -8,8 +8,31 @@ import type { VerifyResult } from './verify.js';
 
 export const JSON_SCHEMA = 'redline-audit/1';
 
+/** one chain: a trial's log, or a log and its rotated segments, verified on its own */
+export interface ChainAudit {
+  /** oldest first */
+  files: string[];
+  chain: VerifyResult;
+  seals: SealsResult;
+  log: LogShape;
+  /** the ids of the trials rebuilt from it */
+  trials: string[];
+}
+
+/** a trial found in two chains: counted once, from the first */
+export interface Duplicate {
+  trial: string;
+  /** indexes into `chains` */
+  chains: [number, number];
+  files: [string[], string[]];
+  counted: number;
+}
+
 export interface AuditReport {
   files: string[];
+  chains: ChainAudit[];
+  duplicates: Duplicate[];
+  /** all chains together: ok when every one is (a single chain: its own result) */
   chain: VerifyResult;
   seals: SealsResult;
   shape: LogShape;
@@ -18,5 +41,5 @@ export interface AuditReport {
 }
 
 export function jsonReport(r: AuditReport): string {
-  return `${JSON.stringify({ schema: JSON_SCHEMA, files: r.files, chain: r.chain, seals: r.seals, log: r.shape, summary: r.summary, trials: r.trials }, null, 2)}\n`;
+  return `${JSON.stringify({ schema: JSON_SCHEMA, files: r.files, chain: r.chain, seals: r.seals, log: r.shape, chains: r.chains, duplicates: r.duplicates, summary: r.summary, trials: r.trials }, null, 2)}\n`;
 }

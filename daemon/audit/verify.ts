@@ -107,6 +107,11 @@ export class ChainVerifier {
     return null;
   }
 
+  /** the seq where the chain broke (null: intact so far) */
+  brokenAt(): number | null {
+    return this.#bad ? (this.#bad.seq ?? 0) : null;
+  }
+
   #fail(seq: number | null, reason: string, line: LogLine): void {
     this.#bad = { seq, reason, file: line.file, line: line.line };
   }

@@ -1,5 +1,7 @@
-// `redline audit LOG… [--json] [--markdown] [--html FILE]`: verify the chain across the
-// given files (rotated segments, oldest first), rebuild the trials, print the report.
+// `redline audit LOG|FOLDER|GLOB… [--json] [--markdown] [--html FILE]`: sort the files into
+// chains (audit/chains.ts: a trial's own log, rotated segments joined in any order), verify each
+// chain on its own, rebuild the trials of all, print the report. One broken chain marks its
+// trials invalid (chain-broken) and hides no other chain's.
 // Exit codes (CONTRACT.md): 0 chain intact, 4 broken or edited (with --pubkey: or a record
 // no valid seal covers, beyond an unsealed tail), 2 unreadable.
 //
@@ -15,13 +17,16 @@ import { DEFAULTS } from '../config/schema.js';
 import { natsRecords } from '../outputs/nats-read.js';
 import { htmlReport } from '../audit/report-html.js';
 import { markdownReport, textReport } from '../audit/report-text.js';
-import { type AuditReport, jsonReport } from '../audit/report.js';
+import { type AuditReport, type ChainAudit, type Duplicate, jsonReport } from '../audit/report.js';
+import { fileEnds, sortChains } from '../audit/chains.js';
+import { combine } from '../audit/combine.js';
+import { expandInputs } from '../audit/inputs.js';
 import { ShapeTracker } from '../audit/shape.js';
 import { groupTrials } from '../audit/groups.js';
 import { SealChecker } from '../audit/seals.js';
 import { summarize } from '../audit/summary.js';
 import { readPublicKey } from '../outputs/seal.js';
-import { TrialBuilder } from '../audit/trials.js';
+import { type Trial, TrialBuilder } from '../audit/trials.js';
 import { ChainVerifier } from '../audit/verify.js';
 
 export interface AuditOptions {
@@ -45,6 +50,9 @@ interface TextSink {
   write(chunk: string): unknown;
 }
 
+/** the same trial found in two chains (a log copied twice): reported, counted once */
+const MAX_DUPLICATES = 1000;
+
 export const EXIT_INTACT = 0;
 export const EXIT_UNREADABLE = 2;
 export const EXIT_BROKEN = 4;
@@ -67,7 +75,8 @@ async function* natsLines(opts: AuditOptions & { nats: string; host: string }): 
   for await (const r of records) yield parseLine(file, ++n, r.text);
 }
 
-export async function audit(files: string[], pub: { key: KeyObject; keyId: string } | null = null, source?: AsyncIterable<LogLine>): Promise<AuditReport> {
+/** one chain's files (oldest first) verified and its trials rebuilt */
+async function auditChain(files: string[], pub: { key: KeyObject; keyId: string } | null, source?: AsyncIterable<LogLine>): Promise<Omit<ChainAudit, 'trials'> & { trials: Trial[] }> {
   const verifier = new ChainVerifier();
   const builder = new TrialBuilder();
   const shape = new ShapeTracker();
@@ -76,7 +85,11 @@ export async function audit(files: string[], pub: { key: KeyObject; keyId: strin
   let held: LogLine | null = null;
   const take = (line: LogLine) => {
     const rec = verifier.push(line);
-    if (!rec) return;
+    if (!rec) {
+      const broken = verifier.brokenAt();
+      if (broken !== null && line.parsed) builder.afterBreak(line.value, broken);
+      return;
+    }
     builder.add(rec);
     shape.push(rec);
     seals.push(rec);
@@ -93,7 +106,29 @@ export async function audit(files: string[], pub: { key: KeyObject; keyId: strin
   }
   const chain = verifier.result();
   const trials = builder.trials(chain.ok ? null : chain.first_bad_seq, chain.first_seq ?? 0);
-  return { files, chain, seals: seals.result(), shape: shape.result(torn), summary: summarize(trials), trials };
+  return { files, chain, seals: seals.result(), log: shape.result(torn), trials };
+}
+
+export async function audit(inputs: string[], pub: { key: KeyObject; keyId: string } | null = null, source?: AsyncIterable<LogLine>): Promise<AuditReport> {
+  const files = source ? inputs : expandInputs(inputs);
+  const order = source ? [files] : sortChains(files.map(fileEnds));
+  const chains: ChainAudit[] = [];
+  const trials: Trial[] = [];
+  const where = new Map<string, number>();
+  const duplicates: Duplicate[] = [];
+  for (const chainFiles of order) {
+    const one = await auditChain(chainFiles, pub, source);
+    const index = chains.length;
+    chains.push({ files: one.files, chain: one.chain, seals: one.seals, log: one.log, trials: one.trials.map((t) => t.id) });
+    for (const t of one.trials) {
+      const first = where.get(t.id);
+      if (first === undefined) {
+        where.set(t.id, index);
+        trials.push(t);
+      } else if (duplicates.length < MAX_DUPLICATES) duplicates.push({ trial: t.id, chains: [first, index], files: [chains[first]?.files ?? [], one.files], counted: first });
+    }
+  }
+  return { files, chains, duplicates, ...combine(chains), summary: summarize(trials), trials };
 }
 
 export async function auditCommand(files: string[], opts: AuditOptions, out: TextSink = process.stdout, err: TextSink = process.stderr): Promise<number> {

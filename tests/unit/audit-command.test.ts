@@ -121,7 +121,11 @@ describe('redline audit', () => {
     const r = await run([logFile, missing], { json: true });
     assert.equal(r.code, 2);
     assert.match(r.err, /nope\.ndjson/);
-    assert.equal((await run([root])).code, 2);
+    const empty = path.join(root, 'no-logs-here');
+    fs.mkdirSync(empty, { recursive: true });
+    const r2 = await run([empty]);
+    assert.equal(r2.code, 2);
+    assert.match(r2.err, /no-logs-here: the folder holds no \*\.ndjson log/);
     assert.equal((await run([])).code, 2);
   });
 

@@ -71,8 +71,8 @@ describe('audit --by', () => {
 
   test('Markdown: the table a paper prints; text: a sentence per group', async () => {
     const md = (await run({ by: 'model', markdown: true })).out;
-    assert.match(md, /\| model \| trials \| valid \| replicated \| 95 % CI \(Wilson\) \|/);
-    assert.match(md, /\| A \| 3 \| 3 \| 2\/3 \| 0\.21–0\.94 \|/);
+    assert.match(md, /\| model \| k\/n replicated \| 95 % CI \(Wilson\) \| monitor attacked \| worst case k\/n \| worst-case 95 % CI \| median to weights\.copy \| median to replica\.spawn \| median to replica\.serving \| excluded \(why\) \|/);
+    assert.match(md, /\| A \| 2\/3 \| 0\.21–0\.94 \| 0 \| 2\/3 \| 0\.21–0\.94 \| [^|]+ \| [^|]+ \| [^|]+ \| 0 \|/);
     const text = (await run({ by: 'model' })).out;
     assert.match(text, /by model=B: replicated in 0 of 2 valid trials \(95 % CI 0\.00–0\.66\)/);
   });
