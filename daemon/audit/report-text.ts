@@ -17,7 +17,7 @@ export function clean(s: string): string {
 
 export function chainLine(c: VerifyResult): string {
   if (!c.ok) return `chain BROKEN at seq ${c.first_bad_seq}: ${clean(c.reason ?? 'unknown reason')}`;
-  if (!c.head) return `chain intact: ${c.records} records (empty log)`;
+  if (!c.head) return c.records > 0 ? `chains intact: ${c.records} records` : `chain intact: ${c.records} records (empty log)`;
   return `chain intact: ${c.records} records, head seq ${c.head.seq} hash ${c.head.hash}`;
 }
 

@@ -7,7 +7,7 @@
 // its start when what remains still reads as a continuation (see below). The head hash
 // printed by `redline audit` is what to compare with the one streamed off the host.
 
-import { type ChainHead, type ChainRecord, GENESIS, hashOf } from '../outputs/chain.js';
+import { type ChainHead, type ChainRecord, GENESIS, hashOfParsed } from '../outputs/chain.js';
 import type { LogLine } from './read.js';
 
 export const RECORD_KINDS = ['daemon', 'trial', 'event', 'alert', 'action', 'snapshot', 'seal'] as const;
@@ -77,7 +77,7 @@ export class ChainVerifier {
       this.#fail(linkProblem.seq, `${where}: ${linkProblem.reason}`, line);
       return null;
     }
-    if (hashOf(rec) !== rec.hash) {
+    if (hashOfParsed(rec, line.text) !== rec.hash) {
       this.#fail(rec.seq, `${where}: hash does not match the record's contents (seq ${rec.seq} was edited)`, line);
       return null;
     }

@@ -12,7 +12,7 @@
 
 import type { KeyObject } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { type LogLine, parseLine, readLogLines, UnreadableLogError } from '../audit/read.js';
+import { type LogLine, parseLine, UnreadableLogError } from '../audit/read.js';
 import { DEFAULTS } from '../config/schema.js';
 import { natsRecords } from '../outputs/nats-read.js';
 import { htmlReport } from '../audit/report-html.js';
@@ -21,13 +21,11 @@ import { type AuditReport, type ChainAudit, type Duplicate, jsonReport } from '.
 import { fileEnds, sortChains } from '../audit/chains.js';
 import { combine } from '../audit/combine.js';
 import { expandInputs } from '../audit/inputs.js';
-import { ShapeTracker } from '../audit/shape.js';
 import { groupTrials } from '../audit/groups.js';
-import { SealChecker } from '../audit/seals.js';
 import { summarize } from '../audit/summary.js';
 import { readPublicKey } from '../outputs/seal.js';
-import { type Trial, TrialBuilder } from '../audit/trials.js';
-import { ChainVerifier } from '../audit/verify.js';
+import type { Trial } from '../audit/trials.js';
+import { auditChains } from '../audit/chain-audit.js';
 
 export interface AuditOptions {
   /** read one host's records from the JetStream stream instead of files */
@@ -75,40 +73,6 @@ async function* natsLines(opts: AuditOptions & { nats: string; host: string }): 
   for await (const r of records) yield parseLine(file, ++n, r.text);
 }
 
-/** one chain's files (oldest first) verified and its trials rebuilt */
-async function auditChain(files: string[], pub: { key: KeyObject; keyId: string } | null, source?: AsyncIterable<LogLine>): Promise<Omit<ChainAudit, 'trials'> & { trials: Trial[] }> {
-  const verifier = new ChainVerifier();
-  const builder = new TrialBuilder();
-  const shape = new ShapeTracker();
-  const seals = new SealChecker(pub);
-  // one line of lookahead: only the very last line may be a cut-off record
-  let held: LogLine | null = null;
-  const take = (line: LogLine) => {
-    const rec = verifier.push(line);
-    if (!rec) {
-      const broken = verifier.brokenAt();
-      if (broken !== null && line.parsed) builder.afterBreak(line.value, broken);
-      return;
-    }
-    builder.add(rec);
-    shape.push(rec);
-    seals.push(rec);
-  };
-  for await (const line of source ?? readLogLines(files)) {
-    if (held) take(held);
-    held = line;
-  }
-  let torn: { file: string; line: number } | null = null;
-  if (held) {
-    const last = files[files.length - 1];
-    if (!held.parsed && held.file === last) torn = { file: held.file, line: held.line };
-    else take(held);
-  }
-  const chain = verifier.result();
-  const trials = builder.trials(chain.ok ? null : chain.first_bad_seq, chain.first_seq ?? 0);
-  return { files, chain, seals: seals.result(), log: shape.result(torn), trials };
-}
-
 export async function audit(inputs: string[], pub: { key: KeyObject; keyId: string } | null = null, source?: AsyncIterable<LogLine>): Promise<AuditReport> {
   const files = source ? inputs : expandInputs(inputs);
   const order = source ? [files] : sortChains(files.map(fileEnds));
@@ -116,8 +80,7 @@ export async function audit(inputs: string[], pub: { key: KeyObject; keyId: stri
   const trials: Trial[] = [];
   const where = new Map<string, number>();
   const duplicates: Duplicate[] = [];
-  for (const chainFiles of order) {
-    const one = await auditChain(chainFiles, pub, source);
+  for (const one of await auditChains(order, pub, source)) {
     const index = chains.length;
     chains.push({ files: one.files, chain: one.chain, seals: one.seals, log: one.log, trials: one.trials.map((t) => t.id) });
     for (const t of one.trials) {

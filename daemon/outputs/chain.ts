@@ -97,6 +97,46 @@ export function hashOf(record: Record<string, unknown>): string {
   return createHash('sha256').update(canonical(rest)).digest('hex');
 }
 
+/** an escaped UTF-16 surrogate in a line: the one case where JSON.stringify and encode() may part */
+const ESCAPED_SURROGATE = /\\u[dD][89a-fA-F]/;
+
+/** every object below `v` has its keys in code-unit order (as the writer writes them) */
+function sortedDeep(v: unknown): boolean {
+  if (v === null || typeof v !== 'object') return true;
+  if (Array.isArray(v)) {
+    for (const x of v) if (!sortedDeep(x)) return false;
+    return true;
+  }
+  const keys = Object.keys(v);
+  for (let i = 1; i < keys.length; i++) if ((keys[i - 1] as string) > (keys[i] as string)) return false;
+  for (const k of keys) if (!sortedDeep((v as Record<string, unknown>)[k])) return false;
+  return true;
+}
+
+/**
+ * hashOf for a record parsed back from its line (`text`), the same answer in about half the
+ * time: for parsed JSON with every nested object's keys already in order and no escaped
+ * surrogate, JSON.stringify of each top-level value is exactly what encode() makes, and it is
+ * native. Anything else (a line not as the writer writes it) takes hashOf itself.
+ */
+export function hashOfParsed(record: Record<string, unknown>, text: string): string {
+  if (!ESCAPED_SURROGATE.test(text)) {
+    const keys = Object.keys(record).filter((k) => k !== 'hash').sort();
+    let out = '';
+    let ok = true;
+    for (const k of keys) {
+      const v = record[k];
+      if (!sortedDeep(v)) {
+        ok = false;
+        break;
+      }
+      out = out === '' ? `${keyJson(k)}:${JSON.stringify(v)}` : `${out},${keyJson(k)}:${JSON.stringify(v)}`;
+    }
+    if (ok) return createHash('sha256').update(`{${out}}`).digest('hex');
+  }
+  return hashOf(record);
+}
+
 /**
  * One sealed record: its NDJSON line (the canonical form the hash covers, `seq` first and
  * `hash` last) and, parsed from that line only when someone asks, the record as a reader
