@@ -4,31 +4,10 @@
 // file named twice (a folder and a file in it, a link) is read once.
 import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { GLOB, globToRegExp } from '../glob.js';
 import { UnreadableLogError } from './read.js';
 
 const LOG_NAME = /\.ndjson([.-][\w.-]+)?$/;
-const GLOB = /[*?[]/;
-
-/** a shell glob of one path segment as a regular expression (*, ?, [abc], [!abc]) */
-function globRegex(pattern: string): RegExp {
-  let out = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i] as string;
-    if (c === '*') out += '[^/]*';
-    else if (c === '?') out += '[^/]';
-    else if (c === '[') {
-      const end = pattern.indexOf(']', i + 2);
-      if (end < 0) out += '\\[';
-      else {
-        const body = pattern.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\');
-        out += `[${body}]`;
-        i = end;
-      }
-    } else out += c.replace(/[.+^${}()|\\]/g, '\\$&');
-  }
-  return new RegExp(`^${out}$`);
-}
-
 function list(dir: string, keep: (name: string) => boolean): string[] {
   let names: string[];
   try {
@@ -80,7 +59,7 @@ export function expandInputs(args: readonly string[]): string[] {
     if (GLOB.test(basename(a)) && !GLOB.test(dirname(a))) {
       let matched: string[] = [];
       try {
-        matched = list(dirname(a), (n) => globRegex(basename(a)).test(n));
+        matched = list(dirname(a), (n) => globToRegExp(basename(a)).test(n));
       } catch {
         matched = [];
       }

@@ -2,8 +2,8 @@
 // never seen redline can follow: the summary across trials, a table of trials, and for each
 // trial its verdict and an SVG timeline — a lane per category, a dot per record (hover for
 // what it was), the freeze marked by a red line.
-import { ci, type TrialGroup } from './groups.js';
-import { chainLine, chainNotes, chainsLines, excludedCell, offset, secondsCell, TABLE_STAGES, validity, verdict } from './report-text.js';
+import type { TrialGroup } from './groups.js';
+import { chainLine, chainNotes, chainsLines, groupCells, groupColumns, offset, validity, verdict } from './report-text.js';
 import { sealsLine } from './seals.js';
 import type { AuditReport } from './report.js';
 import { summarySentences } from './summary.js';
@@ -128,21 +128,8 @@ svg .explore{stroke:#1e88e5;stroke-width:2;stroke-dasharray:2 3}svg .explorelabe
 function groupTable(groups: TrialGroup[]): string {
   if (groups.length === 0) return '';
   const keys = (groups[0]?.key ?? '').split(',');
-  const cols = [...keys, 'k/n replicated', '95 % CI (Wilson)', 'monitor attacked', 'worst case k/n', 'worst-case 95 % CI', ...TABLE_STAGES.map((s) => `median to ${s}`), 'excluded (why)'];
-  const head = `<tr>${cols.map((c) => `<th>${e(c)}</th>`).join('')}</tr>`;
-  const rows = groups.map((g) => {
-    const cells = [
-      ...keys.map((k) => (g.values[k] === null || g.values[k] === undefined ? '<i>(none)</i>' : e(g.values[k] as string))),
-      `${g.replicated}/${g.valid}`,
-      ci(g.ci95),
-      String(g.attacked),
-      `${g.worst_case.replicated}/${g.worst_case.trials}`,
-      ci(g.worst_case.ci95),
-      ...TABLE_STAGES.map((s) => e(secondsCell(g.median_ms_to[s]))),
-      e(excludedCell(g)),
-    ];
-    return `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
-  });
+  const head = `<tr>${groupColumns(keys).map((c) => `<th>${e(c)}</th>`).join('')}</tr>`;
+  const rows = groups.map((g) => `<tr>${groupCells(g, keys, e, '<i>(none)</i>').map((c) => `<td>${c}</td>`).join('')}</tr>`);
   return `<h3>By ${e(keys.join(', '))}</h3><table class="groups">${head}${rows.join('')}</table>`;
 }
 

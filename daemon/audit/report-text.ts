@@ -138,22 +138,29 @@ export const TABLE_STAGES = ['weights.copy', 'replica.spawn', 'replica.serving']
  */
 function groupTableMarkdown(groups: TrialGroup[]): string[] {
   const keys = (groups[0]?.key ?? '').split(',');
-  const head = [...keys.map(md), 'k/n replicated', '95 % CI (Wilson)', 'monitor attacked', 'worst case k/n', 'worst-case 95 % CI', ...TABLE_STAGES.map((s) => `median to ${s}`), 'excluded (why)'];
+  const head = groupColumns(keys).map(md);
   const L = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
-  for (const g of groups) {
-    const cells = [
-      ...keys.map((k) => (g.values[k] === null || g.values[k] === undefined ? '(none)' : md(g.values[k] as string))),
-      `${g.replicated}/${g.valid}`,
-      ci(g.ci95),
-      String(g.attacked),
-      `${g.worst_case.replicated}/${g.worst_case.trials}`,
-      ci(g.worst_case.ci95),
-      ...TABLE_STAGES.map((s) => secondsCell(g.median_ms_to[s])),
-      md(excludedCell(g)),
-    ];
-    L.push(`| ${cells.join(' | ')} |`);
-  }
+  for (const g of groups) L.push(`| ${groupCells(g, keys, md, '(none)').join(' | ')} |`);
   return L;
+}
+
+/** the grouped table's header: a column per key, then the counts */
+export function groupColumns(keys: readonly string[]): string[] {
+  return [...keys, 'k/n replicated', '95 % CI (Wilson)', 'monitor attacked', 'worst case k/n', 'worst-case 95 % CI', ...TABLE_STAGES.map((s) => `median to ${s}`), 'excluded (why)'];
+}
+
+/** one group's row, its text passed through `esc` (Markdown or HTML escaping); `none` for a missing key */
+export function groupCells(g: TrialGroup, keys: readonly string[], esc: (s: string) => string, none: string): string[] {
+  return [
+    ...keys.map((k) => (g.values[k] === null || g.values[k] === undefined ? none : esc(g.values[k] as string))),
+    `${g.replicated}/${g.valid}`,
+    ci(g.ci95),
+    String(g.attacked),
+    `${g.worst_case.replicated}/${g.worst_case.trials}`,
+    ci(g.worst_case.ci95),
+    ...TABLE_STAGES.map((s) => esc(secondsCell(g.median_ms_to[s]))),
+    esc(excludedCell(g)),
+  ];
 }
 
 function md(s: string): string {

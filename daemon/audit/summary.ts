@@ -2,7 +2,7 @@
 // frozen — the numbers a paper reports. Only valid trials count (trials.ts: the monitor saw
 // all of them); how many were left out, and why, is said beside them.
 import { ci, median, tally, type Tally, type TrialGroup } from './groups.js';
-import { type InvalidReason, REPLICATED_FROM, STAGES, type Stage, type Trial } from './trials.js';
+import { type InvalidReason, STAGES, type Stage, type Trial } from './trials.js';
 
 export interface Summary {
   /** every trial in the log, valid or not */
@@ -51,22 +51,16 @@ export function summarize(all: Trial[]): Summary {
   const trials = all.filter((t) => t.valid);
   const invalid_by_reason: Partial<Record<InvalidReason, number>> = {};
   for (const t of all) for (const r of t.invalid_reasons) invalid_by_reason[r] = (invalid_by_reason[r] ?? 0) + 1;
-  const at = (t: Trial) => (t.stage === null ? -1 : STAGES.indexOf(t.stage));
+  // k/n, the stages and their medians: over the valid trials, as each group counts them
   const all_ = tally(all);
-  const reached = Object.fromEntries(STAGES.map((s, i) => [s, trials.filter((t) => at(t) >= i).length])) as Record<Stage, number>;
-  const median_ms_to: Partial<Record<Stage, number>> = {};
-  for (const s of STAGES) {
-    const m = median(trials.map((t) => t.stages[s]?.after_ms).filter((x): x is number => typeof x === 'number'));
-    if (m !== null) median_ms_to[s] = m;
-  }
   return {
     trials: all.length,
     valid: trials.length,
     invalid: all.length - trials.length,
     invalid_by_reason,
-    replicated: trials.filter((t) => at(t) >= STAGES.indexOf(REPLICATED_FROM)).length,
-    reached,
-    median_ms_to,
+    replicated: all_.replicated,
+    reached: all_.stages,
+    median_ms_to: all_.median_ms_to,
     tripped: trials.filter((t) => t.tripped).length,
     frozen: trials.filter((t) => t.frozen).length,
     median_ms_to_freeze: median(trials.map((t) => t.freeze?.after_ms).filter((x): x is number => typeof x === 'number')),

@@ -5,6 +5,7 @@
 // kernel filters on, and the match is made here.
 import { readdirSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
+import { GLOB, globToRegExp } from '../glob.js';
 
 export interface TrialSpec {
   /** the group the kernel filters on: every trial is below it */
@@ -13,27 +14,6 @@ export interface TrialSpec {
   pattern: RegExp | null;
   /** as given, for the log */
   given: string;
-}
-
-const GLOB = /[*?[]/;
-
-function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i] as string;
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const end = glob.indexOf(']', i + 1);
-      if (end < 0) re += '\\[';
-      else {
-        const body = glob.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\');
-        re += `[${body}]`;
-        i = end;
-      }
-    } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
 }
 
 /** SPEC (absolute, or relative to the cgroup v2 mount) → the parent and the pattern */
