@@ -30,6 +30,9 @@ type Part = 'bpftrace' | 'loader';
 /** how long stop() waits for a killed bpftrace to be gone (see stopBpftrace) */
 const STOP_WAIT_MS = 300;
 
+/** how much of a sensor process's stderr is kept for the message when it fails to start */
+const STDERR_KEPT = 8192;
+
 // Harmless on this kernel family (DESIGN.md); anything else on stderr is reported.
 const NOISE = [/RLIMIT_MEMLOCK/, /^\s*$/, /^Attaching \d+ probes/];
 
@@ -246,7 +249,8 @@ export class EbpfSensor extends EventEmitter implements Sensor {
       });
       child.stderr?.setEncoding('utf8');
       child.stderr?.on('data', (chunk: string) => {
-        stderr += chunk;
+        // kept for the start-up failure's message only: its end, not the sensor's whole life
+        stderr = (stderr + chunk).slice(-STDERR_KEPT);
         for (const line of chunk.split('\n')) {
           if (NOISE.some((re) => re.test(line))) continue;
           const lost = /Lost (\d+) events/.exec(line);

@@ -50,6 +50,8 @@ export interface CandidateHooks {
   sourcesOf: (writer: ProcessKey) => string[];
   /** a match, first or better; `copy` is the registry entry it became (none for an archive) */
   matched: (c: Candidate, m: CandidateMatch, copy: WeightFile | null) => void;
+  /** matching it, or handling its match, threw: a copy may be missed, and that must be said */
+  failed: (c: Candidate, err: Error) => void;
 }
 
 export class CandidateCopies {
@@ -161,7 +163,7 @@ export class CandidateCopies {
         }
         this.hooks.matched(c, m, copy);
       })
-      .catch(() => undefined)
+      .catch((err: unknown) => this.hooks.failed(c, err instanceof Error ? err : new Error(String(err))))
       .finally(() => {
         c.busy = false;
         c.checked = true;

@@ -70,7 +70,11 @@ export class WeightsTracker extends EventEmitter implements Sensor {
   constructor(private readonly o: TrackerOptions) {
     super();
     this.pollMs = o.pollMs ?? 20;
-    this.candidates = new CandidateCopies(o.registry, { sourcesOf: (k) => this.sourcesOf(k), matched: (c, m, copy) => this.matched(c, m, copy) }, o.idleMs ?? 2000, o.maxCandidates ?? 512);
+    this.candidates = new CandidateCopies(o.registry, {
+        sourcesOf: (k) => this.sourcesOf(k),
+        matched: (c, m, copy) => this.matched(c, m, copy),
+        failed: (c, err) => this.emit('trouble', { sensor: this.name, reason: 'failed', detail: `matching ${c.path} against the weights failed (${err.message}): a copy there may be missed` }),
+      }, o.idleMs ?? 2000, o.maxCandidates ?? 512);
     this.loads = new LoadAccounting(o.registry, o.loadShare ?? 0.5, (l) => this.loaded(l), (d) => this.derived(d), nameDestination, (dev, ino) => this.candidates.matching(dev, ino));
   }
 
