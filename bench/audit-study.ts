@@ -50,7 +50,16 @@ try {
     for (let t = 0; t < TRIALS; t++) writeTrial(join(logs, `trial-${t}.ndjson`), t, key);
     const args = [join(ROOT, 'dist/daemon/cli.js'), 'audit', '--by', 'model', ...(signed ? ['--pubkey', `${keyFile}.pub`] : []), logs];
     const m = await measuredRun(args);
-    console.log(JSON.stringify({ bench: 'audit-study', trials: TRIALS, records_each: RECORDS, records: TRIALS * RECORDS, signed, cores: availableParallelism(), ...m }));
+    const base = { bench: 'audit-study', trials: TRIALS, records_each: RECORDS, records: TRIALS * RECORDS, log_mb: Math.round(Number(execFileSync('du', ['-sm', logs], { encoding: 'utf8' }).split('\t')[0])), signed };
+    console.log(JSON.stringify({ ...base, cores: availableParallelism(), ...m }));
+    if (!signed) {
+      // the same audit on one core (one thread: the workers follow the affinity), and the floor:
+      // every byte of the logs read and hashed once (sha256sum), the least a verification does
+      console.log(JSON.stringify({ ...base, cores: 1, ...(await measuredRun(args, ['taskset', '-c', '0'])) }));
+      const t0 = performance.now();
+      execFileSync('sh', ['-c', `cat "${logs}"/*.ndjson | sha256sum > /dev/null`]);
+      console.log(JSON.stringify({ ...base, floor: 'cat | sha256sum', seconds: Math.round((performance.now() - t0) / 10) / 100 }));
+    }
     rmSync(logs, { recursive: true, force: true });
   }
 } finally {

@@ -35,9 +35,11 @@ export function childNamed(pid: number, comm: string): number | undefined {
 }
 
 /** runs node with `args` to its end: wall seconds, peak RSS (VmHWM, sampled every 20 ms) and exit code */
-export async function measuredRun(args: string[]): Promise<{ seconds: number; peak_rss_mb: number; code: number | null }> {
+export async function measuredRun(args: string[], prefix: string[] = []): Promise<{ seconds: number; peak_rss_mb: number; code: number | null }> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  // a prefix that execs its command in place (taskset, nice) keeps the pid measured
+  const argv = [...prefix, process.execPath, ...args];
+  const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
   let peak = 0;
   const timer = setInterval(() => {
     try {

@@ -25,6 +25,7 @@ node --import tsx bench/probe.ts
 node --import tsx bench/serving.ts
 node --import tsx bench/ws.ts
 node --import tsx bench/audit.ts
+node --import tsx bench/audit-study.ts
 node --import tsx bench/seal.ts
 node --import tsx bench/nats.ts
 node --import tsx bench/dashboard.ts

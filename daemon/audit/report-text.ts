@@ -101,12 +101,25 @@ function trialDetails(t: Trial): string[] {
   return out;
 }
 
+/**
+ * A study's report lists each trial's verdict; its timeline only while there are few trials
+ * (a thousand trials' timelines are half a million lines no one reads, and the report's memory):
+ * --json and --html keep them all, and one trial's log audited alone prints its own.
+ */
+export const TIMELINES_UP_TO = 50;
+
+function timelinesNote(r: AuditReport): string[] {
+  return r.trials.length > TIMELINES_UP_TO ? [`the timelines of the ${r.trials.length} trials are left out here (more than ${TIMELINES_UP_TO}): --json and --html have them`] : [];
+}
+
 export function textReport(r: AuditReport): string {
-  const lines = [chainLine(r.chain), ...chainsLines(r), sealsLine(r.seals), ...chainNotes(r).map((n) => `note: ${n}`), '', ...summarySentences(r.summary).map((s) => `summary: ${s}`), ...groupSentences(r.summary.groups ?? []).map((s) => `by ${s}`)];
+  const timelines = r.trials.length <= TIMELINES_UP_TO;
+  const lines = [chainLine(r.chain), ...chainsLines(r), sealsLine(r.seals), ...[...chainNotes(r), ...timelinesNote(r)].map((n) => `note: ${n}`), '', ...summarySentences(r.summary).map((s) => `summary: ${s}`), ...groupSentences(r.summary.groups ?? []).map((s) => `by ${s}`)];
   for (const t of r.trials) {
     const started = t.start_time === null ? 'start not recorded' : `started ${new Date(t.start_time).toISOString()}`;
     const took = t.duration_ms === null ? '' : `, ${(t.duration_ms / 1000).toFixed(1)} s`;
     lines.push('', `trial ${clean(t.id)} (${started}${took}, ${t.alerts} alert${t.alerts === 1 ? '' : 's'})`, `  verdict: ${verdict(t)}`, `  ${clean(validity(t))}`, ...trialDetails(t));
+    if (!timelines) continue;
     for (const e of t.timeline) {
       if (e.lane === 'trial') continue;
       const after = t.start_time === null ? null : e.time - t.start_time;
@@ -169,7 +182,7 @@ function md(s: string): string {
 
 export function markdownReport(r: AuditReport): string {
   const L: string[] = ['# redline audit', '', `Logs: ${r.files.map((f) => `\`${md(f)}\``).join(', ')}`, '', `**${md(chainLine(r.chain))}**`, '', `**${md(sealsLine(r.seals))}**`, ''];
-  for (const n of chainNotes(r)) L.push(`> ${md(n)}`, '');
+  for (const n of [...chainNotes(r), ...timelinesNote(r)]) L.push(`> ${md(n)}`, '');
   L.push('## Summary', '', ...summarySentences(r.summary).map((s) => `- ${md(s)}`), '');
   const groups = r.summary.groups ?? [];
   if (groups.length > 0) L.push(...groupTableMarkdown(groups), '');
@@ -182,7 +195,7 @@ export function markdownReport(r: AuditReport): string {
   }
   for (const t of r.trials) {
     L.push(`## Trial ${md(t.id)}`, '', `Verdict: ${md(verdict(t))}.`, '', `${md(validity(t))}.`, '', ...trialDetails(t).map((d) => `- ${md(d.trim())}`), '');
-    const rows = t.timeline.filter((e) => e.lane !== 'trial');
+    const rows = r.trials.length <= TIMELINES_UP_TO ? t.timeline.filter((e) => e.lane !== 'trial') : [];
     if (rows.length > 0) {
       L.push('| time | severity | category | what | seq |', '|---|---|---|---|---|');
       for (const e of rows) L.push(`| ${offset(t.start_time === null ? null : e.time - t.start_time)} | ${md(e.severity ?? '')} | ${md(e.lane)} | ${md(e.label)} | ${e.seq} |`);
