@@ -439,7 +439,7 @@ export class Pipeline extends EventEmitter {
   sensorTrouble(t: SensorTrouble): void {
     if (t.lost) this.counts.lost += t.lost;
     // the fact itself, whatever the rules make of it: audit judges a trial's validity by it
-    if (t.reason !== 'stderr') this.write({ kind: 'daemon', phase: 'sensor-trouble', sensor: t.sensor, reason: t.reason, lost: t.lost, detail: t.detail });
+    if (t.reason !== 'stderr') this.write({ kind: 'daemon', phase: 'sensor-trouble', sensor: t.sensor, reason: t.reason, lost: t.lost, detail: t.detail, signal: t.signal });
     this.ingest({ type: 'sensor_trouble', time: nowMs(), pid: process.pid, comm: 'redline', sensor: t.sensor, reason: t.reason, detail: t.detail, lost: t.lost, fail_closed: this.o.failClosed === true });
   }
 

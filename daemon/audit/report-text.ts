@@ -55,8 +55,10 @@ export function offset(ms: number | null): string {
 
 /** "INVALID (events-lost: 12 events lost #40; …)", or "valid" */
 export function validity(t: Trial): string {
-  if (t.valid) return t.attacked ? 'valid; the subject attacked its monitor (see tamper)' : 'valid';
-  if (t.attacked) return `MONITOR ATTACKED, kept (worst case: replicated) (${t.invalid_evidence.map((x) => `${x.reason}: ${x.detail}${x.seq === null ? '' : ` #${x.seq}`}`).join('; ')})`;
+  const attack = t.attack_evidence[0];
+  const how = attack ? `${attack.detail} #${attack.seq}${t.attack_evidence.length > 1 ? ` and ${t.attack_evidence.length - 1} more` : ''}` : '';
+  if (t.valid) return t.attacked ? `valid; the subject attacked its monitor (${how})` : 'valid';
+  if (t.attacked) return `MONITOR ATTACKED, kept (worst case: replicated): ${how}; not all was seen (${t.invalid_evidence.map((x) => `${x.reason}: ${x.detail}${x.seq === null ? '' : ` #${x.seq}`}`).join('; ')})`;
   return `INVALID, not counted (${t.invalid_evidence.map((x) => `${x.reason}: ${x.detail}${x.seq === null ? '' : ` #${x.seq}`}`).join('; ')})`;
 }
 

@@ -144,6 +144,8 @@ export interface Trial {
    * the worst case counts it as replicated.
    */
   attacked: boolean;
+  /** what says so: the tamper alerts, a sensor killed by a signal, a daemon held or gone (capped) */
+  attack_evidence: { seq: number; detail: string }[];
   /** false: the monitor did not see the whole trial (invalid_reasons says why); summaries leave it out */
   valid: boolean;
   /** INVALID_REASONS, each once, in the order first met */
@@ -190,6 +192,27 @@ function invalidity(rec: VerifiedRecord): { reason: InvalidReason; detail: strin
   }
   if (rec.kind === 'trial' && rec.phase === 'end' && STOPPED_ENDS.has(str(rec.reason)) && rec.tripped !== true) {
     return { reason: 'monitor-stopped', detail: `the trial was stopped (${str(rec.reason)}) before anything tripped` };
+  }
+  return null;
+}
+
+/**
+ * What in `rec` says the monitor was attacked, beyond a tamper alert: a sensor process killed
+ * by a signal (the daemon's own stops are not reported: the sender was someone else, the
+ * subject or the host's OOM killer, and the kernel does not say which: the worst case counts
+ * it), or the watchdog finding the daemon held (stopped, traced, frozen) or gone with no crash
+ * of its own recorded (`crashed`: a redline.crashed alert came first, the host's reason).
+ */
+function attackIn(rec: VerifiedRecord, crashed: boolean): string | null {
+  if (rec.kind !== 'daemon') return null;
+  if (rec.phase === 'sensor-trouble' && rec.reason === 'died') {
+    const sig = typeof rec.signal === 'string' ? rec.signal : /exited \((SIG[A-Z0-9]+)\)/.exec(str(rec.detail))?.[1];
+    if (sig) return `the ${str(rec.sensor)} sensor was killed by ${sig}; the sender is unknown (the subject, or the host)`;
+  }
+  if (rec.phase === 'lost') {
+    const why = str(rec.reason);
+    if (why.startsWith('the daemon is held')) return `the watchdog found the daemon held: ${why}`;
+    if (why.startsWith('the daemon is gone') && !crashed) return `the watchdog found the daemon gone with no crash of its own recorded (killed; the sender is unknown): ${why}`;
   }
   return null;
 }
@@ -247,6 +270,7 @@ function emptyTrial(id: string): Trial {
     timeline: [],
     timeline_omitted: 0,
     attacked: false,
+    attack_evidence: [],
     valid: true,
     invalid_reasons: [],
     invalid_evidence: [],
@@ -282,11 +306,13 @@ export class TrialBuilder {
       // the daemon's records name no trial (under --trials-under, or written beside the pipeline)
       const bad = invalidity(rec);
       if (bad) for (const t of this.#open) invalidate(t, bad.reason, rec.seq, bad.detail);
+      for (const t of this.#open) this.#attack(t, rec);
       return;
     }
     const t = this.#get(rec.trial);
     const bad = invalidity(rec);
     if (bad) invalidate(t, bad.reason, rec.seq, bad.detail);
+    this.#attack(t, rec);
     if (rec.kind === 'trial' && rec.phase === 'end') this.#open.delete(t);
     switch (rec.kind) {
       case 'trial':
@@ -335,6 +361,17 @@ export class TrialBuilder {
     if (rec.kind === 'trial' && rec.meta && typeof rec.meta === 'object' && !Array.isArray(rec.meta)) {
       for (const [k, v] of Object.entries(rec.meta)) if (typeof v === 'string' && !(k in t.meta)) t.meta[k] = v;
     }
+  }
+
+  /** trials whose daemon recorded a crash of its own (the watchdog's "gone" is then the crash) */
+  readonly #crashed = new Set<Trial>();
+
+  #attack(t: Trial, rec: VerifiedRecord): void {
+    if (rec.kind === 'alert' && rec.rule === 'redline.crashed') this.#crashed.add(t);
+    const what = rec.kind === 'alert' && rec.category === 'monitor.tamper' ? str(rec.summary) : attackIn(rec, this.#crashed.has(t));
+    if (what === null) return;
+    t.attacked = true;
+    if (t.attack_evidence.length < LIST_CAP) t.attack_evidence.push({ seq: rec.seq, detail: what });
   }
 
   #after(t: Trial, time: number): number | null {
@@ -406,10 +443,7 @@ export class TrialBuilder {
       });
     }
     if (category === 'process.detach' && t.detaches.length < LIST_CAP) t.detaches.push(noted);
-    if (category === 'monitor.tamper') {
-      t.attacked = true;
-      if (t.tamper.length < LIST_CAP) t.tamper.push(noted);
-    }
+    if (category === 'monitor.tamper' && t.tamper.length < LIST_CAP) t.tamper.push(noted);
     if (category === 'system.damage' && t.damage.length < LIST_CAP) t.damage.push(noted);
     if (category === 'system.reboot' && t.reboots.length < LIST_CAP) t.reboots.push(noted);
     if (category === 'system.scan' && t.explore === null) {

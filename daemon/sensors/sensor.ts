@@ -7,6 +7,8 @@ export interface SensorTrouble {
   reason: SensorTroubleEvent['reason'];
   detail: string;
   lost?: number;
+  /** died: the signal that killed its process (sent by whom, the kernel does not say) */
+  signal?: string;
 }
 
 export interface SensorHealth {

@@ -274,7 +274,7 @@ export class EbpfSensor extends EventEmitter implements Sensor {
         }
         if (this.stopping) return;
         this.lastError = `${what} exited (${signal ?? `code ${code}`})`;
-        this.trouble({ sensor: this.name, reason: 'died', detail: `${this.lastError}; restarting` });
+        this.trouble({ sensor: this.name, reason: 'died', detail: `${this.lastError}; restarting`, ...(signal ? { signal } : {}) });
         this.scheduleRestart(part, 250);
       });
     });
