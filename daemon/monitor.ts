@@ -4,7 +4,7 @@ import { groupId } from './config/group.js';
 import { existsSync, rmSync, statSync } from 'node:fs';
 import { hostname, setPriority } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import type { ResolvedConfig } from './config/schema.js';
+import type { ResolvedConfig } from './config/options.js';
 import { loadRules } from './engine/load.js';
 import type { Ruleset } from './engine/ruleset.js';
 import { formatProblem } from './events.js';

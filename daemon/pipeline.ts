@@ -26,11 +26,9 @@ import type { WeightsTracker } from './sensors/weights/tracker.js';
 import { readStat } from './sensors/proc/read.js';
 import { type Subject, subjectPids } from './subject.js';
 import type { Trial, TrialSet } from './trials/trial-set.js';
+import type { RecordSink } from './record-sink.js';
 
-/** the log the pipeline writes to: append never throws and returns the sealed record */
-export interface RecordSink {
-  append(fields: { kind: string } & Record<string, unknown>): { seq: number; hash: string };
-}
+export type { RecordSink } from './record-sink.js';
 
 export interface PipelineOptions {
   table: ProcessTable;

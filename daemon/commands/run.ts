@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { cgroupOfPid, createFreshGroup, findCgroupV2Mount, groupPids, isV2Group, movePid, removeGroup } from '../cgroup.js';
-import type { ResolvedConfig } from '../config/schema.js';
+import type { ResolvedConfig } from '../config/options.js';
 import type { ConfigFlags } from '../config/load.js';
 import { collectHostFacts } from '../host-facts.js';
 import { sdNotify, startWatchdog } from '../notify.js';

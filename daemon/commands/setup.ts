@@ -1,6 +1,6 @@
 // What exec and run share before monitoring starts: config, rules, sensor availability.
 import { groupId } from '../config/group.js';
-import type { ResolvedConfig } from '../config/schema.js';
+import type { ResolvedConfig } from '../config/options.js';
 import { type ConfigFlags, formatConfigProblem, type LoadedConfig, loadConfigFile, resolveConfig } from '../config/load.js';
 import { loadRules } from '../engine/load.js';
 import type { Ruleset } from '../engine/ruleset.js';

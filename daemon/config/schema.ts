@@ -6,9 +6,6 @@ import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
-// type-only: erased at run time, so this file and options.ts do not import each other
-export type { ConfigKey, RawConfig, ResolvedConfig } from './options.js';
-
 export const MODES = ['observe', 'enforce'] as const;
 export const AFTER_TRIP = ['hold', 'kill'] as const;
 // `poll` stays a known word so that asking for it gets the reason it cannot run, not "not one of"

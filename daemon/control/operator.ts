@@ -3,7 +3,7 @@
 // so it refuses to start or end another.)
 import { type ActionResult, combined } from '../actions/result.js';
 import type { Pipeline } from '../pipeline.js';
-import type { RecordSink } from '../pipeline.js';
+import type { RecordSink } from '../record-sink.js';
 import type { Controlled } from './commands.js';
 import type { Trial, TrialSet } from '../trials/trial-set.js';
 

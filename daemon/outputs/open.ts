@@ -2,7 +2,7 @@
 // monitor starts: what the user must fix (a metrics port taken, NATS refusing the credentials,
 // a stream with other subjects) stops the command there, before any subject runs.
 import { hostname } from 'node:os';
-import type { ResolvedConfig } from '../config/schema.js';
+import type { ResolvedConfig } from '../config/options.js';
 import { MetricsServer } from './metrics.js';
 import { NatsOutput } from './nats.js';
 

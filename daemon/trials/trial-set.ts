@@ -7,7 +7,7 @@ import { ActionRunner } from '../actions/runner.js';
 import { cgroupOfPid, readEvents } from '../cgroup.js';
 import type { Severity } from '../events.js';
 import type { ProcInfo } from '../process.js';
-import type { RecordSink } from '../pipeline.js';
+import type { RecordSink } from '../record-sink.js';
 import { listTrialGroups, type TrialSpec, trialGroupOf, trialIdentity, type TrialIdentity } from './groups.js';
 
 /** how often the parent is listed for new, emptied and removed groups */
