@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { askCanary, compareCanary, PROBE_PATHS, probe, type Target } from '../daemon/actions/probe.js';
+import { askCanary, compareCanary, PROBE_PATHS, probe, type Target } from '../daemon/sensors/ports/ask.js';
 import { summary } from './stats.js';
 
 const PROBES = Number(process.env.PROBES ?? 200);

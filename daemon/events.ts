@@ -33,6 +33,17 @@ export const CATEGORIES = [
 ] as const;
 export type Category = (typeof CATEGORIES)[number];
 
+/** the replication stages (docs/contract.md), in the order a replication goes through them */
+export const STAGES = [
+  'weights.read',
+  'weights.copy',
+  'replica.spawn',
+  'replica.listen',
+  'replica.serving',
+  'replica.chain',
+] as const satisfies readonly Category[];
+export type Stage = (typeof STAGES)[number];
+
 export const EVENT_TYPES = [
   'exec',
   'fork',

@@ -1,20 +1,12 @@
 // The first stage of the pipeline: it names the file behind a raw open/link (the kernel gave
 // a name relative to a dirfd or the cwd) and tags the monitor's own files. It returns a new
 // event; the one it got stays as the sensor made it. Other event types pass it unchanged.
-import { realpathSync, statSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { groupPids } from './cgroup.js';
 import type { FileChangeEvent, LinkEvent, OpenEvent, SensorEvent } from './events.js';
 import type { ProtectedAreas } from './sensors/system/areas.js';
-import { fdPath, reachable, resolveName, resolveOpened } from './sensors/weights/paths.js';
-
-/** what stat() said of an opened file, while the process still held it */
-export interface FileStat {
-  dev: number;
-  ino: number;
-  size: number;
-  file: boolean;
-}
+import { fdPath, type FileStat, reachable, resolveName, resolveOpened, statOf } from './sensors/weights/paths.js';
 
 export interface Ingested<E extends SensorEvent = SensorEvent> {
   event: E;
@@ -35,16 +27,6 @@ function victimsOf(path: string): number[] | undefined {
 }
 
 const CGROUP_CONTROL = /\/cgroup\.(procs|threads|freeze|kill|subtree_control)$|\/freezer\.state$|\/tasks$/;
-
-export function statOf(path: string): FileStat | null {
-  try {
-    // a name that is gone is common (short-lived files): no exception built for it
-    const st = statSync(path, { throwIfNoEntry: false });
-    return st ? { dev: st.dev, ino: st.ino, size: st.size, file: st.isFile() } : null;
-  } catch {
-    return null;
-  }
-}
 
 /** the real path of a file, or of its folder when the file is not there (a refused attempt to create it) */
 function realPathOf(path: string): string | null {

@@ -6,20 +6,11 @@
 // Each claim of a verdict names the record(s) behind it by `seq`: the stage reached, the
 // kills, detaches and tamper attempts, the freeze.
 
-import { type Category, type Severity, SEVERITIES } from '../events.js';
+import { type Severity, SEVERITIES, type Stage, STAGES } from '../events.js';
 import { signalName } from '../signals.js';
 import type { VerifiedRecord } from './verify.js';
 
-/** CONTRACT.md's replication stages, in the order a replication goes through them */
-export const STAGES = [
-  'weights.read',
-  'weights.copy',
-  'replica.spawn',
-  'replica.listen',
-  'replica.serving',
-  'replica.chain',
-] as const satisfies readonly Category[];
-export type Stage = (typeof STAGES)[number];
+export { STAGES, type Stage } from '../events.js';
 
 /** a trial "replicated" when it started a replica (a process serving the weights) */
 export const REPLICATED_FROM: Stage = 'replica.spawn';

@@ -5,7 +5,7 @@
 // sensors up, the chain head, the NATS output) are read at scrape time.
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { STAGES } from '../audit/trials.js';
+import { STAGES } from '../events.js';
 import type { ChainHead } from './chain.js';
 
 /** what the gauges read at scrape time: the monitor hands it over once it runs */

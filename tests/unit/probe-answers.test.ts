@@ -2,7 +2,7 @@
 // completion, and the canary comparison.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { canaryAsks, compareCanary, completionText, looksLikeInference } from '../../daemon/actions/probe.js';
+import { canaryAsks, compareCanary, completionText, looksLikeInference } from '../../daemon/sensors/ports/ask.js';
 
 describe('inference answers', () => {
   test('an OpenAI-style model list, and a JSON health or card naming a model or engine', () => {

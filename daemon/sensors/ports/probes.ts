@@ -6,7 +6,7 @@
 // says whether it answers like the protected model. Every answer is a `probe` event.
 import { EventEmitter } from 'node:events';
 import { readlinkSync } from 'node:fs';
-import { type CanaryAnswer, askCanary, compareCanary, type Functional, type ProbeAnswer, probe, type Target } from '../../actions/probe.js';
+import { type CanaryAnswer, askCanary, compareCanary, type Functional, type ProbeAnswer, probe, type Target } from './ask.js';
 import type { ListenEvent, ProbeEvent } from '../../events.js';
 import type { Sensor, SensorHealth } from '../sensor.js';
 import { listeningSockets } from './resolve.js';

@@ -85,3 +85,21 @@ export function fdOnInode(pid: number, dev: number, ino: number): number | null 
   }
   return null;
 }
+
+/** what stat() said of an opened file, while the process still held it */
+export interface FileStat {
+  dev: number;
+  ino: number;
+  size: number;
+  file: boolean;
+}
+
+export function statOf(path: string): FileStat | null {
+  try {
+    // a name that is gone is common (short-lived files): no exception built for it
+    const st = statSync(path, { throwIfNoEntry: false });
+    return st ? { dev: st.dev, ino: st.ino, size: st.size, file: st.isFile() } : null;
+  } catch {
+    return null;
+  }
+}

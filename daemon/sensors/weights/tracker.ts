@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync, readlinkSync } from 'node:fs';
 import type { ConnectEvent, FileBytesEvent, LinkEvent, OpenEvent, SensorEvent } from '../../events.js';
-import { type FileStat, statOf } from '../../ingress.js';
+import { type FileStat, statOf } from './paths.js';
 import { isLoopback, parseProcNet, type Proto } from '../ports/parse-net.js';
 import type { Sensor, SensorHealth } from '../sensor.js';
 import { type Candidate, CandidateCopies } from './candidates.js';
