@@ -17,6 +17,7 @@ import { Resumer, STUCK_MS } from './deadman-resume.js';
 import { type Subject, subjectPids } from './subject.js';
 import { listTrialGroups } from './trials/groups.js';
 import { AuditLog } from './outputs/audit-log.js';
+import { LineSplitter } from './lines.js';
 
 export interface DeadmanConfig {
   daemonPid: number;
@@ -72,7 +73,6 @@ function main(): void {
   const c = JSON.parse(process.argv[2] ?? '{}') as DeadmanConfig;
   let sensorPids: number[] = [];
   let done = false;
-  let buf = '';
   let lastHeard = performance.now();
   // the window counts from the daemon's first word: before it, the daemon is still starting
   // (its loop busy loading rules, programs and the weights' fingerprints on a loaded host, its
@@ -86,24 +86,23 @@ function main(): void {
   // the daemon reads these; one that is gone makes the write fail, which is the poll's to notice
   process.stdout.on('error', () => undefined);
   process.stdin.setEncoding('utf8');
+  // (a daemon's line is short: one that grows past 64 KiB without a newline is dropped)
+  const fromDaemon = new LineSplitter((raw) => {
+    const line = raw.trim();
+    if (line === 'bye') {
+      done = true;
+      process.exit(0);
+    } else if (line.startsWith('sensor ')) {
+      const pids = line.slice(7).split(' ').map(Number).filter((n) => n > 0);
+      for (const pid of sensorPids) if (!pids.includes(pid)) resumer.forget(pid);
+      sensorPids = pids;
+      for (const pid of sensorPids) resumer.adopt(pid);
+    } else if (line === 'freeze 1' || line === 'freeze 0') c.freeze = line === 'freeze 1';
+  }, 65_536);
   process.stdin.on('data', (chunk: string) => {
     lastHeard = performance.now();
     heard = true;
-    buf += chunk;
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      const line = buf.slice(0, nl).trim();
-      buf = buf.slice(nl + 1);
-      if (line === 'bye') {
-        done = true;
-        process.exit(0);
-      } else if (line.startsWith('sensor ')) {
-        const pids = line.slice(7).split(' ').map(Number).filter((n) => n > 0);
-        for (const pid of sensorPids) if (!pids.includes(pid)) resumer.forget(pid);
-        sensorPids = pids;
-        for (const pid of sensorPids) resumer.adopt(pid);
-      }
-      else if (line === 'freeze 1' || line === 'freeze 0') c.freeze = line === 'freeze 1';
-    }
+    fromDaemon.push(chunk);
   });
   // the pipe closing without a bye: the daemon is gone, and sooner than the next poll says so
   process.stdin.on('end', () => void lost('the daemon exited without stopping (its pipe closed)'));

@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { DeadmanConfig } from './deadman-main.js';
 import type { ResumeAnswer } from './deadman-resume.js';
+import { LineSplitter } from './lines.js';
 
 export type { ResumeAnswer } from './deadman-resume.js';
 
@@ -59,28 +60,27 @@ export class Deadman extends EventEmitter<{ resumed: [Resumed] }> {
     if (!out) return;
     (out as Socket).unref?.();
     out.on('error', () => undefined);
-    let buf = rest;
-    const take = () => {
-      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        let a: unknown;
-        try {
-          a = JSON.parse(line);
-        } catch {
-          continue; // not an answer (nothing else is printed, but a torn line must not throw here)
-        }
-        if (a && typeof a === 'object' && (a as ResumeAnswer).resumed === true) this.emit('resumed', this.resumed(a as ResumeAnswer));
+    // (a watchdog that prints garbage without newlines must not grow memory: 64 KiB at most)
+    const answers = new LineSplitter((line) => {
+      let a: unknown;
+      try {
+        a = JSON.parse(line.trim());
+      } catch {
+        return; // not an answer (nothing else is printed, but a torn line must not throw here)
       }
-      // a watchdog that prints garbage without newlines must not grow memory
-      if (buf.length > 65_536) buf = '';
-    };
-    out.on('data', (chunk: string) => {
-      buf += chunk;
-      take();
-    });
-    // what came with `ready`: once the caller has had its turn to listen
-    if (buf) setImmediate(take);
+      if (a && typeof a === 'object' && (a as ResumeAnswer).resumed === true) this.emit('resumed', this.resumed(a as ResumeAnswer));
+    }, 65_536);
+    // what came with `ready` goes first, once the caller has had its turn to listen; what comes
+    // meanwhile waits behind it
+    let waiting: string[] | null = rest ? [] : null;
+    out.on('data', (chunk: string) => (waiting ? waiting.push(chunk) : answers.push(chunk)));
+    if (rest) {
+      setImmediate(() => {
+        answers.push(rest);
+        for (const c of waiting ?? []) answers.push(c);
+        waiting = null;
+      });
+    }
   }
 
   /** resolves once the watchdog is armed (it said `ready`); rejects when it is not within `timeoutMs` */

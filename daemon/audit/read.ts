@@ -3,6 +3,7 @@
 // be read at all is an exception, which `redline audit` turns into exit 2.
 
 import { open } from 'node:fs/promises';
+import { linesOf as splitLines } from '../lines.js';
 
 interface LineBase {
   file: string;
@@ -47,25 +48,21 @@ async function* linesOf(file: string): AsyncGenerator<LogLine> {
   } catch (e) {
     throw new UnreadableLogError(file, e);
   }
-  let rest = '';
   let n = 0;
-  try {
-    for await (const chunk of stream) {
-      const parts = (rest + chunk).split('\n');
-      rest = parts.pop() ?? '';
-      for (const part of parts) {
-        n++;
-        const text = part.endsWith('\r') ? part.slice(0, -1) : part;
-        // Blank lines carry no record (a trailing newline, the end of a torn line);
-        // a record blanked out still shows up as a gap in seq.
-        if (text.trim() !== '') yield parseLine(file, n, text);
-      }
+  const lines = splitLines(stream, true);
+  for (;;) {
+    let next: IteratorResult<string>;
+    try {
+      next = await lines.next();
+    } catch (e) {
+      throw new UnreadableLogError(file, e);
     }
-  } catch (e) {
-    throw new UnreadableLogError(file, e);
+    if (next.done) return;
+    n++;
+    // Blank lines carry no record (a trailing newline, the end of a torn line);
+    // a record blanked out still shows up as a gap in seq.
+    if (next.value.trim() !== '') yield parseLine(file, n, next.value);
   }
-  n++;
-  if (rest.trim() !== '') yield parseLine(file, n, rest.endsWith('\r') ? rest.slice(0, -1) : rest);
 }
 
 /** every non-blank line of `files`, in the order given; throws UnreadableLogError */

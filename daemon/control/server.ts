@@ -5,6 +5,7 @@ import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { makeDirs } from '../make-dirs.js';
+import { LineSplitter } from '../lines.js';
 
 export interface ControlRequest {
   cmd: string;
@@ -82,25 +83,17 @@ export class ControlServer {
     s.on('close', () => this.sockets.delete(s));
     s.on('error', () => s.destroy());
     s.setEncoding('utf8');
-    let buf = '';
     let busy = Promise.resolve();
-    s.on('data', (chunk: string) => {
-      buf += chunk;
-      if (buf.length > MAX_LINE && !buf.includes('\n')) {
-        s.end(`${JSON.stringify({ ok: false, error: `request longer than ${MAX_LINE} bytes` })}\n`);
-        buf = '';
-        return;
-      }
-      let nl = buf.indexOf('\n');
-      while (nl !== -1) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        nl = buf.indexOf('\n');
-        if (line === '') continue;
+    const requests = new LineSplitter(
+      (raw) => {
+        const line = raw.trim();
         // answered in order, one at a time
-        busy = busy.then(() => this.answer(s, line));
-      }
-    });
+        if (line !== '') busy = busy.then(() => this.answer(s, line));
+      },
+      MAX_LINE,
+      () => s.end(`${JSON.stringify({ ok: false, error: `request longer than ${MAX_LINE} bytes` })}\n`),
+    );
+    s.on('data', (chunk: string) => requests.push(chunk));
   }
 
   private async answer(s: Socket, line: string): Promise<void> {

@@ -15,6 +15,7 @@ import { monotonicToEpoch } from '../clock.js';
 import type { SensorHealth } from '../sensors/sensor.js';
 import type { SubjectFilter } from '../sensors/ebpf/script.js';
 import { parseGuardLine } from './parse.js';
+import { LineSplitter } from '../lines.js';
 
 export interface GuardStatus {
   guard: 'kernel' | 'detect-only';
@@ -109,7 +110,6 @@ export class LsmGuard extends EventEmitter {
     const child = spawn(join(dir, 'redline-guard'), [join(dir, 'guard.bpf.o'), subject], { stdio: ['pipe', 'pipe', 'pipe'] });
     return new Promise((resolve, reject) => {
       let stderr = '';
-      let buf = '';
       let guard: LsmGuard | null = null;
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
@@ -130,22 +130,15 @@ export class LsmGuard extends EventEmitter {
         else guard.emit('trouble', { sensor: 'guard', reason: 'died', detail: `the BPF LSM guard exited (${signal ?? `code ${code}`}): the kernel refuses nothing more` });
       });
       child.stdout?.setEncoding('utf8');
-      child.stdout?.on('data', (chunk: string) => {
-        buf += chunk;
-        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (!guard) {
-            if (line === READY) {
-              clearTimeout(timer);
-              guard = new LsmGuard(child);
-              resolve(guard);
-            }
-            continue;
-          }
-          guard.line(line);
+      const lines = new LineSplitter((line) => {
+        if (guard) return guard.line(line);
+        if (line === READY) {
+          clearTimeout(timer);
+          guard = new LsmGuard(child);
+          resolve(guard);
         }
       });
+      child.stdout?.on('data', (chunk: string) => lines.push(chunk));
     });
   }
 

@@ -25,6 +25,7 @@ import type { ControlReply, ControlRequest } from '../control/server.js';
 import type { ChainHead, Sealed } from './chain.js';
 import { dashboardResponse } from './dashboard.js';
 import { makeDirs } from '../make-dirs.js';
+import { linesOf } from '../lines.js';
 
 export interface StreamOptions {
   host: string;
@@ -128,12 +129,7 @@ const SEQ_FIRST = /^\{"seq":(\d+),/;
 
 /** the complete lines of a file, read in chunks (a torn last line is left out) */
 async function* logLines(file: string): AsyncGenerator<string> {
-  let rest = '';
-  for await (const chunk of createReadStream(file, { encoding: 'utf8', highWaterMark: 256 * 1024 })) {
-    const parts = (rest + (chunk as string)).split('\n');
-    rest = parts.pop() ?? '';
-    for (const p of parts) if (p !== '') yield p;
-  }
+  for await (const line of linesOf(createReadStream(file, { encoding: 'utf8', highWaterMark: 256 * 1024 }), false)) if (line !== '') yield line;
 }
 
 export class StreamServer {

@@ -10,6 +10,7 @@ import type { Sensor, SensorHealth, SensorTrouble } from '../sensor.js';
 import { ensureTracefs, findExecutable, findLoader, type LoaderFiles } from './host.js';
 import { type BpftraceLine, type Clock, parseLine, parseLoaderLine } from './parse.js';
 import { generateScript, type SubjectFilter } from './script.js';
+import { LineSplitter } from '../../lines.js';
 
 export interface EbpfOptions {
   filter: SubjectFilter;
@@ -30,6 +31,8 @@ type Part = 'bpftrace' | 'loader';
 /** how long stop() waits for a killed bpftrace to be gone (see stopBpftrace) */
 const STOP_WAIT_MS = 300;
 
+/** the longest line a sensor prints (an argv of 64 KiB, a path of 4 KiB, well within it) */
+const MAX_LINE = 1 << 20;
 /** how much of a sensor process's stderr is kept for the message when it fails to start */
 const STDERR_KEPT = 8192;
 
@@ -214,14 +217,9 @@ export class EbpfSensor extends EventEmitter implements Sensor {
         child.kill('SIGKILL');
         reject(new Error(`${what} did not attach within ${this.opts.attachTimeoutMs ?? 30000} ms: ${stderr.trim()}`));
       }, this.opts.attachTimeoutMs ?? 30000);
-      let buf = '';
       child.stdout?.setEncoding('utf8');
-      child.stdout?.on('data', (chunk: string) => {
-        buf += chunk;
-        let nl = buf.indexOf('\n');
-        while (nl >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
+      const lines = new LineSplitter(
+        (line) => {
           try {
             const parsed = parse(line, this.clock);
             if (parsed.kind === 'ready' && !attached) {
@@ -244,21 +242,24 @@ export class EbpfSensor extends EventEmitter implements Sensor {
             // one line that cannot be handled is one event lost, not the sensor
             this.trouble({ sensor: this.name, reason: 'garbage', detail: `a line of ${what} could not be handled: ${(err as Error).message}`, lost: 1 });
           }
-          nl = buf.indexOf('\n');
-        }
-      });
+        },
+        MAX_LINE,
+        (chars) => this.trouble({ sensor: this.name, reason: 'garbage', detail: `${what} printed ${chars} characters with no newline: dropped`, lost: 1 }),
+      );
+      child.stdout?.on('data', (chunk: string) => lines.push(chunk));
       child.stderr?.setEncoding('utf8');
+      const errLines = new LineSplitter((line) => {
+        if (NOISE.some((re) => re.test(line))) return;
+        const lost = /Lost (\d+) events/.exec(line);
+        if (lost) {
+          this.lost += Number(lost[1]);
+          this.trouble({ sensor: this.name, reason: 'lost-events', detail: line.trim(), lost: Number(lost[1]) });
+        } else if (attached) this.trouble({ sensor: this.name, reason: 'stderr', detail: line.trim() });
+      }, STDERR_KEPT);
       child.stderr?.on('data', (chunk: string) => {
         // kept for the start-up failure's message only: its end, not the sensor's whole life
         stderr = (stderr + chunk).slice(-STDERR_KEPT);
-        for (const line of chunk.split('\n')) {
-          if (NOISE.some((re) => re.test(line))) continue;
-          const lost = /Lost (\d+) events/.exec(line);
-          if (lost) {
-            this.lost += Number(lost[1]);
-            this.trouble({ sensor: this.name, reason: 'lost-events', detail: line.trim(), lost: Number(lost[1]) });
-          } else if (attached) this.trouble({ sensor: this.name, reason: 'stderr', detail: line.trim() });
-        }
+        errLines.push(chunk);
       });
       child.on('error', (err) => {
         clearTimeout(timer);
