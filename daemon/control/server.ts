@@ -57,13 +57,18 @@ export class ControlServer {
     }
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      // created 0600 from the start: no window in which another user could connect
+      // created 0600 from the start: no window in which another user could connect. A socket
+      // path is bound within listen() itself, so the process's umask is changed only for that
+      // call (and put back even when it throws), never while other code runs
       const old = process.umask(0o177);
-      this.server.listen(this.path, () => {
+      try {
+        this.server.listen(this.path, () => {
+          this.server.off('error', reject);
+          resolve();
+        });
+      } finally {
         process.umask(old);
-        this.server.off('error', reject);
-        resolve();
-      });
+      }
     });
     chmodSync(this.path, 0o600);
   }
