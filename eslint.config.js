@@ -26,6 +26,12 @@ export default tseslint.config(
     },
   },
   {
+    // plain CommonJS worker code, loaded as it is (sensors/weights/hash-worker.cjs)
+    files: ['**/*.cjs'],
+    languageOptions: { globals: globals.node, sourceType: 'commonjs' },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // the dashboard runs in the browser; what it shows comes from the agent, so no markup from strings
     files: ['daemon/outputs/dashboard/**/*.js'],
     languageOptions: { globals: globals.browser, sourceType: 'module' },
