@@ -7,7 +7,7 @@
 // what `audit --json` gives a harness.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { findCgroupV2Mount, groupPids, readEvents } from '../../daemon/cgroup.js';
@@ -196,7 +196,10 @@ describe('run --trials-under with a glob: only the matching siblings are trials'
     mkdirSync(group);
     const progress = join(tmp.dir, 'late-progress');
     spawn('sh', ['-c', `echo $$ > ${group}/cgroup.procs && exec sh -c 'while :; do date +%s%N > ${progress}; sleep 0.02; done'`], { stdio: 'ignore' }).on('error', () => undefined);
-    // (the daemon may not have scanned it yet: the watchdog lists the groups itself)
+    // running (its first mark written; on a loaded host the watchdog could otherwise freeze it
+    // before it ever wrote one), though the daemon may not have scanned it yet: the watchdog
+    // lists the groups itself
+    for (const t0 = Date.now(); !existsSync(progress) && Date.now() - t0 < 10_000; ) await new Promise((r) => setTimeout(r, 10));
     process.kill(daemonPid, 'SIGKILL');
     const lost = await waitForRecord(log, (r) => r.kind === 'daemon' && r.phase === 'lost', 10_000);
     assert.equal(lost.subject_frozen, true);
