@@ -108,7 +108,7 @@ static __always_inline void read_weights(__u32 dev, __u64 ino) {
   if (bpf_map_lookup_elem(&weights, &w)) become_reader();
 }
 
-// a pipe (or local socket) a reader wrote into carries the weights; its reader becomes one
+// a pipe (or local socket) a reader wrote a step (1 MiB) into carries the weights; its reader becomes one
 static __always_inline void through_pipe(struct rl_key *k, int write) {
   struct rl_key p = { .pid = 0, .dev = k->dev, .ino = k->ino };
   if (!write) {
@@ -167,7 +167,9 @@ static __always_inline void account(struct file *f, __s32 fd, __u64 bytes, __u32
   else if (!((mode == 0x8000 && size >= MIN_FILE) || mode == 0x1000)) return;
   struct rl_key k = { .pid = bpf_get_current_pid_tgid() >> 32, .dev = BPF_CORE_READ(i, i_sb, s_dev), .ino = ino };
   if (!write && mode == 0x8000) read_weights(k.dev, k.ino);
-  if (mode == 0x1000) through_pipe(&k, write);
+  // a pipe's reader is marked at each read; the pipe itself only once a reader has written a
+  // step into it (a server's log lines into a pipe or socket make no reader of what reads them)
+  if (mode == 0x1000 && !write) through_pipe(&k, 0);
   void *map = write ? (void *)&wb : (void *)&rb;
   struct rl_count *c = bpf_map_lookup_elem(map, &k);
   if (!c) {
@@ -182,6 +184,7 @@ static __always_inline void account(struct file *f, __s32 fd, __u64 bytes, __u32
   if (n < step) { c->n = n; return; }
   int first = write && !c->seen;
   c->n = 0; c->seen = 1;
+  if (write && mode == 0x1000) through_pipe(&k, 1);
   emit(&k, fd, n, op, size, first && hold(mode) ? mode | 0x0800 : mode);
 }
 
