@@ -179,7 +179,8 @@ static __always_inline void account(struct file *f, __s32 fd, __u64 bytes, __u32
     if (!c) return;
   }
   __u64 n = c->n + bytes, step;
-  if (write) step = !c->seen ? WRITE_FIRST : bpf_map_lookup_elem(&readers, &k.pid) ? READER_WRITE_STEP : WRITE_STEP;
+  // (the readers map is asked only when the answer matters: between the two steps, not on every write)
+  if (write) step = !c->seen ? WRITE_FIRST : n >= READER_WRITE_STEP && n < WRITE_STEP && bpf_map_lookup_elem(&readers, &k.pid) ? READER_WRITE_STEP : WRITE_STEP;
   else { step = size / 8; if (step > READ_STEP_MAX) step = READ_STEP_MAX; if (step == 0) step = PIPE_STEP; }
   if (n < step) { c->n = n; return; }
   int first = write && !c->seen;
