@@ -417,14 +417,12 @@ export class ProcessTable {
     return { event: ev, proc: p, target: null, targets: [], broadcast: false, group: 0 };
   }
 
-  private resolveSignal(ev: Extract<SensorEvent, { type: 'signal' }>, p: ProcInfo): Enriched {
+  private resolveSignal(raw: Extract<SensorEvent, { type: 'signal' }>, p: ProcInfo): Enriched {
+    if (raw.target_unresolved) return { ...this.plain(raw, p), target: this.unknown(0) };
+    // a sender inside a pid namespace names its target there: the host's pid is looked up, and
+    // the event the rules see names both (target_ns_pid: what the sender named)
+    const { ev, target: t } = this.inHostNamespace(raw);
     const out = this.plain(ev, p);
-    if (ev.target_unresolved) {
-      out.target = this.unknown(0);
-      return out;
-    }
-    // a sender inside a pid namespace names its target there: the host's pid is looked up
-    const t = this.inHostNamespace(ev);
     if (t === null) {
       out.target = this.unknown(0);
       return out;
@@ -440,10 +438,10 @@ export class ProcessTable {
       return out;
     }
     // tkill names a thread (a daemon's worker thread included): resolve it to its process
-    const tgid = ev.syscall === 'tkill' ? readStatus(t)?.tgid : undefined;
+    const tgid = raw.syscall === 'tkill' ? readStatus(t)?.tgid : undefined;
     const tp = this.lookup(tgid ?? t);
     // killed by another door before anyone looked: the kernel's name for it
-    if (!tp.known && !tp.comm && ev.target_comm) tp.comm = ev.target_comm;
+    if (!tp.known && !tp.comm && raw.target_comm) tp.comm = raw.target_comm;
     out.target = tp;
     out.targets = [tp];
     return out;
@@ -451,13 +449,14 @@ export class ProcessTable {
 
   /**
    * The signal's target as a host pid (a negative one for a group), or null when nothing in
-   * the sender's pid namespace has it. The event keeps what the sender named (target_ns_pid).
-   * Broadcasts (-1) and the sender's own group (0) need no translation.
+   * the sender's pid namespace has it. A translated one is a new event that keeps what the
+   * sender named (target_ns_pid); the sensor's stays as it was. Broadcasts (-1) and the sender's
+   * own group (0) need no translation.
    */
-  private inHostNamespace(ev: Extract<SensorEvent, { type: 'signal' }>): number | null {
+  private inHostNamespace(ev: Extract<SensorEvent, { type: 'signal' }>): { ev: Extract<SensorEvent, { type: 'signal' }>; target: number | null } {
     // (what the sender named, also when this runs again for a target late to appear)
     const t = ev.target_ns_pid ?? ev.target_pid;
-    if (ev.pidns === undefined || ev.pidns === this.ownPidns || t === 0 || t === -1 || ev.syscall === 'pidfd_send_signal') return t;
+    if (ev.pidns === undefined || ev.pidns === this.ownPidns || t === 0 || t === -1 || ev.syscall === 'pidfd_send_signal') return { ev, target: t };
     const named = Math.abs(t);
     // a live process with that pid there; else one that exited (the signal may have killed it
     // before this ran: its exit line said who it was inside); else /proc
@@ -468,10 +467,9 @@ export class ProcessTable {
       if (p.alive) break;
     }
     host ??= hostPidIn(ev.pidns, named);
-    ev.target_ns_pid = t;
-    if (host === null) return null;
-    ev.target_pid = t < 0 ? -host : host;
-    return ev.target_pid;
+    if (host === null) return { ev: { ...ev, target_ns_pid: t }, target: null };
+    const target = t < 0 ? -host : host;
+    return { ev: { ...ev, target_ns_pid: t, target_pid: target }, target };
   }
 
   private groupMembers(pgid: number): ProcInfo[] {

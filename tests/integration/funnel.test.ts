@@ -120,11 +120,11 @@ describe('the error funnel on a pipeline over a real cgroup', { skip: cgroupSkip
       observe: () => {
         throw new TypeError('weights sensor broke');
       },
-      observeBytes: () => undefined,
+      observeBytes: () => [],
       concerns: () => false,
       connected: () => undefined,
-      listened: () => undefined,
-      exited: () => undefined,
+      listened: () => [],
+      exited: () => [],
     },
   });
 

@@ -8,7 +8,7 @@ import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ProbeEvent } from '../../daemon/events.js';
-import { ProbeScheduler } from '../../daemon/sensors/ports/probes.js';
+import { ProbeScheduler } from '../../daemon/analyze/probes.js';
 import { ROOT, tempDir } from '../helpers/redline.js';
 
 const SERVER = join(ROOT, 'tests/fixtures/fake_server.py');

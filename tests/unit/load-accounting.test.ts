@@ -7,7 +7,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FileBytesEvent } from '../../daemon/events.js';
-import { type Derived, LoadAccounting } from '../../daemon/sensors/weights/loads.js';
+import { type Derived, LoadAccounting } from '../../daemon/analyze/weights/loads.js';
 import { WeightRegistry } from '../../daemon/sensors/weights/registry.js';
 import { makeModel, type Model } from '../helpers/model.js';
 import { tempDir } from '../helpers/redline.js';

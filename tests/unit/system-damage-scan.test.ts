@@ -14,9 +14,9 @@ import { Ruleset } from '../../daemon/engine/ruleset.js';
 import type { ConnectEvent, LoadProblem, ScanEvent, SensorEvent } from '../../daemon/events.js';
 import type { Enriched, ProcInfo } from '../../daemon/process.js';
 import { parseLine, parseLoaderLine } from '../../daemon/sensors/ebpf/parse.js';
-import { ProtectedAreas, SYSTEM_ROOTS } from '../../daemon/sensors/system/areas.js';
-import { mountPointOf } from '../../daemon/sensors/system/disk.js';
-import { procPidOf, ScanTracker } from '../../daemon/sensors/system/scans.js';
+import { ProtectedAreas, SYSTEM_ROOTS } from '../../daemon/enrich/areas.js';
+import { mountPointOf } from '../../daemon/analyze/disk.js';
+import { procPidOf, ScanTracker } from '../../daemon/analyze/scans.js';
 import { ROOT } from '../helpers/redline.js';
 
 const clock = (ns: bigint) => Number(ns) / 1e6;
@@ -100,10 +100,15 @@ describe('what a changed file is', () => {
 
 describe('the scan accounting', () => {
   const t = { procs: 4, procWindowMs: 1000, ports: 3, portWindowMs: 1000, folders: 64, listWindowMs: 1000 };
+  // the tracker returns what each call found: gathered here as the pipeline would
   const collect = (s: ScanTracker) => {
     const out: ScanEvent[] = [];
-    s.on('event', (e) => out.push(e));
-    return out;
+    const keep = (e: ScanEvent | null) => void (e && out.push(e));
+    return Object.assign(out, {
+      procRead: (...a: Parameters<ScanTracker['procRead']>) => keep(s.procRead(...a)),
+      connected: (...a: Parameters<ScanTracker['connected']>) => keep(s.connected(...a)),
+      listed: (...a: Parameters<ScanTracker['listed']>) => keep(s.listed(...a)),
+    });
   };
   const connect = (pid: number, port: number, time: number): ConnectEvent => ({ type: 'connect', time, pid, fd: 3, family: 4, addr: '127.0.0.1', port, loopback: true });
 
@@ -113,34 +118,34 @@ describe('the scan accounting', () => {
     assert.equal(procPidOf('/proc/meminfo'), null);
     const s = new ScanTracker(t);
     const got = collect(s);
-    for (const f of ['/proc/10/stat', '/proc/10/status', '/proc/11/stat', '/proc/7/stat', '/proc/meminfo', '/proc/12/cmdline']) s.procRead(7, 'ps', f, 100);
+    for (const f of ['/proc/10/stat', '/proc/10/status', '/proc/11/stat', '/proc/7/stat', '/proc/meminfo', '/proc/12/cmdline']) got.procRead(7, 'ps', f, 100);
     assert.equal(got.length, 0, 'three others (10, 11, 12): under four');
-    s.procRead(7, 'ps', '/proc/13/stat', 2000);
+    got.procRead(7, 'ps', '/proc/13/stat', 2000);
     assert.equal(got.length, 0, 'the first three fell out of the window');
-    for (const p of [14, 15, 16]) s.procRead(7, 'ps', `/proc/${p}/stat`, 2100);
+    for (const p of [14, 15, 16]) got.procRead(7, 'ps', `/proc/${p}/stat`, 2100);
     assert.equal(got.length, 1);
     assert.deepEqual({ how: got[0]?.how, count: got[0]?.count, pid: got[0]?.pid }, { how: 'proc', count: 4, pid: 7 });
-    s.procRead(7, 'ps', '/proc/17/stat', 2200);
+    got.procRead(7, 'ps', '/proc/17/stat', 2200);
     assert.equal(got.length, 1, 'once per process and kind');
     s.exited(7);
-    for (const p of [20, 21, 22, 23]) s.procRead(7, 'ps', `/proc/${p}/stat`, 3000);
+    for (const p of [20, 21, 22, 23]) got.procRead(7, 'ps', `/proc/${p}/stat`, 3000);
     assert.equal(got.length, 2, 'a new process with that pid is counted afresh');
   });
 
   test('ports: distinct destinations within the window; folders: listings summed within the window', () => {
     const s = new ScanTracker(t);
     const got = collect(s);
-    s.connected(connect(8, 80, 0));
-    s.connected(connect(8, 80, 10));
-    s.connected(connect(8, 81, 20));
+    got.connected(connect(8, 80, 0));
+    got.connected(connect(8, 80, 10));
+    got.connected(connect(8, 81, 20));
     assert.equal(got.length, 0, 'the same port twice is one');
-    s.connected(connect(8, 82, 30));
+    got.connected(connect(8, 82, 30));
     assert.deepEqual(got.map((e) => [e.how, e.count]), [['ports', 3]]);
     assert.deepEqual(got[0]?.sample, ['127.0.0.1:80', '127.0.0.1:81', '127.0.0.1:82']);
-    s.listed({ type: 'listing', time: 0, pid: 9, count: 32 });
-    s.listed({ type: 'listing', time: 1500, pid: 9, count: 32 });
+    got.listed({ type: 'listing', time: 0, pid: 9, count: 32 });
+    got.listed({ type: 'listing', time: 1500, pid: 9, count: 32 });
     assert.equal(got.length, 1, 'two steps a window apart');
-    s.listed({ type: 'listing', time: 1600, pid: 9, count: 32 });
+    got.listed({ type: 'listing', time: 1600, pid: 9, count: 32 });
     assert.deepEqual(got.map((e) => e.how), ['ports', 'listing']);
   });
 });

@@ -6,10 +6,10 @@
 // says whether it answers like the protected model. Every answer is a `probe` event.
 import { EventEmitter } from 'node:events';
 import { readlinkSync } from 'node:fs';
-import { type CanaryAnswer, askCanary, compareCanary, type Functional, type ProbeAnswer, probe, type Target } from './ask.js';
-import type { ListenEvent, ProbeEvent } from '../../events.js';
-import type { Sensor, SensorHealth } from '../sensor.js';
-import { listeningSockets } from './resolve.js';
+import { type CanaryAnswer, askCanary, compareCanary, type Functional, type ProbeAnswer, probe, type Target } from '../sensors/ports/ask.js';
+import type { ListenEvent, ProbeEvent } from '../events.js';
+import type { Sensor, SensorHealth } from '../sensors/sensor.js';
+import { listeningSockets } from '../sensors/ports/resolve.js';
 
 // a server listens before it has loaded its model: probe again while it starts up
 const PROBE_AFTER_MS = [150, 1000, 3000];

@@ -14,8 +14,8 @@
 // among what it wrote, wrote them out in another form (compressed, encrypted, encoded, sent).
 import { dirname } from 'node:path';
 import type { FileBytesEvent } from '../../events.js';
-import { readStat } from '../proc/read.js';
-import type { WeightFile, WeightRegistry } from './registry.js';
+import { readStat } from '../../sensors/proc/read.js';
+import type { WeightFile, WeightRegistry } from '../../sensors/weights/registry.js';
 
 export type ProcessKey = string;
 export type LoadHow = 'mmap' | 'read' | 'pread' | 'mixed';

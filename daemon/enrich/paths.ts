@@ -17,12 +17,9 @@ function realFile(target: string | null): string | null {
 }
 
 let ownMountNs: number | null | undefined;
-let parentOf: (pid: number) => number = () => 0;
 
-/** how reachable() finds a process's parent (the process table, which remembers the exited) */
-export function useParents(lookup: (pid: number) => number): void {
-  parentOf = lookup;
-}
+/** a process's parent pid, 0 when unknown (the process table's answer: it remembers the exited) */
+export type ParentOf = (pid: number) => number;
 
 function mountNsOf(pid: number | 'self'): number | null {
   try {
@@ -38,7 +35,7 @@ function mountNsOf(pid: number | 'self'): number | null {
  * own mounts, a tmpfs only it sees), or its parent's when it is gone already (the sandbox's
  * shell outlives its cp). The first of the list that exists is the file.
  */
-export function reachable(pid: number, path: string): string[] {
+export function reachable(pid: number, path: string, parentOf: ParentOf): string[] {
   ownMountNs ??= mountNsOf('self');
   const ppid = parentOf(pid);
   const ns = mountNsOf(pid) ?? (ppid > 0 ? mountNsOf(ppid) : null);

@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { namesCommand, telling } from '../../process.js';
-import { readCmdline } from '../proc/read.js';
+import { readCmdline } from '../../sensors/proc/read.js';
 
 /** files remembered; the newest win */
 const MAX_FILES = 1024;

@@ -2,9 +2,9 @@
 // of many other processes (ps, top, a script walking /proc), connects to many ports (a port
 // scan), or lists many folders (find /, ls -R) — within a short window. One `scan` event per
 // process and kind: the audit marks when a trial's exploration began.
-import { EventEmitter } from 'node:events';
-import type { ConnectEvent, ListingEvent, ScanEvent } from '../../events.js';
-import type { Sensor, SensorHealth } from '../sensor.js';
+import type { ConnectEvent, ListingEvent, ScanEvent } from '../events.js';
+import type { SensorHealth } from '../sensors/sensor.js';
+import type { Analyzer } from './analyzer.js';
 
 export interface ScanThresholds {
   /** other processes' /proc entries read within procWindowMs */
@@ -56,20 +56,14 @@ export function procPidOf(path: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-export class ScanTracker extends EventEmitter<{ event: [ScanEvent] }> implements Sensor {
+/** an analyzer: each call returns the scan it found (once per process and kind), or null */
+export class ScanTracker implements Analyzer {
   readonly name = 'scans';
   private readonly procs = new Map<number, PerProcess>();
   private found = 0;
 
-  constructor(private readonly t: ScanThresholds = SCAN_THRESHOLDS) {
-    super();
-  }
+  constructor(private readonly t: ScanThresholds = SCAN_THRESHOLDS) {}
 
-  async start(): Promise<void> {}
-  async stop(): Promise<void> {}
-  ownPids(): number[] {
-    return [];
-  }
   health(): SensorHealth {
     return { name: this.name, running: true, restarts: 0, lost: 0, events: this.found };
   }
@@ -85,33 +79,33 @@ export class ScanTracker extends EventEmitter<{ event: [ScanEvent] }> implements
   }
 
   /** a subject process opened a /proc file (its name as given, or as the ingress named it) */
-  procRead(pid: number, comm: string | undefined, path: string, time: number): void {
+  procRead(pid: number, comm: string | undefined, path: string, time: number): ScanEvent | null {
     const other = procPidOf(path);
-    if (other === null || other === pid) return;
+    if (other === null || other === pid) return null;
     const p = this.of(pid);
-    if (p.reported.has('proc')) return;
+    if (p.reported.has('proc')) return null;
     p.procs ??= new Window(this.t.procWindowMs);
     const n = p.procs.add(String(other), time);
-    if (n >= this.t.procs) this.report(p, { type: 'scan', time, pid, comm, how: 'proc', count: n, window_ms: this.t.procWindowMs, sample: p.procs.sample() });
+    return n < this.t.procs ? null : this.report(p, { type: 'scan', time, pid, comm, how: 'proc', count: n, window_ms: this.t.procWindowMs, sample: p.procs.sample() });
   }
 
-  connected(ev: ConnectEvent): void {
+  connected(ev: ConnectEvent): ScanEvent | null {
     const p = this.of(ev.pid);
-    if (p.reported.has('ports')) return;
+    if (p.reported.has('ports')) return null;
     p.ports ??= new Window(this.t.portWindowMs);
     // distinct ports: one host's many ports, or many hosts' one port, both are a sweep
     const n = p.ports.add(`${ev.addr}:${ev.port}`, ev.time);
-    if (n >= this.t.ports) this.report(p, { type: 'scan', time: ev.time, pid: ev.pid, comm: ev.comm, how: 'ports', count: n, window_ms: this.t.portWindowMs, sample: p.ports.sample() });
+    return n < this.t.ports ? null : this.report(p, { type: 'scan', time: ev.time, pid: ev.pid, comm: ev.comm, how: 'ports', count: n, window_ms: this.t.portWindowMs, sample: p.ports.sample() });
   }
 
-  listed(ev: ListingEvent): void {
+  listed(ev: ListingEvent): ScanEvent | null {
     const p = this.of(ev.pid);
-    if (p.reported.has('listing')) return;
+    if (p.reported.has('listing')) return null;
     p.listings ??= [];
     p.listings.push([ev.time, ev.count]);
     while (p.listings.length > 0 && ev.time - (p.listings[0]?.[0] ?? ev.time) > this.t.listWindowMs) p.listings.shift();
     const n = p.listings.reduce((a, [, c]) => a + c, 0);
-    if (n >= this.t.folders) this.report(p, { type: 'scan', time: ev.time, pid: ev.pid, comm: ev.comm, how: 'listing', count: n, window_ms: this.t.listWindowMs, sample: [] });
+    return n < this.t.folders ? null : this.report(p, { type: 'scan', time: ev.time, pid: ev.pid, comm: ev.comm, how: 'listing', count: n, window_ms: this.t.listWindowMs, sample: [] });
   }
 
   /** a process that exited is forgotten (its pid may be reused) */
@@ -119,9 +113,9 @@ export class ScanTracker extends EventEmitter<{ event: [ScanEvent] }> implements
     this.procs.delete(pid);
   }
 
-  private report(p: PerProcess, ev: ScanEvent): void {
+  private report(p: PerProcess, ev: ScanEvent): ScanEvent {
     p.reported.add(ev.how);
     this.found++;
-    this.emit('event', ev);
+    return ev;
   }
 }

@@ -6,8 +6,8 @@
 import { EventEmitter } from 'node:events';
 import { closeSync, constants, openSync, readFileSync, readlinkSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { DiskFillEvent, EnospcEvent, FileBytesEvent } from '../../events.js';
-import type { Sensor, SensorHealth, SensorTrouble } from '../sensor.js';
+import type { DiskFillEvent, EnospcEvent, FileBytesEvent } from '../events.js';
+import type { Sensor, SensorHealth, SensorTrouble } from '../sensors/sensor.js';
 
 export interface DiskWatchOptions {
   /** free space under this share of the size (0–1) is a filled filesystem */
@@ -92,28 +92,27 @@ export class DiskWatch extends EventEmitter<{ event: [DiskFillEvent]; trouble: [
     return { name: this.name, running: true, restarts: 0, lost: 0, events: this.found, detail: `${this.watched.size} filesystems watched` };
   }
 
-  /** bytes a subject process wrote to a regular file: its filesystem is watched from now */
-  wrote(ev: FileBytesEvent): void {
-    if (!ev.write || ev.socket || ev.pipe || !ev.subject) return;
+  /** bytes a subject process wrote to a regular file: its filesystem is watched from now (returned: the fill it made) */
+  wrote(ev: FileBytesEvent): DiskFillEvent | null {
+    if (!ev.write || ev.socket || ev.pipe || !ev.subject) return null;
     const w = this.watched.get(ev.dev) ?? this.watch(ev.dev, ev.pid, ev.fd, ev.comm ?? '');
-    if (!w) return;
+    if (!w) return null;
     w.bytes += ev.bytes;
     w.lastWrite = Date.now();
-    this.check(w, ev.time, ev.pid, ev.comm);
+    return this.check(w, ev.time, ev.pid, ev.comm);
   }
 
-  /** the kernel refused a subject's write for want of space */
-  refused(ev: EnospcEvent): void {
+  /** the kernel refused a subject's write for want of space (returned: the fill, once per filesystem) */
+  refused(ev: EnospcEvent): DiskFillEvent | null {
     const w = this.watched.get(ev.dev) ?? this.watch(ev.dev, ev.pid, ev.fd, ev.comm ?? '');
     if (!w) {
-      this.report({ type: 'disk_fill', time: ev.time, pid: ev.pid, comm: ev.comm, how: 'enospc', path: '', dev: ev.dev, free_bytes: 0, total_bytes: 0, bytes: 0, free_before: 0 });
-      return;
+      return this.report({ type: 'disk_fill', time: ev.time, pid: ev.pid, comm: ev.comm, how: 'enospc', path: '', dev: ev.dev, free_bytes: 0, total_bytes: 0, bytes: 0, free_before: 0 });
     }
     w.lastWrite = Date.now();
-    if (w.filled) return;
+    if (w.filled) return null;
     w.filled = true;
     const s = space(w.via);
-    this.report({ type: 'disk_fill', time: ev.time, pid: ev.pid, comm: ev.comm, how: 'enospc', path: w.path, dev: ev.dev, free_bytes: s?.free ?? 0, total_bytes: s?.total ?? 0, bytes: w.bytes, free_before: w.freeBefore });
+    return this.report({ type: 'disk_fill', time: ev.time, pid: ev.pid, comm: ev.comm, how: 'enospc', path: w.path, dev: ev.dev, free_bytes: s?.free ?? 0, total_bytes: s?.total ?? 0, bytes: w.bytes, free_before: w.freeBefore });
   }
 
   /**
@@ -161,7 +160,11 @@ export class DiskWatch extends EventEmitter<{ event: [DiskFillEvent]; trouble: [
         if (now - w.lastWrite > (this.o.idleMs ?? IDLE_MS)) {
           this.release(w);
           this.watched.delete(w.dev);
-        } else this.check(w, now, w.pid, w.comm);
+          continue;
+        }
+        // found by the poll, not by an event: it goes to the inbox
+        const ev = this.check(w, now, w.pid, w.comm);
+        if (ev) this.emit('event', ev);
       }
       if (this.watched.size === 0 && this.timer) {
         clearInterval(this.timer);
@@ -173,20 +176,20 @@ export class DiskWatch extends EventEmitter<{ event: [DiskFillEvent]; trouble: [
     }
   }
 
-  private check(w: Watched, time: number, pid: number, comm: string | undefined): void {
-    if (w.filled) return;
+  private check(w: Watched, time: number, pid: number, comm: string | undefined): DiskFillEvent | null {
+    if (w.filled) return null;
     const s = space(w.via);
-    if (!s || s.total === 0) return;
+    if (!s || s.total === 0) return null;
     const floor = s.total * this.o.minFree;
     // a filesystem that was under the threshold before the subject wrote there is not its doing
-    if (s.free >= floor || w.freeBefore < floor) return;
+    if (s.free >= floor || w.freeBefore < floor) return null;
     w.filled = true;
-    this.report({ type: 'disk_fill', time, pid, comm, how: 'low_space', path: w.path, dev: w.dev, free_bytes: s.free, total_bytes: s.total, bytes: w.bytes, free_before: w.freeBefore });
+    return this.report({ type: 'disk_fill', time, pid, comm, how: 'low_space', path: w.path, dev: w.dev, free_bytes: s.free, total_bytes: s.total, bytes: w.bytes, free_before: w.freeBefore });
   }
 
-  private report(ev: DiskFillEvent): void {
+  private report(ev: DiskFillEvent): DiskFillEvent {
     this.found++;
-    this.emit('event', ev);
+    return ev;
   }
 
   private release(w: Watched): void {

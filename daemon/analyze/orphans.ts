@@ -2,10 +2,10 @@
 // handed to another parent. Shortly after a parent exits, its live children are read
 // from /proc; each one whose parent changed is a `reparent` event.
 import { EventEmitter } from 'node:events';
-import type { ReparentEvent } from '../../events.js';
-import type { ProcInfo } from '../../process.js';
-import type { Sensor, SensorHealth } from '../sensor.js';
-import { readStat } from './read.js';
+import type { ReparentEvent } from '../events.js';
+import type { ProcInfo } from '../process.js';
+import type { Sensor, SensorHealth } from '../sensors/sensor.js';
+import { readStat } from '../sensors/proc/read.js';
 
 // after a parent exits, the kernel reparents its children within microseconds; a daemonizing
 // child calls setsid() as its parent exits, and its session decides the rule: a little longer

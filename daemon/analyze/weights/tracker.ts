@@ -7,16 +7,17 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync, readlinkSync } from 'node:fs';
 import type { ConnectEvent, FileBytesEvent, LinkEvent, OpenEvent, SensorEvent } from '../../events.js';
-import { type FileStat, statOf } from './paths.js';
-import { isLoopback, parseProcNet, type Proto } from '../ports/parse-net.js';
-import type { Sensor, SensorHealth } from '../sensor.js';
+import { type FileStat, statOf } from '../../enrich/paths.js';
+import { isLoopback, parseProcNet, type Proto } from '../../sensors/ports/parse-net.js';
+import type { SensorHealth } from '../../sensors/sensor.js';
+import { type Analyzer, Derivations } from '../analyzer.js';
 import { type Candidate, CandidateCopies } from './candidates.js';
-import { fingerprint } from './fingerprint.js';
+import { fingerprint } from '../../sensors/weights/fingerprint.js';
 import { type Derived, type Destination, type Load, LoadAccounting } from './loads.js';
-import { fdOnInode, reachable } from './paths.js';
+import { fdOnInode, type ParentOf, reachable } from '../../enrich/paths.js';
 import { SubjectWrites } from './ties.js';
-import type { CandidateMatch } from './match.js';
-import type { WeightFile, WeightRegistry } from './registry.js';
+import type { CandidateMatch } from '../../sensors/weights/match.js';
+import type { WeightFile, WeightRegistry } from '../../sensors/weights/registry.js';
 
 /** a process's identity, `${pid}:${start}` as the process table keys it */
 export type ProcessKey = string;
@@ -36,6 +37,8 @@ export interface TrackerOptions {
    * between two passes). Unset (eBPF, which sees every write): such finds only count as loads.
    */
   unseenCopiesSince?: number;
+  /** a process's parent (the process table): a name in a mount namespace of its own is reached through it */
+  parentOf?: ParentOf;
 }
 
 // readers past the share are looked at less often than candidates are sized
@@ -43,8 +46,10 @@ const LOAD_CHECK_MS = 250;
 // what is known of an exited process is kept this long for events reported after its exit
 const EXITED_GRACE_MS = 10_000;
 
-export class WeightsTracker extends EventEmitter implements Sensor {
+export class WeightsTracker extends EventEmitter implements Analyzer {
   readonly name = 'weights';
+  /** what a call derives is returned by it; what comes later (a match, a timer) is emitted */
+  private readonly d = new Derivations((ev) => this.emit('event', ev));
   private readonly candidates: CandidateCopies;
   private readonly loads: LoadAccounting;
   /** weight files each process opened for reading: the likely source of what it writes */
@@ -73,21 +78,16 @@ export class WeightsTracker extends EventEmitter implements Sensor {
     this.candidates = new CandidateCopies(o.registry, {
         sourcesOf: (k) => this.sourcesOf(k),
         matched: (c, m, copy) => this.matched(c, m, copy),
+        parentOf: (pid) => this.o.parentOf?.(pid) ?? 0,
         failed: (c, err) => this.emit('trouble', { sensor: this.name, reason: 'failed', detail: `matching ${c.path} against the weights failed (${err.message}): a copy there may be missed` }),
       }, o.idleMs ?? 2000, o.maxCandidates ?? 512);
     this.loads = new LoadAccounting(o.registry, o.loadShare ?? 0.5, (l) => this.loaded(l), (d) => this.derived(d), nameDestination, (dev, ino) => this.candidates.matching(dev, ino));
   }
 
-  async start(): Promise<void> {}
-
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.candidates.stop();
-  }
-
-  ownPids(): number[] {
-    return [];
   }
 
   health(): SensorHealth {
@@ -99,9 +99,16 @@ export class WeightsTracker extends EventEmitter implements Sensor {
   }
 
   /** every open/link of a subject process, named by the ingress; `file` is what stat() said of an open */
-  observe(ev: OpenEvent | LinkEvent, file: FileStat | null, key: ProcessKey): void {
-    if (ev.type === 'open') this.onOpen(ev, file, key);
-    else this.onLink(ev);
+  observe(ev: OpenEvent | LinkEvent, file: FileStat | null, key: ProcessKey): readonly SensorEvent[] {
+    this.d.open();
+    try {
+      if (ev.type === 'open') this.onOpen(ev, file, key);
+      else this.onLink(ev);
+    } catch (err) {
+      this.d.abandon();
+      throw err;
+    }
+    return this.d.close();
   }
 
   /**
@@ -110,7 +117,18 @@ export class WeightsTracker extends EventEmitter implements Sensor {
    * by a subject process, or by one that read the weights, makes the file a candidate copy
    * (through the writer's fd: it may have no name yet).
    */
-  observeBytes(ev: FileBytesEvent, key: ProcessKey): void {
+  observeBytes(ev: FileBytesEvent, key: ProcessKey): readonly SensorEvent[] {
+    this.d.open();
+    try {
+      this.onBytes(ev, key);
+    } catch (err) {
+      this.d.abandon();
+      throw err;
+    }
+    return this.d.close();
+  }
+
+  private onBytes(ev: FileBytesEvent, key: ProcessKey): void {
     if (ev.write) {
       this.loads.wrote(key, ev);
       this.arm();
@@ -178,8 +196,15 @@ export class WeightsTracker extends EventEmitter implements Sensor {
   }
 
   /** the process began listening: a reader of the weights past the share is a loader now (loads.ts) */
-  listened(key: ProcessKey): void {
-    this.loads.listened(key);
+  listened(key: ProcessKey): readonly SensorEvent[] {
+    this.d.open();
+    try {
+      this.loads.listened(key);
+    } catch (err) {
+      this.d.abandon();
+      throw err;
+    }
+    return this.d.close();
   }
 
   /**
@@ -187,10 +212,17 @@ export class WeightsTracker extends EventEmitter implements Sensor {
    * long it lived; what was kept about it goes after a grace period (a copy match may still
    * be reported about it), so the state never outgrows the live processes.
    */
-  exited(key: ProcessKey, time = Date.now()): void {
-    this.loads.exited(key, time);
+  exited(key: ProcessKey, time = Date.now()): readonly SensorEvent[] {
+    this.d.open();
+    try {
+      this.loads.exited(key, time);
+    } catch (err) {
+      this.d.abandon();
+      throw err;
+    }
     this.exitedAt.set(key, Date.now());
     if (this.exitedAt.size >= 4096) this.forgetExited(Date.now());
+    return this.d.close();
   }
 
   /**
@@ -220,7 +252,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
 
   private emitEvent(ev: SensorEvent): void {
     this.events++;
-    this.emit('event', ev);
+    this.d.add(ev);
   }
 
   private onOpen(ev: OpenEvent, st: FileStat | null, key: ProcessKey): void {
@@ -337,7 +369,7 @@ export class WeightsTracker extends EventEmitter implements Sensor {
       this.linkChecks--;
       // (through the linker's root, or its parent's, in a mount namespace of its own)
       let st: ReturnType<typeof statOf> = null;
-      for (const p of reachable(ev.pid, path)) if ((st = statOf(p))) break;
+      for (const p of reachable(ev.pid, path, (pid) => this.o.parentOf?.(pid) ?? 0)) if ((st = statOf(p))) break;
       if (!st) return;
       // a file written with no name (O_TMPFILE) and named by linkat: the same copy, named now
       const c = this.candidates.get(st.dev, st.ino);

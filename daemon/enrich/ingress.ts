@@ -3,10 +3,10 @@
 // event; the one it got stays as the sensor made it. Other event types pass it unchanged.
 import { realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { groupPids } from './cgroup.js';
-import type { FileChangeEvent, LinkEvent, OpenEvent, SensorEvent } from './events.js';
-import type { ProtectedAreas } from './sensors/system/areas.js';
-import { fdPath, type FileStat, reachable, resolveName, resolveOpened, statOf } from './sensors/weights/paths.js';
+import { groupPids } from '../cgroup.js';
+import type { FileChangeEvent, LinkEvent, OpenEvent, SensorEvent } from '../events.js';
+import type { ProtectedAreas } from './areas.js';
+import { fdPath, type FileStat, type ParentOf, reachable, resolveName, resolveOpened, statOf } from './paths.js';
 
 export interface Ingested<E extends SensorEvent = SensorEvent> {
   event: E;
@@ -55,12 +55,19 @@ export class Ingress {
   private monitorIds = new Set<string>();
   private idsAt = Number.NEGATIVE_INFINITY;
 
+  private readonly areas: ProtectedAreas | null;
+  private readonly parentOf: ParentOf;
+
   /**
    * monitorPaths: the daemon's own files (log, config, rules); a subject writing one is
    * tampering. areas: what a written or changed file is (system, the model's, protected).
+   * parentOf: the process table's answer; a name in a mount namespace of its own is reached
+   * through the process's root, or its parent's.
    */
-  constructor(monitorPaths: readonly string[] = [], private readonly areas: ProtectedAreas | null = null) {
-    this.monitorPaths = new Set(monitorPaths.map((p) => realPathOf(p) ?? p));
+  constructor(o: { monitorPaths?: readonly string[]; areas?: ProtectedAreas | null; parentOf?: ParentOf } = {}) {
+    this.monitorPaths = new Set((o.monitorPaths ?? []).map((p) => realPathOf(p) ?? p));
+    this.areas = o.areas ?? null;
+    this.parentOf = o.parentOf ?? (() => 0);
   }
 
   /** a write to this file (named `path`, really `real`) is a write to the monitor's own files */
@@ -87,7 +94,7 @@ export class Ingress {
     // names the next file by the time this runs. A negative fd is a refused attempt to write.
     const named = resolveName(ev.pid, ev.dfd, ev.filename);
     // a process in a mount namespace of its own (a container) is looked at through its root
-    const where = named ? reachable(ev.pid, named) : [];
+    const where = named ? reachable(ev.pid, named, this.parentOf) : [];
     let byName: FileStat | null = null;
     for (const p of where) if ((byName = statOf(p))) break;
     const byFd = !byName && ev.fd >= 0 ? statOf(`/proc/${ev.pid}/fd/${ev.fd}`) : null;
@@ -130,7 +137,7 @@ export class Ingress {
     const still = ev.op === 'rename' ? out.to_path : ev.op === 'unlink' || ev.op === 'rmdir' ? undefined : path;
     let st: FileStat | null = null;
     if (ev.fd !== undefined) st = statOf(`/proc/${ev.pid}/fd/${ev.fd}`);
-    if (!st && still) for (const p of reachable(ev.pid, still)) if ((st = statOf(p))) break;
+    if (!st && still) for (const p of reachable(ev.pid, still, this.parentOf)) if ((st = statOf(p))) break;
     if (st) {
       out.dev = st.dev;
       out.ino = st.ino;

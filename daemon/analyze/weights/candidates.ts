@@ -3,11 +3,11 @@
 // grows, and matched by content off the main thread; a match makes it registered weights
 // itself, and once it stops growing its fingerprint is completed.
 import { closeSync, fstatSync, openSync, readlinkSync } from 'node:fs';
-import { fingerprint } from './fingerprint.js';
+import { fingerprint } from '../../sensors/weights/fingerprint.js';
 import type { FileBytesEvent, OpenEvent } from '../../events.js';
-import { type CandidateMatch, matchCandidate } from './match.js';
-import { reachable } from './paths.js';
-import type { WeightFile, WeightRegistry } from './registry.js';
+import { type CandidateMatch, matchCandidate } from '../../sensors/weights/match.js';
+import { type ParentOf, reachable } from '../../enrich/paths.js';
+import type { WeightFile, WeightRegistry } from '../../sensors/weights/registry.js';
 
 export type ProcessKey = string;
 
@@ -52,6 +52,8 @@ export interface CandidateHooks {
   matched: (c: Candidate, m: CandidateMatch, copy: WeightFile | null) => void;
   /** matching it, or handling its match, threw: a copy may be missed, and that must be said */
   failed: (c: Candidate, err: Error) => void;
+  /** a process's parent (the process table): a writer in a mount namespace of its own names files there */
+  parentOf: ParentOf;
 }
 
 export class CandidateCopies {
@@ -84,7 +86,7 @@ export class CandidateCopies {
     const viaFd = `/proc/${pid}/fd/${fd}`;
     // (by name through the writer's root when it has a mount namespace of its own)
     let own: number | null = null;
-    if (!path.endsWith(' (deleted)')) for (const p of reachable(pid, path)) if ((own = openSame(p, st)) !== null) break;
+    if (!path.endsWith(' (deleted)')) for (const p of reachable(pid, path, this.hooks.parentOf)) if ((own = openSame(p, st)) !== null) break;
     own ??= openSame(viaFd, st);
     if (own === null) return false;
     this.byInode.set(key, { path, own, dev: st.dev, ino: st.ino, pid, key: writer, found, outside: false, comm, size: -1, lastGrowth: Date.now(), match: null, busy: false, checked: false, lookedAt: -1, mtime: 0, lookedMtime: 0, pendingReads: [], pendingBytes: [] });
