@@ -1,12 +1,11 @@
 // Every process redline knows: identity (pid + start time), fork-time ancestry that survives
 // reparenting, and the flags rules look at. Seeded by one /proc scan, then fed by events.
-import type { SensorEvent, WeightsLoadEvent } from './events.js';
-import { ancestorsOf, type Enriched, MAX_ANCESTRY, namesCommand, type ProcInfo, telling } from './process.js';
+import type { SensorEvent } from './events.js';
+import { ancestorsOf, type Enriched, MAX_ANCESTRY, type ProcInfo } from './process.js';
 export { ancestorsOf, type Enriched, type ProcInfo } from './process.js';
-import { hostPidIn, listPids, pidnsOf, readCmdline, readStat, readStatus } from './sensors/proc/read.js';
-
-/** subject command lines kept for tying a replica outside it to the trial */
-const MAX_COMMANDS = 256;
+import { isRunning, listPids, readCmdline, readStat, realUid } from './sensors/proc/read.js';
+import { SignalTargets } from './signal-targets.js';
+import { SubjectCommands } from './subject-commands.js';
 
 export interface TableOptions {
   /** /proc-based subject membership, for processes not learnt from the sensor */
@@ -18,11 +17,6 @@ export interface TableOptions {
   keepExitedMs?: number;
 }
 
-/** the real uid (the owner of /proc/PID is root for a process that changed credentials) */
-function uidOf(pid: number): number {
-  return readStatus(pid)?.uid ?? -1;
-}
-
 function ticksFromEventTime(epochMs: number): number {
   // a stand-in start time for a process that vanished before /proc could be read:
   // unique enough to separate it from a later process with the same pid
@@ -32,14 +26,14 @@ function ticksFromEventTime(epochMs: number): number {
 export class ProcessTable {
   private readonly byPid = new Map<number, ProcInfo>();
   /** the subject's command lines, newest last (bounded) */
-  private readonly commands: { pid: number; text: string }[] = [];
+  private readonly commands = new SubjectCommands();
+  /** whom a signal reaches */
+  private readonly signals = new SignalTargets(this);
   private readonly allow: Set<number>;
   private readonly protect: Set<number>;
   private readonly monitor: Set<number>;
   private readonly keepExitedMs: number;
 
-  /** the daemon's own pid namespace: signals sent in it name host pids */
-  private readonly ownPidns = pidnsOf('self');
 
   constructor(private readonly opts: TableOptions) {
     this.allow = new Set(opts.allowPids ?? []);
@@ -127,7 +121,8 @@ export class ProcessTable {
     return p.known ? p : null;
   }
 
-  private unknown(pid: number): ProcInfo {
+  /** a placeholder for a process nothing is known of */
+  unknown(pid: number): ProcInfo {
     return this.make({ pid, start: 0, ppid: 0, pgid: 0, sid: 0, uid: -1, comm: '', exe: '', args: [], parent: null, known: false, subject: false });
   }
 
@@ -157,7 +152,7 @@ export class ProcessTable {
       ppid: st.ppid,
       pgid: st.pgid,
       sid: st.sid,
-      uid: uidOf(pid),
+      uid: realUid(pid),
       comm: st.comm,
       exe: args[0] ?? '',
       args,
@@ -202,7 +197,7 @@ export class ProcessTable {
         // the kernel read the argv at the exec; /proc only for one longer than it reads
         const args = ev.args ?? readCmdline(ev.pid);
         p.args = args && args.length > 0 ? args : [ev.filename];
-        if (p.subject) this.rememberCommand(p);
+        if (p.subject) this.commands.remember(p);
         return this.plain(ev, p);
       }
       case 'exit': {
@@ -237,7 +232,7 @@ export class ProcessTable {
       }
       case 'signal': {
         const p = this.subjectProc(ev.pid, ev);
-        return this.resolveSignal(ev, p);
+        return this.signals.resolve(ev, p);
       }
       case 'attempt': {
         // (whom it aimed at, as a signal's target: the rules ask whether it is the monitor's)
@@ -309,7 +304,7 @@ export class ProcessTable {
         const p = ev.outside_subject ? this.outsider(ev) : this.subjectProc(ev.pid, ev);
         // the allowed server (and the daemon) load the weights by right: never replicas
         if (!p.allowed && !p.monitor) this.becomeReplica(p);
-        const tied = ev.outside_subject ? { ...ev, ...this.tieOf(ev, p) } : ev;
+        const tied = ev.outside_subject ? { ...ev, ...this.commands.tieOf(ev, p) } : ev;
         return { ...this.plain(tied, p), generation: p.replicaGen, liveReplicas: this.liveReplicas() };
       }
       case 'gpu': {
@@ -321,27 +316,6 @@ export class ProcessTable {
         return { ...this.plain(ev, p), generation: p.replicaGen, liveReplicas: this.liveReplicas() };
       }
     }
-  }
-
-  /** a subject's command line, kept after it exits: a replica outside may be running it */
-  private rememberCommand(p: ProcInfo): void {
-    this.commands.push({ pid: p.pid, text: p.args.join(' ') });
-    if (this.commands.length > MAX_COMMANDS) this.commands.shift();
-  }
-
-  /**
-   * What ties a replica outside the subject to the trial: the job file the sensor found, a
-   * subject command naming one of its telling arguments (`systemd-run …`, `ssh host '…'`,
-   * `docker run …`), or only the time (it loaded the weights while the trial ran).
-   */
-  private tieOf(ev: WeightsLoadEvent, p: ProcInfo): Pick<WeightsLoadEvent, 'tie' | 'tie_pid'> {
-    if (ev.job_file) return { tie: 'job_file' };
-    const args = telling(p.args);
-    for (let i = this.commands.length - 1; i >= 0; i--) {
-      const c = this.commands[i] as { pid: number; text: string };
-      if (c.pid !== p.pid && namesCommand(c.text, args)) return { tie: 'command', tie_pid: c.pid };
-    }
-    return { tie: 'time' };
   }
 
   /**
@@ -416,77 +390,4 @@ export class ProcessTable {
   private plain(ev: SensorEvent, p: ProcInfo): Enriched {
     return { event: ev, proc: p, target: null, targets: [], broadcast: false, group: 0 };
   }
-
-  private resolveSignal(raw: Extract<SensorEvent, { type: 'signal' }>, p: ProcInfo): Enriched {
-    if (raw.target_unresolved) return { ...this.plain(raw, p), target: this.unknown(0) };
-    // a sender inside a pid namespace names its target there: the host's pid is looked up, and
-    // the event the rules see names both (target_ns_pid: what the sender named)
-    const { ev, target: t } = this.inHostNamespace(raw);
-    const out = this.plain(ev, p);
-    if (t === null) {
-      out.target = this.unknown(0);
-      return out;
-    }
-    if (t === -1) {
-      out.broadcast = true;
-      return out;
-    }
-    if (t <= 0) {
-      out.group = t === 0 ? p.pgid : -t;
-      out.targets = this.groupMembers(out.group);
-      out.target = out.targets.find((x) => !x.subject) ?? out.targets[0] ?? this.unknown(0);
-      return out;
-    }
-    // tkill names a thread (a daemon's worker thread included): resolve it to its process
-    const tgid = raw.syscall === 'tkill' ? readStatus(t)?.tgid : undefined;
-    const tp = this.lookup(tgid ?? t);
-    // killed by another door before anyone looked: the kernel's name for it
-    if (!tp.known && !tp.comm && raw.target_comm) tp.comm = raw.target_comm;
-    out.target = tp;
-    out.targets = [tp];
-    return out;
-  }
-
-  /**
-   * The signal's target as a host pid (a negative one for a group), or null when nothing in
-   * the sender's pid namespace has it. A translated one is a new event that keeps what the
-   * sender named (target_ns_pid); the sensor's stays as it was. Broadcasts (-1) and the sender's
-   * own group (0) need no translation.
-   */
-  private inHostNamespace(ev: Extract<SensorEvent, { type: 'signal' }>): { ev: Extract<SensorEvent, { type: 'signal' }>; target: number | null } {
-    // (what the sender named, also when this runs again for a target late to appear)
-    const t = ev.target_ns_pid ?? ev.target_pid;
-    if (ev.pidns === undefined || ev.pidns === this.ownPidns || t === 0 || t === -1 || ev.syscall === 'pidfd_send_signal') return { ev, target: t };
-    const named = Math.abs(t);
-    // a live process with that pid there; else one that exited (the signal may have killed it
-    // before this ran: its exit line said who it was inside); else /proc
-    let host: number | null = null;
-    for (const p of this.byPid.values()) {
-      if (p.pidns !== ev.pidns || (p.nsPid ?? p.pid) !== named) continue;
-      host = p.pid;
-      if (p.alive) break;
-    }
-    host ??= hostPidIn(ev.pidns, named);
-    if (host === null) return { ev: { ...ev, target_ns_pid: t }, target: null };
-    const target = t < 0 ? -host : host;
-    return { ev: { ...ev, target_ns_pid: t, target_pid: target }, target };
-  }
-
-  private groupMembers(pgid: number): ProcInfo[] {
-    const out: ProcInfo[] = [];
-    for (const pid of listPids()) {
-      const st = readStat(pid);
-      if (!st || st.pgid !== pgid) continue;
-      const p = this.lookup(pid);
-      p.pgid = st.pgid;
-      out.push(p);
-    }
-    return out;
-  }
-}
-
-/** the process exists and has not exited (a zombie waiting to be reaped has) */
-function isRunning(pid: number): boolean {
-  const st = readStat(pid);
-  return st !== null && st.state !== 'Z' && st.state !== 'X';
 }

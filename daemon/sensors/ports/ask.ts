@@ -5,6 +5,8 @@
 // the two answers compared. Never throws. A port in another network namespace (a container's)
 // is probed from inside it: a short-lived node process started under nsenter does the requests.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { request } from 'node:http';
 
 export interface ProbeAnswer {
@@ -102,36 +104,15 @@ function send(port: number, ask: Ask, timeoutMs: number): Promise<RawAnswer> {
   });
 }
 
-// what runs inside the other namespace: the same requests, one JSON line per answer; it stops
-// at the first error, and at the first 2xx when told to
-const IN_NETNS = `
-const http = require('node:http');
-const [port, timeout, stopAt2xx, asks] = process.argv.slice(1);
-(async () => {
-  for (const ask of JSON.parse(asks)) {
-    const t0 = performance.now();
-    const a = await new Promise((resolve) => {
-      const headers = { 'user-agent': 'redline-probe' };
-      if (ask.body !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(ask.body)) });
-      const req = http.request({ host: '127.0.0.1', port: Number(port), path: ask.path, method: ask.method, timeout: Number(timeout), headers }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c) => { if (body.length < ${MAX_BODY}) body += c; });
-        res.on('end', () => resolve({ status: res.statusCode ?? null, body }));
-      });
-      req.on('timeout', () => req.destroy(new Error('no answer within ' + timeout + ' ms')));
-      req.on('error', (e) => resolve({ status: null, body: '', error: e.message }));
-      req.end(ask.body);
-    });
-    process.stdout.write(JSON.stringify({ path: ask.path, ...a, latency_ms: Math.round((performance.now() - t0) * 1000) / 1000 }) + '\\n');
-    if (a.error || (stopAt2xx === '1' && a.status >= 200 && a.status < 300)) break;
-  }
+// what runs inside the other namespace (CommonJS, no loader): beside this file in the sources; from dist/, in the sources
+const IN_NETNS = ((): string => {
+  const here = fileURLToPath(new URL('./probe-child.cjs', import.meta.url));
+  return existsSync(here) ? here : fileURLToPath(new URL('../../../../daemon/sensors/ports/probe-child.cjs', import.meta.url));
 })();
-`;
 
 /** the requests in turn, from inside the network namespace process `pid` lives in */
 function sendInNetns(pid: number, port: number, asks: Ask[], timeoutMs: number, stopAt2xx: boolean): Promise<RawAnswer[]> {
-  const args = [`--net=/proc/${pid}/ns/net`, '--', process.execPath, '-e', IN_NETNS, String(port), String(timeoutMs), stopAt2xx ? '1' : '0', JSON.stringify(asks)];
+  const args = [`--net=/proc/${pid}/ns/net`, '--', process.execPath, IN_NETNS, String(port), String(timeoutMs), stopAt2xx ? '1' : '0', String(MAX_BODY), JSON.stringify(asks)];
   return new Promise((resolve) => {
     execFile('nsenter', args, { timeout: timeoutMs * asks.length + 2000, maxBuffer: 1 << 20 }, (err, stdout) => {
       const out: RawAnswer[] = [];

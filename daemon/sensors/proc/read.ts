@@ -25,6 +25,17 @@ export function readStatus(pid: number): ProcStatus | null {
   return t === null ? null : parseStatus(t);
 }
 
+/** the real uid (the owner of /proc/PID is root for a process that changed credentials); -1 when gone */
+export function realUid(pid: number): number {
+  return readStatus(pid)?.uid ?? -1;
+}
+
+/** the process exists and has not exited (a zombie waiting to be reaped has) */
+export function isRunning(pid: number): boolean {
+  const st = readStat(pid);
+  return st !== null && st.state !== 'Z' && st.state !== 'X';
+}
+
 export function readCgroupFile(pid: number): string | null {
   return read(`/proc/${pid}/cgroup`);
 }
