@@ -14,7 +14,7 @@ export interface Analyzer {
 export const NONE: readonly SensorEvent[] = Object.freeze([]);
 
 /**
- * What an analyzer derives, sorted by when: during a call (open() … close()) its events are
+ * What an analyzer derives, sorted by when: during a call (collect()) its events are
  * collected and returned by that call; outside one (a timer, a promise) they go to `late`.
  */
 export class Derivations {
@@ -23,25 +23,22 @@ export class Derivations {
 
   constructor(private readonly late: (ev: SensorEvent) => void) {}
 
-  open(): void {
+  /** runs one call; what it derives is returned (when it throws, what it had derived still goes out, late) */
+  collect(call: () => void): readonly SensorEvent[] {
     this.during = true;
     this.out = null;
-  }
-
-  /** the events of the call now ending */
-  close(): readonly SensorEvent[] {
+    try {
+      call();
+    } catch (err) {
+      this.during = false;
+      for (const ev of this.out ?? NONE) this.late(ev);
+      this.out = null;
+      throw err;
+    }
     const out = this.out ?? NONE;
     this.during = false;
     this.out = null;
     return out;
-  }
-
-  /** the call threw: what it had derived still goes out, late */
-  abandon(): void {
-    const out = this.out ?? NONE;
-    this.during = false;
-    this.out = null;
-    for (const ev of out) this.late(ev);
   }
 
   add(ev: SensorEvent): void {

@@ -16,6 +16,9 @@ import { dirname } from 'node:path';
 import type { FileBytesEvent } from '../../events.js';
 import { readStat } from '../../sensors/proc/read.js';
 import type { WeightFile, WeightRegistry } from '../../sensors/weights/registry.js';
+import type { Destination } from '../../enrich/destination.js';
+import { EarlyWrites } from './early-writes.js';
+export type { Destination } from '../../enrich/destination.js';
 
 export type ProcessKey = string;
 export type LoadHow = 'mmap' | 'read' | 'pread' | 'mixed';
@@ -43,19 +46,6 @@ export const DERIVED_SHARE = 0.25;
 // a content match of what it wrote, if there is one, lands well within this
 const DERIVED_SETTLE_MS = 1500;
 
-/** where a reader's bytes went: a file or a socket */
-export interface Destination {
-  dev: number;
-  ino: number;
-  fd: number;
-  socket: boolean;
-  bytes: number;
-  /** named when first written (the process may be gone when it is judged) */
-  path: string | null;
-  addr: string | null;
-  port: number | null;
-}
-
 export interface Derived {
   key: ProcessKey;
   pid: number;
@@ -73,9 +63,6 @@ export interface Derived {
 const COPIER_SHARE = 0.5;
 /** pipes remembered as carrying the weights; the oldest go first */
 const MAX_PIPES = 256;
-/** writes kept for processes not yet readers: how many processes, how many writes each */
-const MAX_EARLY_WRITERS = 512;
-const MAX_EARLY_WRITES = 4;
 /** listening processes remembered; the oldest go first */
 const MAX_LISTENING = 4096;
 /** pipes followed back from a reader to the one that read the file */
@@ -136,13 +123,8 @@ export class LoadAccounting {
   private readonly pids = new Set<number>();
   /** pipes carrying the weights, by dev:ino */
   private readonly pipes = new Map<string, CarryingPipe>();
-  /**
-   * Writes by processes not (yet) readers of the weights, the first few each: a process fed
-   * the weights through a pipe or a local socket writes its first step before its first read
-   * step of the pipe is counted (reads of a pipe step at 4 MiB, writes first at 1 MiB), and
-   * with a small model that step may be all it ever writes. Replayed when it becomes a reader.
-   */
-  private readonly early = new Map<ProcessKey, FileBytesEvent[]>();
+  /** writes by processes not (yet) readers of the weights, replayed when they become one */
+  private readonly early = new EarlyWrites();
   /** processes seen listening (a reader among them past the share is a loader at once) */
   private readonly listening = new Set<ProcessKey>();
 
@@ -182,7 +164,7 @@ export class LoadAccounting {
     r.classes.add(cls);
     if (cls === 'mmap') f.mapped = Math.max(f.mapped, ev.bytes);
     else f.read += ev.bytes;
-    this.replayEarly(key);
+    for (const e of this.early.take(key)) this.wrote(key, e);
     if (r.done) return;
     const load = this.measure(r, w, ev.time);
     if (load.share < this.share) return;
@@ -218,7 +200,7 @@ export class LoadAccounting {
   wrote(key: ProcessKey, ev: FileBytesEvent): void {
     const r = this.readers.get(key);
     if (!r) {
-      this.keepEarly(key, ev);
+      this.early.keep(key, ev);
       return;
     }
     if (ev.pipe) {
@@ -251,24 +233,6 @@ export class LoadAccounting {
       // would otherwise judge before the match of what was written could land
       r.derivedSeen = Date.now();
     }
-  }
-
-  /** its writes from before it was a reader, now that it is one */
-  private replayEarly(key: ProcessKey): void {
-    const early = this.early.get(key);
-    if (!early) return;
-    this.early.delete(key);
-    for (const e of early) this.wrote(key, e);
-  }
-
-  private keepEarly(key: ProcessKey, ev: FileBytesEvent): void {
-    const list = this.early.get(key);
-    if (list) {
-      if (list.length < MAX_EARLY_WRITES) list.push(ev);
-      return;
-    }
-    this.early.set(key, [ev]);
-    if (this.early.size > MAX_EARLY_WRITERS) this.early.delete(this.early.keys().next().value as ProcessKey);
   }
 
   /** a copy of the weights was found by content among what this process wrote */
@@ -323,7 +287,7 @@ export class LoadAccounting {
   /** the process exited at `time` (kernel time): a pending reader is judged by how long it lived */
   exited(key: ProcessKey, time: number): void {
     this.listening.delete(key);
-    this.early.delete(key);
+    this.early.forget(key);
     const r = this.readers.get(key);
     if (!r) return;
     if (r.pending && !r.done && time - r.pending.time >= READ_ALIVE_MS) this.settle(r);
@@ -335,7 +299,7 @@ export class LoadAccounting {
 
   forget(key: ProcessKey): void {
     this.listening.delete(key);
-    this.early.delete(key);
+    this.early.forget(key);
     const r = this.readers.get(key);
     if (!r) return;
     this.readers.delete(key);

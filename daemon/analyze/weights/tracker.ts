@@ -2,19 +2,22 @@
 // named by the ingress) and the kernel's byte counts of every process (file_bytes) into
 // weights events. The jobs are apart: candidate copies (candidates.ts: files being written,
 // matched by content), loads and derived copies (loads.ts: bytes of a model mapped, read and
-// written out), links and names (here). What it keeps per process is keyed by the process's
+// written out), links (links.ts) and names (here). It is an analyzer: each call returns the
+// events it derives (judged after the event that caused them); later finds go out as 'event'. What it keeps per process is keyed by the process's
 // identity (pid + start time), so a pid the kernel hands to a new process inherits nothing.
 import { EventEmitter } from 'node:events';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
 import type { ConnectEvent, FileBytesEvent, LinkEvent, OpenEvent, SensorEvent } from '../../events.js';
 import { type FileStat, statOf } from '../../enrich/paths.js';
-import { isLoopback, parseProcNet, type Proto } from '../../sensors/ports/parse-net.js';
+import { isLoopback } from '../../sensors/ports/parse-net.js';
 import type { SensorHealth } from '../../sensors/sensor.js';
 import { type Analyzer, Derivations } from '../analyzer.js';
 import { type Candidate, CandidateCopies } from './candidates.js';
 import { fingerprint } from '../../sensors/weights/fingerprint.js';
-import { type Derived, type Destination, type Load, LoadAccounting } from './loads.js';
+import { type Derived, type Load, LoadAccounting } from './loads.js';
+import { nameDestination } from '../../enrich/destination.js';
 import { fdOnInode, type ParentOf, reachable } from '../../enrich/paths.js';
+import { linkedCopy } from './links.js';
 import { SubjectWrites } from './ties.js';
 import type { CandidateMatch } from '../../sensors/weights/match.js';
 import type { WeightFile, WeightRegistry } from '../../sensors/weights/registry.js';
@@ -100,15 +103,7 @@ export class WeightsTracker extends EventEmitter implements Analyzer {
 
   /** every open/link of a subject process, named by the ingress; `file` is what stat() said of an open */
   observe(ev: OpenEvent | LinkEvent, file: FileStat | null, key: ProcessKey): readonly SensorEvent[] {
-    this.d.open();
-    try {
-      if (ev.type === 'open') this.onOpen(ev, file, key);
-      else this.onLink(ev);
-    } catch (err) {
-      this.d.abandon();
-      throw err;
-    }
-    return this.d.close();
+    return this.d.collect(() => (ev.type === 'open' ? this.onOpen(ev, file, key) : this.onLink(ev)));
   }
 
   /**
@@ -118,14 +113,7 @@ export class WeightsTracker extends EventEmitter implements Analyzer {
    * (through the writer's fd: it may have no name yet).
    */
   observeBytes(ev: FileBytesEvent, key: ProcessKey): readonly SensorEvent[] {
-    this.d.open();
-    try {
-      this.onBytes(ev, key);
-    } catch (err) {
-      this.d.abandon();
-      throw err;
-    }
-    return this.d.close();
+    return this.d.collect(() => this.onBytes(ev, key));
   }
 
   private onBytes(ev: FileBytesEvent, key: ProcessKey): void {
@@ -197,14 +185,7 @@ export class WeightsTracker extends EventEmitter implements Analyzer {
 
   /** the process began listening: a reader of the weights past the share is a loader now (loads.ts) */
   listened(key: ProcessKey): readonly SensorEvent[] {
-    this.d.open();
-    try {
-      this.loads.listened(key);
-    } catch (err) {
-      this.d.abandon();
-      throw err;
-    }
-    return this.d.close();
+    return this.d.collect(() => this.loads.listened(key));
   }
 
   /**
@@ -213,16 +194,15 @@ export class WeightsTracker extends EventEmitter implements Analyzer {
    * be reported about it), so the state never outgrows the live processes.
    */
   exited(key: ProcessKey, time = Date.now()): readonly SensorEvent[] {
-    this.d.open();
-    try {
-      this.loads.exited(key, time);
-    } catch (err) {
-      this.d.abandon();
-      throw err;
-    }
+    const out = this.d.collect(() => this.loads.exited(key, time));
     this.exitedAt.set(key, Date.now());
     if (this.exitedAt.size >= 4096) this.forgetExited(Date.now());
-    return this.d.close();
+    return out;
+  }
+
+  /** a file being written that is held open as a candidate copy (pinned: its writer may go) */
+  pinned(dev: number, ino: number): boolean {
+    return this.candidates.get(dev, ino) !== undefined;
   }
 
   /**
@@ -230,11 +210,6 @@ export class WeightsTracker extends EventEmitter implements Analyzer {
    * candidate big enough for a first look that has not had one, a derived copy not yet decided. (`exec` waits for this
    * before its verdict: a `ln` or `cp` the subject ran last is judged before the trial ends.)
    */
-  /** a file being written that is held open as a candidate copy (pinned: its writer may go) */
-  pinned(dev: number, ino: number): boolean {
-    return this.candidates.get(dev, ino) !== undefined;
-  }
-
   busy(): boolean {
     return this.linkChecks > 0 || this.registering > 0 || this.candidates.busy() || this.loads.busy();
   }
@@ -371,23 +346,8 @@ export class WeightsTracker extends EventEmitter implements Analyzer {
       let st: ReturnType<typeof statOf> = null;
       for (const p of reachable(ev.pid, path, (pid) => this.o.parentOf?.(pid) ?? 0)) if ((st = statOf(p))) break;
       if (!st) return;
-      // a file written with no name (O_TMPFILE) and named by linkat: the same copy, named now
-      const c = this.candidates.get(st.dev, st.ino);
-      if (c?.path.endsWith(' (deleted)')) c.path = path;
-      const w = this.o.registry.byInode(st.dev, st.ino);
-      if (!w) return;
-      if (w.path.endsWith(' (deleted)')) {
-        this.o.registry.updatePath(st.dev, st.ino, path);
-        this.emitEvent({
-          type: 'weights_copy', time: ev.time, pid: ev.pid, comm: ev.comm, path, weight: w.source ?? w.path, generation: w.generation,
-          match: w.match ?? 'full', bytes: st.size, offset: 0, seen_by: 'ebpf',
-        });
-        return;
-      }
-      this.emitEvent({
-        type: 'weights_copy', time: ev.time, pid: ev.pid, comm: ev.comm, path, weight: w.path, generation: w.generation + 1,
-        match: ev.kind === 'sym' ? 'symlink' : 'hardlink', bytes: st.size, offset: 0, seen_by: 'ebpf',
-      });
+      const copy = linkedCopy(ev, path, st, this.o.registry, this.candidates);
+      if (copy) this.emitEvent(copy);
     }, 10).unref();
   }
 
@@ -411,35 +371,6 @@ export class WeightsTracker extends EventEmitter implements Analyzer {
     if (this.candidates.size === 0 && this.loads.size === 0 && this.timer) {
       clearInterval(this.timer);
       this.timer = null;
-    }
-  }
-}
-
-/** names where a reader's bytes go while it is alive: a file's path, a socket's peer */
-function nameDestination(pid: number, d: Destination): void {
-  if (!d.socket) {
-    const fd = d.fd >= 0 ? d.fd : fdOnInode(pid, d.dev, d.ino);
-    if (fd === null) return;
-    try {
-      const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      if (link.startsWith('/')) d.path = link;
-    } catch {
-      // closed meanwhile
-    }
-    return;
-  }
-  for (const proto of ['tcp', 'tcp6', 'udp', 'udp6'] as Proto[]) {
-    let text: string;
-    try {
-      text = readFileSync(`/proc/${pid}/net/${proto}`, 'utf8');
-    } catch {
-      continue;
-    }
-    const s = parseProcNet(text, proto).find((x) => x.inode === d.ino);
-    if (s) {
-      d.addr = s.remoteAddr;
-      d.port = s.remotePort;
-      return;
     }
   }
 }
