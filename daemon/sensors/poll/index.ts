@@ -12,16 +12,14 @@
 // passes. Rules that need what it cannot see are inactive with it (`redline doctor`,
 // `redline rules check`).
 import { EventEmitter } from 'node:events';
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { readlinkSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { SensorEvent } from '../../events.js';
 import { listPids, readCmdline, readStat } from '../proc/read.js';
 import { type SensorHealth, SensorStartError } from '../sensor.js';
-import { type Mapping, parseFdinfo, parseMaps, writable } from './parse.js';
+import { readFds, readMaps, type Tracked } from './fds.js';
 import { psListSnapshot, type PsEntry } from './ps-list.js';
 
-/** files below this size are not counted in bytes (as the eBPF sensor's MIN_FILE) */
-const MIN_FILE = 1 << 20;
 /** working folders not watched for copies: the root and the system's trees (too wide to watch) */
 const NOT_WATCHED = /^\/(?:$|(?:proc|sys|dev(?!\/shm(?:\/|$))|usr|bin|sbin|lib|lib64|etc|boot|run|var|snap)(?:\/|$)|(?:tmp|home|root|mnt|media|opt|srv)$)/;
 /** folders reported for watching, at most */
@@ -44,31 +42,6 @@ export interface PollOptions {
    * process seen before it joined (the subject's first, moving itself in) becomes the subject's
    */
   members?: () => number[];
-}
-
-interface OpenFile {
-  /** what /proc/PID/fd/N pointed at when first seen: a different target is a new open */
-  target: string;
-  dev: number;
-  ino: number;
-  write: boolean;
-  /** a file large enough to count bytes on */
-  counted: boolean;
-  pos: number;
-}
-
-interface Tracked {
-  start: number;
-  /** its parent and session at the last pass: a change is a reparent, a new session a setsid */
-  ppid: number;
-  sid: number;
-  subject: boolean;
-  comm: string;
-  exe: string;
-  args: string;
-  fds: Map<number, OpenFile>;
-  /** bytes of each file (dev:ino) reported mapped */
-  mapped: Map<string, number>;
 }
 
 export class PollSensor extends EventEmitter {
@@ -145,6 +118,9 @@ export class PollSensor extends EventEmitter {
     this.emit('event', ev);
   }
 
+  /** (what the file reads find goes out as this sensor's events) */
+  private readonly out = (ev: SensorEvent) => this.emitEvent(ev);
+
   /** one pass; a pass already running is joined, never run twice at once */
   private scan(): Promise<void> {
     this.inFlight ??= this.pass().finally(() => {
@@ -203,8 +179,8 @@ export class PollSensor extends EventEmitter {
       if (!t) t = this.found(pid, now);
       if (!t?.subject) continue;
       this.workingFolder(pid);
-      this.files(pid, t, now);
-      this.maps(pid, t, now, true);
+      if (readFds(pid, t, now, this.out)) this.newSocket = true;
+      readMaps(pid, t, now, true, this.first, this.out);
     }
     // the others last: one watched that is gone while the subject ran (found in this pass or before)
     const subjectRunning = [...this.procs.values()].some((t) => t.subject);
@@ -339,127 +315,13 @@ export class PollSensor extends EventEmitter {
   }
 
   /** the subject process's open files: new ones are opens; positions that moved are bytes */
-  private files(pid: number, t: Tracked, now: number): void {
-    let names: string[];
-    try {
-      names = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      return; // gone, or not ours to read
-    }
-    const open = new Set<number>();
-    for (const name of names) {
-      const fd = Number(name);
-      open.add(fd);
-      let target: string;
-      try {
-        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      } catch {
-        continue;
-      }
-      const known = t.fds.get(fd);
-      if (known && known.target === target) {
-        if (known.counted) this.moved(pid, fd, t, known, now);
-        continue;
-      }
-      // a socket new to this process: the ports sensor looks now, not at its next tick
-      if (target.startsWith('socket:')) {
-        this.newSocket = true;
-        t.fds.set(fd, { target, dev: 0, ino: 0, write: false, counted: false, pos: 0 });
-        continue;
-      }
-      const f = this.opened(pid, fd, target, t, now);
-      if (f) t.fds.set(fd, f);
-      else t.fds.delete(fd);
-    }
-    for (const fd of t.fds.keys()) if (!open.has(fd)) t.fds.delete(fd);
-  }
-
-  private opened(pid: number, fd: number, target: string, t: Tracked, now: number): OpenFile | null {
-    if (!target.startsWith('/') || /^\/(dev|proc|sys)\//.test(target)) return null;
-    const info = readText(`/proc/${pid}/fdinfo/${fd}`);
-    const fi = info === null ? null : parseFdinfo(info);
-    let st: ReturnType<typeof statSync>;
-    try {
-      // through the fd: the file itself, wherever its name is (another mount namespace, deleted)
-      st = statSync(`/proc/${pid}/fd/${fd}`);
-    } catch {
-      return null;
-    }
-    if (!fi || !st.isFile()) return null;
-    const write = writable(fi.flags);
-    this.emitEvent({ type: 'open', time: now, pid, comm: t.comm, fd, flags: fi.flags, dfd: -100, filename: target, path: target, write });
-    const f: OpenFile = { target, dev: st.dev, ino: st.ino, write, counted: write || st.size >= MIN_FILE, pos: 0 };
-    if (f.counted) this.moved(pid, fd, t, f, now, fi.pos, st.size);
-    return f;
-  }
-
-  /** the fd's position moved on: as many bytes read or written (in order) */
-  private moved(pid: number, fd: number, t: Tracked, f: OpenFile, now: number, pos?: number, size?: number): void {
-    let p = pos;
-    if (p === undefined) {
-      const info = readText(`/proc/${pid}/fdinfo/${fd}`);
-      p = info === null ? undefined : parseFdinfo(info)?.pos;
-    }
-    if (p === undefined || p <= f.pos) {
-      if (p !== undefined) f.pos = p; // a seek back
-      return;
-    }
-    const bytes = p - f.pos;
-    f.pos = p;
-    let sz = size;
-    if (sz === undefined) {
-      try {
-        sz = statSync(`/proc/${pid}/fd/${fd}`).size;
-      } catch {
-        return;
-      }
-    }
-    if (!f.write && sz < MIN_FILE) return;
-    this.emitEvent({
-      type: 'file_bytes', time: now, pid, comm: t.comm, op: f.write ? 'write' : 'read', write: f.write, fd, bytes, ino: f.ino, dev: f.dev, size: sz, subject: t.subject, socket: false, pipe: false,
-    });
-  }
-
-  /** files mapped: the bytes of each large file covered, reported as they grow */
-  private maps(pid: number, t: Tracked, now: number, subject: boolean, only?: (m: Mapping) => boolean): void {
-    const text = readText(`/proc/${pid}/maps`);
-    if (text === null) return;
-    const byFile = new Map<string, { m: Mapping; bytes: number; write: boolean }>();
-    for (const m of parseMaps(text)) {
-      if (only && !only(m)) continue;
-      const key = `${m.dev}:${m.ino}`;
-      const e = byFile.get(key);
-      if (e) {
-        e.bytes += m.bytes;
-        e.write ||= m.sharedWrite;
-      } else byFile.set(key, { m, bytes: m.bytes, write: m.sharedWrite });
-    }
-    for (const [key, e] of byFile) {
-      if (e.bytes < MIN_FILE) continue;
-      let size: number;
-      try {
-        size = statSync(e.m.path.replace(/ \(deleted\)$/, '')).size;
-      } catch {
-        size = e.bytes;
-      }
-      const bytes = Math.min(e.bytes, size);
-      if (size < MIN_FILE || bytes <= (t.mapped.get(key) ?? 0)) continue;
-      t.mapped.set(key, bytes);
-      // what others had mapped before the first pass is not news (eBPF would not have seen it either)
-      if (!subject && this.first) continue;
-      this.emitEvent({
-        type: 'file_bytes', time: now, pid, comm: t.comm, op: e.write ? 'mmap_write' : 'mmap', write: e.write, fd: -1, bytes, ino: e.m.ino, dev: e.m.dev, size, subject, socket: false, pipe: false,
-      });
-    }
-  }
-
   /** other processes' mappings of the files that matter (a replica a host service started) */
   private hostWide(now: number): void {
     const wanted = this.o.hostWide;
     if (!wanted) return;
     for (const [pid, t] of this.procs) {
       if (t.subject) continue;
-      this.maps(pid, t, now, false, (m) => wanted(m.dev, m.ino));
+      readMaps(pid, t, now, false, this.first, this.out, (m) => wanted(m.dev, m.ino));
     }
   }
 
@@ -511,13 +373,5 @@ function exeOf(pid: number): string {
     return readlinkSync(`/proc/${pid}/exe`);
   } catch {
     return '';
-  }
-}
-
-function readText(path: string): string | null {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return null;
   }
 }
