@@ -13,6 +13,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Chain, type ChainHead, type ChainRecord, type Sealed } from './chain.js';
+import { lastRecord } from './log-head.js';
 import { emitEach } from '../emit-each.js';
 import { makeSeal, type SigningKey } from './seal.js';
 import { makeDirs } from '../make-dirs.js';
@@ -62,9 +63,6 @@ interface Pending {
   written: number;
 }
 
-const HEX64 = /^[0-9a-f]{64}$/;
-const TAIL_CHUNK = 64 * 1024;
-
 function errnoCode(e: unknown): string {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   return typeof code === 'string' ? code : 'EUNKNOWN';
@@ -74,29 +72,6 @@ function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
-/** the last complete, parseable record of an open file, scanning back from its end */
-function lastRecord(fd: number, size: number): ChainHead | null {
-  let pos = size;
-  let carry = Buffer.alloc(0);
-  while (pos > 0) {
-    const n = Math.min(TAIL_CHUNK, pos);
-    pos -= n;
-    const chunk = Buffer.alloc(n);
-    fs.readSync(fd, chunk, 0, n, pos);
-    const buf = Buffer.concat([chunk, carry]);
-    const lines = buf.toString('utf8').split('\n');
-    // Before the start of the file, the first piece may be the tail of a longer line.
-    const firstComplete = pos === 0 ? 0 : 1;
-    for (let i = lines.length - 1; i >= firstComplete; i--) {
-      const head = parseHead(lines[i] ?? '');
-      if (head) return head;
-    }
-    const nl = buf.indexOf(0x0a);
-    carry = nl === -1 ? buf : buf.subarray(0, nl);
-  }
-  return null;
-}
-
 /**
  * The log's file readable by its owner alone (0600), or also by `group` (0640): whatever the
  * umask, and a file an older version left 0644 included.
@@ -104,21 +79,6 @@ function lastRecord(fd: number, size: number): ChainHead | null {
 function restrict(fd: number, group: number | undefined): void {
   if (group !== undefined) fs.fchownSync(fd, -1, group);
   fs.fchmodSync(fd, group === undefined ? 0o600 : 0o640);
-}
-
-function parseHead(line: string): ChainHead | null {
-  if (line.trim() === '') return null;
-  try {
-    const r: unknown = JSON.parse(line);
-    if (r === null || typeof r !== 'object') return null;
-    const { seq, hash } = r as { seq?: unknown; hash?: unknown };
-    if (typeof seq === 'number' && Number.isInteger(seq) && seq >= 0 && typeof hash === 'string' && HEX64.test(hash)) {
-      return { seq, hash };
-    }
-  } catch {
-    // not a record: keep looking further back
-  }
-  return null;
 }
 
 export class AuditLog extends EventEmitter<AuditLogEvents> {

@@ -13,7 +13,10 @@
 //   daemon. The spool is bounded (--nats-spool-max): past it, records are counted and reported
 //   (they stay in the log, which `audit` reads), never silently dropped.
 import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { type ConnectionOptions, connect, credsAuthenticator, headers, type JetStreamClient, type NatsConnection, nanos, StorageType } from 'nats';
+import { isAuthError, NatsConfigError, natsConnectOptions, RETRY_MS, subjectToken } from './nats-connect.js';
+
+export { isAuthError, NatsConfigError, natsConnectOptions, subjectToken } from './nats-connect.js';
+import { connect, headers, type JetStreamClient, type NatsConnection, nanos, StorageType } from 'nats';
 
 export interface NatsOutputOptions {
   url: string;
@@ -44,41 +47,13 @@ interface Queued {
 }
 
 /** a problem the user must fix before the daemon can start */
-export class NatsConfigError extends Error {}
 
 const MEM_MAX = 10_000;
 /** publishes in flight at once */
 const WINDOW = 64;
 const PUBLISH_TIMEOUT_MS = 5000;
-const RETRY_MS = 1000;
 /** how long a resend is recognised as one (the stream's duplicate window) */
 const DUPLICATE_WINDOW_MS = 60 * 60_000;
-
-/** a host name as one subject token: dots, spaces and wildcards would split or widen it */
-export function subjectToken(s: string): string {
-  return s.replace(/[.\s*>]/g, '_') || '_';
-}
-
-export function natsConnectOptions(o: { url: string; credsFile?: string; token?: string }): ConnectionOptions {
-  const opts: ConnectionOptions = { servers: o.url.split(','), name: 'redline', maxReconnectAttempts: -1, reconnectTimeWait: RETRY_MS, timeout: 3000 };
-  if (o.token) opts.token = o.token;
-  if (o.credsFile) {
-    let creds: Uint8Array;
-    try {
-      creds = readFileSync(o.credsFile);
-    } catch (e) {
-      throw new NatsConfigError(`--nats-creds ${o.credsFile}: ${(e as Error).message}`);
-    }
-    opts.authenticator = credsAuthenticator(creds);
-  }
-  return opts;
-}
-
-/** an error from the client that says the credentials were refused (fix them; retrying will not help) */
-export function isAuthError(e: unknown): boolean {
-  const code = String((e as { code?: unknown })?.code ?? '');
-  return code === 'AUTHORIZATION_VIOLATION' || code === 'AUTHENTICATION_EXPIRED' || /authori[sz]ation violation|authentication/i.test(String((e as Error)?.message));
-}
 
 export class NatsOutput {
   private nc: NatsConnection | null = null;

@@ -3,9 +3,10 @@
 // when it dies.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { monotonicToEpoch, nowMs } from '../../clock.js';
-import type { SensorEvent, SignalEvent } from '../../events.js';
+import type { SensorEvent } from '../../events.js';
+import { resolvePidfd } from './pidfd.js';
 import type { Sensor, SensorHealth, SensorTrouble } from '../sensor.js';
 import { ensureTracefs, findExecutable, findLoader, type LoaderFiles } from './host.js';
 import { type BpftraceLine, type Clock, parseLine, parseLoaderLine } from './parse.js';
@@ -38,16 +39,6 @@ const STDERR_KEPT = 8192;
 
 // Harmless on this kernel family (DESIGN.md); anything else on stderr is reported.
 const NOISE = [/RLIMIT_MEMLOCK/, /^\s*$/, /^Attaching \d+ probes/];
-
-/** the pid behind a pidfd, read from the sender's fdinfo while it still holds the fd */
-export function pidOfPidfd(pid: number, fd: number): number | null {
-  try {
-    const m = /^Pid:\s*(-?\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
-}
 
 export class EbpfSensor extends EventEmitter implements Sensor {
   readonly name = 'ebpf';
@@ -390,13 +381,5 @@ export class EbpfSensor extends EventEmitter implements Sensor {
       child.kill('SIGINT');
       setTimeout(() => child.kill('SIGKILL'), 2000).unref();
     });
-  }
-}
-
-function resolvePidfd(ev: SignalEvent): void {
-  const pid = ev.pidfd === undefined ? null : pidOfPidfd(ev.pid, ev.pidfd);
-  if (pid !== null && pid > 0) {
-    ev.target_pid = pid;
-    ev.target_unresolved = undefined;
   }
 }
