@@ -46,11 +46,12 @@ export class Judge {
 
   evaluate(e: Enriched): void {
     if (this.o.recordEvents) this.o.write({ ...observedRecord(e) });
-    const errorsBefore = this.o.ruleset().evalErrors;
-    for (const m of this.o.ruleset().evaluate(e)) this.raise(m, e);
+    const rules = this.o.ruleset();
+    const errorsBefore = rules.evalErrors;
+    for (const m of rules.evaluate(e)) this.raise(m, e);
     // a rule that throws sees nothing: that is the monitor going blind, and it must say so
-    if (this.o.ruleset().evalErrors > errorsBefore && this.o.funnel.firstTime(`rule: ${this.o.ruleset().lastEvalError}`)) {
-      this.blinded('redline.rule-eval-error', `a rule failed to evaluate: ${this.o.ruleset().lastEvalError}`, { event: e.event });
+    if (rules.evalErrors > errorsBefore && this.o.funnel.firstTime(`rule: ${rules.lastEvalError}`)) {
+      this.blinded('redline.rule-eval-error', `a rule failed to evaluate: ${rules.lastEvalError}`, { event: e.event });
     }
   }
 

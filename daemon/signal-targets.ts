@@ -27,8 +27,11 @@ export class SignalTargets {
     if (raw.target_unresolved) return { ...plain(raw, p), target: this.t.unknown(0) };
     // a sender inside a pid namespace names its target there: the host's pid is looked up, and
     // the event the rules see names both (target_ns_pid: what the sender named)
-    const { ev, target: t } = this.inHostNamespace(raw);
-    const out = plain(ev, p);
+    // (what the sender named, also when this runs again for a target late to appear)
+    const named = raw.target_ns_pid ?? raw.target_pid;
+    const translated = this.named(raw, named) ? null : this.inHostNamespace(raw, named);
+    const out = plain(translated?.ev ?? raw, p);
+    const t = translated ? translated.target : named;
     if (t === null) {
       out.target = this.t.unknown(0);
       return out;
@@ -53,16 +56,17 @@ export class SignalTargets {
     return out;
   }
 
+  /** the target `t` the sender named is a host pid already: sent in the daemon's pid namespace, a broadcast (-1), its own group (0), a pidfd's */
+  private named(ev: SignalEvent, t: number): boolean {
+    return ev.pidns === undefined || ev.pidns === this.ownPidns || t === 0 || t === -1 || ev.syscall === 'pidfd_send_signal';
+  }
+
   /**
-   * The signal's target as a host pid (a negative one for a group), or null when nothing in
-   * the sender's pid namespace has it. A translated one is a new event that keeps what the
-   * sender named (target_ns_pid); the sensor's stays as it was. Broadcasts (-1) and the sender's
-   * own group (0) need no translation.
+   * The target `t`, named in the sender's pid namespace, as a host pid (a negative one for a
+   * group), or null when nothing there has it; with the event the rules see, a new one that
+   * keeps what the sender named (target_ns_pid). The sensor's event stays as it was.
    */
-  private inHostNamespace(ev: SignalEvent): { ev: SignalEvent; target: number | null } {
-    // (what the sender named, also when this runs again for a target late to appear)
-    const t = ev.target_ns_pid ?? ev.target_pid;
-    if (ev.pidns === undefined || ev.pidns === this.ownPidns || t === 0 || t === -1 || ev.syscall === 'pidfd_send_signal') return { ev, target: t };
+  private inHostNamespace(ev: SignalEvent, t: number): { ev: SignalEvent; target: number | null } {
     const named = Math.abs(t);
     // a live process with that pid there; else one that exited (the signal may have killed it
     // before this ran: its exit line said who it was inside); else /proc
@@ -72,7 +76,7 @@ export class SignalTargets {
       host = p.pid;
       if (p.alive) break;
     }
-    host ??= hostPidIn(ev.pidns, named);
+    host ??= hostPidIn(ev.pidns as number, named);
     if (host === null) return { ev: { ...ev, target_ns_pid: t }, target: null };
     const target = t < 0 ? -host : host;
     return { ev: { ...ev, target_ns_pid: t, target_pid: target }, target };
