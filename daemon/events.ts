@@ -4,7 +4,7 @@
 import type { EventBase } from './events/base.js';
 import type { DiskFillEvent, EnospcEvent, FileBytesEvent, FileChangeEvent, LinkEvent, ListingEvent, OpenEvent, ProcReadEvent, ScanEvent } from './events/files.js';
 import type { AttemptEvent, SensorTroubleEvent, SurvivorEvent, VanishedEvent } from './events/monitor.js';
-import type { ConnectEvent, GpuEvent, ListenCloseEvent, ListenEvent, ProbeEvent, WeightsCopyEvent, WeightsLoadEvent, WeightsOpenEvent } from './events/net-weights.js';
+import type { ConnectEvent, GpuEvent, ListenCloseEvent, ListenEvent, ProbeEvent, WeightsCopyEvent, WeightsLoadEvent, WeightsOpenEvent, WeightsWithdrawnEvent } from './events/net-weights.js';
 
 export type { EventBase } from './events/base.js';
 export * from './events/files.js';
@@ -92,6 +92,8 @@ export const EVENT_TYPES = [
   // a door to the monitor or to another process that no signal shows (ptrace, bpf(), a module
   // load, a cgroup move), or a call the guard refused: what was attempted and what came of it
   'attempt',
+  // a derived copy reported in progress turned out to be a plain copy (its content matched)
+  'weights_withdrawn',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -196,6 +198,7 @@ export type SensorEvent =
   | WeightsOpenEvent
   | WeightsCopyEvent
   | WeightsLoadEvent
+  | WeightsWithdrawnEvent
   | GpuEvent
   | SensorTroubleEvent
   | SurvivorEvent

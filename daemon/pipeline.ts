@@ -238,6 +238,9 @@ export class Pipeline extends EventEmitter {
         this.judge.evaluate(e);
         return this.derive1(scan, 'scans');
       }
+      case 'weights_withdrawn':
+        this.record({ kind: 'event', type: 'weights.copy-withdrawn', pid: ev.pid, comm: ev.comm, path: ev.path, weight: ev.weight, reason: ev.reason });
+        return this.handle(ev);
       case 'listen_close':
         this.record({ kind: 'event', type: 'port.close', pid: ev.pid, comm: ev.comm, proto: ev.proto, addr: ev.addr, port: ev.port, inode: ev.inode });
         return this.handle(ev);

@@ -295,6 +295,9 @@ export class ProcessTable {
       case 'survivor':
         // a process of the group: the subject's, alive or not by the time it is judged
         return this.plain(ev, this.subjectProc(ev.pid, ev));
+      case 'weights_withdrawn':
+        // a correction of an earlier event: the writer as the table knows it, nothing marked
+        return this.plain(ev, this.lookup(ev.pid));
       case 'sensor_trouble':
         // the daemon's own event: its process is the daemon
         return this.plain(ev, this.lookup(ev.pid));

@@ -92,6 +92,8 @@ export const EVENT_FIELDS = {
   socket: 'bool',
   pipe: 'bool',
   read_bytes: 'int',
+  in_progress: 'bool',
+  confirmed: 'bool',
   dest_addr: 'string',
   dest_port: 'int',
   piped_from: 'int',
@@ -271,6 +273,8 @@ export class EventView {
   get socket() { return this.ev.socket === true; }
   get pipe() { return this.ev.pipe === true; }
   get read_bytes() { return this.int('read_bytes'); }
+  get in_progress() { return this.ev.in_progress === true; }
+  get confirmed() { return this.ev.confirmed === true; }
   get dest_addr() { return this.str('dest_addr'); }
   get dest_port() { return this.int('dest_port'); }
   get piped_from() { return this.int('piped_from'); }

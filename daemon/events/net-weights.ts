@@ -109,6 +109,16 @@ export interface WeightsCopyEvent extends WeightsBase {
   dest_addr?: string;
   dest_port?: number;
   loopback?: boolean;
+  /** a derived copy reported before its writer had read the share: unconfirmed (the share read later confirms it) */
+  in_progress?: boolean;
+  /** the derived copy reported in progress before, now confirmed (the same writer, destination and weights) */
+  confirmed?: boolean;
+}
+
+/** a derived copy reported in progress was a plain copy after all: its content matched (the copy's own event names it) */
+export interface WeightsWithdrawnEvent extends WeightsBase {
+  type: 'weights_withdrawn';
+  reason: 'content-match';
 }
 
 /**

@@ -12,32 +12,14 @@
 // The same counts make derived copies: a process that read the share and wrote at least a
 // quarter as many bytes to a file or a socket, with no copy of the weights found by content
 // among what it wrote, wrote them out in another form (compressed, encrypted, encoded, sent).
-import { dirname } from 'node:path';
 import type { FileBytesEvent } from '../../events.js';
-import { readStat } from '../../sensors/proc/read.js';
 import type { WeightFile, WeightRegistry } from '../../sensors/weights/registry.js';
 import type { Destination } from '../../enrich/destination.js';
 import { EarlyWrites } from './early-writes.js';
+import { CLASS, type CarryingPipe, isAlive, largestDest, type Load, type LoadHow, modelOf, type ProcessKey, type Reader, topWeight } from './reader.js';
+
+export type { Load, LoadHow, ProcessKey } from './reader.js';
 export type { Destination } from '../../enrich/destination.js';
-
-export type ProcessKey = string;
-export type LoadHow = 'mmap' | 'read' | 'pread' | 'mixed';
-
-export interface Load {
-  pid: number;
-  comm: string;
-  /** the weight file whose bytes crossed the share (the alert names it) */
-  weight: WeightFile;
-  how: LoadHow;
-  /** bytes of the model mapped or read */
-  bytes: number;
-  /** of the model's registered bytes */
-  share: number;
-  /** the kernel did not count the process as the subject's */
-  outside: boolean;
-  /** kernel time the share was crossed */
-  time: number;
-}
 
 /** a reader is a loader only if it is still alive this long after crossing the share */
 export const READ_ALIVE_MS = 2000;
@@ -45,6 +27,13 @@ export const READ_ALIVE_MS = 2000;
 export const DERIVED_SHARE = 0.25;
 // a content match of what it wrote, if there is one, lands well within this
 const DERIVED_SETTLE_MS = 1500;
+/**
+ * A derived copy in progress: a reader that has read this much of the weights and written as
+ * much (and a quarter of what it read) to a file or socket whose content matched nothing is
+ * reported at once, unconfirmed; the share crossed later confirms it (the kernel reports a
+ * reader's reads of the weights in steps of this size: daemon/sensors/ebpf/loader/bytes.bpf.c)
+ */
+export const EARLY_DERIVED_BYTES = 16 << 20;
 
 export interface Derived {
   key: ProcessKey;
@@ -58,6 +47,8 @@ export interface Derived {
   time: number;
   /** it read the weights through a pipe, from this pid */
   pipedFrom: number | null;
+  /** reported before the share was crossed: unconfirmed (`in_progress`), or the confirmation of one that was */
+  progress?: 'in_progress' | 'confirmed';
 }
 // a process that wrote at least this share of what it read is copying, not loading
 const COPIER_SHARE = 0.5;
@@ -67,55 +58,6 @@ const MAX_PIPES = 256;
 const MAX_LISTENING = 4096;
 /** pipes followed back from a reader to the one that read the file */
 const MAX_PIPE_HOPS = 8;
-
-/** a pipe a reader of the weights wrote into: whoever reads it gets the weights' bytes */
-interface CarryingPipe {
-  weight: WeightFile;
-  /** the pid that wrote the weights' bytes into it */
-  from: number;
-  /** that writer's own account: how much of the weights it had (through pipes too) */
-  reader: Reader;
-}
-
-interface PerFile {
-  weight: WeightFile;
-  read: number;
-  /** a running total from the kernel (capped at the size), not a delta */
-  mapped: number;
-}
-
-interface Reader {
-  pid: number;
-  comm: string;
-  files: Map<WeightFile, PerFile>;
-  classes: Set<'mmap' | 'read' | 'pread'>;
-  written: number;
-  outside: boolean;
-  /** crossed the share by reading alone: when (kernel time) and with what */
-  pending: Load | null;
-  done: boolean;
-  /** what it wrote, by file or socket */
-  dests: Map<string, Destination>;
-  /** bytes it wrote into pipes (passed on, not kept: neither a destination nor a copy) */
-  piped: number;
-  /** it got the weights' bytes through a pipe, from this pid */
-  pipedFrom: number | null;
-  /** that pipe's writer: what came through it is credited as read (a pipe is known late, its first steps uncounted) */
-  upstream: Reader | null;
-  /** a copy of the weights was found by content among what it wrote: a copier, never derived */
-  copied: boolean;
-  /** wrote enough to be a derived copy (kernel time), awaiting a content match that would say otherwise */
-  derivedAt: number | null;
-  derivedSeen: number;
-  derivedDone: boolean;
-  /** exited, kept only until its derived copy is judged */
-  gone: boolean;
-}
-
-const CLASS: Record<string, 'read' | 'pread' | 'mmap'> = {
-  read: 'read', readv: 'read', sendfile: 'read', splice: 'read', copy_file_range: 'read',
-  pread: 'pread', preadv: 'pread', preadv2: 'pread', uring_read: 'pread', mmap: 'mmap',
-};
 
 export class LoadAccounting {
   private readonly readers = new Map<ProcessKey, Reader>();
@@ -138,6 +80,8 @@ export class LoadAccounting {
     private readonly name: (pid: number, d: Destination) => void = () => undefined,
     /** a content match of this file is still due or running */
     private readonly matching: (dev: number, ino: number) => boolean = () => false,
+    /** a derived copy reported in progress was a plain copy after all (its content matched) */
+    private readonly withdrawn: (d: Derived) => void = () => undefined,
   ) {}
 
   get size(): number {
@@ -156,7 +100,7 @@ export class LoadAccounting {
   bytes(ev: FileBytesEvent, key: ProcessKey, w: WeightFile): void {
     let r = this.readers.get(key);
     this.pids.add(ev.pid);
-    if (!r) this.readers.set(key, (r = { pid: ev.pid, comm: ev.comm ?? '', files: new Map(), classes: new Set(), written: 0, outside: !ev.subject, pending: null, done: false, dests: new Map(), piped: 0, pipedFrom: null, upstream: null, copied: false, derivedAt: null, derivedSeen: 0, derivedDone: false, gone: false }));
+    if (!r) this.readers.set(key, (r = { pid: ev.pid, comm: ev.comm ?? '', files: new Map(), classes: new Set(), written: 0, outside: !ev.subject, pending: null, done: false, dests: new Map(), piped: 0, pipedFrom: null, upstream: null, copied: false, derivedAt: null, derivedSeen: 0, derivedDone: false, earlyAt: null, gone: false }));
     if (ev.subject) r.outside = false;
     let f = r.files.get(w);
     if (!f) r.files.set(w, (f = { weight: w, read: 0, mapped: 0 }));
@@ -165,6 +109,7 @@ export class LoadAccounting {
     if (cls === 'mmap') f.mapped = Math.max(f.mapped, ev.bytes);
     else f.read += ev.bytes;
     for (const e of this.early.take(key)) this.wrote(key, e);
+    this.judgeEarly(key, r, ev.time);
     if (r.done) return;
     const load = this.measure(r, w, ev.time);
     if (load.share < this.share) return;
@@ -192,6 +137,7 @@ export class LoadAccounting {
       r.pipedFrom ??= p.from;
       r.upstream ??= p.reader;
       this.judgeDerived(r, ev.time);
+      this.judgeEarly(key, r, ev.time);
     }
     return true;
   }
@@ -221,6 +167,26 @@ export class LoadAccounting {
     }
     if (d) d.bytes += ev.bytes;
     this.judgeDerived(r, ev.time);
+    this.judgeEarly(key, r, ev.time);
+  }
+
+  /**
+   * Enough of the weights read, and as much written in a form no content match found: a
+   * derived copy in progress, reported now (a 1 GiB model XORed at 200 MB/s is otherwise
+   * flagged only once half of it is read). The share crossed confirms it; a content match of
+   * what it wrote withdraws it (a plain copy, which its match names).
+   */
+  private judgeEarly(key: ProcessKey, r: Reader, time: number): void {
+    if (r.copied || r.earlyAt !== null || r.derivedAt !== null || r.derivedDone || r.written < EARLY_DERIVED_BYTES) return;
+    const read = this.readBytes(r);
+    if (read < EARLY_DERIVED_BYTES || r.written < DERIVED_SHARE * read) return;
+    const dest = largestDest(r);
+    // a file whose content is still to be looked at may be a plain copy: its match names it
+    if (!dest || (!dest.socket && this.matching(dest.dev, dest.ino))) return;
+    const w = topWeight(r);
+    if (!w) return;
+    r.earlyAt = time;
+    this.derived({ key, pid: r.pid, comm: r.comm, weight: w, read, written: r.written, dest, outside: r.outside, time, pipedFrom: r.pipedFrom, progress: 'in_progress' });
   }
 
   /** it holds a share of a model and wrote about as much as it read: a derived copy, once its content match has had its chance */
@@ -242,6 +208,13 @@ export class LoadAccounting {
     r.copied = true;
     // a copier reads the weights whole too: not a server
     if (r.pending) r.pending = null;
+    // reported as a derived copy in progress, and its content turned out to be the weights'
+    if (r.earlyAt !== null && !r.derivedDone) {
+      r.derivedDone = true;
+      const dest = largestDest(r);
+      const w = topWeight(r);
+      if (dest && w) this.withdrawn({ key, pid: r.pid, comm: r.comm, weight: w, read: this.readBytes(r), written: r.written, dest, outside: r.outside, time: r.earlyAt, pipedFrom: r.pipedFrom });
+    }
   }
 
   /** a derived copy flagged and not yet decided (its content match may still rule it out) */
@@ -309,11 +282,10 @@ export class LoadAccounting {
   private settleDerived(key: ProcessKey, r: Reader): void {
     r.derivedDone = true;
     if (r.copied) return;
-    let dest: Destination | null = null;
-    for (const d of r.dests.values()) if (!dest || d.bytes > dest.bytes) dest = d;
-    const w = [...r.files.values()].sort((a, b) => b.read + b.mapped - (a.read + a.mapped))[0]?.weight;
+    const dest = largestDest(r);
+    const w = topWeight(r);
     if (!dest || !w || (r.derivedAt ?? 0) === 0) return;
-    this.derived({ key, pid: r.pid, comm: r.comm, weight: w, read: this.readBytes(r), written: r.written, dest, outside: r.outside, time: r.derivedAt ?? 0, pipedFrom: r.pipedFrom });
+    this.derived({ key, pid: r.pid, comm: r.comm, weight: w, read: this.readBytes(r), written: r.written, dest, outside: r.outside, time: r.derivedAt ?? 0, pipedFrom: r.pipedFrom, ...(r.earlyAt !== null ? { progress: 'confirmed' as const } : {}) });
   }
 
   /**
@@ -370,15 +342,4 @@ export class LoadAccounting {
     const how: LoadHow = r.classes.size > 1 ? 'mixed' : ([...r.classes][0] ?? 'read');
     return { pid: r.pid, comm: r.comm, weight: w, how, bytes, share: total > 0 ? bytes / total : 0, outside: r.outside, time };
   }
-}
-
-function modelOf(w: WeightFile): string {
-  return `${dirname(w.path)}\u0000${w.fp.format}`;
-}
-
-/** the process behind `${pid}:${start}` is still the one running under that pid */
-function isAlive(key: ProcessKey): boolean {
-  const [pid, start] = key.split(':');
-  const st = readStat(Number(pid));
-  return st !== null && (start === '?' || String(st.starttime) === start);
 }

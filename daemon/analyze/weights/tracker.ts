@@ -84,7 +84,7 @@ export class WeightsTracker extends EventEmitter implements Analyzer {
         parentOf: (pid) => this.o.parentOf?.(pid) ?? 0,
         failed: (c, err) => this.emit('trouble', { sensor: this.name, reason: 'failed', detail: `matching ${c.path} against the weights failed (${err.message}): a copy there may be missed` }),
       }, o.idleMs ?? 2000, o.maxCandidates ?? 512);
-    this.loads = new LoadAccounting(o.registry, o.loadShare ?? 0.5, (l) => this.loaded(l), (d) => this.derived(d), nameDestination, (dev, ino) => this.candidates.matching(dev, ino));
+    this.loads = new LoadAccounting(o.registry, o.loadShare ?? 0.5, (l) => this.loaded(l), (d) => this.derived(d), nameDestination, (dev, ino) => this.candidates.matching(dev, ino), (d) => this.withdrawn(d));
   }
 
   async stop(): Promise<void> {
@@ -302,8 +302,16 @@ export class WeightsTracker extends EventEmitter implements Analyzer {
       type: 'weights_copy', time: d.time, pid: d.pid, comm: d.comm, path: where, weight: d.weight.path, generation: d.weight.generation + 1,
       match: 'derived', bytes: d.written, read_bytes: d.read, offset: 0, seen_by: 'ebpf', outside_subject: d.outside || undefined, piped_from: d.pipedFrom ?? undefined,
       ...(d.dest.socket && d.dest.addr !== null ? { dest_addr: d.dest.addr, dest_port: d.dest.port ?? 0, loopback: isLoopback(d.dest.addr) } : {}),
+      ...(d.progress === 'in_progress' ? { in_progress: true } : d.progress === 'confirmed' ? { confirmed: true } : {}),
     });
-    if (!d.dest.socket) void this.registerDerived(d, where);
+    // (registered as weights of the next generation once whole: not while it is being written)
+    if (!d.dest.socket && d.progress !== 'in_progress') void this.registerDerived(d, where);
+  }
+
+  /** a derived copy reported in progress matched by content after all: the copy's own event names it */
+  private withdrawn(d: Derived): void {
+    const where = d.dest.socket ? (d.dest.addr === null ? `socket:[${d.dest.ino}]` : `${d.dest.addr}:${d.dest.port}`) : (d.dest.path ?? this.candidates.get(d.dest.dev, d.dest.ino)?.path ?? `inode ${d.dest.dev}:${d.dest.ino}`);
+    this.emitEvent({ type: 'weights_withdrawn', time: Date.now(), pid: d.pid, comm: d.comm, path: where, weight: d.weight.path, generation: d.weight.generation + 1, reason: 'content-match' });
   }
 
   /**

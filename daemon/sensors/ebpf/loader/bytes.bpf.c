@@ -17,6 +17,10 @@
 // a reader of the weights (also through a pipe) writes in smaller steps after its first MiB: a
 // small model written out in chunks must still show its bytes before the writer exits
 #define READER_WRITE_STEP (4ULL << 20)
+// reads of the registered weights themselves are reported in steps of at most this: a reader that
+// writes them out in another form is a derived copy in progress once 16 MiB went each way
+// (daemon/analyze/weights/loads.ts EARLY_DERIVED_BYTES), not only after an eighth of the model
+#define WEIGHTS_READ_STEP (16ULL << 20)
 
 const volatile struct rl_config cfg = {};
 
@@ -103,9 +107,11 @@ static __always_inline void become_reader(void) {
   bpf_map_update_elem(&readers, &pid, &v, BPF_ANY);
 }
 
-static __always_inline void read_weights(__u32 dev, __u64 ino) {
+static __always_inline int read_weights(__u32 dev, __u64 ino) {
   struct rl_key w = { .pid = 0, .dev = dev, .ino = ino };
-  if (bpf_map_lookup_elem(&weights, &w)) become_reader();
+  if (!bpf_map_lookup_elem(&weights, &w)) return 0;
+  become_reader();
+  return 1;
 }
 
 // a pipe (or local socket) a reader wrote a step (1 MiB) into carries the weights; its reader becomes one
@@ -166,7 +172,7 @@ static __always_inline void account(struct file *f, __s32 fd, __u64 bytes, __u32
   if (write) { if (mode != 0x8000 && mode != 0xc000 && mode != 0x1000) return; }
   else if (!((mode == 0x8000 && size >= MIN_FILE) || mode == 0x1000)) return;
   struct rl_key k = { .pid = bpf_get_current_pid_tgid() >> 32, .dev = BPF_CORE_READ(i, i_sb, s_dev), .ino = ino };
-  if (!write && mode == 0x8000) read_weights(k.dev, k.ino);
+  int weights = !write && mode == 0x8000 && read_weights(k.dev, k.ino);
   // a pipe's reader is marked at each read; the pipe itself only once a reader has written a
   // step into it (a server's log lines into a pipe or socket make no reader of what reads them)
   if (mode == 0x1000 && !write) through_pipe(&k, 0);
@@ -181,7 +187,12 @@ static __always_inline void account(struct file *f, __s32 fd, __u64 bytes, __u32
   __u64 n = c->n + bytes, step;
   // (the readers map is asked only when the answer matters: between the two steps, not on every write)
   if (write) step = !c->seen ? WRITE_FIRST : n >= READER_WRITE_STEP && n < WRITE_STEP && bpf_map_lookup_elem(&readers, &k.pid) ? READER_WRITE_STEP : WRITE_STEP;
-  else { step = size / 8; if (step > READ_STEP_MAX) step = READ_STEP_MAX; if (step == 0) step = PIPE_STEP; }
+  else {
+    step = size / 8;
+    if (step > READ_STEP_MAX) step = READ_STEP_MAX;
+    if (weights && step > WEIGHTS_READ_STEP) step = WEIGHTS_READ_STEP;
+    if (step == 0) step = PIPE_STEP;
+  }
   if (n < step) { c->n = n; return; }
   int first = write && !c->seen;
   c->n = 0; c->seen = 1;
