@@ -72,7 +72,8 @@ try {
     ),
   );
   // a derived copy: every byte XORed on the way (nothing in it matches by content), same pace;
-  // flagged once half the weights were read and a quarter as much written, then 1.5 s to rule out a match
+  // flagged as a derived copy in progress once 16 MiB of the weights were read and as much written
+  // (the libbpf loader; with bpftrace counting, once half was read, then 1.5 s to rule out a match)
   const derived = join(dir, 'out', 'derived.bin');
   results.push(
     await trial(
