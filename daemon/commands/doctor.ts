@@ -8,7 +8,7 @@ import { collectHostFacts, describeHost } from '../host-facts.js';
 import { describeStarved, POLL_BLIND, starvedByPoll } from '../sensors/feeds.js';
 import { notifyAvailable } from '../notify.js';
 import { cgroupOfPid, findCgroupV2Mount, findFreezerV1Mount, groupPids, readEvents } from '../cgroup.js';
-import { ebpfUnavailableReason, findExecutable, findLoader, tracefsMounted } from '../sensors/ebpf/host.js';
+import { ebpfUnavailableReason, findExecutable, findLoader, loaderUnavailableReason, tracefsMounted } from '../sensors/ebpf/host.js';
 import { gpuUnavailableReason } from '../sensors/gpu/index.js';
 import { LsmGuard, seccompEntry } from '../guard/index.js';
 
@@ -22,7 +22,7 @@ interface Check {
 function loaderCheck(): Check {
   const l = findLoader();
   if (l) return { name: 'libbpf loader', ok: true, detail: `${l.bin}: counts the weights' bytes and reports the guard's refusals (a raw tracepoint on sys_exit), and holds copies in enforce mode (one on sys_enter)` };
-  const why = process.env.REDLINE_LOADER === 'off' ? 'turned off (REDLINE_LOADER=off)' : process.arch !== 'x64' ? `not for ${process.arch} (it reads x86_64 registers)` : 'not built (apt-get install -y clang libbpf-dev bpftool, then npm run build)';
+  const why = loaderUnavailableReason() ?? 'not found';
   return { name: 'libbpf loader', ok: true, detail: `${why}; bpftrace counts the weights' bytes, at about twice the cost per read or write` };
 }
 

@@ -113,7 +113,7 @@ export function sensorRecord(p: Parts): void {
   if (sensor instanceof PollSensor) {
     const blind = Object.entries(POLL_BLIND).map(([type, why]) => ({ type, why }));
     p.log.append({ kind: 'daemon', phase: 'sensor', sensor: sensor.name, sensor_pids: [], bytes_by: 'poll', source: sensor.source, interval_ms: o.config.pollIntervalMs, chosen_because: o.sensor?.why, blind_to: blind, inactive_rules: starvedByPoll(o.ruleset.rules).filter((r) => r.inactive).map((r) => r.rule), detail: `reading ${sensor.source === 'proc' ? '/proc' : 'ps-list'} every ${o.config.pollIntervalMs} ms` });
-  } else if (sensor instanceof EbpfSensor) p.log.append({ kind: 'daemon', phase: 'sensor', sensor: sensor.name, sensor_pids: sensor.ownPids(), bytes_by: sensor.bytesBy(), detail: 'probes attached' });
+  } else if (sensor instanceof EbpfSensor) p.log.append({ kind: 'daemon', phase: 'sensor', sensor: sensor.name, sensor_pids: sensor.ownPids(), bytes_by: sensor.bytesBy(), bytes_by_why: sensor.bytesByWhy(), detail: 'probes attached' });
 }
 
 /** the GPU sensor runs where nvidia-smi does; elsewhere the log says why it is off */

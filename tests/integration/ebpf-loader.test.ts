@@ -123,6 +123,7 @@ describe('the libbpf loader', { skip: skip ?? false }, () => {
     try {
       await sensor.start();
       assert.equal(sensor.bytesBy(), 'bpftrace');
+      assert.match(sensor.bytesByWhy() ?? '', /^the loader did not start: /, 'the reason, for the sensor record');
       assert.equal(sensor.ownPids().length, 1);
       assert.ok(troubles.some((t) => /libbpf loader did not start/.test(t.detail) && /bpftrace counts/.test(t.detail)), JSON.stringify(troubles));
       assert.match(sensor.scriptText(), /sys_enter_read\b/);
@@ -145,6 +146,15 @@ describe('the libbpf loader', { skip: skip ?? false }, () => {
     const copy = alertsOf(recs).find((r) => r.category === 'weights.copy');
     assert.ok(copy, `no weights.copy: ${run.stderr}`);
     assert.match(String(copy.summary), /away\.bin/);
+  });
+
+  test('turned off (REDLINE_LOADER=off): the sensor record says bpftrace counts the bytes, and why', async () => {
+    const log = join(dir, 'loader-off.ndjson');
+    const run = await redline(['exec', '--mode', 'observe', '--socket', 'off', '--log', log, '--', '/bin/true'], { REDLINE_LOADER: 'off' });
+    const rec = readLog(log).find((r) => r.phase === 'sensor' && r.sensor === 'ebpf');
+    assert.ok(rec, run.stderr);
+    assert.equal(rec.bytes_by, 'bpftrace');
+    assert.equal(rec.bytes_by_why, 'turned off (REDLINE_LOADER=off)');
   });
 
   test('a killed loader in enforce mode with --fail-closed: a monitor.degraded alert and the subject frozen', async () => {

@@ -58,6 +58,14 @@ export interface LoaderFiles {
  * REDLINE_LOADER=off): the bpftrace program then counts the bytes itself. REDLINE_LOADER=DIR
  * names another build.
  */
+/** why the loader is not there to count the bytes (null: it is), in the words doctor and the sensor record use */
+export function loaderUnavailableReason(): string | null {
+  if (findLoader()) return null;
+  if (process.env.REDLINE_LOADER === 'off') return 'turned off (REDLINE_LOADER=off)';
+  if (process.arch !== 'x64') return `not for ${process.arch} (it reads x86_64 registers)`;
+  return 'not built (apt-get install -y clang libbpf-dev bpftool, then npm run build)';
+}
+
 export function findLoader(): LoaderFiles | null {
   const env = process.env.REDLINE_LOADER;
   if (env === 'off' || process.arch !== 'x64') return null;

@@ -8,7 +8,7 @@ import { monotonicToEpoch, nowMs } from '../../clock.js';
 import type { SensorEvent } from '../../events.js';
 import { resolvePidfd } from './pidfd.js';
 import type { Sensor, SensorHealth, SensorTrouble } from '../sensor.js';
-import { ensureTracefs, findExecutable, findLoader, type LoaderFiles } from './host.js';
+import { ensureTracefs, findExecutable, findLoader, type LoaderFiles, loaderUnavailableReason } from './host.js';
 import { type BpftraceLine, type Clock, parseLine, parseLoaderLine } from './parse.js';
 import { generateScript, type SubjectFilter } from './script.js';
 import { LineSplitter } from '../../lines.js';
@@ -59,6 +59,8 @@ export class EbpfSensor extends EventEmitter implements Sensor {
   private readonly newNames = new Map<number, { time: number; dfd: number; name: string }>();
   /** the loader, while it counts the bytes (null: bpftrace does) */
   private loader: LoaderFiles | null;
+  /** why bpftrace counts the bytes (not built, turned off, or the kernel would not load it) */
+  private loaderWhy: string | null = null;
   /** the copy gate's state, told to the loader again when it restarts */
   private gateWeights: string[] = [];
   private gateOn = false;
@@ -66,6 +68,7 @@ export class EbpfSensor extends EventEmitter implements Sensor {
   constructor(private readonly opts: EbpfOptions) {
     super();
     this.loader = opts.loader === undefined ? findLoader() : opts.loader;
+    if (!this.loader) this.loaderWhy = opts.loader === undefined ? loaderUnavailableReason() : 'not given';
     this.bpftrace = opts.bpftrace ?? findExecutable('bpftrace') ?? 'bpftrace';
     this.makeScript();
   }
@@ -81,6 +84,11 @@ export class EbpfSensor extends EventEmitter implements Sensor {
   /** what counts the bytes read and written through syscalls */
   bytesBy(): 'libbpf' | 'bpftrace' {
     return this.loader ? 'libbpf' : 'bpftrace';
+  }
+
+  /** why bpftrace counts the bytes (undefined while the loader does) */
+  bytesByWhy(): string | undefined {
+    return this.loader ? undefined : (this.loaderWhy ?? undefined);
   }
 
   ownPids(): number[] {
@@ -163,6 +171,7 @@ export class EbpfSensor extends EventEmitter implements Sensor {
       } catch (err) {
         this.trouble({ sensor: this.name, reason: 'stderr', detail: `the libbpf loader did not start (${(err as Error).message}); bpftrace counts the weights' bytes instead` });
         this.loader = null;
+        this.loaderWhy = `the loader did not start: ${(err as Error).message}`;
         this.makeScript();
       }
     }
