@@ -76,7 +76,6 @@ export interface Stages {
   scans?: Pick<ScanTracker, 'procRead' | 'connected' | 'listed' | 'exited'>;
 }
 
-
 // a signal whose target is not yet known may have been sent to a child whose fork event
 // is still in another CPU's buffer: look again after this long
 const LATE_TARGET_MS = 20;
