@@ -39,11 +39,16 @@ describe('the dashboard', { skip: skip ?? false }, () => {
   const pages: Page[] = [];
   const problems: string[] = [];
   const base = () => `http://127.0.0.1:${port}`;
+  let said = '';
 
   /** the daemon, on the same port and log each time (a restart continues both) */
   async function startDaemon(): Promise<void> {
     const before = existsSync(log) ? readLog(log).length : 0;
     daemon = startRedline(['run', '--subject-pid', String(agent.pid), '--mode', 'observe', '--log', log, '--ws', `127.0.0.1:${port}`, '--ws-token', TOKEN, '--ws-operator-token', OPERATOR, '--socket', 'off', '--weights', model.dir, '--ws-heartbeat', '500']);
+    // (what it said last, for a cue that finds nothing: a daemon that stopped says why there)
+    daemon.child.stderr?.on('data', (d: Buffer) => {
+      said = (said + d.toString()).slice(-2000);
+    });
     const t0 = Date.now();
     while (!readLog(log).slice(before).some((r) => r.kind === 'daemon' && r.phase === 'output' && r.output === 'websocket')) {
       if (Date.now() - t0 > 30_000) throw new Error('the daemon did not start');
@@ -62,7 +67,10 @@ describe('the dashboard', { skip: skip ?? false }, () => {
       if (found) return found;
       await sleep(20);
     }
-    throw new Error(`${name}: nothing in the log`);
+    const c = daemon?.child;
+    const state = c && (c.exitCode !== null || c.signalCode !== null) ? `the daemon exited (${c.exitCode ?? c.signalCode})` : 'the daemon runs';
+    const last = readLog(log).slice(-3).map((r) => `${r.kind}/${String(r.phase ?? r.rule ?? '')}`).join(', ');
+    throw new Error(`${name}: nothing in the log; ${state}; last records: ${last}; its stderr ends: ${said.slice(-600)}`);
   }
   const kill = (name: string) => cue(name, `/bin/kill -CONT ${victim}\n`, (r) => r.kind === 'alert' && r.rule === 'signal-outside-tree');
   async function open(query: string): Promise<Page> {
