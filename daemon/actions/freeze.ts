@@ -52,7 +52,7 @@ function halted(pid: number): boolean {
  */
 async function freezeBySignal(s: Subject, t0: number): Promise<ActionResult> {
   const pids = () => subjectPids(s);
-  let stopped = stopAll(pids);
+  let stopped = stopAll(pids, 50, STOP_MIN_MS);
   if (!stopped.ok) return { action: 'freeze', ok: false, latency_ms: elapsed(t0), method: 'sigstop', detail: { pids: stopped.count }, error: 'new processes kept appearing' };
   const inT = () => pids().every((pid) => pid === process.pid || stoppedOrGone(pid));
   const done = () => {
@@ -65,16 +65,24 @@ async function freezeBySignal(s: Subject, t0: number): Promise<ActionResult> {
   return { action: 'freeze', ok: stopped.ok, latency_ms: elapsed(t0), method: 'sigstop', detail: { pids: stopped.count, pending }, error: stopped.ok ? undefined : 'new processes kept appearing' };
 }
 
+/** how long the first round of SIGSTOPs keeps at a subject that keeps forking before it gives up (well inside the watchdog's 500 ms heartbeat window: it blocks the loop) */
+const STOP_MIN_MS = 200;
+
 function stoppedOrGone(pid: number): boolean {
   const st = readStat(pid)?.state;
   return st === undefined || st === 'T' || st === 't' || st === 'Z' || st === 'X';
 }
 
-/** SIGSTOP every pid, again and again, until a pass finds no pid it has not stopped */
-export function stopAll(list: () => number[], maxRounds = 50): { ok: boolean; count: number } {
+/**
+ * SIGSTOP every pid, again and again, until a pass finds no pid it has not stopped: at most
+ * `maxRounds` passes, and (a forking process on the other core may take a moment under load to
+ * act on its SIGSTOP: CI saw 50 passes go by in 80 ms) for at least `minMs`
+ */
+export function stopAll(list: () => number[], maxRounds = 50, minMs = 0): { ok: boolean; count: number } {
   const stopped = new Set<number>();
   const self = process.pid;
-  for (let round = 0; round < maxRounds; round++) {
+  const t0 = performance.now();
+  for (let round = 0; round < maxRounds || performance.now() - t0 < minMs; round++) {
     let fresh = 0;
     for (const pid of list()) {
       if (pid === self || stopped.has(pid)) continue;
